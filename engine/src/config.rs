@@ -1,0 +1,205 @@
+//! Configuration: the `config.toml` schema with its defaults, environment overrides for
+//! secrets, and validation that reports every problem naming its key.
+//! No IO beyond reading the file and the environment.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The default configuration, shipped in the binary so `stepwise serve` runs without a file.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config.toml");
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub replicate: ReplicateConfig,
+    #[serde(default)]
+    pub workflows: BTreeMap<String, WorkflowConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// When set, POST routes and listing need `Authorization: Bearer <token>`.
+    /// Overridden by the `STEPWISE_API_TOKEN` environment variable.
+    pub api_token: Option<String>,
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: "127.0.0.1:8080".into(), api_token: None, cors_origins: vec![] }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: PathBuf::from("./data"), cache_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicateConfig {
+    pub api_base: String,
+    /// Never read from the file's defaults in practice: `REPLICATE_API_TOKEN` overrides it.
+    pub api_token: Option<String>,
+    pub poll_initial_ms: u64,
+    pub poll_max_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ReplicateConfig {
+    fn default() -> Self {
+        ReplicateConfig {
+            api_base: "https://api.replicate.com".into(),
+            api_token: None,
+            poll_initial_ms: 1000,
+            poll_max_ms: 10_000,
+            connect_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowConfig {
+    pub model: Option<String>,
+    pub version: Option<String>,
+    #[serde(default = "default_max_items")]
+    pub max_items: usize,
+    #[serde(default)]
+    pub input: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub first: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_max_items() -> usize {
+    10
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid config: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Reads `path`, applies environment overrides and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses `text` (from `origin`, for messages), applies environment overrides, validates.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { origin: origin.to_owned(), message: e.to_string() })?;
+        config.apply_env(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Secrets come from the environment when set there.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(token) = var("REPLICATE_API_TOKEN") {
+            self.replicate.api_token = Some(token);
+        }
+        if let Some(token) = var("STEPWISE_API_TOKEN") {
+            self.server.api_token = Some(token);
+        }
+    }
+
+    /// Every problem at once, each naming its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = vec![];
+        if self.replicate.poll_initial_ms == 0 {
+            problems.push("replicate.poll_initial_ms must be at least 1".to_owned());
+        }
+        if self.replicate.poll_max_ms < self.replicate.poll_initial_ms {
+            problems.push("replicate.poll_max_ms must not be below poll_initial_ms".to_owned());
+        }
+        if self.workflows.is_empty() {
+            problems.push("no [workflows.NAME] section: nothing could be started".to_owned());
+        }
+        for (name, workflow) in &self.workflows {
+            if let Err(mut errors) = crate::workflow::Workflow::compile(name, workflow) {
+                problems.append(&mut errors);
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The configuration as TOML with secrets masked, for `check-config` and logs.
+    pub fn masked_summary(&self) -> String {
+        let mask = |s: &Option<String>| if s.is_some() { "\"***\"" } else { "(unset)" };
+        format!(
+            "server.listen = {:?}\nserver.api_token = {}\nstorage.data_dir = {:?}\n\
+             replicate.api_base = {:?}\nreplicate.api_token = {}\nworkflows = {:?}\n",
+            self.server.listen,
+            mask(&self.server.api_token),
+            self.storage.data_dir,
+            self.replicate.api_base,
+            mask(&self.replicate.api_token),
+            self.workflows.keys().collect::<Vec<_>>(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_is_valid() {
+        let mut config: Config = toml::from_str(EMBEDDED_DEFAULT).unwrap();
+        config.apply_env(|_| None);
+        config.validate().unwrap();
+        assert!(config.workflows.contains_key("tryon"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let err = Config::from_toml("[server]\nlisten = \"x\"\nlisen = 1\n", "test").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_secrets() {
+        let mut config: Config = toml::from_str("[replicate]\napi_token = \"file\"").unwrap();
+        config.apply_env(|name| (name == "REPLICATE_API_TOKEN").then(|| "env".to_owned()));
+        assert_eq!(config.replicate.api_token.as_deref(), Some("env"));
+        assert_eq!(config.server.api_token, None);
+    }
+
+    #[test]
+    fn a_workflow_without_model_or_version_names_its_key() {
+        let err = Config::from_toml("[workflows.w]\nmax_items = 3\n", "test").unwrap_err();
+        assert!(err.to_string().contains("workflows.w"), "{err}");
+    }
+}

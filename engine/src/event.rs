@@ -1,0 +1,61 @@
+//! Journal events: every state change of a task, in the order it happened.
+//! Stored through bincode inside the versioned envelope of `journal::codec`:
+//! never reorder variants or fields, add new variants at the end.
+
+use crate::model::{Json, Millis};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// The client's start request, accepted and validated.
+    TaskCreated {
+        workflow: String,
+        params: Json,
+        items: Vec<Json>,
+        idempotency_key: Option<String>,
+        at: Millis,
+    },
+    /// The intent to create a prediction for `step`, journaled before the create call, so a
+    /// restart knows a prediction may exist and looks for it before creating another.
+    StepRequested { step: u32, attempt: u32, input: Json, at: Millis },
+    /// Replicate accepted the create call (or recovery found the prediction it made).
+    PredictionCreated { step: u32, attempt: u32, prediction_id: String, at: Millis },
+    /// The prediction moved to `processing`.
+    PredictionStarted { step: u32, prediction_id: String, at: Millis },
+    StepSucceeded { step: u32, prediction_id: String, output: Json, at: Millis },
+    /// The step ended without output. `prediction_id` is `None` when no prediction could be
+    /// made (a final create error, an input that cannot be built). `canceled` marks a
+    /// prediction that Replicate reports as canceled or aborted.
+    StepFailed {
+        step: u32,
+        prediction_id: Option<String>,
+        error: String,
+        canceled: bool,
+        at: Millis,
+    },
+}
+
+impl Event {
+    pub fn at(&self) -> Millis {
+        match self {
+            Event::TaskCreated { at, .. }
+            | Event::StepRequested { at, .. }
+            | Event::PredictionCreated { at, .. }
+            | Event::PredictionStarted { at, .. }
+            | Event::StepSucceeded { at, .. }
+            | Event::StepFailed { at, .. } => *at,
+        }
+    }
+
+    /// A short name for logs and event histories.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::TaskCreated { .. } => "task_created",
+            Event::StepRequested { .. } => "step_requested",
+            Event::PredictionCreated { .. } => "prediction_created",
+            Event::PredictionStarted { .. } => "prediction_started",
+            Event::StepSucceeded { .. } => "step_succeeded",
+            Event::StepFailed { .. } => "step_failed",
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The on-disk record envelope: `[format u8][schema u16 BE][bincode payload][crc32 BE]`.
+//! The CRC covers everything before it. Each stored type has a schema number; a later
+//! version keeps the old schemas as frozen types and converts them forward on read.
+
+use crate::event::Event;
+use crate::model::Task;
+use serde::{de::DeserializeOwned, Serialize};
+
+pub const FORMAT: u8 = 1;
+pub const SCHEMA_TASK_V1: u16 = 1;
+pub const SCHEMA_EVENT_V1: u16 = 2;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("record too short ({0} bytes)")]
+    TooShort(usize),
+    #[error("checksum mismatch")]
+    Checksum,
+    #[error("unknown record format {0}")]
+    Format(u8),
+    #[error("unexpected schema {found}, expected {expected}")]
+    Schema { found: u16, expected: u16 },
+    #[error("undecodable payload: {0}")]
+    Payload(String),
+}
+
+pub fn encode_task(task: &Task) -> Vec<u8> {
+    encode(SCHEMA_TASK_V1, task)
+}
+
+pub fn decode_task(bytes: &[u8]) -> Result<Task, CodecError> {
+    decode(SCHEMA_TASK_V1, bytes)
+}
+
+pub fn encode_event(event: &Event) -> Vec<u8> {
+    encode(SCHEMA_EVENT_V1, event)
+}
+
+pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
+    decode(SCHEMA_EVENT_V1, bytes)
+}
+
+fn encode<T: Serialize>(schema: u16, value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT];
+    out.extend_from_slice(&schema.to_be_bytes());
+    // Serializing our own plain types into a Vec cannot fail: no maps with non-string keys,
+    // no unsupported serde features (see the bincode notes in DEPENDENCIES.md).
+    bincode::serialize_into(&mut out, value).expect("bincode into a Vec cannot fail");
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+fn decode<T: DeserializeOwned>(expected: u16, bytes: &[u8]) -> Result<T, CodecError> {
+    if bytes.len() < 7 {
+        return Err(CodecError::TooShort(bytes.len()));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let crc = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32fast::hash(body) != crc {
+        return Err(CodecError::Checksum);
+    }
+    if body[0] != FORMAT {
+        return Err(CodecError::Format(body[0]));
+    }
+    let schema = u16::from_be_bytes([body[1], body[2]]);
+    if schema != expected {
+        return Err(CodecError::Schema { found: schema, expected });
+    }
+    bincode::deserialize(&body[3..]).map_err(|e| CodecError::Payload(e.to_string()))
+}
+
+#[cfg(test)]
+#[path = "codec_tests.rs"]
+mod tests;

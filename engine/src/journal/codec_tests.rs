@@ -1,0 +1,107 @@
+//! Envelope round trips, corruption detection, and golden fixtures: bytes written by this
+//! version (committed under `engine/tests/fixtures/`) must stay readable by every later one.
+
+use super::*;
+use crate::model::{Json, Step, StepStatus, TaskId, TaskStatus};
+
+fn sample_task() -> Task {
+    let mut step = Step::new(1, Json(r#"{"garment_image":"a.png"}"#.into()));
+    step.status = StepStatus::Succeeded;
+    step.input = Some(Json(r#"{"garm_img":"a.png"}"#.into()));
+    step.attempt = 1;
+    step.prediction_id = Some("gm3qorzdhgbfurvjtvhg6dckhu".into());
+    step.output = Some(Json(r#""https://x/out.png""#.into()));
+    step.started_at = Some(1_764_000_001_000);
+    step.completed_at = Some(1_764_000_002_000);
+    Task {
+        id: TaskId([0xab; 16]),
+        workflow: "tryon".into(),
+        status: TaskStatus::Running,
+        params: Json(r#"{"person_image":"p.png"}"#.into()),
+        steps: vec![step, Step::new(2, Json("{}".into()))],
+        output: None,
+        error: None,
+        idempotency_key: Some("key-1".into()),
+        created_at: 1_764_000_000_000,
+        updated_at: 1_764_000_002_000,
+        completed_at: None,
+        seq: 5,
+    }
+}
+
+fn sample_events() -> Vec<Event> {
+    vec![
+        Event::TaskCreated {
+            workflow: "tryon".into(),
+            params: Json("{}".into()),
+            items: vec![Json("{}".into())],
+            idempotency_key: None,
+            at: 1,
+        },
+        Event::StepRequested { step: 1, attempt: 1, input: Json("{}".into()), at: 2 },
+        Event::PredictionCreated { step: 1, attempt: 1, prediction_id: "p".into(), at: 3 },
+        Event::PredictionStarted { step: 1, prediction_id: "p".into(), at: 4 },
+        Event::StepSucceeded { step: 1, prediction_id: "p".into(), output: Json("1".into()), at: 5 },
+        Event::StepFailed { step: 1, prediction_id: None, error: "e".into(), canceled: true, at: 6 },
+    ]
+}
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn records_round_trip() {
+    let task = sample_task();
+    assert_eq!(decode_task(&encode_task(&task)).unwrap(), task);
+    for event in sample_events() {
+        assert_eq!(decode_event(&encode_event(&event)).unwrap(), event);
+    }
+}
+
+#[test]
+fn every_flipped_bit_is_caught() {
+    let bytes = encode_task(&sample_task());
+    for i in 0..bytes.len() * 8 {
+        let mut damaged = bytes.clone();
+        damaged[i / 8] ^= 1 << (i % 8);
+        assert!(decode_task(&damaged).is_err(), "bit {i} flipped unnoticed");
+    }
+}
+
+#[test]
+fn truncated_and_mistyped_records_are_errors() {
+    let bytes = encode_task(&sample_task());
+    assert_eq!(decode_task(&bytes[..5]), Err(CodecError::TooShort(5)));
+    assert_eq!(decode_task(&bytes[..bytes.len() - 1]), Err(CodecError::Checksum));
+    let event = encode_event(&sample_events()[0]);
+    assert_eq!(decode_task(&event), Err(CodecError::Schema { found: 2, expected: 1 }));
+}
+
+#[test]
+fn golden_task_v1_still_decodes() {
+    let bytes = hex::decode(fixture("task_v1.hex").trim()).unwrap();
+    assert_eq!(decode_task(&bytes).unwrap(), sample_task());
+}
+
+#[test]
+fn golden_events_v1_still_decode() {
+    let decoded: Vec<Event> = fixture("events_v1.hex")
+        .lines().map(|line| decode_event(&hex::decode(line).unwrap()).unwrap()).collect();
+    assert_eq!(decoded, sample_events());
+}
+
+/// Writes the fixtures; run once per new schema with
+/// `STEPWISE_WRITE_FIXTURES=1 cargo test -p stepwise-engine golden`, then commit them.
+#[test]
+fn golden_fixtures_writer() {
+    if std::env::var_os("STEPWISE_WRITE_FIXTURES").is_none() {
+        return;
+    }
+    let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(format!("{dir}/task_v1.hex"), hex::encode(encode_task(&sample_task()))).unwrap();
+    let events: Vec<String> = sample_events().iter().map(|e| hex::encode(encode_event(e))).collect();
+    std::fs::write(format!("{dir}/events_v1.hex"), events.join("\n")).unwrap();
+}

@@ -1,0 +1,91 @@
+//! The key layout of the journal, one ordered keyspace (one sled tree):
+//!
+//! | key                                   | value                     |
+//! |---------------------------------------|---------------------------|
+//! | `t` task id (16)                      | task snapshot (codec)     |
+//! | `e` task id (16) seq (u64 BE)         | event (codec)             |
+//! | `a` task id (16)                      | empty: unfinished task    |
+//! | `c` created_at ms (u64 BE) task id    | empty: listing order      |
+//! | `i` idempotency key (UTF-8)           | task id (16)              |
+//! | `p` prediction id (UTF-8)             | task id (16)              |
+//!
+//! Big-endian numbers keep byte order equal to numeric order.
+
+use crate::model::{Millis, TaskId};
+
+pub const TASK: u8 = b't';
+pub const EVENT: u8 = b'e';
+pub const ACTIVE: u8 = b'a';
+pub const CREATED: u8 = b'c';
+pub const IDEMPOTENCY: u8 = b'i';
+pub const PREDICTION: u8 = b'p';
+
+pub fn with_id(tag: u8, id: &TaskId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(17);
+    key.push(tag);
+    key.extend_from_slice(&id.0);
+    key
+}
+
+pub fn event(id: &TaskId, seq: u64) -> Vec<u8> {
+    let mut key = with_id(EVENT, id);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+pub fn created(at: Millis, id: &TaskId) -> Vec<u8> {
+    let mut key = vec![CREATED];
+    key.extend_from_slice(&(at.max(0) as u64).to_be_bytes());
+    key.extend_from_slice(&id.0);
+    key
+}
+
+pub fn with_text(tag: u8, text: &str) -> Vec<u8> {
+    let mut key = vec![tag];
+    key.extend_from_slice(text.as_bytes());
+    key
+}
+
+/// The smallest key greater than every key starting with `prefix`. Every prefix of ours
+/// starts with an ASCII tag below 0xff, so the carry always stops at the tag at the latest.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            break;
+        }
+    }
+    end
+}
+
+/// The task id at the end of an `a`, `t` or `c` key.
+pub fn trailing_id(key: &[u8]) -> Option<TaskId> {
+    let tail: [u8; 16] = key.get(key.len().checked_sub(16)?..)?.try_into().ok()?;
+    Some(TaskId(tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_sort_by_sequence_and_stay_inside_their_task() {
+        let id = TaskId([0xff; 16]);
+        assert!(event(&id, 2) < event(&id, 10));
+        assert!(event(&id, u64::MAX) < prefix_end(&with_id(EVENT, &id)));
+        assert!(event(&TaskId([0; 16]), u64::MAX) < event(&TaskId([1; 16]), 0));
+    }
+
+    #[test]
+    fn prefix_end_carries_over_0xff() {
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"t\xff\xff"), b"u".to_vec());
+    }
+
+    #[test]
+    fn created_keys_sort_by_time() {
+        assert!(created(5, &TaskId([9; 16])) < created(6, &TaskId([0; 16])));
+        assert_eq!(trailing_id(&created(5, &TaskId([9; 16]))), Some(TaskId([9; 16])));
+    }
+}

@@ -1,0 +1,172 @@
+//! `KvStore`: the `Store` logic over an ordered key-value `Backend` (layout in `keys`).
+//! Both the sled and the in-memory store are this code, so tests of one cover the other.
+
+use super::codec::{self, decode_event, decode_task, encode_event, encode_task};
+use super::keys::{self, ACTIVE, CREATED, IDEMPOTENCY, PREDICTION, TASK};
+use super::{ListPage, ListQuery, Store, StoreError, TaskWrite};
+use crate::event::Event;
+use crate::model::{Task, TaskId};
+
+/// One write of a batch: `None` deletes the key.
+pub type Op = (Vec<u8>, Option<Vec<u8>>);
+
+/// An ordered key-value store with atomic, durable batches.
+pub trait Backend: Send + Sync + 'static {
+    /// Applies every op atomically; returns once they are durable.
+    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Up to `limit` entries with keys in `[from, to)`, ascending or (with `reverse`) descending.
+    fn scan(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+}
+
+/// The most `c` index entries one list call reads while filtering, so a filter that matches
+/// little cannot make a request scan the whole history; the page then ends early with a cursor.
+const MAX_SCANNED_PER_PAGE: usize = 5_000;
+
+pub struct KvStore<B> {
+    backend: B,
+}
+
+impl<B: Backend> KvStore<B> {
+    pub fn new(backend: B) -> Self {
+        KvStore { backend }
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    fn decode_task_at(key: &[u8], bytes: &[u8]) -> Result<Task, StoreError> {
+        decode_task(bytes).map_err(|source| corrupt(key, source))
+    }
+
+    fn task_ops(write: &TaskWrite, ops: &mut Vec<Op>) {
+        let task = &write.task;
+        ops.push((keys::with_id(TASK, &task.id), Some(encode_task(task))));
+        let active = keys::with_id(ACTIVE, &task.id);
+        ops.push((active, (!task.status.is_terminal()).then(Vec::new)));
+        for (seq, event) in &write.events {
+            ops.push((keys::event(&task.id, *seq), Some(encode_event(event))));
+            match event {
+                Event::TaskCreated { idempotency_key, at, .. } => {
+                    ops.push((keys::created(*at, &task.id), Some(vec![])));
+                    if let Some(key) = idempotency_key {
+                        ops.push((keys::with_text(IDEMPOTENCY, key), Some(task.id.0.to_vec())));
+                    }
+                }
+                Event::PredictionCreated { prediction_id, .. } => {
+                    ops.push((keys::with_text(PREDICTION, prediction_id), Some(task.id.0.to_vec())));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn id_at(&self, key: Vec<u8>) -> Result<Option<TaskId>, StoreError> {
+        let Some(value) = self.backend.get(&key)? else { return Ok(None) };
+        let id: [u8; 16] = value.as_slice().try_into().map_err(|_| {
+            corrupt(&key, codec::CodecError::TooShort(value.len()))
+        })?;
+        Ok(Some(TaskId(id)))
+    }
+}
+
+impl<B: Backend> Store for KvStore<B> {
+    fn commit(&self, group: &[TaskWrite]) -> Result<(), StoreError> {
+        let mut ops = Vec::with_capacity(group.len() * 4);
+        for write in group {
+            Self::task_ops(write, &mut ops);
+        }
+        self.backend.apply(ops)
+    }
+
+    fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+        let key = keys::with_id(TASK, id);
+        match self.backend.get(&key)? {
+            Some(bytes) => Self::decode_task_at(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
+        let start = [CREATED];
+        let mut end = match &query.cursor {
+            Some(cursor) => hex::decode(cursor)
+                .ok()
+                .filter(|key| key.first() == Some(&CREATED))
+                .ok_or(StoreError::InvalidCursor)?,
+            None => keys::prefix_end(&start),
+        };
+        let limit = query.limit.max(1);
+        let mut tasks = Vec::with_capacity(limit);
+        let mut scanned = 0;
+        loop {
+            let chunk = self.backend.scan(&start, &end, true, limit.max(64))?;
+            let exhausted = chunk.len() < limit.max(64);
+            for (key, _) in chunk {
+                scanned += 1;
+                end = key.clone();
+                let Some(id) = keys::trailing_id(&key) else { continue };
+                let Some(task) = self.task(&id)? else { continue };
+                let wanted = query.status.is_none_or(|s| s == task.status)
+                    && query.workflow.as_ref().is_none_or(|w| *w == task.workflow);
+                if wanted {
+                    tasks.push(task);
+                }
+                if tasks.len() == limit || scanned >= MAX_SCANNED_PER_PAGE {
+                    let more = !self.backend.scan(&start, &end, true, 1)?.is_empty();
+                    return Ok(ListPage { tasks, next_cursor: more.then(|| hex::encode(&end)) });
+                }
+            }
+            if exhausted {
+                return Ok(ListPage { tasks, next_cursor: None });
+            }
+        }
+    }
+
+    fn active(&self) -> Result<Vec<Task>, StoreError> {
+        let prefix = [ACTIVE];
+        let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
+        let mut tasks = Vec::with_capacity(entries.len());
+        for (key, _) in entries {
+            let Some(id) = keys::trailing_id(&key) else { continue };
+            if let Some(task) = self.task(&id)? {
+                tasks.push(task);
+            }
+        }
+        Ok(tasks)
+    }
+
+    fn task_for_idempotency_key(&self, key: &str) -> Result<Option<TaskId>, StoreError> {
+        self.id_at(keys::with_text(IDEMPOTENCY, key))
+    }
+
+    fn prediction_owner(&self, prediction_id: &str) -> Result<Option<TaskId>, StoreError> {
+        self.id_at(keys::with_text(PREDICTION, prediction_id))
+    }
+
+    fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError> {
+        let prefix = keys::with_id(keys::EVENT, id);
+        let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
+        entries
+            .into_iter()
+            .map(|(key, value)| {
+                let seq_bytes: [u8; 8] = key[17..].try_into().map_err(|_| {
+                    corrupt(&key, codec::CodecError::TooShort(key.len()))
+                })?;
+                let event = decode_event(&value).map_err(|source| corrupt(&key, source))?;
+                Ok((u64::from_be_bytes(seq_bytes), event))
+            })
+            .collect()
+    }
+}
+
+fn corrupt(key: &[u8], source: codec::CodecError) -> StoreError {
+    StoreError::Corrupt { key: hex::encode(key), source }
+}

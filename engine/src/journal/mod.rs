@@ -1,0 +1,71 @@
+//! The journal: durable storage of tasks and their events behind the `Store` trait.
+//! `KvStore` lays tasks out over any ordered key-value `Backend` (sled on disk, a BTreeMap
+//! in memory for fast tests); the key layout is documented in `keys`.
+//! Nothing here is async: callers run commits on a blocking thread.
+
+pub mod codec;
+mod keys;
+mod kv;
+mod memory;
+mod sled_backend;
+
+pub use kv::{Backend, KvStore, Op};
+pub use memory::MemoryBackend;
+pub use sled_backend::SledBackend;
+
+use crate::event::Event;
+use crate::model::{Task, TaskId, TaskStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage I/O error: {0}")]
+    Io(String),
+    #[error("invalid cursor")]
+    InvalidCursor,
+    #[error("corrupt record at {key}: {source}")]
+    Corrupt { key: String, source: codec::CodecError },
+}
+
+/// Everything one task changed in one group: its new snapshot and the events that led there.
+#[derive(Clone, Debug)]
+pub struct TaskWrite {
+    /// The snapshot after the events; its `seq` is the last event's sequence number.
+    pub task: Task,
+    /// `(sequence, event)` in order.
+    pub events: Vec<(u64, Event)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    pub status: Option<TaskStatus>,
+    pub workflow: Option<String>,
+    pub limit: usize,
+    /// Opaque, from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ListPage {
+    pub tasks: Vec<Task>,
+    pub next_cursor: Option<String>,
+}
+
+/// Durable task storage. `commit` is atomic and returns only once the group is on disk.
+pub trait Store: Send + Sync + 'static {
+    /// Writes every task of the group atomically, with its events and index entries, and
+    /// makes them durable before returning.
+    fn commit(&self, group: &[TaskWrite]) -> Result<(), StoreError>;
+    fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError>;
+    fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError>;
+    /// Every unfinished task: what recovery resumes.
+    fn active(&self) -> Result<Vec<Task>, StoreError>;
+    fn task_for_idempotency_key(&self, key: &str) -> Result<Option<TaskId>, StoreError>;
+    /// The task that owns a prediction, for matching predictions found at Replicate.
+    fn prediction_owner(&self, prediction_id: &str) -> Result<Option<TaskId>, StoreError>;
+    /// A task's journal, in order.
+    fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError>;
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

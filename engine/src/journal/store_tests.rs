@@ -1,0 +1,126 @@
+//! The same behaviour checked on both backends: atomic groups, indexes, listing, reopening.
+
+use super::*;
+use crate::machine;
+use crate::model::Json;
+
+fn new_task(seed: u8, at: i64, key: Option<&str>) -> TaskWrite {
+    let created = Event::TaskCreated {
+        workflow: if seed % 2 == 0 { "even".into() } else { "odd".into() },
+        params: Json("{}".into()),
+        items: vec![Json("{}".into())],
+        idempotency_key: key.map(str::to_owned),
+        at,
+    };
+    let task = machine::create(TaskId([seed; 16]), &created).unwrap();
+    TaskWrite { task, events: vec![(1, created)] }
+}
+
+fn finish(write: &mut TaskWrite) {
+    let events = [
+        Event::StepRequested { step: 1, attempt: 1, input: Json("{}".into()), at: 10 },
+        Event::PredictionCreated { step: 1, attempt: 1, prediction_id: "pred-x".into(), at: 11 },
+        Event::StepSucceeded { step: 1, prediction_id: "pred-x".into(), output: Json("1".into()), at: 12 },
+    ];
+    write.events.clear();
+    for event in events {
+        machine::apply(&mut write.task, &event).unwrap();
+        write.events.push((write.task.seq, event));
+    }
+}
+
+fn stores() -> Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = SledBackend::open(dir.path(), 1 << 20).unwrap();
+    vec![
+        (Box::new(KvStore::new(MemoryBackend::default())), None),
+        (Box::new(KvStore::new(sled)), Some(dir)),
+    ]
+}
+
+#[test]
+fn a_committed_task_reads_back_with_its_events_and_indexes() {
+    for (store, _dir) in stores() {
+        let write = new_task(1, 100, Some("k1"));
+        store.commit(&[write.clone()]).unwrap();
+        assert_eq!(store.task(&write.task.id).unwrap(), Some(write.task.clone()));
+        assert_eq!(store.events(&write.task.id).unwrap(), write.events);
+        assert_eq!(store.task_for_idempotency_key("k1").unwrap(), Some(write.task.id));
+        assert_eq!(store.task_for_idempotency_key("k2").unwrap(), None);
+        assert_eq!(store.active().unwrap(), vec![write.task.clone()]);
+        assert_eq!(store.task(&TaskId([9; 16])).unwrap(), None);
+    }
+}
+
+#[test]
+fn a_finished_task_leaves_the_active_index_and_keeps_its_history() {
+    for (store, _dir) in stores() {
+        let mut write = new_task(1, 100, None);
+        store.commit(&[write.clone()]).unwrap();
+        finish(&mut write);
+        store.commit(&[write.clone()]).unwrap();
+        assert!(store.active().unwrap().is_empty());
+        assert_eq!(store.events(&write.task.id).unwrap().len(), 4);
+        assert_eq!(store.prediction_owner("pred-x").unwrap(), Some(write.task.id));
+        assert_eq!(store.prediction_owner("pred-y").unwrap(), None);
+    }
+}
+
+#[test]
+fn listing_is_newest_first_with_filters_and_cursors() {
+    for (store, _dir) in stores() {
+        let group: Vec<TaskWrite> = (1..=7).map(|i| new_task(i, 1000 + i as i64, None)).collect();
+        store.commit(&group).unwrap();
+        let query = ListQuery { limit: 3, ..Default::default() };
+        let first = store.list(&query).unwrap();
+        let ids: Vec<u8> = first.tasks.iter().map(|t| t.id.0[0]).collect();
+        assert_eq!(ids, vec![7, 6, 5]);
+        let second = store.list(&ListQuery { cursor: first.next_cursor, ..query.clone() }).unwrap();
+        let third = store.list(&ListQuery { cursor: second.next_cursor, ..query.clone() }).unwrap();
+        let ids: Vec<u8> = third.tasks.iter().map(|t| t.id.0[0]).collect();
+        assert_eq!(ids, vec![1]);
+        assert_eq!(third.next_cursor, None);
+        let odd = ListQuery { workflow: Some("odd".into()), limit: 10, ..Default::default() };
+        let ids: Vec<u8> = store.list(&odd).unwrap().tasks.iter().map(|t| t.id.0[0]).collect();
+        assert_eq!(ids, vec![7, 5, 3, 1]);
+        let done = ListQuery { status: Some(TaskStatus::Succeeded), limit: 10, ..Default::default() };
+        assert!(store.list(&done).unwrap().tasks.is_empty());
+        let bad = ListQuery { cursor: Some("zz".into()), limit: 1, ..Default::default() };
+        assert!(matches!(store.list(&bad), Err(StoreError::InvalidCursor)));
+    }
+}
+
+#[test]
+fn a_failed_write_leaves_nothing_behind() {
+    let store = KvStore::new(MemoryBackend::default());
+    store.backend().fail_writes(true);
+    let write = new_task(3, 5, Some("k"));
+    assert!(store.commit(&[write.clone()]).is_err());
+    assert_eq!(store.task(&write.task.id).unwrap(), None);
+    assert_eq!(store.task_for_idempotency_key("k").unwrap(), None);
+}
+
+#[test]
+fn sled_data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = new_task(4, 5, Some("again"));
+    {
+        let store = KvStore::new(SledBackend::open(dir.path(), 1 << 20).unwrap());
+        store.commit(&[write.clone()]).unwrap();
+    }
+    let store = KvStore::new(SledBackend::open(dir.path(), 1 << 20).unwrap());
+    assert_eq!(store.active().unwrap(), vec![write.task.clone()]);
+    assert_eq!(store.task_for_idempotency_key("again").unwrap(), Some(write.task.id));
+}
+
+#[test]
+fn a_damaged_record_is_reported_not_skipped() {
+    let store = KvStore::new(MemoryBackend::default());
+    let write = new_task(5, 5, None);
+    store.commit(&[write.clone()]).unwrap();
+    let key = super::keys::with_id(super::keys::TASK, &write.task.id);
+    let mut bytes = store.backend().get(&key).unwrap().unwrap();
+    bytes[4] ^= 0x40;
+    store.backend().apply(vec![(key, Some(bytes))]).unwrap();
+    assert!(matches!(store.task(&write.task.id), Err(StoreError::Corrupt { .. })));
+}

@@ -1,0 +1,236 @@
+//! The task and step model: ids, statuses, and the stored shape of a task.
+//! Pure data, no IO. Stored types go through bincode, so JSON values are kept as JSON text
+//! (`Json`) and field order is part of the on-disk format (see `journal::codec`).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type Millis = i64;
+
+/// A task id: 128 random bits, printed as `tsk_` + 32 hex digits. It is the capability to
+/// read a task's status, so it must be unguessable (see `TaskId::random`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TaskId(pub [u8; 16]);
+
+impl TaskId {
+    const PREFIX: &'static str = "tsk_";
+
+    /// A fresh id from the operating system's random source.
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes)?;
+        Ok(TaskId(bytes))
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", Self::PREFIX, hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let hex_part = s.strip_prefix(Self::PREFIX).ok_or(())?;
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(hex_part, &mut bytes).map_err(|_| ())?;
+        Ok(TaskId(bytes))
+    }
+}
+
+/// A JSON value kept as its text, because bincode cannot store `serde_json::Value`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Json(pub String);
+
+impl Json {
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        Json(value.to_string())
+    }
+
+    /// The value; text that is not JSON (never written by us) reads as `null`.
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl fmt::Debug for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The lifecycle of a whole task. Never reorder variants: their index is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl TaskStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Canceled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Running => "running",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Running, Self::Succeeded, Self::Failed, Self::Canceled]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+}
+
+/// The lifecycle of one step. `Starting` covers both "about to create the prediction" (no
+/// `prediction_id` yet: the intent is journaled) and Replicate's own `starting`.
+/// Never reorder variants: their index is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StepStatus {
+    Pending,
+    Starting,
+    Processing,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl StepStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, StepStatus::Succeeded | StepStatus::Failed | StepStatus::Canceled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Starting => "starting",
+            StepStatus::Processing => "processing",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Canceled => "canceled",
+        }
+    }
+}
+
+/// One item of a task: one prediction, run after the previous step succeeded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// 1-based position in the task.
+    pub index: u32,
+    pub status: StepStatus,
+    /// The item this step was started with, as given by the client.
+    pub item: Json,
+    /// The prediction input, fixed when the intent to create is journaled.
+    pub input: Option<Json>,
+    /// Counts create intents for this step; the first is 1.
+    pub attempt: u32,
+    pub prediction_id: Option<String>,
+    pub output: Option<Json>,
+    pub error: Option<String>,
+    /// When the create intent was journaled.
+    pub started_at: Option<Millis>,
+    pub completed_at: Option<Millis>,
+}
+
+impl Step {
+    pub fn new(index: u32, item: Json) -> Self {
+        Step {
+            index,
+            status: StepStatus::Pending,
+            item,
+            input: None,
+            attempt: 0,
+            prediction_id: None,
+            output: None,
+            error: None,
+            started_at: None,
+            completed_at: None,
+        }
+    }
+}
+
+/// A task: a named workflow run over a list of items, one step per item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub workflow: String,
+    pub status: TaskStatus,
+    pub params: Json,
+    pub steps: Vec<Step>,
+    pub output: Option<Json>,
+    pub error: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub completed_at: Option<Millis>,
+    /// Sequence number of the last journal event folded into this snapshot (0: none).
+    pub seq: u64,
+}
+
+impl Task {
+    /// The 1-based step in progress: 0 before step 1 starts, the step count once succeeded,
+    /// the step that ended the task when it failed or was canceled.
+    pub fn current_step(&self) -> u32 {
+        if self.status == TaskStatus::Succeeded {
+            return self.steps.len() as u32;
+        }
+        match self.steps.iter().find(|step| step.status != StepStatus::Succeeded) {
+            Some(step) if step.status == StepStatus::Pending && !self.status.is_terminal() => {
+                step.index - 1
+            }
+            Some(step) => step.index,
+            None => self.steps.len() as u32,
+        }
+    }
+
+    /// Number of steps that succeeded.
+    pub fn completed_steps(&self) -> u32 {
+        self.steps.iter().filter(|step| step.status == StepStatus::Succeeded).count() as u32
+    }
+
+    pub fn step(&self, index: u32) -> Option<&Step> {
+        self.steps.get(index.checked_sub(1)? as usize)
+    }
+
+    pub fn step_mut(&mut self, index: u32) -> Option<&mut Step> {
+        self.steps.get_mut(index.checked_sub(1)? as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_id_round_trips_through_its_text_form() {
+        let id = TaskId::random().unwrap();
+        let text = id.to_string();
+        assert!(text.starts_with("tsk_") && text.len() == 36);
+        assert_eq!(text.parse::<TaskId>(), Ok(id));
+        assert!("tsk_xyz".parse::<TaskId>().is_err());
+        assert!("abc".parse::<TaskId>().is_err());
+    }
+
+    #[test]
+    fn two_random_ids_differ() {
+        assert_ne!(TaskId::random().unwrap(), TaskId::random().unwrap());
+    }
+}

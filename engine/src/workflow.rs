@@ -1,0 +1,219 @@
+//! Workflow definitions: a named model or version plus an input template per step.
+//! A string value that is exactly `{{path}}` is replaced by the JSON value at that path, type
+//! kept: `params.X`, `item.X`, `previous.output`, `previous.output.0`. Templates are compiled
+//! and checked at startup; start requests are checked before anything is written. No IO.
+
+use crate::config::WorkflowConfig;
+use serde_json::{Map, Value};
+
+/// Where a prediction is created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `owner/name`: `POST /v1/models/{owner}/{name}/predictions`.
+    Model(String),
+    /// `POST /v1/predictions` with this `version`.
+    Version(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Workflow {
+    pub name: String,
+    pub target: Target,
+    pub max_items: usize,
+    /// The template of step 1 (`input` with `first` laid over it).
+    first: Value,
+    /// The template of every later step.
+    rest: Value,
+}
+
+/// The step's neighbours a template can read.
+pub struct Scope<'a> {
+    pub params: &'a Value,
+    pub item: &'a Value,
+    pub previous_output: Option<&'a Value>,
+}
+
+/// A start request that the workflow cannot run; the message names the missing field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+impl Workflow {
+    /// Checks `config` and builds the workflow; on error, every problem names its config key.
+    pub fn compile(name: &str, config: &WorkflowConfig) -> Result<Workflow, Vec<String>> {
+        let key = format!("workflows.{name}");
+        let mut problems = vec![];
+        let target = match (&config.model, &config.version) {
+            (Some(model), None) if valid_model(model) => Some(Target::Model(model.clone())),
+            (Some(model), None) => {
+                problems.push(format!("{key}.model: {model:?} is not of the form owner/name"));
+                None
+            }
+            (None, Some(version)) if !version.trim().is_empty() => {
+                Some(Target::Version(version.clone()))
+            }
+            (Some(_), Some(_)) => {
+                problems.push(format!("{key}: set either model or version, not both"));
+                None
+            }
+            _ => {
+                problems.push(format!("{key}: neither model nor version is set"));
+                None
+            }
+        };
+        if config.max_items == 0 {
+            problems.push(format!("{key}.max_items must be at least 1"));
+        }
+        let mut first = config.input.clone();
+        first.extend(config.first.clone());
+        let first = Value::Object(first);
+        let rest = Value::Object(config.input.clone());
+        check_template(&rest, &format!("{key}.input"), true, &mut problems);
+        for (field, value) in &config.first {
+            check_template(value, &format!("{key}.first.{field}"), false, &mut problems);
+        }
+        for (field, value) in &config.input {
+            if !config.first.contains_key(field) && mentions_previous(value) {
+                problems.push(format!(
+                    "{key}.input.{field} reads `previous`, which step 1 does not have: \
+                     set {key}.first.{field}"
+                ));
+            }
+        }
+        match target {
+            Some(target) if problems.is_empty() => Ok(Workflow {
+                name: name.to_owned(),
+                target,
+                max_items: config.max_items,
+                first,
+                rest,
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// Checks that every item of a start request can build its input, apart from what only
+    /// the previous step's output can tell.
+    pub fn check_start(&self, params: &Value, items: &[Value]) -> Result<(), InputError> {
+        if items.is_empty() {
+            return Err(InputError("`items` must hold at least one item".into()));
+        }
+        if items.len() > self.max_items {
+            return Err(InputError(format!(
+                "`items` holds {} items; workflow {:?} takes at most {}",
+                items.len(),
+                self.name,
+                self.max_items
+            )));
+        }
+        for (i, item) in items.iter().enumerate() {
+            let template = if i == 0 { &self.first } else { &self.rest };
+            let scope = Scope { params, item, previous_output: None };
+            resolve(template, &scope, true).map_err(|e| InputError(format!("items[{i}]: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The prediction input of step `index` (1-based).
+    pub fn step_input(&self, index: u32, scope: &Scope) -> Result<Value, InputError> {
+        let template = if index == 1 { &self.first } else { &self.rest };
+        resolve(template, scope, false).map_err(InputError)
+    }
+}
+
+fn valid_model(model: &str) -> bool {
+    let mut parts = model.split('/');
+    matches!((parts.next(), parts.next(), parts.next()), (Some(o), Some(n), None) if !o.is_empty() && !n.is_empty())
+}
+
+/// `Some(path)` when `value` is a placeholder string.
+fn placeholder(value: &Value) -> Option<&str> {
+    let text = value.as_str()?.strip_prefix("{{")?.strip_suffix("}}")?;
+    Some(text.trim())
+}
+
+fn check_template(value: &Value, key: &str, allow_previous: bool, problems: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (field, inner) in map {
+                check_template(inner, &format!("{key}.{field}"), allow_previous, problems);
+            }
+        }
+        Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                check_template(inner, &format!("{key}[{i}]"), allow_previous, problems);
+            }
+        }
+        _ => {
+            let Some(path) = placeholder(value) else { return };
+            let mut parts = path.split('.');
+            match (parts.next(), parts.next()) {
+                (Some("params" | "item"), Some(field)) if !field.is_empty() => {}
+                (Some("previous"), Some("output")) if allow_previous => {}
+                (Some("previous"), Some("output")) => {
+                    problems.push(format!("{key}: step 1 has no previous output ({path:?})"))
+                }
+                _ => problems.push(format!(
+                    "{key}: unknown placeholder {{{{{path}}}}}; use params.X, item.X or previous.output"
+                )),
+            }
+        }
+    }
+}
+
+fn mentions_previous(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.values().any(mentions_previous),
+        Value::Array(items) => items.iter().any(mentions_previous),
+        _ => placeholder(value).is_some_and(|path| path.starts_with("previous")),
+    }
+}
+
+/// Fills `template`. With `skip_previous`, `previous.*` placeholders are left as they are
+/// (start-time checking, before any output exists).
+fn resolve(template: &Value, scope: &Scope, skip_previous: bool) -> Result<Value, String> {
+    match template {
+        Value::Object(map) => {
+            let mut out = Map::with_capacity(map.len());
+            for (field, inner) in map {
+                out.insert(field.clone(), resolve(inner, scope, skip_previous)?);
+            }
+            Ok(Value::Object(out))
+        }
+        Value::Array(items) => {
+            items.iter().map(|inner| resolve(inner, scope, skip_previous)).collect()
+        }
+        _ => {
+            let Some(path) = placeholder(template) else { return Ok(template.clone()) };
+            let mut parts = path.split('.');
+            let (root, rest): (Option<&Value>, Vec<&str>) = match parts.next() {
+                Some("params") => (Some(scope.params), parts.collect()),
+                Some("item") => (Some(scope.item), parts.collect()),
+                Some("previous") if skip_previous => return Ok(template.clone()),
+                Some("previous") => {
+                    parts.next(); // "output", checked at compile time
+                    (scope.previous_output, parts.collect())
+                }
+                _ => (None, vec![]),
+            };
+            root.and_then(|value| lookup(value, &rest))
+                .cloned()
+                .ok_or_else(|| format!("missing `{path}`, required by the workflow's input"))
+        }
+    }
+}
+
+fn lookup<'v>(mut value: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    for part in path {
+        value = match value {
+            Value::Object(map) => map.get(*part)?,
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+#[cfg(test)]
+#[path = "workflow_tests.rs"]
+mod tests;

@@ -1,0 +1,113 @@
+//! Template compilation and filling.
+
+use super::*;
+use serde_json::json;
+
+fn config(toml_text: &str) -> WorkflowConfig {
+    toml::from_str(toml_text).unwrap()
+}
+
+fn tryon() -> Workflow {
+    Workflow::compile(
+        "tryon",
+        &config(
+            r#"
+            model = "cuuupid/idm-vton"
+            max_items = 3
+            [input]
+            human_img = "{{previous.output}}"
+            garm_img = "{{item.garment_image}}"
+            steps = 30
+            [first]
+            human_img = "{{params.person_image}}"
+            "#,
+        ),
+    )
+    .unwrap()
+}
+
+#[test]
+fn step_one_reads_params_and_later_steps_read_the_previous_output() {
+    let wf = tryon();
+    let params = json!({"person_image": "me.png"});
+    let item = json!({"garment_image": "shirt.png"});
+    let scope = Scope { params: &params, item: &item, previous_output: None };
+    assert_eq!(
+        wf.step_input(1, &scope).unwrap(),
+        json!({"human_img": "me.png", "garm_img": "shirt.png", "steps": 30})
+    );
+    let previous = json!("https://x/out.png");
+    let scope = Scope { params: &params, item: &item, previous_output: Some(&previous) };
+    assert_eq!(wf.step_input(2, &scope).unwrap()["human_img"], previous);
+}
+
+#[test]
+fn placeholders_keep_the_type_and_can_index_arrays() {
+    let wf = Workflow::compile(
+        "w",
+        &config(
+            r#"
+            version = "abc"
+            [input]
+            image = "{{previous.output.0}}"
+            n = "{{item.count}}"
+            text = "not {{item.count}}"
+            [first]
+            image = "{{params.start}}"
+            "#,
+        ),
+    )
+    .unwrap();
+    let params = json!({"start": {"nested": true}});
+    let item = json!({"count": 4});
+    let output = json!(["a.png", "b.png"]);
+    let scope = Scope { params: &params, item: &item, previous_output: Some(&output) };
+    let input = wf.step_input(2, &scope).unwrap();
+    assert_eq!(input, json!({"image": "a.png", "n": 4, "text": "not {{item.count}}"}));
+    assert_eq!(wf.step_input(1, &scope).unwrap()["image"], json!({"nested": true}));
+}
+
+#[test]
+fn a_missing_item_field_is_reported_with_its_item_index() {
+    let wf = tryon();
+    let params = json!({"person_image": "me.png"});
+    let items = [json!({"garment_image": "a"}), json!({"garment": "b"})];
+    let err = wf.check_start(&params, &items).unwrap_err();
+    assert_eq!(err.0, "items[1]: missing `item.garment_image`, required by the workflow's input");
+}
+
+#[test]
+fn start_requests_need_between_one_and_max_items() {
+    let wf = tryon();
+    let params = json!({"person_image": "me.png"});
+    assert!(wf.check_start(&params, &[]).unwrap_err().0.contains("at least one"));
+    let items = vec![json!({"garment_image": "a"}); 4];
+    assert!(wf.check_start(&params, &items).unwrap_err().0.contains("at most 3"));
+    assert!(wf.check_start(&json!({}), &items[..1]).unwrap_err().0.contains("params.person_image"));
+    wf.check_start(&params, &items[..3]).unwrap();
+}
+
+#[test]
+fn a_missing_previous_output_path_fails_the_step_input() {
+    let wf = tryon();
+    let (params, item) = (json!({}), json!({"garment_image": "a"}));
+    let scope = Scope { params: &params, item: &item, previous_output: None };
+    assert!(wf.step_input(2, &scope).unwrap_err().0.contains("previous.output"));
+}
+
+#[test]
+fn bad_templates_are_config_errors_naming_the_key() {
+    let cases = [
+        ("max_items = 2", "neither model nor version"),
+        ("model = \"a/b\"\nversion = \"v\"", "not both"),
+        ("model = \"nope\"", "owner/name"),
+        ("model = \"a/b\"\n[input]\nx = \"{{prev.output}}\"", "workflows.w.input.x: unknown placeholder"),
+        ("model = \"a/b\"\n[input]\nx = \"{{previous.output}}\"", "set workflows.w.first.x"),
+        ("model = \"a/b\"\n[first]\nx = \"{{previous.output}}\"", "workflows.w.first.x: step 1 has no previous"),
+        ("model = \"a/b\"\n[input]\nx = [\"{{item}}\"]", "workflows.w.input.x[0]"),
+    ];
+    for (text, expected) in cases {
+        let problems = Workflow::compile("w", &config(text)).unwrap_err();
+        assert!(problems.iter().any(|p| p.contains(expected)), "{text}: {problems:?}");
+    }
+}
