@@ -19,3 +19,10 @@ pub mod machine;
 pub mod model;
 pub mod time;
 pub mod workflow;
+pub mod replicate;
+pub mod runtime;
+pub mod scheduler;
+mod engine;
+
+pub use engine::{Engine, LaunchError, StoreChoice};
+pub use runtime::{StartError, StartRequest, Started};

@@ -1,0 +1,127 @@
+//! The engine handle: what the HTTP server and the CLI use. `Engine::launch` opens the
+//! journal, compiles the workflows and starts the runtime; reads go straight to the store.
+
+use crate::config::Config;
+use crate::journal::{KvStore, ListPage, ListQuery, MemoryBackend, SledBackend, Store, StoreError};
+use crate::model::{Task, TaskId};
+use crate::replicate::ReplicateClient;
+use crate::runtime::{Msg, Policy, Runtime, StartError, StartRequest, Started};
+use crate::workflow::Workflow;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Room for this many messages to the runtime before senders wait (backpressure).
+const INBOX_CAPACITY: usize = 16_384;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot open the journal: {0}")]
+    Store(#[from] StoreError),
+    #[error("invalid workflow configuration: {}", .0.join("; "))]
+    Workflow(Vec<String>),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Where the journal lives.
+pub enum StoreChoice {
+    /// sled in `config.storage.data_dir`.
+    Disk,
+    /// In memory, for tests: nothing survives the process.
+    Memory,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inbox: mpsc::Sender<Msg>,
+    store: Arc<dyn Store>,
+    workflows: Arc<HashMap<String, Workflow>>,
+}
+
+impl Engine {
+    /// Opens the store, compiles the workflows and spawns the runtime, which first resumes
+    /// every unfinished task. The runtime stops when `shutdown` is cancelled; await the
+    /// returned handle to know it has committed its last group.
+    pub fn launch(
+        config: &Config,
+        choice: StoreChoice,
+        shutdown: CancellationToken,
+    ) -> Result<(Engine, JoinHandle<Result<(), StoreError>>), LaunchError> {
+        let store: Arc<dyn Store> = match choice {
+            StoreChoice::Disk => Arc::new(KvStore::new(SledBackend::open(
+                &config.storage.data_dir,
+                config.storage.cache_bytes,
+            )?)),
+            StoreChoice::Memory => Arc::new(KvStore::new(MemoryBackend::default())),
+        };
+        let mut workflows = HashMap::new();
+        let mut problems = vec![];
+        for (name, workflow) in &config.workflows {
+            match Workflow::compile(name, workflow) {
+                Ok(compiled) => {
+                    workflows.insert(name.clone(), compiled);
+                }
+                Err(mut errors) => problems.append(&mut errors),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(LaunchError::Workflow(problems));
+        }
+        let workflows = Arc::new(workflows);
+        let client = ReplicateClient::new(&config.replicate).map_err(|e| LaunchError::Client(e.to_string()))?;
+        let replicate = &config.replicate;
+        let policy = Policy {
+            poll_initial: Duration::from_millis(replicate.poll_initial_ms),
+            poll_max: Duration::from_millis(replicate.poll_max_ms),
+            retry_base: Duration::from_millis(500),
+            retry_max: Duration::from_secs(60),
+        };
+        let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
+        let runtime = Runtime::new(
+            store.clone(),
+            client,
+            workflows.clone(),
+            policy,
+            receiver,
+            sender.clone(),
+        );
+        let handle = tokio::spawn(runtime.run(shutdown));
+        Ok((Engine { inbox: sender, store, workflows }, handle))
+    }
+
+    /// Validates and durably records a new task; returns once it is on disk. With an
+    /// idempotency key already used, returns that task instead and creates nothing.
+    pub async fn start(&self, request: StartRequest) -> Result<Started, StartError> {
+        let workflow = self
+            .workflows
+            .get(&request.workflow)
+            .ok_or_else(|| StartError::UnknownWorkflow(request.workflow.clone()))?;
+        workflow
+            .check_start(&request.params, &request.items)
+            .map_err(|e| StartError::Invalid(e.to_string()))?;
+        let (reply, answer) = oneshot::channel();
+        let stopped = || StartError::Unavailable("the engine is shutting down".into());
+        self.inbox.send(Msg::Start { request, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    pub fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+        self.store.task(id)
+    }
+
+    pub fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
+        self.store.list(query)
+    }
+
+    pub fn events(&self, id: &TaskId) -> Result<Vec<(u64, crate::event::Event)>, StoreError> {
+        self.store.events(id)
+    }
+
+    pub fn workflow_names(&self) -> impl Iterator<Item = &str> {
+        self.workflows.keys().map(String::as_str)
+    }
+}

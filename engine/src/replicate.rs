@@ -1,0 +1,205 @@
+//! The Replicate HTTP client: typed requests and responses, every error classified as
+//! retryable (429, 5xx, timeouts, connection failures) or final (other 4xx), and the lookup
+//! that finds a prediction a previous run may have created (recovery before re-creating).
+
+use crate::config::ReplicateConfig;
+use crate::model::Millis;
+use crate::workflow::Target;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The most list pages read while looking for an earlier prediction (100 per page).
+const MAX_LIST_PAGES: usize = 50;
+
+/// The fields of a prediction that the engine uses; every other key is ignored, and every key
+/// but `id` and `status` may be missing (older API responses leave them out).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Prediction {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub input: Option<Value>,
+    #[serde(default)]
+    pub output: Option<Value>,
+    #[serde(default)]
+    pub error: Option<Value>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    Processing,
+    Succeeded,
+    Failed,
+    /// `canceled`, or `aborted` (a deadline passed before it started).
+    Canceled,
+}
+
+impl Prediction {
+    /// Unknown statuses read as `Starting`: keep checking rather than guess an ending.
+    pub fn phase(&self) -> Phase {
+        match self.status.as_str() {
+            "processing" => Phase::Processing,
+            "succeeded" => Phase::Succeeded,
+            "failed" => Phase::Failed,
+            "canceled" | "aborted" => Phase::Canceled,
+            _ => Phase::Starting,
+        }
+    }
+
+    /// The error text of a failed prediction.
+    pub fn error_text(&self) -> String {
+        match &self.error {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Null) | None => format!("prediction {}", self.status),
+            Some(other) => other.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// Worth trying again later, after `retry_after` when the server said so.
+    #[error("{message}")]
+    Retryable { message: String, retry_after: Option<Duration> },
+    /// Trying again will not help; `detail` is the provider's explanation.
+    #[error("HTTP {status}: {detail}")]
+    Final { status: u16, detail: String },
+}
+
+#[derive(Clone)]
+pub struct ReplicateClient {
+    http: reqwest::Client,
+    base: String,
+    auth: String,
+}
+
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    next: Option<String>,
+    #[serde(default)]
+    results: Vec<Prediction>,
+}
+
+impl ReplicateClient {
+    pub fn new(config: &ReplicateConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .timeout(Duration::from_millis(config.request_timeout_ms))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("stepwise/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(ReplicateClient {
+            http,
+            base: config.api_base.trim_end_matches('/').to_owned(),
+            auth: format!("Bearer {}", config.api_token.as_deref().unwrap_or_default()),
+        })
+    }
+
+    pub async fn create(&self, target: &Target, input: &Value) -> Result<Prediction, ClientError> {
+        let (url, body) = match target {
+            Target::Model(model) => {
+                (format!("{}/v1/models/{model}/predictions", self.base), json!({ "input": input }))
+            }
+            Target::Version(version) => (
+                format!("{}/v1/predictions", self.base),
+                json!({ "version": version, "input": input }),
+            ),
+        };
+        self.send(self.http.post(url).json(&body)).await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Prediction, ClientError> {
+        self.send(self.http.get(format!("{}/v1/predictions/{id}", self.base))).await
+    }
+
+    pub async fn cancel(&self, id: &str) -> Result<Prediction, ClientError> {
+        self.send(self.http.post(format!("{}/v1/predictions/{id}/cancel", self.base))).await
+    }
+
+    /// The oldest prediction created at or after `since` that `matches` accepts, following
+    /// the list's pages (newest first) until they reach past `since`.
+    pub async fn find_since(
+        &self,
+        since: Millis,
+        matches: impl Fn(&Prediction) -> bool,
+    ) -> Result<Option<Prediction>, ClientError> {
+        let after = crate::time::rfc3339(since);
+        let mut request = self.http.get(format!("{}/v1/predictions", self.base)).query(&[("created_after", after)]);
+        let mut found = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let page: Page = self.send(request).await?;
+            // Pages are newest first: the last match seen is the oldest one.
+            if let Some(hit) = page.results.into_iter().filter(|p| matches(p)).last() {
+                found = Some(hit);
+            }
+            match page.next {
+                Some(next) if !next.is_empty() => request = self.http.get(next),
+                _ => return Ok(found),
+            }
+        }
+        Err(ClientError::Retryable {
+            message: format!("more than {MAX_LIST_PAGES} pages of predictions since {since}"),
+            retry_after: None,
+        })
+    }
+
+    async fn send<T: for<'de> Deserialize<'de>>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = request
+            .header(reqwest::header::AUTHORIZATION, &self.auth)
+            .send()
+            .await
+            .map_err(|e| retryable(format!("request failed: {}", describe(&e)), None))?;
+        let status = response.status();
+        let retry_after = header_seconds(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| retryable(format!("reading the response failed: {}", describe(&e)), None))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| retryable(format!("unreadable response from Replicate: {e}"), None));
+        }
+        let problem: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let detail = problem
+            .get("detail")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(500).collect());
+        let code = status.as_u16();
+        if code == 429 || code == 408 || status.is_server_error() {
+            let body_retry = problem.get("retry_after").and_then(Value::as_f64);
+            let retry_after = retry_after.or(body_retry.map(Duration::from_secs_f64));
+            Err(retryable(format!("HTTP {code}: {detail}"), retry_after))
+        } else {
+            Err(ClientError::Final { status: code, detail })
+        }
+    }
+}
+
+fn retryable(message: String, retry_after: Option<Duration>) -> ClientError {
+    ClientError::Retryable { message, retry_after }
+}
+
+fn header_seconds(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<f64>().ok().filter(|s| *s >= 0.0).map(Duration::from_secs_f64)
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

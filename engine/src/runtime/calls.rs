@@ -1,0 +1,46 @@
+//! The HTTP calls the runtime spawns. They run outside the runtime loop, touch no task state,
+//! and report back as messages.
+
+use crate::journal::Store;
+use crate::replicate::{ClientError, Prediction, ReplicateClient};
+use crate::workflow::Target;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// How far before the journaled intent a prediction may carry its creation time, to absorb
+/// clock skew between this machine and Replicate.
+const CLOCK_SKEW_MS: i64 = 30_000;
+
+/// What `ensure_prediction` needs to know about the step.
+pub struct EnsureJob {
+    pub client: ReplicateClient,
+    pub store: Arc<dyn Store>,
+    pub target: Target,
+    pub input: Value,
+    /// When the intent was journaled.
+    pub intent_at: i64,
+    /// The intent was journaled by this process and no create for it may have gone through:
+    /// create directly. Otherwise a create may already exist: look for it first.
+    pub fresh: bool,
+}
+
+/// Makes sure one prediction exists for the step: after a restart or an ambiguous failure,
+/// first look among the predictions created since the intent for one with exactly this
+/// input that no task owns yet; create only when there is none.
+pub async fn ensure_prediction(job: EnsureJob) -> Result<(Prediction, bool), ClientError> {
+    if !job.fresh {
+        let store = job.store.clone();
+        let input = &job.input;
+        let found = job
+            .client
+            .find_since(job.intent_at - CLOCK_SKEW_MS, |p| {
+                p.input.as_ref() == Some(input)
+                    && matches!(store.prediction_owner(&p.id), Ok(None))
+            })
+            .await?;
+        if let Some(prediction) = found {
+            return Ok((prediction, true));
+        }
+    }
+    job.client.create(&job.target, &job.input).await.map(|p| (p, false))
+}

@@ -1,0 +1,247 @@
+//! The runtime's reactions to each message and timer: which events to record and which
+//! calls to start. Called only from the runtime loop, which owns all the state touched here.
+
+use super::calls::{ensure_prediction, EnsureJob};
+use super::{Msg, Policy, Reply, Runtime, StartError, StartRequest, Started};
+use crate::event::Event;
+use crate::machine::{self, Command};
+use crate::model::{Json, Task, TaskId};
+use crate::replicate::{ClientError, Phase, Prediction};
+use crate::workflow::{Scope, Workflow};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The event that starts `step`: its intent with the built input, or its failure when the
+/// input cannot be built (e.g. the previous output lacks a templated path).
+pub(super) fn request_step(workflows: &HashMap<String, Workflow>, task: &Task, step: u32) -> Event {
+    let at = crate::time::now_millis();
+    let fail = |error: String| Event::StepFailed { step, prediction_id: None, error, canceled: false, at };
+    let Some(workflow) = workflows.get(&task.workflow) else {
+        return fail(format!("workflow {:?} is no longer configured", task.workflow));
+    };
+    let Some(current) = task.step(step) else { return fail("no such step".into()) };
+    let previous_output = step
+        .checked_sub(1)
+        .and_then(|prev| task.step(prev))
+        .and_then(|prev| prev.output.as_ref())
+        .map(Json::value);
+    let (params, item) = (task.params.value(), current.item.value());
+    let scope = Scope { params: &params, item: &item, previous_output: previous_output.as_ref() };
+    match workflow.step_input(step, &scope) {
+        Ok(input) => Event::StepRequested {
+            step,
+            attempt: current.attempt + 1,
+            input: Json::from_value(&input),
+            at,
+        },
+        Err(error) => fail(format!("cannot build the input: {error}")),
+    }
+}
+
+impl Runtime {
+    pub(super) fn on_start(
+        &mut self,
+        request: StartRequest,
+        reply: oneshot::Sender<Result<Started, StartError>>,
+    ) {
+        if let Some(key) = &request.idempotency_key {
+            if let Some(&id) = self.group_keys.get(key) {
+                self.replies.push((reply, Reply::Existing(id)));
+                return;
+            }
+            match self.store.task_for_idempotency_key(key) {
+                Ok(Some(id)) => {
+                    let _ = reply.send(self.started(Reply::Existing(id)));
+                    return;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    let _ = reply.send(Err(StartError::Unavailable(error.to_string())));
+                    return;
+                }
+            }
+        }
+        let id = match TaskId::random() {
+            Ok(id) => id,
+            Err(error) => {
+                let _ = reply.send(Err(StartError::Unavailable(format!("no randomness: {error}"))));
+                return;
+            }
+        };
+        let event = Event::TaskCreated {
+            workflow: request.workflow,
+            params: Json::from_value(&request.params),
+            items: request.items.iter().map(Json::from_value).collect(),
+            idempotency_key: request.idempotency_key.clone(),
+            at: crate::time::now_millis(),
+        };
+        let task = match machine::create(id, &event) {
+            Ok(task) => task,
+            Err(ignored) => {
+                let _ = reply.send(Err(StartError::Invalid(format!("{ignored:?}"))));
+                return;
+            }
+        };
+        let mut active = self.new_active(task, true, self.policy.poll_initial);
+        active.unsaved.push((1, event));
+        self.active.insert(id, active);
+        if let Some(key) = request.idempotency_key {
+            self.group_keys.insert(key, id);
+        }
+        self.touch(id);
+        self.advance(id);
+        self.replies.push((reply, Reply::Created(id)));
+        tracing::info!(task_id = %id, "Task accepted.");
+    }
+
+    pub(super) fn on_created(
+        &mut self,
+        id: TaskId,
+        step: u32,
+        attempt: u32,
+        result: Result<(Prediction, bool), ClientError>,
+    ) {
+        let initial = self.policy.poll_initial;
+        let Some(active) = self.active.get_mut(&id) else { return };
+        active.calling = false;
+        match result {
+            Ok((prediction, found)) => {
+                active.failures = 0;
+                active.poll_delay = initial;
+                tracing::info!(task_id = %id, step, prediction_id = %prediction.id, found, "Prediction created.");
+                let at = crate::time::now_millis();
+                let prediction_id = prediction.id.clone();
+                self.record(id, Event::PredictionCreated { step, attempt, prediction_id, at });
+                self.observe(id, step, &prediction);
+            }
+            Err(ClientError::Final { status, detail }) => {
+                tracing::warn!(task_id = %id, step, status, %detail, "Replicate refused to create the prediction.");
+                let at = crate::time::now_millis();
+                let error = format!("Replicate refused the prediction (HTTP {status}): {detail}");
+                self.record(id, Event::StepFailed { step, prediction_id: None, error, canceled: false, at });
+            }
+            Err(ClientError::Retryable { message, retry_after }) => {
+                // The create may have gone through before the failure: look before creating again.
+                active.fresh_intent = false;
+                active.failures += 1;
+                let delay = backoff(&self.policy, active.failures, retry_after);
+                tracing::warn!(task_id = %id, step, %message, retry_in_ms = delay.as_millis() as u64, "Create failed; will retry.");
+                self.timers.schedule(id, delay);
+            }
+        }
+    }
+
+    pub(super) fn on_checked(
+        &mut self,
+        id: TaskId,
+        step: u32,
+        prediction_id: &str,
+        result: Result<Prediction, ClientError>,
+    ) {
+        let policy = self.policy;
+        let Some(active) = self.active.get_mut(&id) else { return };
+        active.calling = false;
+        match result {
+            Ok(prediction) => {
+                active.failures = 0;
+                active.poll_delay = (active.poll_delay * 2).clamp(policy.poll_initial, policy.poll_max);
+                let delay = active.poll_delay;
+                if !self.observe(id, step, &prediction) {
+                    self.timers.schedule(id, delay);
+                }
+            }
+            Err(ClientError::Final { status: 404, .. }) => {
+                let at = crate::time::now_millis();
+                let error = format!("prediction {prediction_id} no longer exists at Replicate");
+                let prediction_id = Some(prediction_id.to_owned());
+                self.record(id, Event::StepFailed { step, prediction_id, error, canceled: false, at });
+            }
+            Err(error) => {
+                active.failures += 1;
+                let retry_after = match &error {
+                    ClientError::Retryable { retry_after, .. } => *retry_after,
+                    ClientError::Final { .. } => None,
+                };
+                let delay = backoff(&policy, active.failures, retry_after).max(active.poll_delay);
+                tracing::warn!(task_id = %id, step, %error, "Status check failed; will retry.");
+                self.timers.schedule(id, delay);
+            }
+        }
+    }
+
+    /// Records what a prediction's state says about the step; true once the step ended.
+    fn observe(&mut self, id: TaskId, step: u32, prediction: &Prediction) -> bool {
+        let at = crate::time::now_millis();
+        let prediction_id = prediction.id.clone();
+        let event = match prediction.phase() {
+            Phase::Starting => return false,
+            Phase::Processing => {
+                self.record(id, Event::PredictionStarted { step, prediction_id, at });
+                return false;
+            }
+            Phase::Succeeded => {
+                let output = Json::from_value(prediction.output.as_ref().unwrap_or(&serde_json::Value::Null));
+                Event::StepSucceeded { step, prediction_id, output, at }
+            }
+            Phase::Failed => {
+                let error = prediction.error_text();
+                Event::StepFailed { step, prediction_id: Some(prediction_id), error, canceled: false, at }
+            }
+            Phase::Canceled => {
+                let error = format!("prediction {}", prediction.status);
+                Event::StepFailed { step, prediction_id: Some(prediction_id), error, canceled: true, at }
+            }
+        };
+        self.record(id, event);
+        self.advance(id);
+        true
+    }
+
+    /// A timer fell due (or a call must start now): do what the task needs next.
+    pub(super) fn on_due(&mut self, id: TaskId) {
+        let Some(active) = self.active.get_mut(&id) else { return };
+        if active.calling {
+            return;
+        }
+        match machine::decide(&active.task) {
+            Some(Command::Request { .. }) => self.advance(id),
+            Some(Command::EnsurePrediction { step, attempt, input }) => {
+                let Some(workflow) = self.workflows.get(&active.task.workflow) else { return };
+                active.calling = true;
+                let job = EnsureJob {
+                    client: self.client.clone(),
+                    store: self.store.clone(),
+                    target: workflow.target.clone(),
+                    input: input.value(),
+                    intent_at: active.task.step(step).and_then(|s| s.started_at).unwrap_or(0),
+                    fresh: active.fresh_intent,
+                };
+                let outbox = self.outbox.clone();
+                tokio::spawn(async move {
+                    let result = ensure_prediction(job).await;
+                    let _ = outbox.send(Msg::Created { id, step, attempt, result }).await;
+                });
+            }
+            Some(Command::Watch { step, prediction_id }) => {
+                active.calling = true;
+                let client = self.client.clone();
+                let outbox = self.outbox.clone();
+                tokio::spawn(async move {
+                    let result = client.get(&prediction_id).await;
+                    let _ = outbox.send(Msg::Checked { id, step, prediction_id, result }).await;
+                });
+            }
+            None => {}
+        }
+    }
+
+}
+
+/// Exponential backoff with full jitter, never sooner than the server asked.
+fn backoff(policy: &Policy, failures: u32, retry_after: Option<Duration>) -> Duration {
+    let ceiling = policy.retry_base.saturating_mul(1 << failures.min(16)).min(policy.retry_max);
+    let jittered = ceiling.mul_f64(rand::random::<f64>());
+    jittered.max(retry_after.unwrap_or_default())
+}
+

@@ -1,0 +1,185 @@
+//! A simulator of Replicate's HTTP API v1 for tests, demos and benchmarks. The official client
+//! libraries work against it by changing only their base URL.
+//!
+//! Layout:
+//! - `lib.rs`: configuration types, [`start`] and the [`SimHandle`] that tests hold.
+//! - [`prediction`]: one stored prediction, its lazily computed lifecycle and its JSON.
+//! - [`output`]: the deterministic output derived from (model key, input).
+//! - [`state`]: the store (creation-ordered Vec plus id index) behind one mutex.
+//! - [`request`]: validation of create bodies.
+//! - [`headers`]: `Prefer: wait` and `Cancel-After` parsing.
+//! - [`list`]: list pagination and the opaque cursor.
+//! - [`problem`]: every error, mapped to `application/problem+json`.
+//! - [`routes`]: the axum router, middleware and handlers.
+//!
+//! Statuses are computed from the clock at read time, so no per-prediction timers exist.
+
+pub mod headers;
+pub mod list;
+pub mod output;
+pub mod prediction;
+pub mod problem;
+pub mod request;
+pub mod routes;
+pub mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+pub use output::{canonical_json, output_hash, output_value};
+pub use routes::router;
+pub use state::SimState;
+
+/// How the simulator behaves. Model behaviours are snapshotted into each prediction at creation.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The only accepted token (`Bearer <t>` or legacy `Token <t>`); anything else gets 401.
+    pub token: String,
+    /// Used for any model or version not in `models`.
+    pub default_model: ModelBehavior,
+    /// Key: "owner/name" (model and deployment creates, `owner/name` versions) or a version id.
+    pub models: HashMap<String, ModelBehavior>,
+    /// Base of `urls.*`, list links and output file URLs; `None` means `http://{bound addr}`.
+    pub public_url: Option<String>,
+    /// Leave out `output`, `started_at`, `completed_at`, `metrics`, `data_removed` while a
+    /// prediction is not terminal, like 2023 responses did.
+    pub omit_optional_keys: bool,
+    /// Predictions per list page.
+    pub page_size: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            token: "r8_sim_token".into(),
+            default_model: ModelBehavior::default(),
+            models: HashMap::new(),
+            public_url: None,
+            omit_optional_keys: false,
+            page_size: 100,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelBehavior {
+    /// Time in `starting` after creation.
+    pub starting_ms: u64,
+    /// Time in `processing` after that.
+    pub processing_ms: u64,
+    /// Chance (0.0..=1.0), drawn at creation, that the prediction ends `failed`.
+    pub failure_rate: f64,
+    /// The `error` of a failed prediction.
+    pub failure_message: String,
+    pub output: OutputShape,
+}
+
+impl Default for ModelBehavior {
+    fn default() -> Self {
+        ModelBehavior {
+            starting_ms: 50,
+            processing_ms: 200,
+            failure_rate: 0.0,
+            failure_message: "Simulated model failure".into(),
+            output: OutputShape::Url,
+        }
+    }
+}
+
+/// The output of a succeeded prediction, derived only from (model key, input).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputShape {
+    /// `"{public_url}/files/{hash}/out-0.png"`.
+    Url,
+    /// `["{public_url}/files/{hash}/out-0.png"]`.
+    UrlList,
+    /// The input object itself.
+    Echo,
+}
+
+/// A running simulator. Dropping it leaves the server running until the runtime stops.
+pub struct SimHandle {
+    state: SimState,
+    addr: SocketAddr,
+    server: JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// E.g. `http://127.0.0.1:PORT`: no trailing slash, no `/v1`. This is the public URL.
+    pub fn base_url(&self) -> String {
+        self.state.base().to_string()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every prediction ever created, in creation order, as the API would return it now.
+    pub fn predictions(&self) -> Vec<serde_json::Value> {
+        let now = time::OffsetDateTime::now_utc();
+        let store = self.state.store();
+        store
+            .all()
+            .iter()
+            .map(|p| self.state.render(p, now))
+            .collect()
+    }
+
+    /// Number of successful create calls.
+    pub fn create_calls(&self) -> u64 {
+        self.state.store().create_calls()
+    }
+
+    /// Changes the behaviour of `key` for predictions created from now on.
+    pub fn set_model(&self, key: &str, behavior: ModelBehavior) {
+        self.state.store().set_model(key, behavior);
+    }
+
+    /// Stops accepting connections, releases `Prefer: wait` requests and waits briefly for
+    /// open connections; after one second the server task is aborted.
+    pub async fn shutdown(self) {
+        self.state.begin_shutdown();
+        let mut server = self.server;
+        if tokio::time::timeout(Duration::from_secs(1), &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!(addr = %self.addr, "Simulator did not stop within 1 s; aborting it.");
+            server.abort();
+        }
+    }
+}
+
+/// Serves the simulator on `listener` in a spawned task.
+pub async fn start(
+    config: SimConfig,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<SimHandle> {
+    let addr = listener.local_addr()?;
+    let base = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let state = SimState::new(config, base);
+    let app = router(state.clone());
+    let mut stop = state.shutdown_signal();
+    let server = tokio::spawn(async move {
+        let signal = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .await
+        {
+            tracing::error!(%error, "Simulator server failed.");
+        }
+    });
+    Ok(SimHandle {
+        state,
+        addr,
+        server,
+    })
+}

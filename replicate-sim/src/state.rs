@@ -1,0 +1,316 @@
+//! The simulator's shared state: the prediction store (creation-ordered Vec plus an id index)
+//! behind one `std::sync::Mutex`, the model behaviours, and the id/failure randomness.
+//! Callers pass `now` in; the lock is held only for short, synchronous sections.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::sync::{watch, Notify};
+
+use crate::prediction::{Plan, RenderCtx, StoredPrediction};
+use crate::{ModelBehavior, SimConfig};
+
+/// What a create request resolved to, before the store assigns id and time.
+#[derive(Clone, Debug)]
+pub struct NewPrediction {
+    pub model: String,
+    pub version: String,
+    pub deployment: Option<String>,
+    /// Keys tried, in order, to find the model behaviour; the first is also the output-hash key.
+    pub lookup_keys: Vec<String>,
+    pub input: Value,
+    pub cancel_after: Option<Duration>,
+    pub webhook: Option<String>,
+    pub webhook_events_filter: Option<Vec<String>>,
+}
+
+pub struct Store {
+    predictions: Vec<StoredPrediction>,
+    /// id -> position in `predictions`.
+    index: HashMap<String, usize>,
+    models: HashMap<String, ModelBehavior>,
+    default_model: ModelBehavior,
+    rng: StdRng,
+    create_calls: u64,
+}
+
+impl Store {
+    pub fn new(
+        default_model: ModelBehavior,
+        models: HashMap<String, ModelBehavior>,
+        rng: StdRng,
+    ) -> Self {
+        Store {
+            predictions: Vec::new(),
+            index: HashMap::new(),
+            models,
+            default_model,
+            rng,
+            create_calls: 0,
+        }
+    }
+
+    fn new_id(&mut self) -> String {
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        loop {
+            let id: String = (0..26)
+                .map(|_| ALPHABET[self.rng.random_range(0..ALPHABET.len())] as char)
+                .collect();
+            if !self.index.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// Stores a new prediction created at `now` (clamped so creation times never decrease)
+    /// and returns its position.
+    pub fn create(&mut self, new: NewPrediction, now: OffsetDateTime) -> usize {
+        let behavior = new
+            .lookup_keys
+            .iter()
+            .find_map(|k| self.models.get(k))
+            .unwrap_or(&self.default_model)
+            .clone();
+        let fails = behavior.failure_rate > 0.0 && self.rng.random::<f64>() < behavior.failure_rate;
+        let created_at = self
+            .predictions
+            .last()
+            .map_or(now, |last| last.created_at.max(now));
+        let id = self.new_id();
+        let position = self.predictions.len();
+        self.index.insert(id.clone(), position);
+        self.predictions.push(StoredPrediction {
+            id,
+            model: new.model,
+            version: new.version,
+            deployment: new.deployment,
+            model_key: new.lookup_keys.into_iter().next().unwrap_or_default(),
+            input: new.input,
+            created_at,
+            deadline: new.cancel_after.map(|d| created_at + d),
+            webhook: new.webhook,
+            webhook_events_filter: new.webhook_events_filter,
+            plan: Plan {
+                starting: Duration::from_millis(behavior.starting_ms),
+                processing: Duration::from_millis(behavior.processing_ms),
+                failure: fails.then_some(behavior.failure_message),
+                output: behavior.output,
+            },
+            canceled_at: None,
+        });
+        self.create_calls += 1;
+        position
+    }
+
+    pub fn get(&self, id: &str) -> Option<&StoredPrediction> {
+        self.index.get(id).map(|&i| &self.predictions[i])
+    }
+
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut StoredPrediction> {
+        self.index.get(id).map(|&i| &mut self.predictions[i])
+    }
+
+    pub fn at(&self, position: usize) -> &StoredPrediction {
+        &self.predictions[position]
+    }
+
+    pub fn all(&self) -> &[StoredPrediction] {
+        &self.predictions
+    }
+
+    /// Positions `lo..hi` of predictions created in `[after, before)`.
+    pub fn created_range(
+        &self,
+        after: Option<OffsetDateTime>,
+        before: Option<OffsetDateTime>,
+    ) -> (usize, usize) {
+        let lo = after.map_or(0, |a| {
+            self.predictions.partition_point(|p| p.created_at < a)
+        });
+        let hi = before.map_or(self.predictions.len(), |b| {
+            self.predictions.partition_point(|p| p.created_at < b)
+        });
+        (lo, hi.max(lo))
+    }
+
+    pub fn set_model(&mut self, key: &str, behavior: ModelBehavior) {
+        self.models.insert(key.to_string(), behavior);
+    }
+
+    pub fn create_calls(&self) -> u64 {
+        self.create_calls
+    }
+}
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct SimState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    token: String,
+    base: String,
+    omit_optional_keys: bool,
+    page_size: usize,
+    webhook_secret: String,
+    store: Mutex<Store>,
+    /// Woken whenever a prediction is canceled, so `Prefer: wait` requests re-check at once.
+    changed: Notify,
+    /// Flips to true when the server shuts down, so waiting requests return early. The sender
+    /// lives here so it outlives every receiver.
+    shutdown: watch::Sender<bool>,
+}
+
+impl SimState {
+    /// `base` is the public URL without a trailing slash.
+    pub fn new(config: SimConfig, base: String) -> Self {
+        let mut rng = StdRng::from_os_rng();
+        let mut secret = [0u8; 24];
+        rng.fill(&mut secret);
+        let store = Store::new(config.default_model, config.models, rng);
+        SimState {
+            inner: Arc::new(Inner {
+                token: config.token,
+                base: base.trim_end_matches('/').to_string(),
+                omit_optional_keys: config.omit_optional_keys,
+                page_size: config.page_size.max(1),
+                webhook_secret: format!("whsec_{}", STANDARD.encode(secret)),
+                store: Mutex::new(store),
+                changed: Notify::new(),
+                shutdown: watch::Sender::new(false),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.inner
+            .store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn token(&self) -> &str {
+        &self.inner.token
+    }
+
+    pub fn base(&self) -> &str {
+        &self.inner.base
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.inner.page_size
+    }
+
+    pub fn webhook_secret(&self) -> &str {
+        &self.inner.webhook_secret
+    }
+
+    pub fn changed(&self) -> &Notify {
+        &self.inner.changed
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    /// Tells the server and every waiting request to stop.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    pub fn render_ctx(&self) -> RenderCtx<'_> {
+        RenderCtx {
+            base: &self.inner.base,
+            omit_optional_keys: self.inner.omit_optional_keys,
+        }
+    }
+
+    /// Renders one stored prediction at `now`.
+    pub fn render(&self, prediction: &StoredPrediction, now: OffsetDateTime) -> Value {
+        prediction.render(now, &self.render_ctx())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    fn new_prediction(key: &str) -> NewPrediction {
+        NewPrediction {
+            model: key.into(),
+            version: "hidden".into(),
+            deployment: None,
+            lookup_keys: vec![key.into()],
+            input: json!({}),
+            cancel_after: None,
+            webhook: None,
+            webhook_events_filter: None,
+        }
+    }
+
+    #[test]
+    fn ids_are_26_lowercase_alphanumerics_and_indexed() {
+        let mut store = Store::new(
+            ModelBehavior::default(),
+            HashMap::new(),
+            StdRng::seed_from_u64(7),
+        );
+        let now = datetime!(2025-01-01 00:00 UTC);
+        let pos = store.create(new_prediction("o/n"), now);
+        let id = store.at(pos).id.clone();
+        assert_eq!(id.len(), 26);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert_eq!(store.get(&id).unwrap().id, id);
+        assert_eq!(store.create_calls(), 1);
+    }
+
+    #[test]
+    fn creation_times_never_decrease_and_ranges_follow_them() {
+        let mut store = Store::new(
+            ModelBehavior::default(),
+            HashMap::new(),
+            StdRng::seed_from_u64(7),
+        );
+        let t = datetime!(2025-01-01 00:00 UTC);
+        store.create(new_prediction("o/n"), t);
+        store.create(new_prediction("o/n"), t - Duration::from_secs(5));
+        store.create(new_prediction("o/n"), t + Duration::from_secs(5));
+        assert_eq!(store.all()[1].created_at, t);
+        assert_eq!(store.created_range(Some(t), None), (0, 3));
+        assert_eq!(store.created_range(None, Some(t)), (0, 0));
+        assert_eq!(
+            store.created_range(Some(t + Duration::from_secs(1)), None),
+            (2, 3)
+        );
+    }
+
+    #[test]
+    fn model_behaviour_is_looked_up_by_key_then_default() {
+        let mut models = HashMap::new();
+        models.insert(
+            "o/fail".to_string(),
+            ModelBehavior {
+                failure_rate: 1.0,
+                ..ModelBehavior::default()
+            },
+        );
+        let mut store = Store::new(ModelBehavior::default(), models, StdRng::seed_from_u64(7));
+        let now = datetime!(2025-01-01 00:00 UTC);
+        let failing = store.create(new_prediction("o/fail"), now);
+        let fine = store.create(new_prediction("o/other"), now);
+        assert!(store.at(failing).plan.failure.is_some());
+        assert!(store.at(fine).plan.failure.is_none());
+    }
+}

@@ -1,0 +1,8 @@
+//! Black-box tests of the simulator over real HTTP: each test starts its own simulator on a
+//! port-0 listener and talks to it with reqwest, as a Replicate client would.
+
+mod errors;
+mod helpers;
+mod lifecycle;
+mod listing;
+mod sync;

@@ -1,0 +1,81 @@
+//! `ApiError`: every error the API answers with, mapped to its status and JSON body
+//! `{"error":{"code","message"}}` in one place. Internal causes are logged, not returned.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug)]
+pub enum ApiError {
+    InvalidRequest(String),
+    Unauthorized,
+    NotFound(String),
+    UnknownWorkflow(String),
+    MethodNotAllowed,
+    TooLarge,
+    UnsupportedMediaType,
+    Unavailable(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            ApiError::InvalidRequest(message) => {
+                (StatusCode::BAD_REQUEST, "invalid_request", message.clone())
+            }
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong `Authorization: Bearer <token>`".into(),
+            ),
+            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message.clone()),
+            ApiError::UnknownWorkflow(name) => (
+                StatusCode::NOT_FOUND,
+                "unknown_workflow",
+                format!("no workflow named {name:?} is configured"),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method".into(),
+            ),
+            ApiError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "the request body is over the 1 MiB limit".into(),
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as `Content-Type: application/json`".into(),
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the engine cannot take writes right now; try again shortly".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Unavailable(cause) = &self {
+            tracing::error!(%cause, "Answering 503.");
+        }
+        let (status, code, message) = self.parts();
+        (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+    }
+}
+
+impl From<stepwise_engine::journal::StoreError> for ApiError {
+    fn from(error: stepwise_engine::journal::StoreError) -> Self {
+        match error {
+            stepwise_engine::journal::StoreError::InvalidCursor => {
+                ApiError::InvalidRequest("`cursor` is not one this server handed out".into())
+            }
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
+}

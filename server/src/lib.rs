@@ -1,0 +1,90 @@
+//! stepwise-server: the HTTP API (axum on hyper) over an engine handle.
+//!
+//! Layout: `routes` (handlers), `render` (the task's JSON shape), `error` (every API error
+//! and its status in one place). `router` builds the app so tests can drive it without a
+//! socket; `serve` runs it on a listener until the shutdown token fires.
+
+mod error;
+mod render;
+mod routes;
+
+pub use error::ApiError;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+use stepwise_engine::config::ServerConfig;
+use stepwise_engine::Engine;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Request bodies over this size are refused with 413 `too_large`.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    engine: Engine,
+    api_token: Option<Arc<str>>,
+}
+
+impl AppState {
+    /// Checks `Authorization: Bearer <token>` when a token is configured.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(expected) = &self.api_token else { return Ok(()) };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// Compares without an early exit, so response time does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub fn router(engine: Engine, config: &ServerConfig) -> Router {
+    let state = AppState { engine, api_token: config.api_token.as_deref().map(Arc::from) };
+    let router = Router::new()
+        .route(
+            "/v1/tasks",
+            get(routes::list_tasks).post(routes::start_task).fallback(routes::method_not_allowed),
+        )
+        .route("/v1/tasks/{id}", get(routes::get_task).fallback(routes::method_not_allowed))
+        .route("/healthz", get(routes::healthz).fallback(routes::method_not_allowed))
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+    if config.cors_origins.is_empty() {
+        return router;
+    }
+    let origins: Vec<HeaderValue> =
+        config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    router.layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, "idempotency-key".parse().expect("a valid header name")])
+            .expose_headers([header::LOCATION]),
+    )
+}
+
+/// Serves `app` on `listener` until `shutdown` fires, then lets open requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}

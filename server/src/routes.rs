@@ -1,0 +1,143 @@
+//! The route handlers: parse and check the request, call the engine, render the answer.
+
+use crate::error::ApiError;
+use crate::{render, AppState};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use stepwise_engine::journal::ListQuery;
+use stepwise_engine::model::{TaskId, TaskStatus};
+use stepwise_engine::{StartError, StartRequest};
+
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+const MAX_PAGE: usize = 200;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    workflow: String,
+    #[serde(default)]
+    params: Option<Value>,
+    items: Vec<Value>,
+}
+
+pub async fn start_task(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers)?;
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::InvalidRequest(format!("cannot read the body: {rejection}"))
+        }
+    })?;
+    require_json(&headers)?;
+    let body: StartBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
+    let params = body.params.unwrap_or_else(|| json!({}));
+    if !params.is_object() {
+        return Err(ApiError::InvalidRequest("`params` must be a JSON object".into()));
+    }
+    if let Some(i) = body.items.iter().position(|item| !item.is_object()) {
+        return Err(ApiError::InvalidRequest(format!("items[{i}] must be a JSON object")));
+    }
+    let idempotency_key = idempotency_key(&headers)?;
+    let request = StartRequest { workflow: body.workflow, params, items: body.items, idempotency_key };
+    let started = state.engine.start(request).await.map_err(|error| match error {
+        StartError::UnknownWorkflow(name) => ApiError::UnknownWorkflow(name),
+        StartError::Invalid(message) => ApiError::InvalidRequest(message),
+        StartError::Unavailable(cause) => ApiError::Unavailable(cause),
+    })?;
+    let location = format!("/v1/tasks/{}", started.task.id);
+    let status = if started.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, [(header::LOCATION, location)], Json(render::task(&started.task))).into_response())
+}
+
+pub async fn get_task(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("no task with id {id:?}"));
+    let task_id: TaskId = id.parse().map_err(|_| not_found())?;
+    let task = state.engine.task(&task_id)?.ok_or_else(not_found)?;
+    Ok(Json(render::task(&task)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    status: Option<String>,
+    workflow: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub async fn list_tasks(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers)?;
+    let Query(params) =
+        params.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))?;
+    let status = match params.status.as_deref() {
+        None => None,
+        Some(text) => Some(TaskStatus::parse(text).ok_or_else(|| {
+            ApiError::InvalidRequest(format!(
+                "unknown status {text:?}; use pending, running, succeeded, failed or canceled"
+            ))
+        })?),
+    };
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::InvalidRequest(format!("`limit` must be 1 to {MAX_PAGE}")));
+    }
+    let query = ListQuery { status, workflow: params.workflow, limit, cursor: params.cursor };
+    let page = state.engine.list(&query)?;
+    let tasks: Vec<Value> = page.tasks.iter().map(render::task).collect();
+    Ok(Json(json!({ "tasks": tasks, "next_cursor": page.next_cursor })))
+}
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let essence = content_type.map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        _ => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY)
+        .ok_or_else(|| {
+            ApiError::InvalidRequest(format!(
+                "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_owned()))
+}

@@ -1,0 +1,54 @@
+//! The `stepwise` binary: `serve` runs the engine and its HTTP API; `check-config` validates
+//! a configuration and prints it with secrets masked.
+
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "stepwise", version, about = "A durable workflow engine for Replicate predictions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine and its HTTP API.
+    Serve {
+        /// Configuration file. Default: ./config.toml if present, else the embedded defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also start a Replicate simulator on loopback and point the engine at it.
+        #[arg(long)]
+        simulate: bool,
+    },
+    /// Validate a configuration file and print the effective settings, secrets masked.
+    CheckConfig { path: Option<PathBuf> },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STEPWISE_LOG")
+                .unwrap_or_else(|_| "info,sled=warn,hyper=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, simulate } => serve::run(config, simulate),
+        Command::CheckConfig { path } => serve::load_config(path).map(|(config, origin)| {
+            println!("# {origin}\n{}", config.masked_summary());
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("stepwise: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! `stepwise serve`: load the configuration, optionally start the simulator, launch the
+//! engine and the HTTP API, and stop both cleanly on SIGINT/SIGTERM.
+
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::time::Duration;
+use stepwise_engine::config::{Config, EMBEDDED_DEFAULT};
+use stepwise_engine::{Engine, StoreChoice};
+use tokio_util::sync::CancellationToken;
+
+/// How long open HTTP requests may take to finish after a shutdown signal.
+const HTTP_GRACE: Duration = Duration::from_secs(10);
+
+/// The configuration and where it came from.
+pub fn load_config(path: Option<PathBuf>) -> anyhow::Result<(Config, String)> {
+    match path {
+        Some(path) => Ok((Config::load(&path)?, path.display().to_string())),
+        None if std::path::Path::new("config.toml").exists() => {
+            Ok((Config::load("config.toml".as_ref())?, "./config.toml".into()))
+        }
+        None => Ok((Config::from_toml(EMBEDDED_DEFAULT, "(embedded defaults)")?, "embedded defaults".into())),
+    }
+}
+
+pub fn run(config_path: Option<PathBuf>, simulate: bool) -> anyhow::Result<()> {
+    let (mut config, origin) = load_config(config_path)?;
+    tracing::info!(config = %origin, "Configuration loaded.");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let _simulator = if simulate { Some(start_simulator(&mut config).await?) } else { None };
+        if config.replicate.api_token.is_none() {
+            bail!("REPLICATE_API_TOKEN is not set (or run `stepwise serve --simulate` to try stepwise without an account)");
+        }
+        serve(config).await
+    })
+}
+
+async fn start_simulator(config: &mut Config) -> anyhow::Result<replicate_sim::SimHandle> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sim_config = replicate_sim::SimConfig {
+        default_model: replicate_sim::ModelBehavior {
+            starting_ms: 500,
+            processing_ms: 2_000,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token = sim_config.token.clone();
+    let handle = replicate_sim::start(sim_config, listener).await?;
+    tracing::info!(url = %handle.base_url(), "Simulated Replicate started.");
+    config.replicate.api_base = handle.base_url();
+    config.replicate.api_token = Some(token);
+    Ok(handle)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let (engine, runtime) = Engine::launch(&config, StoreChoice::Disk, shutdown.clone())
+        .with_context(|| format!("cannot start with data dir {}", config.storage.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let address = listener.local_addr()?;
+    // Tests and scripts read this line to find the port when `listen` asks for port 0.
+    println!("stepwise listening on http://{address}");
+    tracing::info!(%address, workflows = ?engine.workflow_names().collect::<Vec<_>>(), "Serving.");
+    let app = stepwise_server::router(engine, &config.server);
+    let http_stop = CancellationToken::new();
+    let http = tokio::spawn(stepwise_server::serve(listener, app, http_stop.clone()));
+    wait_for_signal().await;
+    tracing::info!("Shutting down: no new requests; finishing the current group.");
+    http_stop.cancel();
+    if tokio::time::timeout(HTTP_GRACE, http).await.is_err() {
+        tracing::warn!("Open requests did not finish in time; closing them.");
+    }
+    shutdown.cancel();
+    runtime.await.context("the runtime panicked")?.context("the journal failed")?;
+    tracing::info!("Stopped cleanly.");
+    Ok(())
+}
+
+/// The first SIGINT or SIGTERM starts a graceful shutdown; a second one exits at once.
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler only fails outside a Tokio runtime");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::warn!("Second signal: exiting now.");
+        std::process::exit(130);
+    });
+}
