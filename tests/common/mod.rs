@@ -75,6 +75,11 @@ pub struct App {
 impl App {
     /// Writes `config` to `dir/config.toml` and starts `stepwise serve` on it.
     pub fn spawn(dir: &Path, config: &str) -> App {
+        Self::spawn_with_env(dir, config, &[])
+    }
+
+    /// Like `spawn`, with extra environment variables (e.g. fault injection).
+    pub fn spawn_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> App {
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("engine.log")).unwrap();
@@ -83,6 +88,7 @@ impl App {
             .arg(&config_path)
             .env("REPLICATE_API_TOKEN", SIM_TOKEN)
             .env("STEPWISE_LOG", "info,stepwise_engine=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -107,6 +113,20 @@ impl App {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
             child.wait().unwrap();
+        }
+    }
+
+    /// Waits until the process exits by itself (e.g. an injected crash).
+    pub async fn wait_for_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the engine did not exit within {within:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

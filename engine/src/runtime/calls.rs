@@ -42,5 +42,26 @@ pub async fn ensure_prediction(job: EnsureJob) -> Result<(Prediction, bool), Cli
             return Ok((prediction, true));
         }
     }
-    job.client.create(&job.target, &job.input).await.map(|p| (p, false))
+    let created = job.client.create(&job.target, &job.input).await?;
+    crash_after_create_hook();
+    Ok((created, false))
+}
+
+/// Fault injection for crash tests: with `STEPWISE_FAULT_CRASH_AFTER_CREATE=N` in the
+/// environment, the process aborts right after its N-th successful create call, before the
+/// prediction id reaches the journal (the worst moment for a crash). Unset in production.
+fn crash_after_create_hook() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+    static CREATED: AtomicU64 = AtomicU64::new(0);
+    let limit = LIMIT.get_or_init(|| {
+        std::env::var("STEPWISE_FAULT_CRASH_AFTER_CREATE").ok().and_then(|v| v.parse().ok())
+    });
+    if let Some(limit) = limit {
+        if CREATED.fetch_add(1, Ordering::SeqCst) + 1 >= *limit {
+            eprintln!("fault injection: aborting after create call {limit}");
+            std::process::abort();
+        }
+    }
 }
