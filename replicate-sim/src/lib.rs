@@ -11,17 +11,25 @@
 //! - [`list`]: list pagination and the opaque cursor.
 //! - [`problem`]: every error, mapped to `application/problem+json`.
 //! - [`routes`]: the axum router, middleware and handlers.
+//! - [`faults`]: the fault-injection switches ([`Faults`]) and the per-request draw.
+//! - [`ratelimit`]: Replicate-like token buckets ([`RateLimits`]).
+//! - [`stats`]: request/answer counters and sliding-window maxima ([`SimStats`]).
+//! - [`gate`]: the middleware in front of `/v1` that applies storms, rate limits and faults.
 //!
 //! Statuses are computed from the clock at read time, so no per-prediction timers exist.
 
+pub mod faults;
+pub mod gate;
 pub mod headers;
 pub mod list;
 pub mod output;
 pub mod prediction;
 pub mod problem;
+pub mod ratelimit;
 pub mod request;
 pub mod routes;
 pub mod state;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,9 +37,12 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub use faults::{Endpoint, EndpointFaults, Faults};
 pub use output::{canonical_json, output_hash, output_value};
+pub use ratelimit::RateLimits;
 pub use routes::router;
 pub use state::SimState;
+pub use stats::SimStats;
 
 /// How the simulator behaves. Model behaviours are snapshotted into each prediction at creation.
 #[derive(Clone, Debug)]
@@ -49,6 +60,10 @@ pub struct SimConfig {
     pub omit_optional_keys: bool,
     /// Predictions per list page.
     pub page_size: usize,
+    /// Real rate limits answered with genuine 429s; `None` means unlimited.
+    pub rate_limits: Option<RateLimits>,
+    /// Seeds ids, failures, cold boots and fault draws; `None` draws a seed from the OS.
+    pub seed: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -60,6 +75,8 @@ impl Default for SimConfig {
             public_url: None,
             omit_optional_keys: false,
             page_size: 100,
+            rate_limits: None,
+            seed: None,
         }
     }
 }
@@ -136,6 +153,33 @@ impl SimHandle {
     /// Changes the behaviour of `key` for predictions created from now on.
     pub fn set_model(&self, key: &str, behavior: ModelBehavior) {
         self.state.store().set_model(key, behavior);
+    }
+
+    /// Replaces every fault switch; a storm (`storm_ms`) starts now. Applies to requests and
+    /// predictions from now on.
+    pub fn set_faults(&self, faults: Faults) {
+        let lifecycle = faults.lifecycle();
+        self.state
+            .gate()
+            .set_faults(faults, std::time::Instant::now());
+        self.state.store().set_lifecycle(lifecycle);
+    }
+
+    /// Turns every fault switch off (the real rate limits stay).
+    pub fn clear_faults(&self) {
+        self.set_faults(Faults::default());
+    }
+
+    /// Replaces the real rate limits, starting with full buckets; `None` lifts them.
+    pub fn set_rate_limits(&self, limits: Option<RateLimits>) {
+        self.state
+            .gate()
+            .set_rate_limits(limits.as_ref(), std::time::Instant::now());
+    }
+
+    /// What the simulator has seen so far.
+    pub fn stats(&self) -> SimStats {
+        self.state.gate().stats()
     }
 
     /// Stops accepting connections, releases `Prefer: wait` requests and waits briefly for

@@ -2,7 +2,7 @@
 //! Ctrl-C. All behaviour lives in the library.
 
 use clap::{Parser, ValueEnum};
-use replicate_sim::{ModelBehavior, OutputShape, SimConfig};
+use replicate_sim::{EndpointFaults, Faults, ModelBehavior, OutputShape, RateLimits, SimConfig};
 
 #[derive(Parser, Debug)]
 #[command(about = "A simulator of Replicate's HTTP API v1")]
@@ -28,6 +28,87 @@ struct Args {
     /// Leave out optional keys of running predictions (2023 response style).
     #[arg(long)]
     omit_optional_keys: bool,
+    /// Seed for ids, failures and fault draws.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Enforce Replicate's real limits: 600 creates/min and 3000 other requests/min.
+    #[arg(long, conflicts_with = "low_credit")]
+    rate_limits: bool,
+    /// Enforce the low-credit limits: 6 creates/min with a burst of 1.
+    #[arg(long)]
+    low_credit: bool,
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
+/// Fault switches applied to every /v1 endpoint.
+#[derive(clap::Args, Debug)]
+struct FaultArgs {
+    /// Chance of an injected 500/502/503/504 without doing the work.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    error_rate: f64,
+    /// Chance of doing the work and then answering 503.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    error_after_work_rate: f64,
+    /// Chance of dropping the connection without doing the work.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    reset_rate: f64,
+    /// Chance of doing the work and then dropping the connection.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    reset_after_work_rate: f64,
+    /// Chance of never answering.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    hang_rate: f64,
+    /// Extra latency per request, uniform in MIN:MAX milliseconds.
+    #[arg(long, value_parser = latency, default_value = "0:0")]
+    latency_ms: (u64, u64),
+    /// Chance that a new prediction cold-boots.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    cold_boot_rate: f64,
+    /// How long a cold boot keeps a prediction `starting`.
+    #[arg(long, default_value_t = 30_000)]
+    cold_boot_ms: u64,
+    /// Send a Retry-After header on every 429.
+    #[arg(long)]
+    retry_after_header: bool,
+}
+
+impl FaultArgs {
+    fn faults(&self) -> Faults {
+        Faults {
+            retry_after_header: self.retry_after_header,
+            cold_boot_rate: self.cold_boot_rate,
+            cold_boot_ms: self.cold_boot_ms,
+            ..Faults::everywhere(EndpointFaults {
+                error_rate: self.error_rate,
+                error_after_work_rate: self.error_after_work_rate,
+                reset_rate: self.reset_rate,
+                reset_after_work_rate: self.reset_after_work_rate,
+                hang_rate: self.hang_rate,
+                latency_ms: self.latency_ms,
+                ..EndpointFaults::default()
+            })
+        }
+    }
+}
+
+fn rate(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err("must be within 0.0..=1.0".into())
+    }
+}
+
+fn latency(text: &str) -> Result<(u64, u64), String> {
+    let (min, max) = text.split_once(':').unwrap_or((text, text));
+    let parse = |v: &str| v.trim().parse::<u64>().map_err(|e| format!("{e}"));
+    let (min, max) = (parse(min)?, parse(max)?);
+    if min > max {
+        return Err("MIN must not exceed MAX".into());
+    }
+    Ok((min, max))
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -51,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
         (0.0..=1.0).contains(&args.failure_rate),
         "--failure-rate must be within 0.0..=1.0"
     );
+    tracing::debug!(?args, "Parsed the command line.");
     let output = match args.output {
         Output::Url => OutputShape::Url,
         Output::UrlList => OutputShape::UrlList,
@@ -74,10 +156,17 @@ async fn main() -> anyhow::Result<()> {
         },
         public_url: args.public_url,
         omit_optional_keys: args.omit_optional_keys,
+        seed: args.seed,
+        rate_limits: if args.low_credit {
+            Some(RateLimits::low_credit())
+        } else {
+            args.rate_limits.then(RateLimits::replicate)
+        },
         ..SimConfig::default()
     };
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     let sim = replicate_sim::start(config, listener).await?;
+    sim.set_faults(args.faults.faults());
     println!("replicate-sim listening on http://{}", sim.addr());
     tracing::info!(addr = %sim.addr(), base_url = %sim.base_url(), "Simulator started.");
     tokio::signal::ctrl_c().await?;

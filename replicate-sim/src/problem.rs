@@ -25,6 +25,12 @@ pub enum ApiError {
     /// A bad header or query value (`Prefer`, `Cancel-After`, list filters).
     #[error("{title}: {detail}")]
     Unprocessable { title: &'static str, detail: String },
+    /// A rate-limit answer (real limits, a storm or an injected 429).
+    #[error("throttled; retry after {retry_after} s")]
+    Throttled { retry_after: u64 },
+    /// A server error injected by the fault switches.
+    #[error("injected {status} error")]
+    Injected { status: u16 },
 }
 
 impl ApiError {
@@ -44,6 +50,10 @@ impl ApiError {
             ApiError::Validation { .. }
             | ApiError::InvalidVersion
             | ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Injected { status } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 
@@ -84,6 +94,19 @@ impl ApiError {
                 "detail": detail,
                 "status": status,
             }),
+            ApiError::Throttled { retry_after } => json!({
+                "detail": format!("Request was throttled. Your rate limit resets in ~{retry_after}s."),
+                "status": status,
+                "retry_after": retry_after,
+            }),
+            ApiError::Injected { .. } => {
+                let reason = self.status().canonical_reason().unwrap_or("Server error");
+                json!({
+                    "title": reason,
+                    "detail": format!("{reason} (injected by replicate-sim)"),
+                    "status": status,
+                })
+            }
         }
     }
 }
@@ -109,6 +132,21 @@ mod tests {
             ApiError::Unauthenticated.body(),
             json!({"title":"Unauthenticated","detail":"You did not pass a valid authentication token","status":401})
         );
+    }
+
+    #[test]
+    fn throttled_body_matches_the_recorded_one() {
+        assert_eq!(
+            ApiError::Throttled { retry_after: 5 }.body(),
+            json!({"detail":"Request was throttled. Your rate limit resets in ~5s.","status":429,"retry_after":5})
+        );
+    }
+
+    #[test]
+    fn injected_errors_carry_their_status() {
+        let body = ApiError::Injected { status: 502 }.body();
+        assert_eq!(body["status"], 502);
+        assert_eq!(body["title"], "Bad Gateway");
     }
 
     #[test]

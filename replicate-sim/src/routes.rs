@@ -1,5 +1,5 @@
-//! The HTTP surface: the axum router, the auth and rate-limit-header middleware, and one handler
-//! per endpoint. Handlers read the clock, lock the store briefly, and never hold the lock across
+//! The HTTP surface: the axum router, the auth and rate-limit-header middleware (behind the fault
+//! gate of [`crate::gate`]), and one handler per endpoint. Handlers read the clock, lock the store briefly, and never hold the lock across
 //! an `.await`.
 
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::gate::fault_gate;
 use crate::headers::{parse_cancel_after, parse_prefer, WaitPreference};
 use crate::list::{plan_page, Cursor};
 use crate::problem::ApiError;
@@ -48,7 +49,8 @@ pub fn router(state: SimState) -> Router {
         .route("/webhooks/default/secret", get(webhook_secret))
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), authenticate))
-        .layer(from_fn(rate_limit_headers));
+        .layer(from_fn(rate_limit_headers))
+        .layer(from_fn_with_state(state.clone(), fault_gate));
     Router::new()
         .nest("/v1", v1)
         .route("/files/{hash}/{name}", get(output_file))

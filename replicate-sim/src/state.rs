@@ -1,10 +1,11 @@
 //! The simulator's shared state: the prediction store (creation-ordered Vec plus an id index)
-//! behind one `std::sync::Mutex`, the model behaviours, and the id/failure randomness.
-//! Callers pass `now` in; the lock is held only for short, synchronous sections.
+//! behind one `std::sync::Mutex`, the model behaviours, the id/failure/cold-boot randomness, and
+//! the fault [`Gate`] behind a second mutex. Callers pass `now` in; each lock is held only for
+//! short, synchronous sections and never both at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -14,6 +15,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 
+use crate::faults::{chance, LifecycleFaults};
+use crate::gate::Gate;
 use crate::prediction::{Plan, RenderCtx, StoredPrediction};
 use crate::{ModelBehavior, SimConfig};
 
@@ -39,6 +42,8 @@ pub struct Store {
     default_model: ModelBehavior,
     rng: StdRng,
     create_calls: u64,
+    /// Cold boots and the failure-rate override, drawn at creation.
+    lifecycle: LifecycleFaults,
 }
 
 impl Store {
@@ -54,6 +59,7 @@ impl Store {
             default_model,
             rng,
             create_calls: 0,
+            lifecycle: LifecycleFaults::default(),
         }
     }
 
@@ -78,7 +84,13 @@ impl Store {
             .find_map(|k| self.models.get(k))
             .unwrap_or(&self.default_model)
             .clone();
-        let fails = behavior.failure_rate > 0.0 && self.rng.random::<f64>() < behavior.failure_rate;
+        let failure_rate = self.lifecycle.failure_rate.unwrap_or(behavior.failure_rate);
+        let fails = chance(&mut self.rng, failure_rate);
+        let starting_ms = if chance(&mut self.rng, self.lifecycle.cold_boot_rate) {
+            self.lifecycle.cold_boot_ms
+        } else {
+            behavior.starting_ms
+        };
         let created_at = self
             .predictions
             .last()
@@ -98,7 +110,7 @@ impl Store {
             webhook: new.webhook,
             webhook_events_filter: new.webhook_events_filter,
             plan: Plan {
-                starting: Duration::from_millis(behavior.starting_ms),
+                starting: Duration::from_millis(starting_ms),
                 processing: Duration::from_millis(behavior.processing_ms),
                 failure: fails.then_some(behavior.failure_message),
                 output: behavior.output,
@@ -147,6 +159,10 @@ impl Store {
     pub fn create_calls(&self) -> u64 {
         self.create_calls
     }
+
+    pub fn set_lifecycle(&mut self, lifecycle: LifecycleFaults) {
+        self.lifecycle = lifecycle;
+    }
 }
 
 /// Everything the handlers share; cheap to clone.
@@ -162,6 +178,7 @@ struct Inner {
     page_size: usize,
     webhook_secret: String,
     store: Mutex<Store>,
+    gate: Mutex<Gate>,
     /// Woken whenever a prediction is canceled, so `Prefer: wait` requests re-check at once.
     changed: Notify,
     /// Flips to true when the server shuts down, so waiting requests return early. The sender
@@ -172,9 +189,16 @@ struct Inner {
 impl SimState {
     /// `base` is the public URL without a trailing slash.
     pub fn new(config: SimConfig, base: String) -> Self {
-        let mut rng = StdRng::from_os_rng();
+        let (mut rng, gate_rng) = match config.seed {
+            Some(seed) => (
+                StdRng::seed_from_u64(seed),
+                StdRng::seed_from_u64(seed.wrapping_add(0x9e37_79b9_7f4a_7c15)),
+            ),
+            None => (StdRng::from_os_rng(), StdRng::from_os_rng()),
+        };
         let mut secret = [0u8; 24];
         rng.fill(&mut secret);
+        let gate = Gate::new(config.rate_limits.as_ref(), gate_rng, Instant::now());
         let store = Store::new(config.default_model, config.models, rng);
         SimState {
             inner: Arc::new(Inner {
@@ -184,6 +208,7 @@ impl SimState {
                 page_size: config.page_size.max(1),
                 webhook_secret: format!("whsec_{}", STANDARD.encode(secret)),
                 store: Mutex::new(store),
+                gate: Mutex::new(gate),
                 changed: Notify::new(),
                 shutdown: watch::Sender::new(false),
             }),
@@ -193,6 +218,13 @@ impl SimState {
     pub fn store(&self) -> MutexGuard<'_, Store> {
         self.inner
             .store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.inner
+            .gate
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -312,5 +344,30 @@ mod tests {
         let fine = store.create(new_prediction("o/other"), now);
         assert!(store.at(failing).plan.failure.is_some());
         assert!(store.at(fine).plan.failure.is_none());
+    }
+
+    #[test]
+    fn lifecycle_faults_override_failure_and_starting_time() {
+        let mut store = Store::new(
+            ModelBehavior::default(),
+            HashMap::new(),
+            StdRng::seed_from_u64(7),
+        );
+        store.set_lifecycle(LifecycleFaults {
+            cold_boot_rate: 1.0,
+            cold_boot_ms: 4000,
+            failure_rate: Some(1.0),
+        });
+        let now = datetime!(2025-01-01 00:00 UTC);
+        let cold = store.create(new_prediction("o/n"), now);
+        assert_eq!(store.at(cold).plan.starting, Duration::from_millis(4000));
+        assert_eq!(
+            store.at(cold).plan.failure.as_deref(),
+            Some("Simulated model failure")
+        );
+        store.set_lifecycle(LifecycleFaults::default());
+        let normal = store.create(new_prediction("o/n"), now);
+        assert_eq!(store.at(normal).plan.starting, Duration::from_millis(50));
+        assert!(store.at(normal).plan.failure.is_none());
     }
 }

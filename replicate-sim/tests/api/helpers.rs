@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use replicate_sim::{start, ModelBehavior, SimConfig, SimHandle};
+use replicate_sim::{start, Endpoint, EndpointFaults, Faults, ModelBehavior, SimConfig, SimHandle};
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -108,4 +108,52 @@ where
         out.push(handle.await.unwrap());
     }
     out
+}
+
+/// Faults on one endpoint only.
+pub fn on(endpoint: Endpoint, faults: EndpointFaults) -> Faults {
+    Faults {
+        endpoints: [(endpoint, faults)].into_iter().collect(),
+        ..Faults::default()
+    }
+}
+
+impl TestSim {
+    /// A create for `acme/m`, returning whatever happened (answer or transport error).
+    pub async fn try_create(&self) -> reqwest::Result<reqwest::Response> {
+        self.post("/v1/models/acme/m/predictions")
+            .json(&json!({"input": {"n": 1}}))
+            .send()
+            .await
+    }
+
+    /// The ids on the first list page, newest first.
+    pub async fn list_ids(&self) -> Vec<String> {
+        let page = self.get_absolute(&self.url("/v1/predictions")).await;
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// Polls `check` every 10 ms until it returns `Some`, failing the test after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let give_up = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

@@ -2,7 +2,9 @@
 //! port-0 listener and talks to it with reqwest, as a Replicate client would.
 
 mod errors;
+mod faults;
 mod helpers;
 mod lifecycle;
 mod listing;
 mod sync;
+mod throttling;
