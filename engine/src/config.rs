@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The default configuration, shipped in the binary so `stepwise serve` runs without a file.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config.toml");
@@ -19,7 +20,26 @@ pub struct Config {
     #[serde(default)]
     pub replicate: ReplicateConfig,
     #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
     pub workflows: BTreeMap<String, WorkflowConfig>,
+}
+
+/// Per-field limits on start requests, on top of the 1 MiB body limit and `max_items`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Longest string anywhere in `params` or an item, in bytes.
+    pub max_string_bytes: usize,
+    /// Largest prediction input a step may build, in bytes of JSON.
+    pub max_input_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        // Replicate suggests data: URLs only up to 256 KB; anything larger should be a URL.
+        LimitsConfig { max_string_bytes: 256 * 1024, max_input_bytes: 512 * 1024 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -62,6 +82,13 @@ pub struct ReplicateConfig {
     pub poll_max_ms: u64,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
+    /// Client-side token buckets that keep the engine under the account's limits.
+    pub creates_per_minute: u32,
+    pub create_burst: u32,
+    pub other_calls_per_minute: u32,
+    pub other_burst: u32,
+    /// Most tasks running at once (each has at most one prediction in flight); 0: no cap.
+    pub max_in_flight: usize,
 }
 
 impl Default for ReplicateConfig {
@@ -73,6 +100,11 @@ impl Default for ReplicateConfig {
             poll_max_ms: 10_000,
             connect_timeout_ms: 5_000,
             request_timeout_ms: 30_000,
+            creates_per_minute: 600,
+            create_burst: 60,
+            other_calls_per_minute: 3000,
+            other_burst: 300,
+            max_in_flight: 0,
         }
     }
 }
@@ -88,10 +120,74 @@ pub struct WorkflowConfig {
     pub input: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     pub first: serde_json::Map<String, serde_json::Value>,
+    /// How many times a failed prediction is run again before the task fails.
+    #[serde(default)]
+    pub step_retries: u32,
+    /// A prediction still starting or processing after this long is canceled and counts as
+    /// failed (so it is retried while retries remain). Also sent as `Cancel-After`.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub step_timeout: Option<Duration>,
+    /// A task older than this is canceled.
+    #[serde(default, deserialize_with = "duration::optional")]
+    pub task_timeout: Option<Duration>,
+    /// Most tasks of this workflow running at once (on top of the global cap).
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
 }
 
 fn default_max_items() -> usize {
     10
+}
+
+/// Durations in config: `"90s"`, `"10m"`, `"1h30m"`, `"500ms"`, or a number of seconds.
+pub mod duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn parse(text: &str) -> Option<Duration> {
+        let text = text.trim();
+        if let Ok(seconds) = text.parse::<u64>() {
+            return Some(Duration::from_secs(seconds));
+        }
+        let (mut total, mut rest) = (Duration::ZERO, text);
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let number: u64 = rest[..digits].parse().ok()?;
+            rest = &rest[digits..];
+            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit = match &rest[..unit_len] {
+                "ms" => Duration::from_millis(1),
+                "s" => Duration::from_secs(1),
+                "m" => Duration::from_secs(60),
+                "h" => Duration::from_secs(3600),
+                "d" => Duration::from_secs(86_400),
+                _ => return None,
+            };
+            total += unit * u32::try_from(number).ok()?;
+            rest = &rest[unit_len..];
+        }
+        (!total.is_zero()).then_some(total)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        let raw = Option::<Raw>::deserialize(d)?;
+        match raw {
+            None => Ok(None),
+            Some(Raw::Seconds(0)) => Err(serde::de::Error::custom("a duration must be positive")),
+            Some(Raw::Seconds(s)) => Ok(Some(Duration::from_secs(s))),
+            Some(Raw::Text(text)) => parse(&text).map(Some).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a duration; use e.g. \"90s\", \"10m\", \"1h30m\""
+                ))
+            }),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,11 +236,17 @@ impl Config {
         if self.replicate.poll_max_ms < self.replicate.poll_initial_ms {
             problems.push("replicate.poll_max_ms must not be below poll_initial_ms".to_owned());
         }
+        if self.replicate.creates_per_minute == 0 || self.replicate.other_calls_per_minute == 0 {
+            problems.push("replicate.*_per_minute must be at least 1".to_owned());
+        }
+        if self.replicate.create_burst == 0 || self.replicate.other_burst == 0 {
+            problems.push("replicate.*_burst must be at least 1".to_owned());
+        }
         if self.workflows.is_empty() {
             problems.push("no [workflows.NAME] section: nothing could be started".to_owned());
         }
         for (name, workflow) in &self.workflows {
-            if let Err(mut errors) = crate::workflow::Workflow::compile(name, workflow) {
+            if let Err(mut errors) = crate::workflow::Workflow::compile(name, workflow, self.limits) {
                 problems.append(&mut errors);
             }
         }
@@ -195,6 +297,22 @@ mod tests {
         config.apply_env(|name| (name == "REPLICATE_API_TOKEN").then(|| "env".to_owned()));
         assert_eq!(config.replicate.api_token.as_deref(), Some("env"));
         assert_eq!(config.server.api_token, None);
+    }
+
+    #[test]
+    fn durations_read_with_units_or_as_seconds() {
+        assert_eq!(duration::parse("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(duration::parse("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(duration::parse("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(duration::parse("12"), Some(Duration::from_secs(12)));
+        for bad in ["", "10x", "m", "0s", "1.5h"] {
+            assert_eq!(duration::parse(bad), None, "{bad}");
+        }
+        let w: WorkflowConfig = toml::from_str("model = \"a/b\"\nstep_timeout = \"2m\"\ntask_timeout = 30").unwrap();
+        assert_eq!(w.step_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(w.task_timeout, Some(Duration::from_secs(30)));
+        let err = Config::from_toml("[workflows.w]\nmodel = \"a/b\"\nstep_timeout = \"soon\"", "t").unwrap_err();
+        assert!(err.to_string().contains("not a duration"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::journal::{KvStore, ListPage, ListQuery, MemoryBackend, SledBackend, Store, StoreError};
 use crate::model::{Task, TaskId};
 use crate::replicate::ReplicateClient;
-use crate::runtime::{Msg, Policy, Runtime, StartError, StartRequest, Started};
+use crate::runtime::{ControlError, Msg, Policy, QueueView, Runtime, StartError, StartRequest, Started};
 use crate::workflow::Workflow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +33,8 @@ pub enum StoreChoice {
     Disk,
     /// In memory, for tests: nothing survives the process.
     Memory,
+    /// A store the caller built (tests use it to inject storage faults).
+    Given(Arc<dyn Store>),
 }
 
 #[derive(Clone)]
@@ -40,6 +42,7 @@ pub struct Engine {
     inbox: mpsc::Sender<Msg>,
     store: Arc<dyn Store>,
     workflows: Arc<HashMap<String, Workflow>>,
+    queue: QueueView,
 }
 
 impl Engine {
@@ -57,11 +60,12 @@ impl Engine {
                 config.storage.cache_bytes,
             )?)),
             StoreChoice::Memory => Arc::new(KvStore::new(MemoryBackend::default())),
+            StoreChoice::Given(store) => store,
         };
         let mut workflows = HashMap::new();
         let mut problems = vec![];
         for (name, workflow) in &config.workflows {
-            match Workflow::compile(name, workflow) {
+            match Workflow::compile(name, workflow, config.limits) {
                 Ok(compiled) => {
                     workflows.insert(name.clone(), compiled);
                 }
@@ -81,16 +85,18 @@ impl Engine {
             retry_max: Duration::from_secs(60),
         };
         let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
+        let max_in_flight = (replicate.max_in_flight > 0).then_some(replicate.max_in_flight);
         let runtime = Runtime::new(
             store.clone(),
             client,
             workflows.clone(),
             policy,
-            receiver,
-            sender.clone(),
+            max_in_flight,
+            (sender.clone(), receiver),
         );
+        let queue = runtime.queue_view();
         let handle = tokio::spawn(runtime.run(shutdown));
-        Ok((Engine { inbox: sender, store, workflows }, handle))
+        Ok((Engine { inbox: sender, store, workflows, queue }, handle))
     }
 
     /// Validates and durably records a new task; returns once it is on disk. With an
@@ -107,6 +113,32 @@ impl Engine {
         let stopped = || StartError::Unavailable("the engine is shutting down".into());
         self.inbox.send(Msg::Start { request, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Cancels an unfinished task (and its prediction at Replicate); repeating it on a
+    /// canceled task is harmless; a task that already succeeded or failed is a conflict.
+    pub async fn cancel(&self, id: TaskId) -> Result<Task, ControlError> {
+        self.control(|reply| Msg::Cancel { id, reply }).await
+    }
+
+    /// Runs a failed task again from its failed step; finished steps keep their outputs.
+    pub async fn retry(&self, id: TaskId) -> Result<Task, ControlError> {
+        self.control(|reply| Msg::Retry { id, reply }).await
+    }
+
+    async fn control(
+        &self,
+        message: impl FnOnce(oneshot::Sender<Result<Task, ControlError>>) -> Msg,
+    ) -> Result<Task, ControlError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || ControlError::Unavailable("the engine is shutting down".into());
+        self.inbox.send(message(reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// 1-based place in the wait queue of a task held back by a concurrency cap.
+    pub fn queue_position(&self, id: &TaskId) -> Option<usize> {
+        self.queue.position(id)
     }
 
     pub fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {

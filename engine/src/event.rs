@@ -33,6 +33,16 @@ pub enum Event {
         canceled: bool,
         at: Millis,
     },
+    /// A prediction attempt failed and the workflow allows another: the step goes back to
+    /// pending, keeping its attempt count and the error.
+    AttemptFailed { step: u32, prediction_id: Option<String>, error: String, at: Millis },
+    /// The task was canceled (through the API or by its task timeout). Pending steps become
+    /// canceled; a step whose prediction may still run is marked `cancel_pending`.
+    TaskCanceled { reason: String, at: Millis },
+    /// Replicate confirmed the cancel of the step's prediction, or there was none to cancel.
+    CancelSettled { step: u32, at: Millis },
+    /// A failed task runs again from its failed step; finished steps keep their outputs.
+    TaskRetried { at: Millis },
 }
 
 impl Event {
@@ -43,7 +53,11 @@ impl Event {
             | Event::PredictionCreated { at, .. }
             | Event::PredictionStarted { at, .. }
             | Event::StepSucceeded { at, .. }
-            | Event::StepFailed { at, .. } => *at,
+            | Event::StepFailed { at, .. }
+            | Event::AttemptFailed { at, .. }
+            | Event::TaskCanceled { at, .. }
+            | Event::CancelSettled { at, .. }
+            | Event::TaskRetried { at, .. } => *at,
         }
     }
 
@@ -56,6 +70,10 @@ impl Event {
             Event::PredictionStarted { .. } => "prediction_started",
             Event::StepSucceeded { .. } => "step_succeeded",
             Event::StepFailed { .. } => "step_failed",
+            Event::AttemptFailed { .. } => "attempt_failed",
+            Event::TaskCanceled { .. } => "task_canceled",
+            Event::CancelSettled { .. } => "cancel_settled",
+            Event::TaskRetried { .. } => "task_retried",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod event;
 pub mod journal;
 pub mod machine;
 pub mod model;
+pub mod ratelimit;
 pub mod time;
 pub mod workflow;
 pub mod replicate;
@@ -25,4 +26,4 @@ pub mod scheduler;
 mod engine;
 
 pub use engine::{Engine, LaunchError, StoreChoice};
-pub use runtime::{StartError, StartRequest, Started};
+pub use runtime::{ControlError, StartError, StartRequest, Started};

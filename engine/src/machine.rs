@@ -17,6 +17,8 @@ pub enum Ignored {
     /// The event names another attempt or prediction than the step's current one.
     Stale { step: u32 },
     NotFirstEvent,
+    /// The event only applies to a finished task.
+    NotFinished,
 }
 
 /// What the runtime should do next for a task.
@@ -29,6 +31,9 @@ pub enum Command {
     EnsurePrediction { step: u32, attempt: u32, input: Json },
     /// Follow the prediction until it ends.
     Watch { step: u32, prediction_id: String },
+    /// The task ended while this step's prediction may still run: cancel it at Replicate.
+    /// Without an id (the create's answer was never journaled), find the prediction first.
+    CancelPrediction { step: u32, attempt: u32, prediction_id: Option<String>, input: Option<Json> },
 }
 
 /// A new task from its `TaskCreated` event, which becomes sequence 1.
@@ -60,8 +65,17 @@ pub fn create(id: TaskId, event: &Event) -> Result<Task, Ignored> {
 /// Folds `event` into `task`. On `Err` the task is unchanged.
 pub fn apply(task: &mut Task, event: &Event) -> Result<(), Ignored> {
     if task.status.is_terminal() {
-        return Err(Ignored::TaskFinished);
+        apply_after_end(task, event)?;
+    } else {
+        apply_live(task, event)?;
     }
+    task.seq += 1;
+    task.updated_at = event.at();
+    Ok(())
+}
+
+/// Events of an unfinished task.
+fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
     let at = event.at();
     match event {
         Event::TaskCreated { .. } => return Err(Ignored::NotFirstEvent),
@@ -111,12 +125,7 @@ pub fn apply(task: &mut Task, event: &Event) -> Result<(), Ignored> {
         }
         Event::StepFailed { step, prediction_id, error, canceled, .. } => {
             let s = step_in(task, *step)?;
-            match prediction_id {
-                Some(id) => expect_prediction(s, id)?,
-                None if s.prediction_id.is_some() => return Err(Ignored::Stale { step: *step }),
-                None => {}
-            }
-            expect_status(s, &[StepStatus::Pending, StepStatus::Starting, StepStatus::Processing])?;
+            expect_attempt_result(s, prediction_id.as_deref())?;
             s.status = if *canceled { StepStatus::Canceled } else { StepStatus::Failed };
             s.error = Some(error.clone());
             s.completed_at = Some(at);
@@ -124,16 +133,76 @@ pub fn apply(task: &mut Task, event: &Event) -> Result<(), Ignored> {
             task.error = Some(format!("step {step}: {error}"));
             task.completed_at = Some(at);
         }
+        Event::AttemptFailed { step, prediction_id, error, .. } => {
+            let s = step_in(task, *step)?;
+            expect_attempt_result(s, prediction_id.as_deref())?;
+            s.status = StepStatus::Pending;
+            s.prediction_id = None;
+            s.error = Some(error.clone());
+        }
+        Event::TaskCanceled { reason, .. } => {
+            for s in task.steps.iter_mut().filter(|s| !s.status.is_terminal()) {
+                // A step past its intent may have a prediction running at Replicate.
+                s.cancel_pending = matches!(s.status, StepStatus::Starting | StepStatus::Processing);
+                s.status = StepStatus::Canceled;
+                s.completed_at = Some(at);
+            }
+            task.status = TaskStatus::Canceled;
+            task.error = Some(reason.clone());
+            task.completed_at = Some(at);
+        }
+        Event::CancelSettled { .. } | Event::TaskRetried { .. } => return Err(Ignored::NotFinished),
     }
-    task.seq += 1;
-    task.updated_at = at;
     Ok(())
 }
 
-/// What should happen next for `task`; `None` when it is finished.
+/// Events of a finished task: learning the id of a prediction that must still be canceled,
+/// settling that cancel, or retrying a failed task.
+fn apply_after_end(task: &mut Task, event: &Event) -> Result<(), Ignored> {
+    match event {
+        Event::PredictionCreated { step, attempt, prediction_id, .. } => {
+            let s = step_in(task, *step)?;
+            if !s.cancel_pending || s.prediction_id.is_some() || *attempt != s.attempt {
+                return Err(Ignored::TaskFinished);
+            }
+            s.prediction_id = Some(prediction_id.clone());
+        }
+        Event::CancelSettled { step, .. } => {
+            let s = step_in(task, *step)?;
+            if !s.cancel_pending {
+                return Err(Ignored::TaskFinished);
+            }
+            s.cancel_pending = false;
+        }
+        Event::TaskRetried { .. } if task.status == TaskStatus::Failed => {
+            let failed = task
+                .steps
+                .iter_mut()
+                .find(|s| matches!(s.status, StepStatus::Failed | StepStatus::Canceled))
+                .ok_or(Ignored::TaskFinished)?;
+            failed.status = StepStatus::Pending;
+            failed.prediction_id = None;
+            failed.output = None;
+            failed.completed_at = None;
+            task.status = TaskStatus::Running;
+            task.error = None;
+            task.completed_at = None;
+        }
+        _ => return Err(Ignored::TaskFinished),
+    }
+    Ok(())
+}
+
+/// What should happen next for `task`; `None` once it is settled.
 pub fn decide(task: &Task) -> Option<Command> {
     if task.status.is_terminal() {
-        return None;
+        let step = task.steps.iter().find(|s| s.cancel_pending)?;
+        return Some(Command::CancelPrediction {
+            step: step.index,
+            attempt: step.attempt,
+            prediction_id: step.prediction_id.clone(),
+            input: step.input.clone(),
+        });
     }
     let step = task.steps.iter().find(|s| s.status != StepStatus::Succeeded)?;
     match (step.status, &step.prediction_id, &step.input) {
@@ -168,6 +237,17 @@ fn expect_status(step: &Step, allowed: &[StepStatus]) -> Result<(), Ignored> {
     } else {
         Err(Ignored::WrongState { step: step.index, status: step.status })
     }
+}
+
+/// A result for the step's current attempt: its prediction, or (with `None`) the attempt's
+/// failure before any prediction was recorded.
+fn expect_attempt_result(step: &Step, prediction_id: Option<&str>) -> Result<(), Ignored> {
+    match prediction_id {
+        Some(id) => expect_prediction(step, id)?,
+        None if step.prediction_id.is_some() => return Err(Ignored::Stale { step: step.index }),
+        None => {}
+    }
+    expect_status(step, &[StepStatus::Pending, StepStatus::Starting, StepStatus::Processing])
 }
 
 fn expect_prediction(step: &Step, prediction_id: &str) -> Result<(), Ignored> {

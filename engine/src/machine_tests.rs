@@ -252,3 +252,100 @@ fn replaying_the_events_rebuilds_the_same_task() {
     }
     assert_eq!(replayed, live);
 }
+
+fn cancel(reason: &str) -> Event {
+    Event::TaskCanceled { reason: reason.into(), at: 7_000 }
+}
+
+#[test]
+fn a_failed_attempt_sends_the_step_back_to_pending_for_a_new_attempt() {
+    let mut t = task(2);
+    apply(&mut t, &requested(1, 1)).unwrap();
+    apply(&mut t, &prediction_created(1)).unwrap();
+    let failed = Event::AttemptFailed { step: 1, prediction_id: Some(pred(1)), error: "oom".into(), at: 6 };
+    apply(&mut t, &failed).unwrap();
+    assert_eq!(t.status, TaskStatus::Running);
+    assert_eq!(t.steps[0].status, StepStatus::Pending);
+    assert_eq!(t.steps[0].error.as_deref(), Some("oom"));
+    assert_eq!(t.steps[0].prediction_id, None);
+    assert_eq!(decide(&t), Some(Command::Request { step: 1 }));
+    assert_eq!(apply(&mut t, &requested(1, 1)), Err(Ignored::Stale { step: 1 }), "attempt 1 is spent");
+    apply(&mut t, &requested(1, 2)).unwrap();
+    assert_eq!(t.steps[0].attempt, 2);
+    assert_eq!(t.steps[0].error, None);
+    let late = Event::StepSucceeded { step: 1, prediction_id: pred(1), output: Json("1".into()), at: 9 };
+    assert_eq!(apply(&mut t, &late), Err(Ignored::Stale { step: 1 }), "attempt 1's result is stale");
+}
+
+#[test]
+fn canceling_a_running_task_marks_the_prediction_for_cancel_at_replicate() {
+    let mut t = task(3);
+    run_step(&mut t, 1);
+    apply(&mut t, &requested(2, 1)).unwrap();
+    apply(&mut t, &prediction_created(2)).unwrap();
+    apply(&mut t, &cancel("canceled by request")).unwrap();
+    assert_eq!(t.status, TaskStatus::Canceled);
+    assert_eq!(t.error.as_deref(), Some("canceled by request"));
+    let statuses: Vec<StepStatus> = t.steps.iter().map(|s| s.status).collect();
+    assert_eq!(statuses, vec![StepStatus::Succeeded, StepStatus::Canceled, StepStatus::Canceled]);
+    assert!(t.steps[1].cancel_pending && !t.steps[2].cancel_pending);
+    assert!(!t.is_settled());
+    assert_eq!(
+        decide(&t),
+        Some(Command::CancelPrediction { step: 2, attempt: 1, prediction_id: Some(pred(2)), input: Some(Json(r#"{"s":2}"#.into())) })
+    );
+    apply(&mut t, &Event::CancelSettled { step: 2, at: 8 }).unwrap();
+    assert!(t.is_settled());
+    assert_eq!(decide(&t), None);
+    assert_eq!(apply(&mut t, &Event::CancelSettled { step: 2, at: 9 }), Err(Ignored::TaskFinished));
+}
+
+#[test]
+fn a_prediction_created_after_the_cancel_is_recorded_so_it_can_be_canceled() {
+    let mut t = task(1);
+    apply(&mut t, &requested(1, 1)).unwrap();
+    apply(&mut t, &cancel("stop")).unwrap();
+    assert!(matches!(decide(&t), Some(Command::CancelPrediction { prediction_id: None, .. })));
+    apply(&mut t, &prediction_created(1)).unwrap();
+    assert!(matches!(decide(&t), Some(Command::CancelPrediction { prediction_id: Some(_), .. })));
+    let result = Event::StepSucceeded { step: 1, prediction_id: pred(1), output: Json("1".into()), at: 9 };
+    assert_eq!(apply(&mut t, &result), Err(Ignored::TaskFinished), "a canceled task stays canceled");
+}
+
+#[test]
+fn canceling_a_pending_task_needs_nothing_from_replicate() {
+    let mut t = task(2);
+    apply(&mut t, &cancel("stop")).unwrap();
+    assert!(t.is_settled());
+    assert_eq!(t.current_step(), 1);
+    assert_eq!(apply(&mut t, &cancel("again")), Err(Ignored::TaskFinished));
+}
+
+#[test]
+fn a_retried_task_runs_again_from_its_failed_step_and_keeps_earlier_outputs() {
+    let mut t = task(3);
+    run_step(&mut t, 1);
+    apply(&mut t, &requested(2, 1)).unwrap();
+    apply(&mut t, &prediction_created(2)).unwrap();
+    apply(&mut t, &failed(2, false)).unwrap();
+    apply(&mut t, &Event::TaskRetried { at: 10 }).unwrap();
+    assert_eq!(t.status, TaskStatus::Running);
+    assert_eq!((t.error.clone(), t.completed_at), (None, None));
+    assert_eq!(t.steps[0].output, Some(Json(r#""out1""#.into())));
+    assert_eq!(t.steps[1].status, StepStatus::Pending);
+    assert_eq!(decide(&t), Some(Command::Request { step: 2 }));
+    apply(&mut t, &requested(2, 2)).unwrap();
+    assert_eq!(t.steps[1].attempt, 2);
+}
+
+#[test]
+fn only_a_failed_task_can_be_retried() {
+    let mut running = task(1);
+    assert_eq!(apply(&mut running, &Event::TaskRetried { at: 1 }), Err(Ignored::NotFinished));
+    let mut done = task(1);
+    run_step(&mut done, 1);
+    assert_eq!(apply(&mut done, &Event::TaskRetried { at: 1 }), Err(Ignored::TaskFinished));
+    let mut canceled = task(1);
+    apply(&mut canceled, &cancel("x")).unwrap();
+    assert_eq!(apply(&mut canceled, &Event::TaskRetried { at: 1 }), Err(Ignored::TaskFinished));
+}

@@ -148,6 +148,9 @@ pub struct Step {
     /// When the create intent was journaled.
     pub started_at: Option<Millis>,
     pub completed_at: Option<Millis>,
+    /// The task was canceled while this step's prediction may still run at Replicate: a
+    /// cancel must reach Replicate before the task is settled.
+    pub cancel_pending: bool,
 }
 
 impl Step {
@@ -163,6 +166,7 @@ impl Step {
             error: None,
             started_at: None,
             completed_at: None,
+            cancel_pending: false,
         }
     }
 }
@@ -199,6 +203,12 @@ impl Task {
             Some(step) => step.index,
             None => self.steps.len() as u32,
         }
+    }
+
+    /// Finished, and nothing left to tell Replicate: the task can leave memory and the
+    /// recovery index.
+    pub fn is_settled(&self) -> bool {
+        self.status.is_terminal() && !self.steps.iter().any(|step| step.cancel_pending)
     }
 
     /// Number of steps that succeeded.

@@ -4,6 +4,8 @@
 
 use crate::config::ReplicateConfig;
 use crate::model::Millis;
+use crate::ratelimit::RateLimiter;
+use std::sync::Arc;
 use crate::workflow::Target;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -75,6 +77,9 @@ pub struct ReplicateClient {
     http: reqwest::Client,
     base: String,
     auth: String,
+    /// Creates and every other call have separate limits at Replicate.
+    creates: Arc<RateLimiter>,
+    others: Arc<RateLimiter>,
 }
 
 #[derive(Deserialize)]
@@ -97,10 +102,19 @@ impl ReplicateClient {
             http,
             base: config.api_base.trim_end_matches('/').to_owned(),
             auth: format!("Bearer {}", config.api_token.as_deref().unwrap_or_default()),
+            creates: Arc::new(RateLimiter::per_minute(config.creates_per_minute, config.create_burst)),
+            others: Arc::new(RateLimiter::per_minute(config.other_calls_per_minute, config.other_burst)),
         })
     }
 
-    pub async fn create(&self, target: &Target, input: &Value) -> Result<Prediction, ClientError> {
+    /// Creates a prediction; with `cancel_after`, Replicate itself cancels it after that long
+    /// (`aborted` if it never started).
+    pub async fn create(
+        &self,
+        target: &Target,
+        input: &Value,
+        cancel_after: Option<Duration>,
+    ) -> Result<Prediction, ClientError> {
         let (url, body) = match target {
             Target::Model(model) => {
                 (format!("{}/v1/models/{model}/predictions", self.base), json!({ "input": input }))
@@ -110,15 +124,20 @@ impl ReplicateClient {
                 json!({ "version": version, "input": input }),
             ),
         };
-        self.send(self.http.post(url).json(&body)).await
+        let mut request = self.http.post(url).json(&body);
+        if let Some(after) = cancel_after {
+            request = request.header("Cancel-After", format!("{}s", after.as_secs().max(1)));
+        }
+        self.send(&self.creates, request).await
     }
 
     pub async fn get(&self, id: &str) -> Result<Prediction, ClientError> {
-        self.send(self.http.get(format!("{}/v1/predictions/{id}", self.base))).await
+        self.send(&self.others, self.http.get(format!("{}/v1/predictions/{id}", self.base))).await
     }
 
     pub async fn cancel(&self, id: &str) -> Result<Prediction, ClientError> {
-        self.send(self.http.post(format!("{}/v1/predictions/{id}/cancel", self.base))).await
+        let url = format!("{}/v1/predictions/{id}/cancel", self.base);
+        self.send(&self.others, self.http.post(url)).await
     }
 
     /// The oldest prediction created at or after `since` that `matches` accepts, following
@@ -132,7 +151,7 @@ impl ReplicateClient {
         let mut request = self.http.get(format!("{}/v1/predictions", self.base)).query(&[("created_after", after)]);
         let mut found = None;
         for _ in 0..MAX_LIST_PAGES {
-            let page: Page = self.send(request).await?;
+            let page: Page = self.send(&self.others, request).await?;
             // Pages are newest first: the last match seen is the oldest one.
             if let Some(hit) = page.results.into_iter().filter(|p| matches(p)).last() {
                 found = Some(hit);
@@ -150,8 +169,10 @@ impl ReplicateClient {
 
     async fn send<T: for<'de> Deserialize<'de>>(
         &self,
+        limiter: &RateLimiter,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
+        limiter.acquire().await;
         let response = request
             .header(reqwest::header::AUTHORIZATION, &self.auth)
             .send()
@@ -176,7 +197,10 @@ impl ReplicateClient {
         let code = status.as_u16();
         if code == 429 || code == 408 || status.is_server_error() {
             let body_retry = problem.get("retry_after").and_then(Value::as_f64);
-            let retry_after = retry_after.or(body_retry.map(Duration::from_secs_f64));
+            let retry_after = retry_after.or(body_retry.and_then(seconds));
+            if code == 429 {
+                limiter.pause(retry_after.unwrap_or(Duration::from_secs(1)));
+            }
             Err(retryable(format!("HTTP {code}: {detail}"), retry_after))
         } else {
             Err(ClientError::Final { status: code, detail })
@@ -190,7 +214,12 @@ fn retryable(message: String, retry_after: Option<Duration>) -> ClientError {
 
 fn header_seconds(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<f64>().ok().filter(|s| *s >= 0.0).map(Duration::from_secs_f64)
+    value.trim().parse::<f64>().ok().and_then(seconds)
+}
+
+/// A server-given wait, clamped to an hour; nonsense (negative, NaN) is ignored.
+fn seconds(value: f64) -> Option<Duration> {
+    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value.min(3600.0)))
 }
 
 fn describe(error: &reqwest::Error) -> String {

@@ -3,8 +3,9 @@
 //! kept: `params.X`, `item.X`, `previous.output`, `previous.output.0`. Templates are compiled
 //! and checked at startup; start requests are checked before anything is written. No IO.
 
-use crate::config::WorkflowConfig;
+use crate::config::{LimitsConfig, WorkflowConfig};
 use serde_json::{Map, Value};
+use std::time::Duration;
 
 /// Where a prediction is created.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,11 @@ pub struct Workflow {
     pub name: String,
     pub target: Target,
     pub max_items: usize,
+    pub step_retries: u32,
+    pub step_timeout: Option<Duration>,
+    pub task_timeout: Option<Duration>,
+    pub max_in_flight: Option<usize>,
+    limits: LimitsConfig,
     /// The template of step 1 (`input` with `first` laid over it).
     first: Value,
     /// The template of every later step.
@@ -40,7 +46,11 @@ pub struct InputError(pub String);
 
 impl Workflow {
     /// Checks `config` and builds the workflow; on error, every problem names its config key.
-    pub fn compile(name: &str, config: &WorkflowConfig) -> Result<Workflow, Vec<String>> {
+    pub fn compile(
+        name: &str,
+        config: &WorkflowConfig,
+        limits: LimitsConfig,
+    ) -> Result<Workflow, Vec<String>> {
         let key = format!("workflows.{name}");
         let mut problems = vec![];
         let target = match (&config.model, &config.version) {
@@ -64,6 +74,9 @@ impl Workflow {
         if config.max_items == 0 {
             problems.push(format!("{key}.max_items must be at least 1"));
         }
+        if config.max_in_flight == Some(0) {
+            problems.push(format!("{key}.max_in_flight must be at least 1 (leave it out for no cap)"));
+        }
         let mut first = config.input.clone();
         first.extend(config.first.clone());
         let first = Value::Object(first);
@@ -85,6 +98,11 @@ impl Workflow {
                 name: name.to_owned(),
                 target,
                 max_items: config.max_items,
+                step_retries: config.step_retries,
+                step_timeout: config.step_timeout,
+                task_timeout: config.task_timeout,
+                max_in_flight: config.max_in_flight,
+                limits,
                 first,
                 rest,
             }),
@@ -106,10 +124,28 @@ impl Workflow {
                 self.max_items
             )));
         }
+        let max = self.limits.max_string_bytes;
+        if let Some(path) = long_string(params, "params", max) {
+            return Err(InputError(format!("`{path}` is longer than {max} bytes")));
+        }
         for (i, item) in items.iter().enumerate() {
+            if let Some(path) = long_string(item, &format!("items[{i}]"), max) {
+                return Err(InputError(format!("`{path}` is longer than {max} bytes")));
+            }
             let template = if i == 0 { &self.first } else { &self.rest };
             let scope = Scope { params, item, previous_output: None };
-            resolve(template, &scope, true).map_err(|e| InputError(format!("items[{i}]: {e}")))?;
+            let input = resolve(template, &scope, true)
+                .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
+            self.check_size(&input).map_err(|e| InputError(format!("items[{i}]: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn check_size(&self, input: &Value) -> Result<(), InputError> {
+        let size = input.to_string().len();
+        let max = self.limits.max_input_bytes;
+        if size > max {
+            return Err(InputError(format!("the prediction input would be {size} bytes, over the {max}-byte limit")));
         }
         Ok(())
     }
@@ -117,7 +153,21 @@ impl Workflow {
     /// The prediction input of step `index` (1-based).
     pub fn step_input(&self, index: u32, scope: &Scope) -> Result<Value, InputError> {
         let template = if index == 1 { &self.first } else { &self.rest };
-        resolve(template, scope, false).map_err(InputError)
+        let input = resolve(template, scope, false).map_err(InputError)?;
+        self.check_size(&input)?;
+        Ok(input)
+    }
+}
+
+/// The path of the first string in `value` longer than `max` bytes.
+fn long_string(value: &Value, path: &str, max: usize) -> Option<String> {
+    match value {
+        Value::String(text) if text.len() > max => Some(path.to_owned()),
+        Value::Object(map) => map.iter().find_map(|(k, v)| long_string(v, &format!("{path}.{k}"), max)),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| long_string(v, &format!("{path}[{i}]"), max))
+        }
+        _ => None,
     }
 }
 

@@ -22,6 +22,7 @@ fn tryon() -> Workflow {
             human_img = "{{params.person_image}}"
             "#,
         ),
+        LimitsConfig::default(),
     )
     .unwrap()
 }
@@ -56,6 +57,7 @@ fn placeholders_keep_the_type_and_can_index_arrays() {
             image = "{{params.start}}"
             "#,
         ),
+        LimitsConfig::default(),
     )
     .unwrap();
     let params = json!({"start": {"nested": true}});
@@ -107,7 +109,22 @@ fn bad_templates_are_config_errors_naming_the_key() {
         ("model = \"a/b\"\n[input]\nx = [\"{{item}}\"]", "workflows.w.input.x[0]"),
     ];
     for (text, expected) in cases {
-        let problems = Workflow::compile("w", &config(text)).unwrap_err();
+        let problems = Workflow::compile("w", &config(text), LimitsConfig::default()).unwrap_err();
         assert!(problems.iter().any(|p| p.contains(expected)), "{text}: {problems:?}");
     }
+}
+
+#[test]
+fn strings_and_inputs_over_the_limits_are_refused_naming_the_field() {
+    let limits = LimitsConfig { max_string_bytes: 10, max_input_bytes: 120 };
+    let text = "model = \"a/b\"\n[input]\nx = \"{{item.x}}\"\ny = \"{{item.y}}\"";
+    let wf = Workflow::compile("w", &config(text), limits).unwrap();
+    let params = json!({"deep": {"list": ["ok", "x".repeat(11)]}});
+    let err = wf.check_start(&params, &[json!({"x": 1, "y": 2})]).unwrap_err();
+    assert_eq!(err.0, "`params.deep.list[1]` is longer than 10 bytes");
+    let items = [json!({"x": "a", "y": "b"}), json!({"x": "long string!", "y": 1})];
+    assert_eq!(wf.check_start(&json!({}), &items).unwrap_err().0, "`items[1].x` is longer than 10 bytes");
+    let wide: Vec<Value> = (0..20).map(|_| json!("0123456789")).collect();
+    let err = wf.check_start(&json!({}), &[json!({"x": wide, "y": 1})]).unwrap_err();
+    assert!(err.0.contains("over the 120-byte limit"), "{}", err.0);
 }

@@ -13,6 +13,7 @@ pub enum ApiError {
     NotFound(String),
     UnknownWorkflow(String),
     MethodNotAllowed,
+    Conflict(String),
     TooLarge,
     UnsupportedMediaType,
     Unavailable(String),
@@ -40,6 +41,7 @@ impl ApiError {
                 "method_not_allowed",
                 "this route does not accept that method".into(),
             ),
+            ApiError::Conflict(message) => (StatusCode::CONFLICT, "conflict", message.clone()),
             ApiError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",

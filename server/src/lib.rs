@@ -12,7 +12,7 @@ pub use error::ApiError;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 use stepwise_engine::config::ServerConfig;
@@ -62,6 +62,8 @@ pub fn router(engine: Engine, config: &ServerConfig) -> Router {
             get(routes::list_tasks).post(routes::start_task).fallback(routes::method_not_allowed),
         )
         .route("/v1/tasks/{id}", get(routes::get_task).fallback(routes::method_not_allowed))
+        .route("/v1/tasks/{id}/cancel", post(routes::cancel_task).fallback(routes::method_not_allowed))
+        .route("/v1/tasks/{id}/retry", post(routes::retry_task).fallback(routes::method_not_allowed))
         .route("/healthz", get(routes::healthz).fallback(routes::method_not_allowed))
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -4,12 +4,14 @@ use serde_json::{json, Value};
 use stepwise_engine::model::{Json, Millis, Step, Task};
 use stepwise_engine::time::rfc3339;
 
-pub fn task(task: &Task) -> Value {
+/// The task; `queue_position` is its 1-based place while a concurrency cap holds it back.
+pub fn task(task: &Task, queue_position: Option<usize>) -> Value {
     let total = task.steps.len() as u32;
     json!({
         "id": task.id.to_string(),
         "workflow": task.workflow,
         "status": task.status.as_str(),
+        "queue_position": queue_position,
         "current_step": task.current_step(),
         "total_steps": total,
         // As the API promises: "2/3" while step 2 of 3 runs, "3/3" once done.

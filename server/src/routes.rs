@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::{render, AppState};
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use stepwise_engine::journal::ListQuery;
 use stepwise_engine::model::{TaskId, TaskStatus};
-use stepwise_engine::{StartError, StartRequest};
+use stepwise_engine::{ControlError, StartError, StartRequest};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 const MAX_PAGE: usize = 200;
@@ -58,17 +58,65 @@ pub async fn start_task(
     })?;
     let location = format!("/v1/tasks/{}", started.task.id);
     let status = if started.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, [(header::LOCATION, location)], Json(render::task(&started.task))).into_response())
+    let position = state.engine.queue_position(&started.task.id);
+    let body = Json(render::task(&started.task, position));
+    Ok((status, [(header::LOCATION, location)], body).into_response())
 }
 
 pub async fn get_task(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let not_found = || ApiError::NotFound(format!("no task with id {id:?}"));
-    let task_id: TaskId = id.parse().map_err(|_| not_found())?;
-    let task = state.engine.task(&task_id)?.ok_or_else(not_found)?;
-    Ok(Json(render::task(&task)))
+    let id = path_id(id)?;
+    let task_id = parse_id(&id)?;
+    let task = state.engine.task(&task_id)?.ok_or_else(|| not_found_task(&id))?;
+    Ok(Json(render::task(&task, state.engine.queue_position(&task_id))))
+}
+
+pub async fn cancel_task(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers)?;
+    let id = path_id(id)?;
+    let task_id = parse_id(&id)?;
+    let task = state.engine.cancel(task_id).await.map_err(|e| control_error(e, &id))?;
+    Ok(Json(render::task(&task, None)))
+}
+
+pub async fn retry_task(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(&headers)?;
+    let id = path_id(id)?;
+    let task_id = parse_id(&id)?;
+    let task = state.engine.retry(task_id).await.map_err(|e| control_error(e, &id))?;
+    Ok(Json(render::task(&task, state.engine.queue_position(&task_id))))
+}
+
+/// The `{id}` segment; one that is not UTF-8 cannot name a task.
+fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    id.map(|Path(id)| id).map_err(|_| ApiError::NotFound("no task with that id".into()))
+}
+
+fn parse_id(id: &str) -> Result<TaskId, ApiError> {
+    id.parse().map_err(|_| not_found_task(id))
+}
+
+fn not_found_task(id: &str) -> ApiError {
+    let shown: String = id.chars().take(64).collect();
+    ApiError::NotFound(format!("no task with id {shown:?}"))
+}
+
+fn control_error(error: ControlError, id: &str) -> ApiError {
+    match error {
+        ControlError::NotFound => not_found_task(id),
+        ControlError::Conflict(message) => ApiError::Conflict(message),
+        ControlError::Unavailable(cause) => ApiError::Unavailable(cause),
+    }
 }
 
 #[derive(Deserialize)]
@@ -102,7 +150,8 @@ pub async fn list_tasks(
     }
     let query = ListQuery { status, workflow: params.workflow, limit, cursor: params.cursor };
     let page = state.engine.list(&query)?;
-    let tasks: Vec<Value> = page.tasks.iter().map(render::task).collect();
+    let tasks: Vec<Value> =
+        page.tasks.iter().map(|task| render::task(task, state.engine.queue_position(&task.id))).collect();
     Ok(Json(json!({ "tasks": tasks, "next_cursor": page.next_cursor })))
 }
 
@@ -132,11 +181,14 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let key = value
         .to_str()
         .ok()
-        .map(str::trim)
-        .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY)
+        .filter(|key| {
+            !key.is_empty()
+                && key.len() <= MAX_IDEMPOTENCY_KEY
+                && key.bytes().all(|b| b.is_ascii_graphic())
+        })
         .ok_or_else(|| {
             ApiError::InvalidRequest(format!(
-                "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters, no spaces"
             ))
         })?;
     Ok(Some(key.to_owned()))

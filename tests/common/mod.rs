@@ -38,6 +38,10 @@ data_dir = "{data}"
 api_base = "{sim_url}"
 poll_initial_ms = 40
 poll_max_ms = 200
+creates_per_minute = 60000
+create_burst = 1000
+other_calls_per_minute = 600000
+other_burst = 10000
 [workflows.tryon]
 model = "test/tryon"
 max_items = 5

@@ -50,7 +50,7 @@ impl<B: Backend> KvStore<B> {
         let task = &write.task;
         ops.push((keys::with_id(TASK, &task.id), Some(encode_task(task))));
         let active = keys::with_id(ACTIVE, &task.id);
-        ops.push((active, (!task.status.is_terminal()).then(Vec::new)));
+        ops.push((active, (!task.is_settled()).then(Vec::new)));
         for (seq, event) in &write.events {
             ops.push((keys::event(&task.id, *seq), Some(encode_event(event))));
             match event {

@@ -18,7 +18,7 @@ pub struct SledBackend {
 impl SledBackend {
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(io)?;
-        let db = sled::Config::new().path(dir).cache_capacity(cache_bytes).open().map_err(io)?;
+        let db = open_locked(dir, cache_bytes)?;
         let tree = db.open_tree("journal").map_err(io)?;
         let log = File::open(dir.join("db")).map_err(io)?;
         // The directory entry of a fresh data dir must be durable too.
@@ -68,6 +68,27 @@ impl Backend for SledBackend {
             range.rev().take(limit).map(pair).collect()
         } else {
             range.take(limit).map(pair).collect()
+        }
+    }
+}
+
+/// Opens sled, waiting briefly while another holder of the data dir's lock lets go (sled's
+/// background threads release it a moment after the previous `Db` in this process drops).
+fn open_locked(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match sled::Config::new().path(dir).cache_capacity(cache_bytes).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Io(format!(
+                        "the data dir {} is in use by another process",
+                        dir.display()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(io(e)),
         }
     }
 }

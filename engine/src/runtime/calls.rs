@@ -1,6 +1,7 @@
 //! The HTTP calls the runtime spawns. They run outside the runtime loop, touch no task state,
 //! and report back as messages.
 
+use super::CancelOutcome;
 use crate::journal::Store;
 use crate::replicate::{ClientError, Prediction, ReplicateClient};
 use crate::workflow::Target;
@@ -22,6 +23,39 @@ pub struct EnsureJob {
     /// The intent was journaled by this process and no create for it may have gone through:
     /// create directly. Otherwise a create may already exist: look for it first.
     pub fresh: bool,
+    /// Sent as `Cancel-After`, so Replicate stops the prediction even if we cannot.
+    pub cancel_after: Option<std::time::Duration>,
+}
+
+/// Cancels the step's prediction at Replicate. Without an id (the create's answer never
+/// reached the journal), first look for the prediction that create may have made.
+pub async fn cancel_prediction(
+    job: EnsureJob,
+    prediction_id: Option<String>,
+) -> Result<CancelOutcome, ClientError> {
+    let Some(id) = prediction_id else {
+        return Ok(match find_unowned(&job).await? {
+            Some(prediction) => CancelOutcome::Found(prediction),
+            None => CancelOutcome::Settled,
+        });
+    };
+    match job.client.cancel(&id).await {
+        Ok(prediction) => Ok(CancelOutcome::Answered(prediction)),
+        Err(ClientError::Final { status: 404, .. }) => Ok(CancelOutcome::Settled),
+        Err(error) => Err(error),
+    }
+}
+
+/// The oldest prediction created since the intent (minus clock skew) with exactly this
+/// input that no task owns yet.
+async fn find_unowned(job: &EnsureJob) -> Result<Option<Prediction>, ClientError> {
+    let store = job.store.clone();
+    let input = &job.input;
+    job.client
+        .find_since(job.intent_at - CLOCK_SKEW_MS, |p| {
+            p.input.as_ref() == Some(input) && matches!(store.prediction_owner(&p.id), Ok(None))
+        })
+        .await
 }
 
 /// Makes sure one prediction exists for the step: after a restart or an ambiguous failure,
@@ -29,20 +63,11 @@ pub struct EnsureJob {
 /// input that no task owns yet; create only when there is none.
 pub async fn ensure_prediction(job: EnsureJob) -> Result<(Prediction, bool), ClientError> {
     if !job.fresh {
-        let store = job.store.clone();
-        let input = &job.input;
-        let found = job
-            .client
-            .find_since(job.intent_at - CLOCK_SKEW_MS, |p| {
-                p.input.as_ref() == Some(input)
-                    && matches!(store.prediction_owner(&p.id), Ok(None))
-            })
-            .await?;
-        if let Some(prediction) = found {
+        if let Some(prediction) = find_unowned(&job).await? {
             return Ok((prediction, true));
         }
     }
-    let created = job.client.create(&job.target, &job.input).await?;
+    let created = job.client.create(&job.target, &job.input, job.cancel_after).await?;
     crash_after_create_hook();
     Ok((created, false))
 }

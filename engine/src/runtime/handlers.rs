@@ -1,8 +1,10 @@
-//! The runtime's reactions to each message and timer: which events to record and which
-//! calls to start. Called only from the runtime loop, which owns all the state touched here.
+//! The runtime's reactions to starts, create results, status checks and due timers: which
+//! events to record and which calls to start. Called only from the runtime loop, which owns
+//! all the state touched here.
 
-use super::calls::{ensure_prediction, EnsureJob};
-use super::{Msg, Policy, Reply, Runtime, StartError, StartRequest, Started};
+use super::calls::{cancel_prediction, ensure_prediction, EnsureJob};
+use super::group::Waiter;
+use super::{new_active, Msg, Policy, Runtime, StartError, StartReply, StartRequest};
 use crate::event::Event;
 use crate::machine::{self, Command};
 use crate::model::{Json, Task, TaskId};
@@ -10,7 +12,6 @@ use crate::replicate::{ClientError, Phase, Prediction};
 use crate::workflow::{Scope, Workflow};
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 /// The event that starts `step`: its intent with the built input, or its failure when the
 /// input cannot be built (e.g. the previous output lacks a templated path).
@@ -40,19 +41,15 @@ pub(super) fn request_step(workflows: &HashMap<String, Workflow>, task: &Task, s
 }
 
 impl Runtime {
-    pub(super) fn on_start(
-        &mut self,
-        request: StartRequest,
-        reply: oneshot::Sender<Result<Started, StartError>>,
-    ) {
+    pub(super) fn on_start(&mut self, request: StartRequest, reply: StartReply) {
         if let Some(key) = &request.idempotency_key {
-            if let Some(&id) = self.group_keys.get(key) {
-                self.replies.push((reply, Reply::Existing(id)));
+            if let Some(&id) = self.group.keys.get(key) {
+                self.group.waiters.push(Waiter::Start { reply, id, created: false });
                 return;
             }
             match self.store.task_for_idempotency_key(key) {
                 Ok(Some(id)) => {
-                    let _ = reply.send(self.started(Reply::Existing(id)));
+                    self.group.waiters.push(Waiter::Start { reply, id, created: false });
                     return;
                 }
                 Ok(None) => {}
@@ -69,12 +66,13 @@ impl Runtime {
                 return;
             }
         };
+        let now = crate::time::now_millis();
         let event = Event::TaskCreated {
             workflow: request.workflow,
             params: Json::from_value(&request.params),
             items: request.items.iter().map(Json::from_value).collect(),
             idempotency_key: request.idempotency_key.clone(),
-            at: crate::time::now_millis(),
+            at: now,
         };
         let task = match machine::create(id, &event) {
             Ok(task) => task,
@@ -83,15 +81,16 @@ impl Runtime {
                 return;
             }
         };
-        let mut active = self.new_active(task, true, self.policy.poll_initial);
+        self.set_deadline(&task, now);
+        let mut active = new_active(task, true, self.policy.poll_initial);
         active.unsaved.push((1, event));
         self.active.insert(id, active);
         if let Some(key) = request.idempotency_key {
-            self.group_keys.insert(key, id);
+            self.group.keys.insert(key, id);
         }
-        self.touch(id);
+        self.group.touch(id);
         self.advance(id);
-        self.replies.push((reply, Reply::Created(id)));
+        self.group.waiters.push(Waiter::Start { reply, id, created: true });
         tracing::info!(task_id = %id, "Task accepted.");
     }
 
@@ -146,8 +145,8 @@ impl Runtime {
             Ok(prediction) => {
                 active.failures = 0;
                 active.poll_delay = (active.poll_delay * 2).clamp(policy.poll_initial, policy.poll_max);
-                let delay = active.poll_delay;
                 if !self.observe(id, step, &prediction) {
+                    let delay = self.next_check_delay(id);
                     self.timers.schedule(id, delay);
                 }
             }
@@ -171,77 +170,114 @@ impl Runtime {
     }
 
     /// Records what a prediction's state says about the step; true once the step ended.
-    fn observe(&mut self, id: TaskId, step: u32, prediction: &Prediction) -> bool {
+    pub(super) fn observe(&mut self, id: TaskId, step: u32, prediction: &Prediction) -> bool {
         let at = crate::time::now_millis();
         let prediction_id = prediction.id.clone();
-        let event = match prediction.phase() {
+        match prediction.phase() {
             Phase::Starting => return false,
             Phase::Processing => {
                 self.record(id, Event::PredictionStarted { step, prediction_id, at });
                 return false;
             }
             Phase::Succeeded => {
-                let output = Json::from_value(prediction.output.as_ref().unwrap_or(&serde_json::Value::Null));
-                Event::StepSucceeded { step, prediction_id, output, at }
+                let output = prediction.output.as_ref().unwrap_or(&serde_json::Value::Null);
+                let output = Json::from_value(output);
+                self.record(id, Event::StepSucceeded { step, prediction_id, output, at });
             }
-            Phase::Failed => {
-                let error = prediction.error_text();
-                Event::StepFailed { step, prediction_id: Some(prediction_id), error, canceled: false, at }
+            Phase::Failed => self.fail_attempt(id, step, Some(prediction_id), prediction.error_text()),
+            Phase::Canceled if self.step_timed_out(id, step) => {
+                let error = self.timeout_error(id);
+                self.fail_attempt(id, step, Some(prediction_id), error);
             }
             Phase::Canceled => {
-                let error = format!("prediction {}", prediction.status);
-                Event::StepFailed { step, prediction_id: Some(prediction_id), error, canceled: true, at }
+                let error = format!("prediction {} at Replicate", prediction.status);
+                let prediction_id = Some(prediction_id);
+                self.record(id, Event::StepFailed { step, prediction_id, error, canceled: true, at });
             }
-        };
-        self.record(id, event);
+        }
         self.advance(id);
         true
     }
 
+    /// The attempt failed: run the step again while the workflow's retries last, otherwise
+    /// fail the task.
+    pub(super) fn fail_attempt(&mut self, id: TaskId, step: u32, prediction_id: Option<String>, error: String) {
+        let Some(active) = self.active.get(&id) else { return };
+        let retries = self.workflows.get(&active.task.workflow).map_or(0, |w| w.step_retries);
+        let attempt = active.task.step(step).map_or(u32::MAX, |s| s.attempt);
+        let at = crate::time::now_millis();
+        let event = if attempt <= retries {
+            tracing::info!(task_id = %id, step, attempt, %error, "Attempt failed; retrying the step.");
+            Event::AttemptFailed { step, prediction_id, error, at }
+        } else {
+            Event::StepFailed { step, prediction_id, error, canceled: false, at }
+        };
+        self.record(id, event);
+        self.advance(id);
+    }
+
     /// A timer fell due (or a call must start now): do what the task needs next.
     pub(super) fn on_due(&mut self, id: TaskId) {
-        let Some(active) = self.active.get_mut(&id) else { return };
+        let Some(active) = self.active.get(&id) else { return };
         if active.calling {
             return;
         }
+        let Some(workflow) = self.workflows.get(&active.task.workflow) else { return };
+        let step_input = |step: u32, input: serde_json::Value| EnsureJob {
+            client: self.client.clone(),
+            store: self.store.clone(),
+            target: workflow.target.clone(),
+            input,
+            intent_at: active.task.step(step).and_then(|s| s.started_at).unwrap_or(0),
+            fresh: active.fresh_intent,
+            cancel_after: workflow.step_timeout,
+        };
+        let outbox = self.outbox.clone();
         match machine::decide(&active.task) {
-            Some(Command::Request { .. }) => self.advance(id),
+            Some(Command::Request { .. }) => return self.advance(id),
             Some(Command::EnsurePrediction { step, attempt, input }) => {
-                let Some(workflow) = self.workflows.get(&active.task.workflow) else { return };
-                active.calling = true;
-                let job = EnsureJob {
-                    client: self.client.clone(),
-                    store: self.store.clone(),
-                    target: workflow.target.clone(),
-                    input: input.value(),
-                    intent_at: active.task.step(step).and_then(|s| s.started_at).unwrap_or(0),
-                    fresh: active.fresh_intent,
-                };
-                let outbox = self.outbox.clone();
+                let job = step_input(step, input.value());
                 tokio::spawn(async move {
                     let result = ensure_prediction(job).await;
                     let _ = outbox.send(Msg::Created { id, step, attempt, result }).await;
                 });
             }
+            Some(Command::Watch { step, prediction_id }) if self.step_timed_out(id, step) => {
+                tracing::warn!(task_id = %id, step, %prediction_id, "Step timed out; canceling its prediction.");
+                let job = step_input(step, serde_json::Value::Null);
+                let attempt = active.task.step(step).map_or(0, |s| s.attempt);
+                tokio::spawn(async move {
+                    let result = cancel_prediction(job, Some(prediction_id)).await;
+                    let _ = outbox.send(Msg::CancelDone { id, step, attempt, result }).await;
+                });
+            }
             Some(Command::Watch { step, prediction_id }) => {
-                active.calling = true;
                 let client = self.client.clone();
-                let outbox = self.outbox.clone();
                 tokio::spawn(async move {
                     let result = client.get(&prediction_id).await;
                     let _ = outbox.send(Msg::Checked { id, step, prediction_id, result }).await;
                 });
             }
-            None => {}
+            Some(Command::CancelPrediction { step, attempt, prediction_id, input }) => {
+                let input = input.map(|input| input.value()).unwrap_or_default();
+                let mut job = step_input(step, input);
+                job.fresh = false;
+                tokio::spawn(async move {
+                    let result = cancel_prediction(job, prediction_id).await;
+                    let _ = outbox.send(Msg::CancelDone { id, step, attempt, result }).await;
+                });
+            }
+            None => return,
+        }
+        if let Some(active) = self.active.get_mut(&id) {
+            active.calling = true;
         }
     }
-
 }
 
 /// Exponential backoff with full jitter, never sooner than the server asked.
-fn backoff(policy: &Policy, failures: u32, retry_after: Option<Duration>) -> Duration {
+pub(super) fn backoff(policy: &Policy, failures: u32, retry_after: Option<Duration>) -> Duration {
     let ceiling = policy.retry_base.saturating_mul(1 << failures.min(16)).min(policy.retry_max);
     let jittered = ceiling.mul_f64(rand::random::<f64>());
     jittered.max(retry_after.unwrap_or_default())
 }
-

@@ -1,21 +1,28 @@
 //! The runtime: the one loop that owns the state of every unfinished task.
-//! It receives messages (start, call results, timers), folds events into tasks through the
-//! state machine, commits each loop turn's events as one durable journal group, and only
-//! then answers callers and performs what `machine::decide` asks for. HTTP calls run as
-//! spawned tasks whose results come back as messages, so no lock guards a task and a late
+//! It receives messages (start, cancel, retry, call results, timers), folds events into tasks
+//! through the state machine, commits each loop turn's events as one durable journal group,
+//! and only then answers callers and performs what `machine::decide` asks for. HTTP calls run
+//! as spawned tasks whose results come back as messages, so no lock guards a task and a late
 //! answer can never race a fresh one.
 
+mod admission;
 mod calls;
+mod control;
+mod group;
 mod handlers;
 
+pub use admission::QueueView;
+
 use crate::event::Event;
-use crate::journal::{Store, StoreError, TaskWrite};
+use crate::journal::{Store, StoreError};
 use crate::machine::{self, Command};
 use crate::model::{Task, TaskId};
 use crate::replicate::{ClientError, Prediction, ReplicateClient};
 use crate::scheduler::Scheduler;
 use crate::workflow::Workflow;
-use std::collections::{HashMap, HashSet};
+use admission::Admission;
+use group::Group;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -50,10 +57,40 @@ pub enum StartError {
     Unavailable(String),
 }
 
+/// Why a cancel or retry was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ControlError {
+    #[error("no such task")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the engine cannot take writes right now: {0}")]
+    Unavailable(String),
+}
+
+pub(crate) type StartReply = oneshot::Sender<Result<Started, StartError>>;
+pub(crate) type ControlReply = oneshot::Sender<Result<Task, ControlError>>;
+
 pub(crate) enum Msg {
-    Start { request: StartRequest, reply: oneshot::Sender<Result<Started, StartError>> },
+    Start { request: StartRequest, reply: StartReply },
+    Cancel { id: TaskId, reply: ControlReply },
+    Retry { id: TaskId, reply: ControlReply },
     Created { id: TaskId, step: u32, attempt: u32, result: Result<(Prediction, bool), ClientError> },
     Checked { id: TaskId, step: u32, prediction_id: String, result: Result<Prediction, ClientError> },
+    /// A cancel call (or, without an id, the search for the prediction to cancel) ended.
+    CancelDone { id: TaskId, step: u32, attempt: u32, result: Result<CancelOutcome, ClientError> },
+}
+
+/// What a cancel call found.
+#[derive(Debug)]
+pub(crate) enum CancelOutcome {
+    /// Replicate has no running prediction for the step (canceled, ended, or never made).
+    Settled,
+    /// The prediction a lost create made was found; it still has to be canceled.
+    Found(Prediction),
+    /// Replicate's answer to the cancel: the prediction as it is now (it may have ended
+    /// just before, e.g. succeeded).
+    Answered(Prediction),
 }
 
 /// How often to check predictions, and how to back off after failed calls.
@@ -80,27 +117,21 @@ struct Active {
     failures: u32,
 }
 
-enum Reply {
-    Created(TaskId),
-    Existing(TaskId),
-}
-
 pub(crate) struct Runtime {
     store: Arc<dyn Store>,
     client: ReplicateClient,
     workflows: Arc<HashMap<String, Workflow>>,
     policy: Policy,
     active: HashMap<TaskId, Active>,
+    /// The next status check, create retry or cancel retry of each task.
     timers: Scheduler<TaskId>,
+    /// When each task with a `task_timeout` must be canceled.
+    deadlines: Scheduler<TaskId>,
+    admission: Admission,
     inbox: mpsc::Receiver<Msg>,
     /// Handed to spawned calls so their results come back.
     outbox: mpsc::Sender<Msg>,
-    /// Tasks touched in the current group, in order.
-    touched: Vec<TaskId>,
-    touched_set: HashSet<TaskId>,
-    replies: Vec<(oneshot::Sender<Result<Started, StartError>>, Reply)>,
-    /// Idempotency keys of tasks created in the current group (not yet in the store).
-    group_keys: HashMap<String, TaskId>,
+    group: Group,
 }
 
 impl Runtime {
@@ -109,9 +140,13 @@ impl Runtime {
         client: ReplicateClient,
         workflows: Arc<HashMap<String, Workflow>>,
         policy: Policy,
-        inbox: mpsc::Receiver<Msg>,
-        outbox: mpsc::Sender<Msg>,
+        max_in_flight: Option<usize>,
+        channel: (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
     ) -> Self {
+        let caps = workflows
+            .iter()
+            .filter_map(|(name, w)| w.max_in_flight.map(|max| (name.clone(), max)))
+            .collect();
         Runtime {
             store,
             client,
@@ -119,13 +154,16 @@ impl Runtime {
             policy,
             active: HashMap::new(),
             timers: Scheduler::default(),
-            inbox,
-            outbox,
-            touched: vec![],
-            touched_set: HashSet::new(),
-            replies: vec![],
-            group_keys: HashMap::new(),
+            deadlines: Scheduler::default(),
+            admission: Admission::new(max_in_flight, caps),
+            inbox: channel.1,
+            outbox: channel.0,
+            group: Group::default(),
         }
+    }
+
+    pub(crate) fn queue_view(&self) -> QueueView {
+        self.admission.view()
     }
 
     /// Resumes every unfinished task, then serves messages until `shutdown`. Each turn ends
@@ -141,19 +179,21 @@ impl Runtime {
                     None => break,
                 },
                 id = self.timers.next() => self.on_due(id),
+                id = self.deadlines.next() => self.on_task_deadline(id),
             }
-            let mut taken = 1;
-            while taken < MAX_GROUP {
+            for _ in 1..MAX_GROUP {
                 match self.inbox.try_recv() {
                     Ok(msg) => self.handle(msg),
                     Err(_) => break,
                 }
-                taken += 1;
             }
             for id in self.timers.drain_due(MAX_GROUP) {
                 self.on_due(id);
             }
-            self.commit_group().await;
+            // Work started after a commit (a freed slot admitting a queued task) commits too.
+            while !self.group.is_empty() {
+                self.commit_group().await;
+            }
         }
         tracing::info!(unfinished = self.active.len(), "Runtime stopped; unfinished tasks resume at next start.");
         Ok(())
@@ -161,37 +201,44 @@ impl Runtime {
 
     async fn recover(&mut self) -> Result<(), StoreError> {
         let store = self.store.clone();
-        let tasks = tokio::task::spawn_blocking(move || store.active())
+        let mut tasks = tokio::task::spawn_blocking(move || store.active())
             .await
             .map_err(|e| StoreError::Io(e.to_string()))??;
         tracing::info!(tasks = tasks.len(), "Resuming unfinished tasks.");
+        tasks.sort_by_key(|task| (task.created_at, task.id));
+        let now = crate::time::now_millis();
+        let order: Vec<TaskId> = tasks.iter().map(|task| task.id).collect();
         for task in tasks {
-            let id = task.id;
-            self.active.insert(id, self.new_active(task, false, Duration::ZERO));
-            self.touch(id);
+            // Tasks that had started keep their slot; the others queue again in creation order.
+            let started = task.steps.iter().any(|s| s.status != crate::model::StepStatus::Pending);
+            if started && !task.status.is_terminal() {
+                self.admission.hold(task.id, &task.workflow);
+            }
+            self.set_deadline(&task, now);
+            self.active.insert(task.id, new_active(task, false, Duration::ZERO));
+        }
+        for id in order {
+            self.group.touch(id);
             self.advance(id);
         }
-        self.commit_group().await;
+        while !self.group.is_empty() {
+            self.commit_group().await;
+        }
         Ok(())
-    }
-
-    fn new_active(&self, task: Task, fresh_intent: bool, poll_delay: Duration) -> Active {
-        Active { task, unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0 }
     }
 
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Start { request, reply } => self.on_start(request, reply),
+            Msg::Cancel { id, reply } => self.on_cancel(id, reply),
+            Msg::Retry { id, reply } => self.on_retry(id, reply),
             Msg::Created { id, step, attempt, result } => self.on_created(id, step, attempt, result),
             Msg::Checked { id, step, prediction_id, result } => {
                 self.on_checked(id, step, &prediction_id, result)
             }
-        }
-    }
-
-    fn touch(&mut self, id: TaskId) {
-        if self.touched_set.insert(id) {
-            self.touched.push(id);
+            Msg::CancelDone { id, step, attempt, result } => {
+                self.on_cancel_done(id, step, attempt, result)
+            }
         }
     }
 
@@ -201,7 +248,7 @@ impl Runtime {
         match machine::apply(&mut active.task, &event) {
             Ok(()) => {
                 active.unsaved.push((active.task.seq, event));
-                self.touch(id);
+                self.group.touch(id);
             }
             Err(ignored) => {
                 tracing::debug!(task_id = %id, event = event.kind(), ?ignored, "Event ignored.")
@@ -209,12 +256,15 @@ impl Runtime {
         }
     }
 
-    /// Applies every decision that needs no IO (building the next step's input and
-    /// journaling the intent), so it joins the current group.
+    /// Applies every decision that needs no IO (admission, building the next step's input
+    /// and journaling the intent), so it joins the current group.
     fn advance(&mut self, id: TaskId) {
         loop {
             let Some(active) = self.active.get(&id) else { return };
             let Some(Command::Request { step }) = machine::decide(&active.task) else { return };
+            if !self.admission.admit(id, &active.task.workflow) {
+                return;
+            }
             let event = handlers::request_step(&self.workflows, &active.task, step);
             let requested = matches!(event, Event::StepRequested { .. });
             self.record(id, event);
@@ -224,89 +274,23 @@ impl Runtime {
         }
     }
 
-    async fn commit_group(&mut self) {
-        let touched = std::mem::take(&mut self.touched);
-        self.touched_set.clear();
-        self.group_keys.clear();
-        let writes: Vec<TaskWrite> = touched
-            .iter()
-            .filter_map(|id| {
-                let active = self.active.get_mut(id)?;
-                if active.unsaved.is_empty() {
-                    return None;
-                }
-                let events = std::mem::take(&mut active.unsaved);
-                Some(TaskWrite { task: active.task.clone(), events })
-            })
-            .collect();
-        let outcome = if writes.is_empty() {
-            Ok(())
-        } else {
-            let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.commit(&writes))
-                .await
-                .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())))
-        };
-        let replies = std::mem::take(&mut self.replies);
-        match outcome {
-            Ok(()) => {
-                for (reply, kind) in replies {
-                    let _ = reply.send(self.started(kind));
-                }
-                for id in touched {
-                    self.after_commit(id);
-                }
-            }
-            Err(error) => self.roll_back(touched, replies, error),
-        }
-    }
-
-    fn started(&self, kind: Reply) -> Result<Started, StartError> {
-        let (id, created) = match kind {
-            Reply::Created(id) => (id, true),
-            Reply::Existing(id) => (id, false),
-        };
-        let task = match self.active.get(&id) {
-            Some(active) => Some(active.task.clone()),
-            None => self.store.task(&id).ok().flatten(),
-        };
-        task.map(|task| Started { task, created })
-            .ok_or_else(|| StartError::Unavailable("the task could not be read back".into()))
-    }
-
-    /// The group did not reach the disk: answer its callers with an error and put every
-    /// touched task back to its durable state; timers bring them forward again.
-    fn roll_back(
-        &mut self,
-        touched: Vec<TaskId>,
-        replies: Vec<(oneshot::Sender<Result<Started, StartError>>, Reply)>,
-        error: StoreError,
-    ) {
-        tracing::error!(%error, tasks = touched.len(), "Journal commit failed; the group was rolled back.");
-        for (reply, _) in replies {
-            let _ = reply.send(Err(StartError::Unavailable(error.to_string())));
-        }
-        for id in touched {
-            match self.store.task(&id) {
-                Ok(Some(task)) => {
-                    let delay = self.policy.retry_base;
-                    if let Some(active) = self.active.get_mut(&id) {
-                        active.task = task;
-                        active.unsaved.clear();
-                        active.fresh_intent = false;
-                    }
-                    self.timers.schedule(id, delay);
-                }
-                _ => {
-                    self.active.remove(&id);
-                    self.timers.cancel(&id);
-                }
-            }
+    fn set_deadline(&mut self, task: &Task, now: i64) {
+        let timeout = self.workflows.get(&task.workflow).and_then(|w| w.task_timeout);
+        if let (Some(timeout), false) = (timeout, task.status.is_terminal()) {
+            let due = task.created_at + timeout.as_millis() as i64;
+            self.deadlines.schedule(task.id, Duration::from_millis(due.saturating_sub(now).max(0) as u64));
         }
     }
 
     /// The task's new state is durable: start what it needs next.
     fn after_commit(&mut self, id: TaskId) {
+        let Some(active) = self.active.get(&id) else { return };
+        if active.task.status.is_terminal() && (self.admission.holds(&id) || self.queue_view().position(&id).is_some()) {
+            for next in self.admission.release(&id) {
+                self.group.touch(next);
+                self.advance(next);
+            }
+        }
         let Some(active) = self.active.get(&id) else { return };
         if active.calling || self.timers.is_scheduled(&id) {
             return;
@@ -315,13 +299,18 @@ impl Runtime {
             None => {
                 tracing::info!(task_id = %id, status = active.task.status.as_str(), "Task finished.");
                 self.active.remove(&id);
+                self.deadlines.cancel(&id);
             }
-            Some(Command::EnsurePrediction { .. }) => self.on_due(id),
             Some(Command::Watch { .. }) => {
-                let delay = active.poll_delay;
+                let delay = self.next_check_delay(id);
                 self.timers.schedule(id, delay);
             }
+            Some(Command::EnsurePrediction { .. } | Command::CancelPrediction { .. }) => self.on_due(id),
             Some(Command::Request { .. }) => {}
         }
     }
+}
+
+fn new_active(task: Task, fresh_intent: bool, poll_delay: Duration) -> Active {
+    Active { task, unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0 }
 }

@@ -1,0 +1,190 @@
+//! Admission: caps on how many tasks run at once (globally and per workflow). A task holds
+//! a slot from its first step until it ends; tasks over a cap wait in one FIFO queue, whose
+//! positions the API reads through `QueueView` without asking the runtime loop.
+
+use crate::model::TaskId;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// The wait queue, shared with readers. Tickets grow monotonically, so a position is the
+/// number of smaller tickets still waiting.
+#[derive(Clone, Default)]
+pub struct QueueView {
+    inner: Arc<Mutex<Queue>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    next_ticket: u64,
+    by_ticket: BTreeMap<u64, (TaskId, String)>,
+    tickets: HashMap<TaskId, u64>,
+}
+
+impl QueueView {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // Only map updates happen under this lock; a poisoned guard still holds whole maps.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// 1-based place in the queue, or `None` when the task is not waiting.
+    pub fn position(&self, id: &TaskId) -> Option<usize> {
+        let queue = self.lock();
+        let ticket = *queue.tickets.get(id)?;
+        Some(queue.by_ticket.range(..ticket).count() + 1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().tickets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub struct Admission {
+    max_total: Option<usize>,
+    max_per_workflow: HashMap<String, usize>,
+    running: HashMap<String, usize>,
+    holders: HashMap<TaskId, String>,
+    queue: QueueView,
+}
+
+impl Admission {
+    pub fn new(max_total: Option<usize>, max_per_workflow: HashMap<String, usize>) -> Self {
+        Admission {
+            max_total,
+            max_per_workflow,
+            running: HashMap::new(),
+            holders: HashMap::new(),
+            queue: QueueView::default(),
+        }
+    }
+
+    pub fn view(&self) -> QueueView {
+        self.queue.clone()
+    }
+
+    pub fn holds(&self, id: &TaskId) -> bool {
+        self.holders.contains_key(id)
+    }
+
+    fn has_room(&self, workflow: &str) -> bool {
+        let total_ok = self.max_total.is_none_or(|max| self.holders.len() < max);
+        let running = self.running.get(workflow).copied().unwrap_or(0);
+        let workflow_ok = self.max_per_workflow.get(workflow).is_none_or(|max| running < *max);
+        total_ok && workflow_ok
+    }
+
+    /// Gives `id` a slot unconditionally (a task that was already running before a restart).
+    pub fn hold(&mut self, id: TaskId, workflow: &str) {
+        if self.holders.insert(id, workflow.to_owned()).is_none() {
+            *self.running.entry(workflow.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// A slot for `id` if one is free, otherwise a place at the end of the queue (once).
+    /// True when it holds a slot. FIFO holds because `release` admits every waiting task
+    /// that fits: whoever still waits does not fit, so room found here is room they can't use.
+    pub fn admit(&mut self, id: TaskId, workflow: &str) -> bool {
+        if self.holds(&id) {
+            return true;
+        }
+        let mut queue = self.queue.lock();
+        let waiting = queue.tickets.get(&id).copied();
+        if self.has_room(workflow) {
+            if let Some(ticket) = waiting {
+                queue.by_ticket.remove(&ticket);
+                queue.tickets.remove(&id);
+            }
+            drop(queue);
+            self.hold(id, workflow);
+            return true;
+        }
+        if waiting.is_none() {
+            let ticket = queue.next_ticket;
+            queue.next_ticket += 1;
+            queue.by_ticket.insert(ticket, (id, workflow.to_owned()));
+            queue.tickets.insert(id, ticket);
+        }
+        false
+    }
+
+    /// Frees `id`'s slot or queue place; returns the waiting tasks that now fit, in order.
+    pub fn release(&mut self, id: &TaskId) -> Vec<TaskId> {
+        {
+            let mut queue = self.queue.lock();
+            if let Some(ticket) = queue.tickets.remove(id) {
+                queue.by_ticket.remove(&ticket);
+            }
+        }
+        if let Some(workflow) = self.holders.remove(id) {
+            if let Some(count) = self.running.get_mut(&workflow) {
+                *count = count.saturating_sub(1);
+            }
+        }
+        let mut admitted = vec![];
+        loop {
+            let next = {
+                let queue = self.queue.lock();
+                queue.by_ticket.values().find(|(_, w)| self.has_room(w)).cloned()
+            };
+            let Some((next_id, workflow)) = next else { break };
+            {
+                let mut queue = self.queue.lock();
+                if let Some(ticket) = queue.tickets.remove(&next_id) {
+                    queue.by_ticket.remove(&ticket);
+                }
+            }
+            self.hold(next_id, &workflow);
+            admitted.push(next_id);
+        }
+        admitted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> TaskId {
+        TaskId([n; 16])
+    }
+
+    #[test]
+    fn tasks_over_the_global_cap_wait_in_order_and_move_up() {
+        let mut admission = Admission::new(Some(2), HashMap::new());
+        let view = admission.view();
+        assert!(admission.admit(id(1), "w"));
+        assert!(admission.admit(id(2), "w"));
+        assert!(!admission.admit(id(3), "w"));
+        assert!(!admission.admit(id(4), "w"));
+        assert!(!admission.admit(id(3), "w"), "asking again keeps the place");
+        assert_eq!((view.position(&id(3)), view.position(&id(4))), (Some(1), Some(2)));
+        assert_eq!(admission.release(&id(1)), vec![id(3)]);
+        assert_eq!(view.position(&id(4)), Some(1));
+        assert_eq!(view.position(&id(3)), None);
+        assert_eq!(admission.release(&id(4)), vec![], "leaving the queue frees no slot");
+        assert!(view.is_empty());
+    }
+
+    #[test]
+    fn a_full_workflow_does_not_block_another_one() {
+        let caps = HashMap::from([("slow".to_owned(), 1)]);
+        let mut admission = Admission::new(None, caps);
+        assert!(admission.admit(id(1), "slow"));
+        assert!(!admission.admit(id(2), "slow"));
+        assert!(admission.admit(id(3), "fast"), "no global cap: other workflows pass");
+        assert_eq!(admission.release(&id(3)), vec![]);
+        assert_eq!(admission.release(&id(1)), vec![id(2)]);
+    }
+
+    #[test]
+    fn a_newcomer_cannot_jump_the_queue() {
+        let mut admission = Admission::new(Some(1), HashMap::new());
+        assert!(admission.admit(id(1), "w"));
+        assert!(!admission.admit(id(2), "w"));
+        assert_eq!(admission.release(&id(1)), vec![id(2)]);
+        assert!(!admission.admit(id(3), "w"));
+    }
+}

@@ -1,0 +1,184 @@
+//! Cancel, retry and timeouts: ending a task on request or when its time is up, making sure
+//! its prediction stops at Replicate, and running a failed task again.
+
+use super::group::Waiter;
+use super::handlers::backoff;
+use super::{new_active, CancelOutcome, ControlError, ControlReply, Runtime};
+use crate::event::Event;
+use crate::model::{TaskId, TaskStatus};
+use crate::replicate::{ClientError, Phase};
+use std::time::Duration;
+
+impl Runtime {
+    pub(super) fn on_cancel(&mut self, id: TaskId, reply: ControlReply) {
+        let status = match self.active.get(&id) {
+            Some(active) => active.task.status,
+            None => match self.store.task(&id) {
+                Ok(Some(task)) if task.status == TaskStatus::Canceled => {
+                    let _ = reply.send(Ok(task));
+                    return;
+                }
+                Ok(Some(task)) => task.status,
+                Ok(None) => {
+                    let _ = reply.send(Err(ControlError::NotFound));
+                    return;
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(ControlError::Unavailable(error.to_string())));
+                    return;
+                }
+            },
+        };
+        match status {
+            TaskStatus::Pending | TaskStatus::Running => {
+                let at = crate::time::now_millis();
+                self.record(id, Event::TaskCanceled { reason: "canceled by request".into(), at });
+                tracing::info!(task_id = %id, "Task canceled by request.");
+            }
+            TaskStatus::Canceled => {}
+            finished => {
+                let message = format!("the task already {}; only an unfinished task can be canceled", finished.as_str());
+                let _ = reply.send(Err(ControlError::Conflict(message)));
+                return;
+            }
+        }
+        self.group.waiters.push(Waiter::Control { reply, id });
+    }
+
+    pub(super) fn on_retry(&mut self, id: TaskId, reply: ControlReply) {
+        let task = match self.active.get(&id) {
+            Some(active) => active.task.clone(),
+            None => match self.store.task(&id) {
+                Ok(Some(task)) => task,
+                Ok(None) => {
+                    let _ = reply.send(Err(ControlError::NotFound));
+                    return;
+                }
+                Err(error) => {
+                    let _ = reply.send(Err(ControlError::Unavailable(error.to_string())));
+                    return;
+                }
+            },
+        };
+        if task.status != TaskStatus::Failed {
+            let message = format!("only a failed task can be retried; this one is {}", task.status.as_str());
+            let _ = reply.send(Err(ControlError::Conflict(message)));
+            return;
+        }
+        let timeout = self.workflows.get(&task.workflow).and_then(|w| w.task_timeout);
+        let now = crate::time::now_millis();
+        if let Some(timeout) = timeout {
+            if now - task.created_at >= timeout.as_millis() as i64 {
+                let message = format!("the task is older than its workflow's task_timeout ({timeout:?})");
+                let _ = reply.send(Err(ControlError::Conflict(message)));
+                return;
+            }
+        }
+        if !self.active.contains_key(&id) {
+            self.set_deadline(&task, now);
+            self.active.insert(id, new_active(task, false, self.policy.poll_initial));
+        }
+        self.record(id, Event::TaskRetried { at: now });
+        self.advance(id);
+        tracing::info!(task_id = %id, "Task retried.");
+        self.group.waiters.push(Waiter::Control { reply, id });
+    }
+
+    pub(super) fn on_task_deadline(&mut self, id: TaskId) {
+        let Some(active) = self.active.get(&id) else { return };
+        if active.task.status.is_terminal() {
+            return;
+        }
+        let timeout = self.workflows.get(&active.task.workflow).and_then(|w| w.task_timeout);
+        let reason = timeout.map_or("task timed out".into(), |t| format!("task timed out after {}", human(t)));
+        tracing::warn!(task_id = %id, %reason, "Task timed out; canceling it.");
+        let at = crate::time::now_millis();
+        self.record(id, Event::TaskCanceled { reason, at });
+    }
+
+    pub(super) fn on_cancel_done(
+        &mut self,
+        id: TaskId,
+        step: u32,
+        attempt: u32,
+        result: Result<CancelOutcome, ClientError>,
+    ) {
+        let policy = self.policy;
+        let Some(active) = self.active.get_mut(&id) else { return };
+        active.calling = false;
+        let at = crate::time::now_millis();
+        let ended = active.task.status.is_terminal();
+        match result {
+            Err(ClientError::Retryable { message, retry_after }) => {
+                active.failures += 1;
+                let delay = backoff(&policy, active.failures, retry_after);
+                tracing::warn!(task_id = %id, step, %message, "Cancel failed; will retry.");
+                self.timers.schedule(id, delay);
+            }
+            Ok(CancelOutcome::Found(prediction)) => {
+                let prediction_id = prediction.id;
+                self.record(id, Event::PredictionCreated { step, attempt, prediction_id, at });
+            }
+            // A step that timed out: its prediction may have finished just before the cancel.
+            Ok(CancelOutcome::Answered(prediction)) if !ended && prediction.phase() == Phase::Succeeded => {
+                self.observe(id, step, &prediction);
+            }
+            outcome if ended => {
+                if let Err(ClientError::Final { status, detail }) = outcome {
+                    tracing::warn!(task_id = %id, step, status, %detail, "Replicate refused the cancel; nothing left to stop.");
+                }
+                self.record(id, Event::CancelSettled { step, at });
+            }
+            _ => {
+                let prediction_id = active.task.step(step).and_then(|s| s.prediction_id.clone());
+                let error = self.timeout_error(id);
+                self.fail_attempt(id, step, prediction_id, error);
+            }
+        }
+    }
+
+    /// True when `step` has run for at least its workflow's `step_timeout`.
+    pub(super) fn step_timed_out(&self, id: TaskId, step: u32) -> bool {
+        self.step_time_left(id, step).is_some_and(|left| left.is_zero())
+    }
+
+    fn step_time_left(&self, id: TaskId, step: u32) -> Option<Duration> {
+        let active = self.active.get(&id)?;
+        let timeout = self.workflows.get(&active.task.workflow)?.step_timeout?;
+        let started = active.task.step(step)?.started_at?;
+        let elapsed = crate::time::now_millis().saturating_sub(started).max(0) as u64;
+        Some(timeout.saturating_sub(Duration::from_millis(elapsed)))
+    }
+
+    pub(super) fn timeout_error(&self, id: TaskId) -> String {
+        let timeout = self
+            .active
+            .get(&id)
+            .and_then(|a| self.workflows.get(&a.task.workflow))
+            .and_then(|w| w.step_timeout);
+        match timeout {
+            Some(timeout) => format!("step timed out after {}", human(timeout)),
+            None => "step timed out".into(),
+        }
+    }
+
+    /// The next status check: the backoff delay, or sooner if the step's time runs out.
+    pub(super) fn next_check_delay(&self, id: TaskId) -> Duration {
+        let Some(active) = self.active.get(&id) else { return self.policy.poll_initial };
+        let step = active.task.current_step().max(1);
+        match self.step_time_left(id, step) {
+            Some(left) => active.poll_delay.min(left),
+            None => active.poll_delay,
+        }
+    }
+}
+
+fn human(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0 => format!("{}ms", duration.as_millis()),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}

@@ -1,0 +1,129 @@
+//! Group commit: the tasks touched in one loop turn, the callers waiting on them, and the
+//! commit that makes them durable together (or rolls them all back).
+
+use super::{ControlError, ControlReply, Runtime, StartError, StartReply, Started};
+use crate::journal::{StoreError, TaskWrite};
+use crate::model::TaskId;
+use std::collections::{HashMap, HashSet};
+
+/// A caller answered once the group is on disk.
+pub(crate) enum Waiter {
+    Start { reply: StartReply, id: TaskId, created: bool },
+    Control { reply: ControlReply, id: TaskId },
+}
+
+#[derive(Default)]
+pub(crate) struct Group {
+    touched: Vec<TaskId>,
+    touched_set: HashSet<TaskId>,
+    pub(super) waiters: Vec<Waiter>,
+    /// Idempotency keys of tasks created in this group (not yet in the store).
+    pub(super) keys: HashMap<String, TaskId>,
+}
+
+impl Group {
+    pub fn touch(&mut self, id: TaskId) {
+        if self.touched_set.insert(id) {
+            self.touched.push(id);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.touched.is_empty() && self.waiters.is_empty()
+    }
+}
+
+impl Runtime {
+    pub(super) async fn commit_group(&mut self) {
+        let group = std::mem::take(&mut self.group);
+        let writes: Vec<TaskWrite> = group
+            .touched
+            .iter()
+            .filter_map(|id| {
+                let active = self.active.get_mut(id)?;
+                if active.unsaved.is_empty() {
+                    return None;
+                }
+                let events = std::mem::take(&mut active.unsaved);
+                Some(TaskWrite { task: active.task.clone(), events })
+            })
+            .collect();
+        let outcome = if writes.is_empty() {
+            Ok(())
+        } else {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.commit(&writes))
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())))
+        };
+        match outcome {
+            Ok(()) => {
+                for waiter in group.waiters {
+                    self.answer(waiter);
+                }
+                for id in group.touched {
+                    self.after_commit(id);
+                }
+            }
+            Err(error) => self.roll_back(group.touched, group.waiters, error),
+        }
+    }
+
+    fn answer(&self, waiter: Waiter) {
+        let snapshot = |id: &TaskId| match self.active.get(id) {
+            Some(active) => Some(active.task.clone()),
+            None => self.store.task(id).ok().flatten(),
+        };
+        match waiter {
+            Waiter::Start { reply, id, created } => {
+                let answer = snapshot(&id)
+                    .map(|task| Started { task, created })
+                    .ok_or_else(|| StartError::Unavailable("the task could not be read back".into()));
+                let _ = reply.send(answer);
+            }
+            Waiter::Control { reply, id } => {
+                let answer = snapshot(&id)
+                    .ok_or_else(|| ControlError::Unavailable("the task could not be read back".into()));
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    /// The group did not reach the disk: answer its callers with an error and put every
+    /// touched task back to its durable state; timers bring them forward again.
+    fn roll_back(&mut self, touched: Vec<TaskId>, waiters: Vec<Waiter>, error: StoreError) {
+        tracing::error!(%error, tasks = touched.len(), "Journal commit failed; the group was rolled back.");
+        for waiter in waiters {
+            let cause = error.to_string();
+            match waiter {
+                Waiter::Start { reply, .. } => {
+                    let _ = reply.send(Err(StartError::Unavailable(cause)));
+                }
+                Waiter::Control { reply, .. } => {
+                    let _ = reply.send(Err(ControlError::Unavailable(cause)));
+                }
+            }
+        }
+        for id in touched {
+            match self.store.task(&id) {
+                Ok(Some(task)) if !task.is_settled() => {
+                    if let Some(active) = self.active.get_mut(&id) {
+                        active.task = task;
+                        active.unsaved.clear();
+                        active.fresh_intent = false;
+                    }
+                    self.timers.schedule(id, self.policy.retry_base);
+                }
+                _ => {
+                    self.active.remove(&id);
+                    self.timers.cancel(&id);
+                    self.deadlines.cancel(&id);
+                    for next in self.admission.release(&id) {
+                        self.group.touch(next);
+                        self.advance(next);
+                    }
+                }
+            }
+        }
+    }
+}
