@@ -21,6 +21,7 @@ pub async fn start_sim(processing_ms: u64) -> SimHandle {
         ModelBehavior { failure_rate: 1.0, failure_message: "CUDA out of memory".into(), ..quick(processing_ms) },
     );
     config.models.insert("test/list".into(), ModelBehavior { output: OutputShape::UrlList, ..quick(processing_ms) });
+    config.models.insert("test/slow".into(), ModelBehavior { starting_ms: 100, processing_ms: 600_000, ..Default::default() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     replicate_sim::start(config, listener).await.unwrap()
 }
@@ -63,6 +64,27 @@ image = "{{{{previous.output.0}}}}"
 n = "{{{{item.n}}}}"
 [workflows.listy.first]
 image = "{{{{params.start}}}}"
+[workflows.retrying]
+model = "test/failing"
+step_retries = 2
+[workflows.retrying.input]
+x = "{{{{item.x}}}}"
+[workflows.slow]
+model = "test/slow"
+step_timeout = "1s"
+step_retries = 1
+[workflows.slow.input]
+x = "{{{{item.x}}}}"
+[workflows.deadline]
+model = "test/slow"
+task_timeout = "1s"
+[workflows.deadline.input]
+x = "{{{{item.x}}}}"
+[workflows.capped]
+model = "test/tryon"
+max_in_flight = 2
+[workflows.capped.input]
+x = "{{{{item.x}}}}"
 "#,
         data = dir.join("data").display()
     )
@@ -144,6 +166,32 @@ impl App {
 
     pub async fn start_task(&self, body: &Value) -> reqwest::Response {
         self.http.post(format!("{}/v1/tasks", self.url)).json(body).send().await.unwrap()
+    }
+
+    /// `POST /v1/tasks/{id}/{action}` (cancel, retry): status and body.
+    pub async fn control(&self, id: &str, action: &str) -> (u16, Value) {
+        let response = self.http.post(format!("{}/v1/tasks/{id}/{action}", self.url)).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// Starts a task and returns its id, asserting a 201.
+    pub async fn start_ok(&self, body: &Value) -> String {
+        let response = self.start_task(body).await;
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls the task until `check` accepts it or `within` passes.
+    pub async fn wait_for(&self, id: &str, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let task = self.get_task(id).await;
+            if check(&task) {
+                return task;
+            }
+            assert!(Instant::now() < deadline, "condition not met in {within:?}: {task:#}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn get_task(&self, id: &str) -> Value {
