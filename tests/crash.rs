@@ -33,8 +33,12 @@ async fn kill_9_at_any_point_loses_no_task_and_duplicates_no_prediction() {
         ids.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
     }
 
-    // Kill at moments spread over the run, each while predictions are in flight.
-    for creates in [5, 22, 31] {
+    // Kill at random moments spread over the run, each while predictions are in flight.
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut kill_points: Vec<u64> = (0..3).map(|k| 2 + (seed >> (k * 8)) % 50).collect();
+    kill_points.sort();
+    eprintln!("kill -9 after these create counts: {kill_points:?}");
+    for creates in kill_points {
         wait_for_creates(&sim, creates).await;
         app.kill9();
         app = App::spawn(dir.path(), &config);

@@ -82,6 +82,10 @@ pub struct ReplicateConfig {
     pub poll_max_ms: u64,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
+    /// Backoff after a failed call: full jitter under a ceiling that doubles from
+    /// `retry_initial_ms` up to `retry_max_ms` (never sooner than a server's retry_after).
+    pub retry_initial_ms: u64,
+    pub retry_max_ms: u64,
     /// Client-side token buckets that keep the engine under the account's limits.
     pub creates_per_minute: u32,
     pub create_burst: u32,
@@ -100,6 +104,8 @@ impl Default for ReplicateConfig {
             poll_max_ms: 10_000,
             connect_timeout_ms: 5_000,
             request_timeout_ms: 30_000,
+            retry_initial_ms: 500,
+            retry_max_ms: 30_000,
             creates_per_minute: 600,
             create_burst: 60,
             other_calls_per_minute: 3000,

@@ -81,8 +81,8 @@ impl Engine {
         let policy = Policy {
             poll_initial: Duration::from_millis(replicate.poll_initial_ms),
             poll_max: Duration::from_millis(replicate.poll_max_ms),
-            retry_base: Duration::from_millis(500),
-            retry_max: Duration::from_secs(60),
+            retry_base: Duration::from_millis(replicate.retry_initial_ms),
+            retry_max: Duration::from_millis(replicate.retry_max_ms.max(replicate.retry_initial_ms)),
         };
         let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
         let max_in_flight = (replicate.max_in_flight > 0).then_some(replicate.max_in_flight);

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 /// The most list pages read while looking for an earlier prediction (100 per page).
 const MAX_LIST_PAGES: usize = 50;
+/// How often one list page is fetched again after a retryable failure.
+const PAGE_RETRIES: u32 = 4;
 
 /// The fields of a prediction that the engine uses; every other key is ignored, and every key
 /// but `id` and `status` may be missing (older API responses leave them out).
@@ -140,31 +142,43 @@ impl ReplicateClient {
         self.send(&self.others, self.http.post(url)).await
     }
 
-    /// The oldest prediction created at or after `since` that `matches` accepts, following
-    /// the list's pages (newest first) until they reach past `since`.
-    pub async fn find_since(
+    /// A prediction created in `[from, until)` that `matches` accepts, walking the list's
+    /// pages newest first and stopping at the first match. A page that fails is fetched
+    /// again a few times, so one flaky page does not waste the pages before it.
+    pub async fn find_between(
         &self,
-        since: Millis,
+        from: Millis,
+        until: Millis,
         matches: impl Fn(&Prediction) -> bool,
     ) -> Result<Option<Prediction>, ClientError> {
-        let after = crate::time::rfc3339(since);
-        let mut request = self.http.get(format!("{}/v1/predictions", self.base)).query(&[("created_after", after)]);
-        let mut found = None;
+        let window = [("created_after", crate::time::rfc3339(from)), ("created_before", crate::time::rfc3339(until))];
+        let mut url = reqwest::Url::parse_with_params(&format!("{}/v1/predictions", self.base), &window)
+            .map_err(|e| ClientError::Final { status: 0, detail: format!("bad list URL: {e}") })?;
         for _ in 0..MAX_LIST_PAGES {
-            let page: Page = self.send(&self.others, request).await?;
-            // Pages are newest first: the last match seen is the oldest one.
-            if let Some(hit) = page.results.into_iter().filter(|p| matches(p)).last() {
-                found = Some(hit);
+            let page: Page = self.page(url).await?;
+            if let Some(hit) = page.results.into_iter().find(|p| matches(p)) {
+                return Ok(Some(hit));
             }
-            match page.next {
-                Some(next) if !next.is_empty() => request = self.http.get(next),
-                _ => return Ok(found),
+            match page.next.as_deref().map(reqwest::Url::parse) {
+                Some(Ok(next)) => url = next,
+                _ => return Ok(None),
             }
         }
-        Err(ClientError::Retryable {
-            message: format!("more than {MAX_LIST_PAGES} pages of predictions since {since}"),
-            retry_after: None,
-        })
+        Err(retryable(format!("more than {MAX_LIST_PAGES} pages of predictions to search"), None))
+    }
+
+    async fn page(&self, url: reqwest::Url) -> Result<Page, ClientError> {
+        let mut tries = 0;
+        loop {
+            match self.send(&self.others, self.http.get(url.clone())).await {
+                Err(ClientError::Retryable { retry_after, .. }) if tries < PAGE_RETRIES => {
+                    tries += 1;
+                    let wait = retry_after.unwrap_or(Duration::from_millis(100 << tries));
+                    tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn send<T: for<'de> Deserialize<'de>>(

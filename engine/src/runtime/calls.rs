@@ -8,9 +8,9 @@ use crate::workflow::Target;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// How far before the journaled intent a prediction may carry its creation time, to absorb
-/// clock skew between this machine and Replicate.
-const CLOCK_SKEW_MS: i64 = 30_000;
+/// Slack on both ends of the search window, for clock skew between this machine and
+/// Replicate.
+const CLOCK_SKEW_MS: i64 = 5_000;
 
 /// What `ensure_prediction` needs to know about the step.
 pub struct EnsureJob {
@@ -18,8 +18,11 @@ pub struct EnsureJob {
     pub store: Arc<dyn Store>,
     pub target: Target,
     pub input: Value,
-    /// When the intent was journaled.
+    /// When the intent was journaled: no create for it can be older.
     pub intent_at: i64,
+    /// No create for this intent can be newer: the end of the last create call that failed
+    /// ambiguously, or, for an intent journaled before a restart, when this process started.
+    pub sent_by: i64,
     /// The intent was journaled by this process and no create for it may have gone through:
     /// create directly. Otherwise a create may already exist: look for it first.
     pub fresh: bool,
@@ -46,13 +49,14 @@ pub async fn cancel_prediction(
     }
 }
 
-/// The oldest prediction created since the intent (minus clock skew) with exactly this
-/// input that no task owns yet.
+/// A prediction made for this intent: created between the intent and the last moment a
+/// create for it could have been sent, with exactly this input, and owned by no task yet.
 async fn find_unowned(job: &EnsureJob) -> Result<Option<Prediction>, ClientError> {
     let store = job.store.clone();
     let input = &job.input;
+    let (from, until) = (job.intent_at - CLOCK_SKEW_MS, job.sent_by + CLOCK_SKEW_MS);
     job.client
-        .find_since(job.intent_at - CLOCK_SKEW_MS, |p| {
+        .find_between(from, until, |p| {
             p.input.as_ref() == Some(input) && matches!(store.prediction_owner(&p.id), Ok(None))
         })
         .await

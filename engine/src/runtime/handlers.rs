@@ -107,6 +107,7 @@ impl Runtime {
         match result {
             Ok((prediction, found)) => {
                 active.failures = 0;
+                active.create_failed_at = None;
                 active.poll_delay = initial;
                 tracing::info!(task_id = %id, step, prediction_id = %prediction.id, found, "Prediction created.");
                 let at = crate::time::now_millis();
@@ -123,6 +124,7 @@ impl Runtime {
             Err(ClientError::Retryable { message, retry_after }) => {
                 // The create may have gone through before the failure: look before creating again.
                 active.fresh_intent = false;
+                active.create_failed_at = Some(crate::time::now_millis());
                 active.failures += 1;
                 let delay = backoff(&self.policy, active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, retry_in_ms = delay.as_millis() as u64, "Create failed; will retry.");
@@ -228,7 +230,8 @@ impl Runtime {
             store: self.store.clone(),
             target: workflow.target.clone(),
             input,
-            intent_at: active.task.step(step).and_then(|s| s.started_at).unwrap_or(0),
+            intent_at: intent_at(&active.task, step),
+            sent_by: active.create_failed_at.unwrap_or(self.started_at).max(intent_at(&active.task, step)),
             fresh: active.fresh_intent,
             cancel_after: workflow.step_timeout,
         };
@@ -273,6 +276,10 @@ impl Runtime {
             active.calling = true;
         }
     }
+}
+
+fn intent_at(task: &Task, step: u32) -> i64 {
+    task.step(step).and_then(|s| s.started_at).unwrap_or(0)
 }
 
 /// Exponential backoff with full jitter, never sooner than the server asked.

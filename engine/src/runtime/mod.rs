@@ -115,6 +115,9 @@ struct Active {
     poll_delay: Duration,
     /// Consecutive failed calls, for backoff.
     failures: u32,
+    /// When the last create call for the current intent failed in a way that leaves open
+    /// whether it went through.
+    create_failed_at: Option<i64>,
 }
 
 pub(crate) struct Runtime {
@@ -129,6 +132,8 @@ pub(crate) struct Runtime {
     deadlines: Scheduler<TaskId>,
     admission: Admission,
     inbox: mpsc::Receiver<Msg>,
+    /// When this runtime started: intents journaled before it had their creates sent before it.
+    started_at: i64,
     /// Handed to spawned calls so their results come back.
     outbox: mpsc::Sender<Msg>,
     group: Group,
@@ -157,6 +162,7 @@ impl Runtime {
             deadlines: Scheduler::default(),
             admission: Admission::new(max_in_flight, caps),
             inbox: channel.1,
+            started_at: crate::time::now_millis(),
             outbox: channel.0,
             group: Group::default(),
         }
@@ -312,5 +318,5 @@ impl Runtime {
 }
 
 fn new_active(task: Task, fresh_intent: bool, poll_delay: Duration) -> Active {
-    Active { task, unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0 }
+    Active { task, unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0, create_failed_at: None }
 }
