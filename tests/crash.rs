@@ -33,9 +33,10 @@ async fn kill_9_at_any_point_loses_no_task_and_duplicates_no_prediction() {
         ids.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
     }
 
-    // Kill at random moments spread over the run, each while predictions are in flight.
+    // Kill at random moments in the first 60% of the run (each while predictions are in
+    // flight), leaving enough creates for the two injected aborts below.
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let mut kill_points: Vec<u64> = (0..3).map(|k| 2 + (seed >> (k * 8)) % 50).collect();
+    let mut kill_points: Vec<u64> = (0..3).map(|k| 2 + (seed >> (k * 8)) % 34).collect();
     kill_points.sort();
     eprintln!("kill -9 after these create counts: {kill_points:?}");
     for creates in kill_points {

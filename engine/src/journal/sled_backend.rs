@@ -75,7 +75,7 @@ impl Backend for SledBackend {
 /// Opens sled, waiting briefly while another holder of the data dir's lock lets go (sled's
 /// background threads release it a moment after the previous `Db` in this process drops).
 fn open_locked(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         match sled::Config::new().path(dir).cache_capacity(cache_bytes).open() {
             Ok(db) => return Ok(db),
