@@ -43,6 +43,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     workflows: Arc<HashMap<String, Workflow>>,
     queue: QueueView,
+    changes: crate::changes::Changes,
 }
 
 impl Engine {
@@ -95,8 +96,9 @@ impl Engine {
             (sender.clone(), receiver),
         );
         let queue = runtime.queue_view();
+        let changes = runtime.changes();
         let handle = tokio::spawn(runtime.run(shutdown));
-        Ok((Engine { inbox: sender, store, workflows, queue }, handle))
+        Ok((Engine { inbox: sender, store, workflows, queue, changes }, handle))
     }
 
     /// Validates and durably records a new task; returns once it is on disk. With an
@@ -134,6 +136,11 @@ impl Engine {
         let stopped = || ControlError::Unavailable("the engine is shutting down".into());
         self.inbox.send(message(reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Changes of `id` committed from now on (subscribe, then read the task).
+    pub fn watch(&self, id: TaskId) -> crate::changes::Watch {
+        self.changes.subscribe(id)
     }
 
     /// 1-based place in the wait queue of a task held back by a concurrency cap.

@@ -12,6 +12,7 @@
 //! - `runtime`: the one loop that owns active tasks, commits groups, performs commands.
 //! - `engine`: the handle the server and the CLI use.
 
+pub mod changes;
 pub mod config;
 pub mod event;
 pub mod journal;
@@ -19,6 +20,7 @@ pub mod machine;
 pub mod model;
 pub mod ratelimit;
 pub mod time;
+pub mod webhook;
 pub mod workflow;
 pub mod replicate;
 pub mod runtime;

@@ -106,6 +106,7 @@ impl Runtime {
         let policy = self.policy;
         let Some(active) = self.active.get_mut(&id) else { return };
         active.calling = false;
+        self.group.touch(id);
         let at = crate::time::now_millis();
         let ended = active.task.status.is_terminal();
         match result {
@@ -113,7 +114,7 @@ impl Runtime {
                 active.failures += 1;
                 let delay = backoff(&policy, active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, "Cancel failed; will retry.");
-                self.timers.schedule(id, delay);
+                self.schedule(id, delay);
             }
             Ok(CancelOutcome::Found(prediction)) => {
                 let prediction_id = prediction.id;

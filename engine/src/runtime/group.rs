@@ -2,6 +2,7 @@
 //! commit that makes them durable together (or rolls them all back).
 
 use super::{ControlError, ControlReply, Runtime, StartError, StartReply, Started};
+use crate::changes::TaskChange;
 use crate::journal::{StoreError, TaskWrite};
 use crate::model::TaskId;
 use std::collections::{HashMap, HashSet};
@@ -49,15 +50,16 @@ impl Runtime {
             })
             .collect();
         let outcome = if writes.is_empty() {
-            Ok(())
+            Ok(writes)
         } else {
             let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.commit(&writes))
+            tokio::task::spawn_blocking(move || store.commit(&writes).map(|()| writes))
                 .await
                 .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())))
         };
         match outcome {
-            Ok(()) => {
+            Ok(writes) => {
+                self.publish(writes);
                 for waiter in group.waiters {
                     self.answer(waiter);
                 }
@@ -66,6 +68,17 @@ impl Runtime {
                 }
             }
             Err(error) => self.roll_back(group.touched, group.waiters, error),
+        }
+    }
+
+    /// Tells the watchers of each committed task what changed.
+    fn publish(&self, writes: Vec<TaskWrite>) {
+        for write in writes {
+            if !self.changes.is_watched(&write.task.id) {
+                continue;
+            }
+            let kinds = write.events.iter().map(|(_, event)| event.kind()).collect();
+            self.changes.publish(TaskChange { seq: write.task.seq, kinds, task: write.task });
         }
     }
 
@@ -112,7 +125,7 @@ impl Runtime {
                         active.unsaved.clear();
                         active.fresh_intent = false;
                     }
-                    self.timers.schedule(id, self.policy.retry_base);
+                    self.schedule(id, self.policy.retry_base);
                 }
                 _ => {
                     self.active.remove(&id);

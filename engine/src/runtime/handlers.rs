@@ -104,6 +104,8 @@ impl Runtime {
         let initial = self.policy.poll_initial;
         let Some(active) = self.active.get_mut(&id) else { return };
         active.calling = false;
+        // Re-evaluated after the commit, even if this result changes nothing.
+        self.group.touch(id);
         match result {
             Ok((prediction, found)) => {
                 active.failures = 0;
@@ -128,7 +130,7 @@ impl Runtime {
                 active.failures += 1;
                 let delay = backoff(&self.policy, active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, retry_in_ms = delay.as_millis() as u64, "Create failed; will retry.");
-                self.timers.schedule(id, delay);
+                self.schedule(id, delay);
             }
         }
     }
@@ -143,13 +145,15 @@ impl Runtime {
         let policy = self.policy;
         let Some(active) = self.active.get_mut(&id) else { return };
         active.calling = false;
+        // Re-evaluated after the commit, even if this result changes nothing.
+        self.group.touch(id);
         match result {
             Ok(prediction) => {
                 active.failures = 0;
                 active.poll_delay = (active.poll_delay * 2).clamp(policy.poll_initial, policy.poll_max);
                 if !self.observe(id, step, &prediction) {
                     let delay = self.next_check_delay(id);
-                    self.timers.schedule(id, delay);
+                    self.schedule(id, delay);
                 }
             }
             Err(ClientError::Final { status: 404, .. }) => {
@@ -166,7 +170,7 @@ impl Runtime {
                 };
                 let delay = backoff(&policy, active.failures, retry_after).max(active.poll_delay);
                 tracing::warn!(task_id = %id, step, %error, "Status check failed; will retry.");
-                self.timers.schedule(id, delay);
+                self.schedule(id, delay);
             }
         }
     }

@@ -115,6 +115,9 @@ struct Active {
     poll_delay: Duration,
     /// Consecutive failed calls, for backoff.
     failures: u32,
+    /// The task's `seq` when its timer was set: a timer set before the task changed is
+    /// obsolete when the change needs a call now.
+    timer_seq: u64,
     /// When the last create call for the current intent failed in a way that leaves open
     /// whether it went through.
     create_failed_at: Option<i64>,
@@ -137,6 +140,7 @@ pub(crate) struct Runtime {
     /// Handed to spawned calls so their results come back.
     outbox: mpsc::Sender<Msg>,
     group: Group,
+    changes: crate::changes::Changes,
 }
 
 impl Runtime {
@@ -165,11 +169,16 @@ impl Runtime {
             started_at: crate::time::now_millis(),
             outbox: channel.0,
             group: Group::default(),
+            changes: crate::changes::Changes::default(),
         }
     }
 
     pub(crate) fn queue_view(&self) -> QueueView {
         self.admission.view()
+    }
+
+    pub(crate) fn changes(&self) -> crate::changes::Changes {
+        self.changes.clone()
     }
 
     /// Resumes every unfinished task, then serves messages until `shutdown`. Each turn ends
@@ -288,6 +297,14 @@ impl Runtime {
         }
     }
 
+    /// Sets the task's one timer.
+    fn schedule(&mut self, id: TaskId, delay: Duration) {
+        if let Some(active) = self.active.get_mut(&id) {
+            active.timer_seq = active.task.seq;
+            self.timers.schedule(id, delay);
+        }
+    }
+
     /// The task's new state is durable: start what it needs next.
     fn after_commit(&mut self, id: TaskId) {
         let Some(active) = self.active.get(&id) else { return };
@@ -298,25 +315,34 @@ impl Runtime {
             }
         }
         let Some(active) = self.active.get(&id) else { return };
-        if active.calling || self.timers.is_scheduled(&id) {
+        if active.calling {
             return;
         }
+        let scheduled = self.timers.is_scheduled(&id);
+        // A wait set before the latest change (a status check of a step that has since
+        // ended) is obsolete; one set since (a backoff after a failed call) stands.
+        let obsolete = scheduled && active.timer_seq < active.task.seq;
         match machine::decide(&active.task) {
             None => {
                 tracing::info!(task_id = %id, status = active.task.status.as_str(), "Task finished.");
                 self.active.remove(&id);
+                self.timers.cancel(&id);
                 self.deadlines.cancel(&id);
             }
-            Some(Command::Watch { .. }) => {
+            Some(Command::Watch { .. }) if !scheduled => {
                 let delay = self.next_check_delay(id);
-                self.timers.schedule(id, delay);
+                self.schedule(id, delay);
             }
-            Some(Command::EnsurePrediction { .. } | Command::CancelPrediction { .. }) => self.on_due(id),
-            Some(Command::Request { .. }) => {}
+            Some(Command::EnsurePrediction { .. } | Command::CancelPrediction { .. }) if !scheduled || obsolete => {
+                self.timers.cancel(&id);
+                self.on_due(id);
+            }
+            _ => {}
         }
     }
 }
 
 fn new_active(task: Task, fresh_intent: bool, poll_delay: Duration) -> Active {
-    Active { task, unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0, create_failed_at: None }
+    let timer_seq = task.seq;
+    Active { task, unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0, timer_seq, create_failed_at: None }
 }
