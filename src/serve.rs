@@ -50,10 +50,18 @@ async fn start_simulator(config: &mut Config) -> anyhow::Result<replicate_sim::S
     tracing::info!(url = %handle.base_url(), "Simulated Replicate started.");
     config.replicate.api_base = handle.base_url();
     config.replicate.api_token = Some(token);
+    // Show the push path too: the simulator posts webhooks back to this engine.
+    let port_known = !config.server.listen.ends_with(":0");
+    if config.replicate.webhook_base_url.is_none() && port_known {
+        config.replicate.webhook_base_url = Some(format!("http://{}", config.server.listen));
+    }
     Ok(handle)
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    if config.replicate.webhook_base_url.is_some() && config.replicate.webhook_secret.is_none() {
+        config.replicate.webhook_secret = Some(fetch_webhook_secret(&config).await?);
+    }
     let shutdown = CancellationToken::new();
     let (engine, runtime) = Engine::launch(&config, StoreChoice::Disk, shutdown.clone())
         .with_context(|| format!("cannot start with data dir {}", config.storage.data_dir.display()))?;
@@ -64,8 +72,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to find the port when `listen` asks for port 0.
     println!("stepwise listening on http://{address}");
     tracing::info!(%address, workflows = ?engine.workflow_names().collect::<Vec<_>>(), "Serving.");
-    let app = stepwise_server::router(engine, &config.server);
     let http_stop = CancellationToken::new();
+    let app = stepwise_server::router(engine, &config.server, http_stop.clone());
     let http = tokio::spawn(stepwise_server::serve(listener, app, http_stop.clone()));
     wait_for_signal().await;
     tracing::info!("Shutting down: no new requests; finishing the current group.");
@@ -77,6 +85,27 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     runtime.await.context("the runtime panicked")?.context("the journal failed")?;
     tracing::info!("Stopped cleanly.");
     Ok(())
+}
+
+/// Webhooks are on but no secret was configured: ask Replicate for the account's, retrying
+/// briefly so a flaky start does not fail the whole process.
+async fn fetch_webhook_secret(config: &Config) -> anyhow::Result<String> {
+    let client = stepwise_engine::replicate::ReplicateClient::new(&config.replicate)?;
+    let mut attempt = 0;
+    loop {
+        match client.webhook_secret().await {
+            Ok(secret) => {
+                tracing::info!("Webhook signing secret fetched from Replicate.");
+                return Ok(secret);
+            }
+            Err(stepwise_engine::replicate::ClientError::Retryable { message, .. }) if attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(%message, attempt, "Fetching the webhook secret failed; retrying.");
+                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+            }
+            Err(error) => bail!("cannot fetch the webhook signing secret from Replicate: {error}"),
+        }
+    }
 }
 
 /// The first SIGINT or SIGTERM starts a graceful shutdown; a second one exits at once.

@@ -93,6 +93,14 @@ pub struct ReplicateConfig {
     pub other_burst: u32,
     /// Most tasks running at once (each has at most one prediction in flight); 0: no cap.
     pub max_in_flight: usize,
+    /// This engine's public URL. When set, creates ask Replicate for `start` and `completed`
+    /// webhooks at `{webhook_base_url}/v1/webhooks/replicate`, and polling slows down to
+    /// `safety_poll_ms`.
+    pub webhook_base_url: Option<String>,
+    /// `whsec_...`; from `REPLICATE_WEBHOOK_SECRET`, else fetched from Replicate at startup.
+    pub webhook_secret: Option<String>,
+    /// Status checks while webhooks are on: a safety net for lost deliveries.
+    pub safety_poll_ms: u64,
 }
 
 impl Default for ReplicateConfig {
@@ -111,6 +119,9 @@ impl Default for ReplicateConfig {
             other_calls_per_minute: 3000,
             other_burst: 300,
             max_in_flight: 0,
+            webhook_base_url: None,
+            webhook_secret: None,
+            safety_poll_ms: 30_000,
         }
     }
 }
@@ -228,6 +239,9 @@ impl Config {
         if let Some(token) = var("REPLICATE_API_TOKEN") {
             self.replicate.api_token = Some(token);
         }
+        if let Some(secret) = var("REPLICATE_WEBHOOK_SECRET") {
+            self.replicate.webhook_secret = Some(secret);
+        }
         if let Some(token) = var("STEPWISE_API_TOKEN") {
             self.server.api_token = Some(token);
         }
@@ -247,6 +261,16 @@ impl Config {
         }
         if self.replicate.create_burst == 0 || self.replicate.other_burst == 0 {
             problems.push("replicate.*_burst must be at least 1".to_owned());
+        }
+        if let Some(url) = &self.replicate.webhook_base_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                problems.push(format!("replicate.webhook_base_url {url:?} must be an http(s) URL"));
+            }
+        }
+        if let Some(secret) = &self.replicate.webhook_secret {
+            if let Err(e) = crate::webhook::WebhookKey::parse(secret) {
+                problems.push(format!("replicate.webhook_secret: {e}"));
+            }
         }
         if self.workflows.is_empty() {
             problems.push("no [workflows.NAME] section: nothing could be started".to_owned());
@@ -268,12 +292,15 @@ impl Config {
         let mask = |s: &Option<String>| if s.is_some() { "\"***\"" } else { "(unset)" };
         format!(
             "server.listen = {:?}\nserver.api_token = {}\nstorage.data_dir = {:?}\n\
-             replicate.api_base = {:?}\nreplicate.api_token = {}\nworkflows = {:?}\n",
+             replicate.api_base = {:?}\nreplicate.api_token = {}\n\
+             replicate.webhook_base_url = {:?}\nreplicate.webhook_secret = {}\nworkflows = {:?}\n",
             self.server.listen,
             mask(&self.server.api_token),
             self.storage.data_dir,
             self.replicate.api_base,
             mask(&self.replicate.api_token),
+            self.replicate.webhook_base_url,
+            mask(&self.replicate.webhook_secret),
             self.workflows.keys().collect::<Vec<_>>(),
         )
     }

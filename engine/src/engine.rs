@@ -44,6 +44,8 @@ pub struct Engine {
     workflows: Arc<HashMap<String, Workflow>>,
     queue: QueueView,
     changes: crate::changes::Changes,
+    /// Verifies webhook deliveries; `None` when webhooks are off.
+    webhook_key: Option<crate::webhook::WebhookKey>,
 }
 
 impl Engine {
@@ -84,6 +86,12 @@ impl Engine {
             poll_max: Duration::from_millis(replicate.poll_max_ms),
             retry_base: Duration::from_millis(replicate.retry_initial_ms),
             retry_max: Duration::from_millis(replicate.retry_max_ms.max(replicate.retry_initial_ms)),
+            safety_poll: replicate.webhook_base_url.as_ref().map(|_| Duration::from_millis(replicate.safety_poll_ms)),
+        };
+        let webhook_key = match (&replicate.webhook_base_url, &replicate.webhook_secret) {
+            (None, _) => None,
+            (Some(_), None) => return Err(LaunchError::Client("webhooks need a signing secret (fetch it with ReplicateClient::webhook_secret)".into())),
+            (Some(_), Some(secret)) => Some(crate::webhook::WebhookKey::parse(secret).map_err(LaunchError::Client)?),
         };
         let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
         let max_in_flight = (replicate.max_in_flight > 0).then_some(replicate.max_in_flight);
@@ -93,12 +101,13 @@ impl Engine {
             workflows.clone(),
             policy,
             max_in_flight,
+            replicate.webhook_base_url.as_deref(),
             (sender.clone(), receiver),
         );
         let queue = runtime.queue_view();
         let changes = runtime.changes();
         let handle = tokio::spawn(runtime.run(shutdown));
-        Ok((Engine { inbox: sender, store, workflows, queue, changes }, handle))
+        Ok((Engine { inbox: sender, store, workflows, queue, changes, webhook_key }, handle))
     }
 
     /// Validates and durably records a new task; returns once it is on disk. With an
@@ -120,22 +129,38 @@ impl Engine {
     /// Cancels an unfinished task (and its prediction at Replicate); repeating it on a
     /// canceled task is harmless; a task that already succeeded or failed is a conflict.
     pub async fn cancel(&self, id: TaskId) -> Result<Task, ControlError> {
-        self.control(|reply| Msg::Cancel { id, reply }).await
+        self.ask(|reply| Msg::Cancel { id, reply }).await
     }
 
     /// Runs a failed task again from its failed step; finished steps keep their outputs.
     pub async fn retry(&self, id: TaskId) -> Result<Task, ControlError> {
-        self.control(|reply| Msg::Retry { id, reply }).await
+        self.ask(|reply| Msg::Retry { id, reply }).await
     }
 
-    async fn control(
+    /// Sends the runtime a message carrying a reply channel and waits for the answer.
+    async fn ask<T>(
         &self,
-        message: impl FnOnce(oneshot::Sender<Result<Task, ControlError>>) -> Msg,
-    ) -> Result<Task, ControlError> {
+        message: impl FnOnce(oneshot::Sender<Result<T, ControlError>>) -> Msg,
+    ) -> Result<T, ControlError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || ControlError::Unavailable("the engine is shutting down".into());
         self.inbox.send(message(reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    pub fn webhook_key(&self) -> Option<&crate::webhook::WebhookKey> {
+        self.webhook_key.as_ref()
+    }
+
+    /// Applies a verified webhook delivery; returns once its effect is durable.
+    pub async fn webhook(
+        &self,
+        id: TaskId,
+        step: u32,
+        attempt: u32,
+        prediction: crate::replicate::Prediction,
+    ) -> Result<(), ControlError> {
+        self.ask(|reply| Msg::Webhook { id, step, attempt, prediction, reply }).await
     }
 
     /// Changes of `id` committed from now on (subscribe, then read the task).

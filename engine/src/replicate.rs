@@ -111,13 +111,15 @@ impl ReplicateClient {
 
     /// Creates a prediction; with `cancel_after`, Replicate itself cancels it after that long
     /// (`aborted` if it never started).
+    /// With `webhook`, Replicate posts the prediction there when it starts and when it ends.
     pub async fn create(
         &self,
         target: &Target,
         input: &Value,
         cancel_after: Option<Duration>,
+        webhook: Option<&str>,
     ) -> Result<Prediction, ClientError> {
-        let (url, body) = match target {
+        let (url, mut body) = match target {
             Target::Model(model) => {
                 (format!("{}/v1/models/{model}/predictions", self.base), json!({ "input": input }))
             }
@@ -126,6 +128,10 @@ impl ReplicateClient {
                 json!({ "version": version, "input": input }),
             ),
         };
+        if let Some(webhook) = webhook {
+            body["webhook"] = json!(webhook);
+            body["webhook_events_filter"] = json!(["start", "completed"]);
+        }
         let mut request = self.http.post(url).json(&body);
         if let Some(after) = cancel_after {
             request = request.header("Cancel-After", format!("{}s", after.as_secs().max(1)));
@@ -140,6 +146,17 @@ impl ReplicateClient {
     pub async fn cancel(&self, id: &str) -> Result<Prediction, ClientError> {
         let url = format!("{}/v1/predictions/{id}/cancel", self.base);
         self.send(&self.others, self.http.post(url)).await
+    }
+
+    /// The account's webhook signing secret (`whsec_...`).
+    pub async fn webhook_secret(&self) -> Result<String, ClientError> {
+        #[derive(Deserialize)]
+        struct Secret {
+            key: String,
+        }
+        let url = format!("{}/v1/webhooks/default/secret", self.base);
+        let secret: Secret = self.send(&self.others, self.http.get(url)).await?;
+        Ok(secret.key)
     }
 
     /// A prediction created in `[from, until)` that `matches` accepts, walking the list's

@@ -10,6 +10,8 @@ use serde_json::json;
 pub enum ApiError {
     InvalidRequest(String),
     Unauthorized,
+    /// A webhook delivery whose signature or timestamp does not check out.
+    BadSignature(String),
     NotFound(String),
     UnknownWorkflow(String),
     MethodNotAllowed,
@@ -29,6 +31,11 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "missing or wrong `Authorization: Bearer <token>`".into(),
+            ),
+            ApiError::BadSignature(reason) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("webhook delivery refused: {reason}"),
             ),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message.clone()),
             ApiError::UnknownWorkflow(name) => (

@@ -5,13 +5,15 @@
 //! socket; `serve` runs it on a listener until the shutdown token fires.
 
 mod error;
+mod live;
 mod render;
 mod routes;
+mod webhook;
 
 pub use error::ApiError;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
@@ -27,6 +29,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     engine: Engine,
     api_token: Option<Arc<str>>,
+    /// Fired at shutdown: event streams and long polls end so the server can stop.
+    shutdown: CancellationToken,
 }
 
 impl AppState {
@@ -54,14 +58,22 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-pub fn router(engine: Engine, config: &ServerConfig) -> Router {
-    let state = AppState { engine, api_token: config.api_token.as_deref().map(Arc::from) };
+/// The API. `shutdown` ends open event streams and long polls (cancel it before waiting for
+/// the server to stop).
+pub fn router(engine: Engine, config: &ServerConfig, shutdown: CancellationToken) -> Router {
+    let api_token = config.api_token.as_deref().map(Arc::from);
+    let state = AppState { engine, api_token, shutdown };
     let router = Router::new()
         .route(
             "/v1/tasks",
             get(routes::list_tasks).post(routes::start_task).fallback(routes::method_not_allowed),
         )
         .route("/v1/tasks/{id}", get(routes::get_task).fallback(routes::method_not_allowed))
+        .route("/v1/tasks/{id}/events", get(routes::task_events).fallback(routes::method_not_allowed))
+        .route(
+            "/v1/webhooks/replicate",
+            post(webhook::replicate_webhook).fallback(routes::method_not_allowed),
+        )
         .route("/v1/tasks/{id}/cancel", post(routes::cancel_task).fallback(routes::method_not_allowed))
         .route("/v1/tasks/{id}/retry", post(routes::retry_task).fallback(routes::method_not_allowed))
         .route("/healthz", get(routes::healthz).fallback(routes::method_not_allowed))
@@ -77,8 +89,14 @@ pub fn router(engine: Engine, config: &ServerConfig) -> Router {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, "idempotency-key".parse().expect("a valid header name")])
-            .expose_headers([header::LOCATION]),
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::IF_NONE_MATCH,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::LOCATION, header::ETAG]),
     )
 }
 

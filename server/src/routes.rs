@@ -1,7 +1,7 @@
 //! The route handlers: parse and check the request, call the engine, render the answer.
 
 use crate::error::ApiError;
-use crate::{render, AppState};
+use crate::{live, render, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
@@ -63,14 +63,37 @@ pub async fn start_task(
     Ok((status, [(header::LOCATION, location)], body).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetParams {
+    wait: Option<u64>,
+}
+
 pub async fn get_task(
     State(state): State<AppState>,
+    headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+    params: Result<Query<GetParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let task_id = parse_id(&id)?;
-    let task = state.engine.task(&task_id)?.ok_or_else(|| not_found_task(&id))?;
-    Ok(Json(render::task(&task, state.engine.queue_position(&task_id))))
+    let Query(params) =
+        params.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))?;
+    if params.wait.is_some_and(|wait| wait > live::MAX_WAIT_SECS) {
+        let max = live::MAX_WAIT_SECS;
+        return Err(ApiError::InvalidRequest(format!("`wait` must be 0 to {max} seconds")));
+    }
+    live::task_response(&state, task_id, &headers, params.wait).await
+}
+
+pub async fn task_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
+    let task_id = parse_id(&id)?;
+    live::task_events(&state, task_id, &headers).await
 }
 
 pub async fn cancel_task(

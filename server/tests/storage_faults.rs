@@ -47,7 +47,7 @@ async fn a_failing_disk_refuses_writes_with_503_and_keeps_serving_reads() {
     let shared: Arc<dyn Store> = store.clone();
     let shutdown = CancellationToken::new();
     let (engine, runtime) = Engine::launch(&config, StoreChoice::Given(shared), shutdown.clone()).unwrap();
-    let app = stepwise_server::router(engine, &config.server);
+    let app = stepwise_server::router(engine, &config.server, shutdown.clone());
 
     let (status, first) = send(&app, start("a")).await;
     assert_eq!(status, StatusCode::CREATED);

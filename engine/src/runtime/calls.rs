@@ -28,6 +28,8 @@ pub struct EnsureJob {
     pub fresh: bool,
     /// Sent as `Cancel-After`, so Replicate stops the prediction even if we cannot.
     pub cancel_after: Option<std::time::Duration>,
+    /// Where Replicate should post this attempt's `start` and `completed` webhooks.
+    pub webhook: Option<String>,
 }
 
 /// Cancels the step's prediction at Replicate. Without an id (the create's answer never
@@ -71,7 +73,7 @@ pub async fn ensure_prediction(job: EnsureJob) -> Result<(Prediction, bool), Cli
             return Ok((prediction, true));
         }
     }
-    let created = job.client.create(&job.target, &job.input, job.cancel_after).await?;
+    let created = job.client.create(&job.target, &job.input, job.cancel_after, job.webhook.as_deref()).await?;
     crash_after_create_hook();
     Ok((created, false))
 }

@@ -1,7 +1,7 @@
 //! Group commit: the tasks touched in one loop turn, the callers waiting on them, and the
 //! commit that makes them durable together (or rolls them all back).
 
-use super::{ControlError, ControlReply, Runtime, StartError, StartReply, Started};
+use super::{AckReply, ControlError, ControlReply, Runtime, StartError, StartReply, Started};
 use crate::changes::TaskChange;
 use crate::journal::{StoreError, TaskWrite};
 use crate::model::TaskId;
@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 pub(crate) enum Waiter {
     Start { reply: StartReply, id: TaskId, created: bool },
     Control { reply: ControlReply, id: TaskId },
+    Ack { reply: AckReply },
 }
 
 #[derive(Default)]
@@ -99,6 +100,9 @@ impl Runtime {
                     .ok_or_else(|| ControlError::Unavailable("the task could not be read back".into()));
                 let _ = reply.send(answer);
             }
+            Waiter::Ack { reply } => {
+                let _ = reply.send(Ok(()));
+            }
         }
     }
 
@@ -113,6 +117,9 @@ impl Runtime {
                     let _ = reply.send(Err(StartError::Unavailable(cause)));
                 }
                 Waiter::Control { reply, .. } => {
+                    let _ = reply.send(Err(ControlError::Unavailable(cause)));
+                }
+                Waiter::Ack { reply } => {
                     let _ = reply.send(Err(ControlError::Unavailable(cause)));
                 }
             }

@@ -101,7 +101,7 @@ impl Runtime {
         attempt: u32,
         result: Result<(Prediction, bool), ClientError>,
     ) {
-        let initial = self.policy.poll_initial;
+        let initial = self.policy.first_poll();
         let Some(active) = self.active.get_mut(&id) else { return };
         active.calling = false;
         // Re-evaluated after the commit, even if this result changes nothing.
@@ -150,7 +150,7 @@ impl Runtime {
         match result {
             Ok(prediction) => {
                 active.failures = 0;
-                active.poll_delay = (active.poll_delay * 2).clamp(policy.poll_initial, policy.poll_max);
+                active.poll_delay = policy.next_poll(active.poll_delay);
                 if !self.observe(id, step, &prediction) {
                     let delay = self.next_check_delay(id);
                     self.schedule(id, delay);
@@ -173,6 +173,36 @@ impl Runtime {
                 self.schedule(id, delay);
             }
         }
+    }
+
+    /// A verified webhook: the same news as a status check, pushed. Deliveries for another
+    /// attempt, a finished task or a step already past that state change nothing.
+    pub(super) fn on_webhook(
+        &mut self,
+        id: TaskId,
+        step: u32,
+        attempt: u32,
+        prediction: Prediction,
+        reply: super::AckReply,
+    ) {
+        let current = self.active.get(&id).and_then(|a| a.task.step(step)).filter(|s| s.attempt == attempt);
+        let Some(current) = current else {
+            let _ = reply.send(Ok(()));
+            return;
+        };
+        if current.prediction_id.is_none() && current.status == crate::model::StepStatus::Starting {
+            // The delivery beat the create's answer: it names this attempt's prediction.
+            let at = crate::time::now_millis();
+            let prediction_id = prediction.id.clone();
+            self.record(id, Event::PredictionCreated { step, attempt, prediction_id, at });
+        }
+        let owns = self.active.get(&id).and_then(|a| a.task.step(step)).and_then(|s| s.prediction_id.as_deref())
+            == Some(prediction.id.as_str());
+        if owns {
+            self.observe(id, step, &prediction);
+        }
+        self.group.touch(id);
+        self.group.waiters.push(Waiter::Ack { reply });
     }
 
     /// Records what a prediction's state says about the step; true once the step ended.
@@ -238,12 +268,14 @@ impl Runtime {
             sent_by: active.create_failed_at.unwrap_or(self.started_at).max(intent_at(&active.task, step)),
             fresh: active.fresh_intent,
             cancel_after: workflow.step_timeout,
+            webhook: None,
         };
         let outbox = self.outbox.clone();
         match machine::decide(&active.task) {
             Some(Command::Request { .. }) => return self.advance(id),
             Some(Command::EnsurePrediction { step, attempt, input }) => {
-                let job = step_input(step, input.value());
+                let mut job = step_input(step, input.value());
+                job.webhook = self.webhook_url.as_ref().map(|url| format!("{url}?task={id}&step={step}&attempt={attempt}"));
                 tokio::spawn(async move {
                     let result = ensure_prediction(job).await;
                     let _ = outbox.send(Msg::Created { id, step, attempt, result }).await;

@@ -70,6 +70,7 @@ pub enum ControlError {
 
 pub(crate) type StartReply = oneshot::Sender<Result<Started, StartError>>;
 pub(crate) type ControlReply = oneshot::Sender<Result<Task, ControlError>>;
+pub(crate) type AckReply = oneshot::Sender<Result<(), ControlError>>;
 
 pub(crate) enum Msg {
     Start { request: StartRequest, reply: StartReply },
@@ -77,6 +78,8 @@ pub(crate) enum Msg {
     Retry { id: TaskId, reply: ControlReply },
     Created { id: TaskId, step: u32, attempt: u32, result: Result<(Prediction, bool), ClientError> },
     Checked { id: TaskId, step: u32, prediction_id: String, result: Result<Prediction, ClientError> },
+    /// A verified webhook delivery for `attempt` of `step`; answered once its effect is durable.
+    Webhook { id: TaskId, step: u32, attempt: u32, prediction: Prediction, reply: AckReply },
     /// A cancel call (or, without an id, the search for the prediction to cancel) ended.
     CancelDone { id: TaskId, step: u32, attempt: u32, result: Result<CancelOutcome, ClientError> },
 }
@@ -100,6 +103,20 @@ pub struct Policy {
     pub poll_max: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// With webhooks on, every status check waits this long: deliveries do the real work.
+    pub safety_poll: Option<Duration>,
+}
+
+impl Policy {
+    /// The first status check after a create.
+    pub fn first_poll(&self) -> Duration {
+        self.safety_poll.unwrap_or(self.poll_initial)
+    }
+
+    /// The status check after one that found the prediction still running.
+    pub fn next_poll(&self, last: Duration) -> Duration {
+        self.safety_poll.unwrap_or((last * 2).clamp(self.poll_initial, self.poll_max))
+    }
 }
 
 /// What the runtime keeps in memory for one unfinished task.
@@ -128,6 +145,8 @@ pub(crate) struct Runtime {
     client: ReplicateClient,
     workflows: Arc<HashMap<String, Workflow>>,
     policy: Policy,
+    /// `{webhook_base_url}/v1/webhooks/replicate` when webhooks are on.
+    webhook_url: Option<String>,
     active: HashMap<TaskId, Active>,
     /// The next status check, create retry or cancel retry of each task.
     timers: Scheduler<TaskId>,
@@ -150,6 +169,7 @@ impl Runtime {
         workflows: Arc<HashMap<String, Workflow>>,
         policy: Policy,
         max_in_flight: Option<usize>,
+        webhook_base_url: Option<&str>,
         channel: (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
     ) -> Self {
         let caps = workflows
@@ -161,6 +181,8 @@ impl Runtime {
             client,
             workflows,
             policy,
+            webhook_url: webhook_base_url
+                .map(|base| format!("{}/v1/webhooks/replicate", base.trim_end_matches('/'))),
             active: HashMap::new(),
             timers: Scheduler::default(),
             deadlines: Scheduler::default(),
@@ -250,6 +272,9 @@ impl Runtime {
             Msg::Created { id, step, attempt, result } => self.on_created(id, step, attempt, result),
             Msg::Checked { id, step, prediction_id, result } => {
                 self.on_checked(id, step, &prediction_id, result)
+            }
+            Msg::Webhook { id, step, attempt, prediction, reply } => {
+                self.on_webhook(id, step, attempt, prediction, reply)
             }
             Msg::CancelDone { id, step, attempt, result } => {
                 self.on_cancel_done(id, step, attempt, result)
