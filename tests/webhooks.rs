@@ -1,0 +1,142 @@
+//! Webhook deliveries into the engine: valid ones move tasks on at once, forged, stale,
+//! replayed, out-of-order and old-attempt ones change nothing, and lost ones are made up for
+//! by the safety-net poll.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use stepwise_engine::webhook::WebhookKey;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const WITHIN: Duration = Duration::from_secs(30);
+
+fn webhook_config(dir: &std::path::Path, sim_url: &str, safety_poll_ms: u64) -> String {
+    config_toml(dir, sim_url, "").replace(
+        "poll_max_ms = 200",
+        &format!(
+            "poll_max_ms = 200\nwebhook_base_url = \"https://stepwise.example.com\"\n\
+             webhook_secret = \"{SECRET}\"\nsafety_poll_ms = {safety_poll_ms}"
+        ),
+    )
+}
+
+struct Delivery {
+    id: String,
+    timestamp: i64,
+    body: String,
+}
+
+impl Delivery {
+    fn of(prediction: &Value) -> Self {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let id = format!("msg_{}", prediction["id"].as_str().unwrap_or("x"));
+        Delivery { id, timestamp: now, body: prediction.to_string() }
+    }
+
+    async fn send(&self, app: &App, query: &str, signature: Option<String>) -> reqwest::Response {
+        let key = WebhookKey::parse(SECRET).unwrap();
+        let signature = signature.unwrap_or_else(|| key.sign(&self.id, &self.timestamp.to_string(), self.body.as_bytes()));
+        app.http
+            .post(format!("{}/v1/webhooks/replicate?{query}", app.url))
+            .header("content-type", "application/json")
+            .header("webhook-id", &self.id)
+            .header("webhook-timestamp", self.timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(self.body.clone())
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The simulator's view of a prediction, once it has ended.
+async fn finished_prediction(sim: &replicate_sim::SimHandle, id: &Value) -> Value {
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let prediction = sim.predictions().into_iter().find(|p| p["id"] == *id).unwrap();
+        if prediction["status"] == "succeeded" {
+            return prediction;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn etag(app: &App, id: &str) -> String {
+    let response = app.http.get(format!("{}/v1/tasks/{id}", app.url)).send().await.unwrap();
+    response.headers()["etag"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_ask_for_webhooks_tagged_with_the_step() {
+    let sim = start_sim(50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::spawn(dir.path(), &webhook_config(dir.path(), &sim.base_url(), 600_000));
+    let id = app.start_ok(&tryon_body("tag", 1)).await;
+    let task = app.wait_for(&id, WITHIN, |t| t["steps"][0]["prediction_id"].is_string()).await;
+    let prediction = sim.predictions().into_iter().find(|p| p["id"] == task["steps"][0]["prediction_id"]).unwrap();
+    assert_eq!(prediction["webhook"], format!("https://stepwise.example.com/v1/webhooks/replicate?task={id}&step=1&attempt=1"));
+    assert_eq!(prediction["webhook_events_filter"], json!(["start", "completed"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_delivery_moves_the_task_on_and_bad_ones_change_nothing() {
+    let sim = start_sim(50).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The safety-net poll is far away: only deliveries can move this task.
+    let app = App::spawn(dir.path(), &webhook_config(dir.path(), &sim.base_url(), 600_000));
+    let id = app.start_ok(&tryon_body("hook", 2)).await;
+    let task = app.wait_for(&id, WITHIN, |t| t["steps"][0]["prediction_id"].is_string()).await;
+    let done = finished_prediction(&sim, &task["steps"][0]["prediction_id"]).await;
+    let query = format!("task={id}&step=1&attempt=1");
+    let before = etag(&app, &id).await;
+
+    let delivery = Delivery::of(&done);
+    let forged = delivery.send(&app, &query, Some("v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into())).await;
+    assert_eq!(forged.status(), 401);
+    assert_eq!(forged.json::<Value>().await.unwrap()["error"]["code"], "unauthorized");
+    let stale = Delivery { timestamp: delivery.timestamp - 400, ..Delivery::of(&done) };
+    assert_eq!(stale.send(&app, &query, None).await.status(), 401);
+    let tampered = Delivery { body: delivery.body.replace("succeeded", "failed"), ..Delivery::of(&done) };
+    let signature = WebhookKey::parse(SECRET).unwrap().sign(&delivery.id, &delivery.timestamp.to_string(), delivery.body.as_bytes());
+    assert_eq!(tampered.send(&app, &query, Some(signature)).await.status(), 401);
+    let other_attempt = delivery.send(&app, &format!("task={id}&step=1&attempt=2"), None).await;
+    assert_eq!(other_attempt.status(), 200, "an old or unknown attempt is acknowledged");
+    assert_eq!(etag(&app, &id).await, before, "none of these changed the task");
+
+    assert_eq!(delivery.send(&app, &query, None).await.status(), 200);
+    let moved = app.get_task(&id).await;
+    assert_eq!(moved["steps"][0]["status"], "succeeded", "applied before the answer: {moved:#}");
+    assert_eq!(moved["steps"][0]["output"], done["output"]);
+    assert_ne!(moved["steps"][1]["status"], "pending", "step 2 started at once");
+
+    assert_eq!(delivery.send(&app, &query, None).await.status(), 200, "a replay is acknowledged");
+    let mut start = done.clone();
+    start["status"] = json!("processing");
+    assert_eq!(Delivery::of(&start).send(&app, &query, None).await.status(), 200, "a late start is acknowledged");
+    let later = app.get_task(&id).await;
+    assert_eq!(later["steps"][0], moved["steps"][0], "neither the replay nor the late start changed step 1");
+    assert_eq!(predictions_for(&sim, "https://img/hook/g1.png").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_webhooks_only_delay_the_task_until_the_safety_net_poll() {
+    let sim = start_sim(50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::spawn(dir.path(), &webhook_config(dir.path(), &sim.base_url(), 300));
+    let id = app.start_ok(&tryon_body("lost", 2)).await;
+    let task = app.wait_until_finished(&id, WITHIN).await;
+    assert_chained(&sim, &task, "lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_are_refused_when_webhooks_are_off() {
+    let sim = start_sim(50).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let delivery = Delivery::of(&json!({"id": "p", "status": "succeeded"}));
+    let response = delivery.send(&app, "task=tsk_00000000000000000000000000000000&step=1&attempt=1", None).await;
+    assert_eq!(response.status(), 404);
+}
