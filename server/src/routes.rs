@@ -101,11 +101,7 @@ pub async fn cancel_task(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers)?;
-    let id = path_id(id)?;
-    let task_id = parse_id(&id)?;
-    let task = state.engine.cancel(task_id).await.map_err(|e| control_error(e, &id))?;
-    Ok(Json(render::task(&task, None)))
+    control(&state, &headers, id, Control::Cancel).await
 }
 
 pub async fn retry_task(
@@ -113,10 +109,29 @@ pub async fn retry_task(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    state.authorize(&headers)?;
+    control(&state, &headers, id, Control::Retry).await
+}
+
+enum Control {
+    Cancel,
+    Retry,
+}
+
+/// Cancel and retry: authorize, name the task, ask the engine, render the outcome.
+async fn control(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+    action: Control,
+) -> Result<Json<Value>, ApiError> {
+    state.authorize(headers)?;
     let id = path_id(id)?;
     let task_id = parse_id(&id)?;
-    let task = state.engine.retry(task_id).await.map_err(|e| control_error(e, &id))?;
+    let outcome = match action {
+        Control::Cancel => state.engine.cancel(task_id).await,
+        Control::Retry => state.engine.retry(task_id).await,
+    };
+    let task = outcome.map_err(|e| control_error(e, &id))?;
     Ok(Json(render::task(&task, state.engine.queue_position(&task_id))))
 }
 

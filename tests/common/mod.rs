@@ -202,15 +202,8 @@ impl App {
 
     /// Polls the task until it is terminal or `within` passes.
     pub async fn wait_until_finished(&self, id: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let task = self.get_task(id).await;
-            if ["succeeded", "failed", "canceled"].contains(&task["status"].as_str().unwrap_or("")) {
-                return task;
-            }
-            assert!(Instant::now() < deadline, "task did not finish in {within:?}: {task:#}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let terminal = |task: &Value| ["succeeded", "failed", "canceled"].contains(&task["status"].as_str().unwrap_or(""));
+        self.wait_for(id, within, terminal).await
     }
 }
 

@@ -5,35 +5,40 @@ use super::group::Waiter;
 use super::handlers::backoff;
 use super::{new_active, CancelOutcome, ControlError, ControlReply, Runtime};
 use crate::event::Event;
-use crate::model::{TaskId, TaskStatus};
+use crate::model::{Task, TaskId, TaskStatus};
 use crate::replicate::{ClientError, Phase};
 use std::time::Duration;
 
 impl Runtime {
+    /// The task as the runtime knows it: in memory when unfinished, else from the store.
+    fn current(&self, id: TaskId) -> Result<Task, ControlError> {
+        if let Some(active) = self.active.get(&id) {
+            return Ok(active.task.clone());
+        }
+        match self.store.task(&id) {
+            Ok(Some(task)) => Ok(task),
+            Ok(None) => Err(ControlError::NotFound),
+            Err(error) => Err(ControlError::Unavailable(error.to_string())),
+        }
+    }
+
     pub(super) fn on_cancel(&mut self, id: TaskId, reply: ControlReply) {
-        let status = match self.active.get(&id) {
-            Some(active) => active.task.status,
-            None => match self.store.task(&id) {
-                Ok(Some(task)) if task.status == TaskStatus::Canceled => {
-                    let _ = reply.send(Ok(task));
-                    return;
-                }
-                Ok(Some(task)) => task.status,
-                Ok(None) => {
-                    let _ = reply.send(Err(ControlError::NotFound));
-                    return;
-                }
-                Err(error) => {
-                    let _ = reply.send(Err(ControlError::Unavailable(error.to_string())));
-                    return;
-                }
-            },
+        let task = match self.current(id) {
+            Ok(task) => task,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
         };
-        match status {
+        match task.status {
             TaskStatus::Pending | TaskStatus::Running => {
                 let at = crate::time::now_millis();
                 self.record(id, Event::TaskCanceled { reason: "canceled by request".into(), at });
                 tracing::info!(task_id = %id, "Task canceled by request.");
+            }
+            TaskStatus::Canceled if !self.active.contains_key(&id) => {
+                let _ = reply.send(Ok(task));
+                return;
             }
             TaskStatus::Canceled => {}
             finished => {
@@ -46,19 +51,12 @@ impl Runtime {
     }
 
     pub(super) fn on_retry(&mut self, id: TaskId, reply: ControlReply) {
-        let task = match self.active.get(&id) {
-            Some(active) => active.task.clone(),
-            None => match self.store.task(&id) {
-                Ok(Some(task)) => task,
-                Ok(None) => {
-                    let _ = reply.send(Err(ControlError::NotFound));
-                    return;
-                }
-                Err(error) => {
-                    let _ = reply.send(Err(ControlError::Unavailable(error.to_string())));
-                    return;
-                }
-            },
+        let task = match self.current(id) {
+            Ok(task) => task,
+            Err(error) => {
+                let _ = reply.send(Err(error));
+                return;
+            }
         };
         if task.status != TaskStatus::Failed {
             let message = format!("only a failed task can be retried; this one is {}", task.status.as_str());
