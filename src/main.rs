@@ -1,6 +1,7 @@
 //! The `stepwise` binary: `serve` runs the engine and its HTTP API; `check-config` validates
 //! a configuration and prints it with secrets masked.
 
+mod bench;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Command {
     },
     /// Validate a configuration file and print the effective settings, secrets masked.
     CheckConfig { path: Option<PathBuf> },
+    /// Measure the engine on this machine (in-process simulator and engine).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, simulate } => serve::run(config, simulate),
+        Command::Bench(args) => bench::run(args),
         Command::CheckConfig { path } => serve::load_config(path).map(|(config, origin)| {
             println!("# {origin}\n{}", config.masked_summary());
         }),

@@ -608,7 +608,6 @@ fn odd_ids() -> Vec<Case> {
         format!("tsk_{}", "0".repeat(10_000)),
         "%".to_owned(),
         "%zz".to_owned(),
-        format!("{UNKNOWN_ID}?limit=0"),
         format!("{UNKNOWN_ID};x=1"),
         "%FF".to_owned(),
         "tsk_%C3%28".to_owned(),
@@ -621,6 +620,10 @@ fn odd_ids() -> Vec<Case> {
         })
         .collect();
     cases.push(case("an absolute-form target", get("http://example.com/v1/tasks/x"), 404, "not_found"));
+    // The query is checked before the id is looked up: `wait` is the only parameter.
+    let unknown_parameter = get(format!("/v1/tasks/{UNKNOWN_ID}?limit=0"));
+    cases.push(case("an unknown query parameter on a task", unknown_parameter, 400, "invalid_request"));
+    cases.push(case("a long poll over 60 s", get(format!("/v1/tasks/{UNKNOWN_ID}?wait=61")), 400, "invalid_request"));
     cases
 }
 

@@ -12,11 +12,13 @@ use stepwise_engine::webhook::WebhookKey;
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WITHIN: Duration = Duration::from_secs(30);
 
+/// Webhooks on, pointed at a loopback port nobody listens on: the simulator's own deliveries
+/// fail, so only the deliveries a test sends by hand reach the engine.
 fn webhook_config(dir: &std::path::Path, sim_url: &str, safety_poll_ms: u64) -> String {
     config_toml(dir, sim_url, "").replace(
         "poll_max_ms = 200",
         &format!(
-            "poll_max_ms = 200\nwebhook_base_url = \"https://stepwise.example.com\"\n\
+            "poll_max_ms = 200\nwebhook_base_url = \"http://127.0.0.1:9\"\n\
              webhook_secret = \"{SECRET}\"\nsafety_poll_ms = {safety_poll_ms}"
         ),
     )
@@ -77,7 +79,7 @@ async fn creates_ask_for_webhooks_tagged_with_the_step() {
     let id = app.start_ok(&tryon_body("tag", 1)).await;
     let task = app.wait_for(&id, WITHIN, |t| t["steps"][0]["prediction_id"].is_string()).await;
     let prediction = sim.predictions().into_iter().find(|p| p["id"] == task["steps"][0]["prediction_id"]).unwrap();
-    assert_eq!(prediction["webhook"], format!("https://stepwise.example.com/v1/webhooks/replicate?task={id}&step=1&attempt=1"));
+    assert_eq!(prediction["webhook"], format!("http://127.0.0.1:9/v1/webhooks/replicate?task={id}&step=1&attempt=1"));
     assert_eq!(prediction["webhook_events_filter"], json!(["start", "completed"]));
 }
 

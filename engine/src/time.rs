@@ -24,6 +24,12 @@ pub fn parse_rfc3339(text: &str) -> Option<Millis> {
     Some((at.unix_timestamp_nanos() / 1_000_000) as Millis)
 }
 
+/// Parses an RFC 3339 timestamp into microseconds since the Unix epoch.
+pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((at.unix_timestamp_nanos() / 1_000) as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,6 +106,19 @@ pub struct Faults {
     /// Overrides every model's failure_rate when Some (predictions that end `failed` with the
     /// model's failure_message).
     pub prediction_failure_rate: Option<f64>,
+    /// Chance each webhook attempt is silently not sent. A dropped `completed` attempt counts
+    /// as failed and is retried like a non-2xx answer; a dropped `start` is lost.
+    pub webhook_drop_rate: f64,
+    /// Drop every attempt of every webhook: webhooks are lost entirely.
+    pub webhook_drop_all: bool,
+    /// Chance a sent webhook attempt is sent a second time right after (same `webhook-id`).
+    pub webhook_duplicate_rate: f64,
+    /// Extra delay before each webhook attempt, uniform in [min, max] ms.
+    pub webhook_delay_ms: (u64, u64),
+    /// Hold `start` webhooks and send them only after the prediction's `completed` delivery
+    /// has finished (delivered or given up), i.e. out of order. Applies to predictions
+    /// created while it is on.
+    pub webhook_reorder: bool,
 }
 
 impl Faults {

@@ -15,7 +15,8 @@ use crate::faults::{AfterWork, Draw, Endpoint, Fate, Faults};
 use crate::problem::ApiError;
 use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::state::SimState;
-use crate::stats::{Outcome, Recorder, SimStats};
+use crate::stats::{Outcome, Recorder, SimStats, WebhookOutcome};
+use crate::webhooks::WebhookFaults;
 
 /// What the gate decided for one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,10 +109,30 @@ impl Gate {
     pub fn stats(&self) -> SimStats {
         self.recorder.snapshot()
     }
+
+    /// The webhook switches currently set.
+    pub fn webhook_faults(&self) -> WebhookFaults {
+        WebhookFaults::from_faults(&self.faults)
+    }
+
+    pub fn record_webhook(&mut self, outcome: WebhookOutcome) {
+        self.recorder.webhook(outcome);
+    }
 }
 
+/// When the request reached the simulator, before any injected latency; the create handler
+/// uses it as `created_at`.
+#[derive(Clone, Copy, Debug)]
+pub struct ReceivedAt(pub time::OffsetDateTime);
+
 /// The axum middleware in front of every `/v1` route.
-pub async fn fault_gate(State(state): State<SimState>, request: Request, next: Next) -> Response {
+pub async fn fault_gate(
+    State(state): State<SimState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let received = ReceivedAt(time::OffsetDateTime::now_utc());
+    request.extensions_mut().insert(received);
     let path = match request.extensions().get::<OriginalUri>() {
         Some(original) => original.path().to_string(),
         None => request.uri().path().to_string(),

@@ -15,9 +15,14 @@
 //! - [`ratelimit`]: Replicate-like token buckets ([`RateLimits`]).
 //! - [`stats`]: request/answer counters and sliding-window maxima ([`SimStats`]).
 //! - [`gate`]: the middleware in front of `/v1` that applies storms, rate limits and faults.
+//! - [`webhooks`]: webhook signing, event filters, the retry schedule and webhook fault draws.
+//! - [`delivery`]: the one background task that sends webhooks at each prediction's terminal
+//!   time, with retries.
 //!
-//! Statuses are computed from the clock at read time, so no per-prediction timers exist.
+//! Statuses are computed from the clock at read time, so no per-prediction timers exist; the
+//! webhook dispatcher keeps one heap of due deliveries for the whole simulator.
 
+pub mod delivery;
 pub mod faults;
 pub mod gate;
 pub mod headers;
@@ -30,6 +35,7 @@ pub mod request;
 pub mod routes;
 pub mod state;
 pub mod stats;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -64,6 +70,15 @@ pub struct SimConfig {
     pub rate_limits: Option<RateLimits>,
     /// Seeds ids, failures, cold boots and fault draws; `None` draws a seed from the OS.
     pub seed: Option<u64>,
+    /// A fixed `whsec_<base64>` secret that signs webhooks and is served at
+    /// `GET /v1/webhooks/default/secret`; `None` makes a random one. [`start`] rejects a value
+    /// that is not `whsec_` followed by base64.
+    pub webhook_secret: Option<String>,
+    /// Multiplies the retry schedule of terminal webhooks (0.5 s doubling, the last retry 60 s
+    /// after completion at 1.0); e.g. 0.01 makes the whole schedule last 0.6 s.
+    pub webhook_retry_scale: f64,
+    /// Timeout of one webhook attempt (connect, send and answer).
+    pub webhook_timeout: Duration,
 }
 
 impl Default for SimConfig {
@@ -77,6 +92,9 @@ impl Default for SimConfig {
             page_size: 100,
             rate_limits: None,
             seed: None,
+            webhook_secret: None,
+            webhook_retry_scale: 1.0,
+            webhook_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -145,6 +163,31 @@ impl SimHandle {
             .collect()
     }
 
+    /// One prediction as `GET /v1/predictions/{id}` would return it now.
+    pub fn prediction(&self, id: &str) -> Option<serde_json::Value> {
+        let now = time::OffsetDateTime::now_utc();
+        let store = self.state.store();
+        store.get(id).map(|p| self.state.render(p, now))
+    }
+
+    /// When the simulator received the create of prediction `id` (its `created_at`), and when
+    /// it became terminal (its `completed_at`; `None` while it is running). Full nanosecond
+    /// precision, the same instants the JSON shows.
+    pub fn prediction_times(&self, id: &str) -> Option<PredictionTimes> {
+        let now = time::OffsetDateTime::now_utc();
+        let store = self.state.store();
+        let p = store.get(id)?;
+        Some(PredictionTimes {
+            created_at: p.created_at,
+            completed_at: p.snapshot(now).completed_at,
+        })
+    }
+
+    /// The `whsec_...` secret that signs webhooks (the one served by the secret endpoint).
+    pub fn webhook_secret(&self) -> String {
+        self.state.webhook_secret().to_string()
+    }
+
     /// Number of successful create calls.
     pub fn create_calls(&self) -> u64 {
         self.state.store().create_calls()
@@ -197,11 +240,29 @@ impl SimHandle {
     }
 }
 
-/// Serves the simulator on `listener` in a spawned task.
+/// See [`SimHandle::prediction_times`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PredictionTimes {
+    /// When the create request was received (before any injected latency).
+    pub created_at: time::OffsetDateTime,
+    /// When the prediction reached its terminal state, if it has.
+    pub completed_at: Option<time::OffsetDateTime>,
+}
+
+/// Serves the simulator on `listener` in a spawned task. Fails with `InvalidInput` when
+/// `config.webhook_secret` is not `whsec_<base64>`.
 pub async fn start(
     config: SimConfig,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<SimHandle> {
+    if let Some(secret) = &config.webhook_secret {
+        if !webhooks::valid_secret(secret) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "webhook_secret must be whsec_ followed by base64",
+            ));
+        }
+    }
     let addr = listener.local_addr()?;
     let base = config
         .public_url

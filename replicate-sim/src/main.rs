@@ -37,6 +37,13 @@ struct Args {
     /// Enforce the low-credit limits: 6 creates/min with a burst of 1.
     #[arg(long)]
     low_credit: bool,
+    /// Multiplies the retry schedule of terminal webhooks (last retry 60 s after completion
+    /// at 1.0).
+    #[arg(long, default_value_t = 1.0, value_parser = non_negative)]
+    webhook_retry_scale: f64,
+    /// A fixed whsec_<base64> webhook signing secret [default: a random one].
+    #[arg(long, value_parser = webhook_secret)]
+    webhook_secret: Option<String>,
     #[command(flatten)]
     faults: FaultArgs,
 }
@@ -71,6 +78,12 @@ struct FaultArgs {
     /// Send a Retry-After header on every 429.
     #[arg(long)]
     retry_after_header: bool,
+    /// Chance that a webhook attempt is silently not sent (terminal ones are retried).
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    webhook_drop_rate: f64,
+    /// Chance that a sent webhook is sent twice with the same webhook-id.
+    #[arg(long, default_value_t = 0.0, value_parser = rate)]
+    webhook_duplicate_rate: f64,
 }
 
 impl FaultArgs {
@@ -79,6 +92,8 @@ impl FaultArgs {
             retry_after_header: self.retry_after_header,
             cold_boot_rate: self.cold_boot_rate,
             cold_boot_ms: self.cold_boot_ms,
+            webhook_drop_rate: self.webhook_drop_rate,
+            webhook_duplicate_rate: self.webhook_duplicate_rate,
             ..Faults::everywhere(EndpointFaults {
                 error_rate: self.error_rate,
                 error_after_work_rate: self.error_after_work_rate,
@@ -98,6 +113,23 @@ fn rate(text: &str) -> Result<f64, String> {
         Ok(value)
     } else {
         Err("must be within 0.0..=1.0".into())
+    }
+}
+
+fn non_negative(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err("must be a finite number >= 0".into())
+    }
+}
+
+fn webhook_secret(text: &str) -> Result<String, String> {
+    if replicate_sim::webhooks::valid_secret(text) {
+        Ok(text.to_string())
+    } else {
+        Err("must be whsec_ followed by base64".into())
     }
 }
 
@@ -157,6 +189,8 @@ async fn main() -> anyhow::Result<()> {
         public_url: args.public_url,
         omit_optional_keys: args.omit_optional_keys,
         seed: args.seed,
+        webhook_secret: args.webhook_secret,
+        webhook_retry_scale: args.webhook_retry_scale,
         rate_limits: if args.low_credit {
             Some(RateLimits::low_credit())
         } else {

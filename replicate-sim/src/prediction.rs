@@ -153,6 +153,17 @@ impl StoredPrediction {
         })
     }
 
+    /// When the prediction is (or will be, unless canceled first) terminal: the cancel time,
+    /// else the deadline if it comes before the planned finish, else the planned finish.
+    pub fn terminal_at(&self) -> OffsetDateTime {
+        if let Some(at) = self.canceled_at {
+            return at;
+        }
+        let finish = self.planned_finish();
+        self.deadline
+            .map_or(finish, |deadline| deadline.min(finish))
+    }
+
     /// Cancels a non-terminal prediction at `now`. Returns false when it had already finished.
     pub fn cancel(&mut self, now: OffsetDateTime) -> bool {
         if self.snapshot(now).status.is_terminal() {
@@ -328,6 +339,11 @@ mod tests {
         assert_eq!(p.next_change(at(0)), Some(at(100)));
         assert_eq!(p.next_change(at(120)), Some(at(250)));
         assert_eq!(p.next_change(at(260)), None);
+        assert_eq!(p.terminal_at(), at(250));
+        assert_eq!(prediction(None, None).terminal_at(), at(300));
+        let mut canceled = prediction(None, None);
+        canceled.cancel(at(20));
+        assert_eq!(canceled.terminal_at(), at(20));
     }
 
     #[test]

@@ -11,17 +11,19 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::gate::fault_gate;
+use crate::delivery::Msg;
+use crate::gate::{fault_gate, ReceivedAt};
 use crate::headers::{parse_cancel_after, parse_prefer, WaitPreference};
 use crate::list::{plan_page, Cursor};
 use crate::problem::ApiError;
 use crate::request::{parse_create, CreateRoute};
 use crate::state::SimState;
+use crate::webhooks::{wants, Event};
 
 /// A real 1x1 PNG, served for every output file URL.
 const PNG_1X1: &[u8] = &[
@@ -93,41 +95,44 @@ async fn not_found() -> ApiError {
     ApiError::NotFound
 }
 
+/// When the gate saw the request; `None` only if the router is used without the gate.
+type Received = Option<Extension<ReceivedAt>>;
+
 async fn create_with_version(
     State(state): State<SimState>,
+    received: Received,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    create(state, CreateRoute::Predictions, &headers, &body).await
+    create(state, CreateRoute::Predictions, received, &headers, &body).await
 }
 
 async fn create_with_model(
     State(state): State<SimState>,
     Path((owner, name)): Path<(String, String)>,
+    received: Received,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    create(state, CreateRoute::Model { owner, name }, &headers, &body).await
+    let route = CreateRoute::Model { owner, name };
+    create(state, route, received, &headers, &body).await
 }
 
 async fn create_with_deployment(
     State(state): State<SimState>,
     Path((owner, name)): Path<(String, String)>,
+    received: Received,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    create(
-        state,
-        CreateRoute::Deployment { owner, name },
-        &headers,
-        &body,
-    )
-    .await
+    let route = CreateRoute::Deployment { owner, name };
+    create(state, route, received, &headers, &body).await
 }
 
 async fn create(
     state: SimState,
     route: CreateRoute,
+    received: Received,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
@@ -150,13 +155,30 @@ async fn create(
     new.cancel_after = cancel_after;
 
     let now = OffsetDateTime::now_utc();
-    let (id, mut prediction) = {
+    let received = received.map_or(now, |Extension(ReceivedAt(at))| at.min(now));
+    let (id, mut prediction, hook) = {
         let mut store = state.store();
-        let position = store.create(new, now);
+        let position = store.create(new, received);
         let stored = store.at(position);
-        (stored.id.clone(), state.render(stored, now))
+        let hook = stored.webhook.clone().map(|url| {
+            let filter = stored.webhook_events_filter.as_deref();
+            let events = (wants(filter, Event::Start), wants(filter, Event::Completed));
+            (url, events, stored.terminal_at())
+        });
+        (stored.id.clone(), state.render(stored, now), hook)
     };
     tracing::debug!(prediction_id = %id, model = %prediction["model"], "Prediction created.");
+    if let Some((url, (start, completed), terminal_at)) = hook {
+        let start_body =
+            start.then(|| Bytes::from(serde_json::to_vec(&prediction).expect("JSON serialises")));
+        state.send_webhook(Msg::Created {
+            id: id.clone(),
+            url,
+            start_body,
+            completed,
+            terminal_at,
+        });
+    }
 
     if let Some(wait) = &wait {
         prediction = wait_until_terminal(&state, &id, Duration::from_secs(wait.seconds)).await;
@@ -220,15 +242,18 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let (prediction, changed) = {
+    let (prediction, changed, hooked) = {
         let mut store = state.store();
         let stored = store.get_mut(&id).ok_or(ApiError::NotFound)?;
         let changed = stored.cancel(now);
-        (state.render(stored, now), changed)
+        (state.render(stored, now), changed, stored.webhook.is_some())
     };
     if changed {
         tracing::debug!(prediction_id = %id, "Prediction canceled.");
         state.changed().notify_waiters();
+        if hooked {
+            state.send_webhook(Msg::Canceled { id });
+        }
     }
     Ok(Json(prediction))
 }

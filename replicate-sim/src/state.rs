@@ -4,20 +4,20 @@
 //! short, synchronous sections and never both at once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::{watch, Notify};
 
+use crate::delivery::{Hub, Msg, Settings};
 use crate::faults::{chance, LifecycleFaults};
 use crate::gate::Gate;
 use crate::prediction::{Plan, RenderCtx, StoredPrediction};
+use crate::webhooks::random_secret;
 use crate::{ModelBehavior, SimConfig};
 
 /// What a create request resolved to, before the store assigns id and time.
@@ -177,6 +177,7 @@ struct Inner {
     omit_optional_keys: bool,
     page_size: usize,
     webhook_secret: String,
+    webhooks: Hub,
     store: Mutex<Store>,
     gate: Mutex<Gate>,
     /// Woken whenever a prediction is canceled, so `Prefer: wait` requests re-check at once.
@@ -189,15 +190,18 @@ struct Inner {
 impl SimState {
     /// `base` is the public URL without a trailing slash.
     pub fn new(config: SimConfig, base: String) -> Self {
-        let (mut rng, gate_rng) = match config.seed {
-            Some(seed) => (
-                StdRng::seed_from_u64(seed),
-                StdRng::seed_from_u64(seed.wrapping_add(0x9e37_79b9_7f4a_7c15)),
-            ),
-            None => (StdRng::from_os_rng(), StdRng::from_os_rng()),
+        let seeded = |offset: u64| {
+            config.seed.map_or_else(StdRng::from_os_rng, |seed| {
+                StdRng::seed_from_u64(seed.wrapping_add(offset))
+            })
         };
-        let mut secret = [0u8; 24];
-        rng.fill(&mut secret);
+        let mut rng = seeded(0);
+        let gate_rng = seeded(0x9e37_79b9_7f4a_7c15);
+        // Drawn even when the secret is configured, so seeded ids stay the same.
+        let random_secret = random_secret(&mut rng);
+        let webhook_secret = config.webhook_secret.clone().unwrap_or(random_secret);
+        let settings = Settings::new(&webhook_secret, &config);
+        let webhooks = Hub::new(settings, seeded(0x3c6e_f372_fe94_f82a));
         let gate = Gate::new(config.rate_limits.as_ref(), gate_rng, Instant::now());
         let store = Store::new(config.default_model, config.models, rng);
         SimState {
@@ -206,7 +210,8 @@ impl SimState {
                 base: base.trim_end_matches('/').to_string(),
                 omit_optional_keys: config.omit_optional_keys,
                 page_size: config.page_size.max(1),
-                webhook_secret: format!("whsec_{}", STANDARD.encode(secret)),
+                webhook_secret,
+                webhooks,
                 store: Mutex::new(store),
                 gate: Mutex::new(gate),
                 changed: Notify::new(),
@@ -245,6 +250,16 @@ impl SimState {
         &self.inner.webhook_secret
     }
 
+    /// Tells the webhook dispatcher about a created or canceled prediction (see
+    /// [`crate::delivery`]). Call inside a tokio runtime.
+    pub fn send_webhook(&self, msg: Msg) {
+        self.inner.webhooks.send(self, msg);
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakSimState {
+        WeakSimState(Arc::downgrade(&self.inner))
+    }
+
     pub fn changed(&self) -> &Notify {
         &self.inner.changed
     }
@@ -268,6 +283,16 @@ impl SimState {
     /// Renders one stored prediction at `now`.
     pub fn render(&self, prediction: &StoredPrediction, now: OffsetDateTime) -> Value {
         prediction.render(now, &self.render_ctx())
+    }
+}
+
+/// A reference that does not keep the simulator alive (held by the webhook dispatcher).
+#[derive(Clone)]
+pub(crate) struct WeakSimState(Weak<Inner>);
+
+impl WeakSimState {
+    pub fn upgrade(&self) -> Option<SimState> {
+        self.0.upgrade().map(|inner| SimState { inner })
     }
 }
 

@@ -28,6 +28,25 @@ pub struct SimStats {
     /// Same, over any sliding 1-second window.
     pub max_creates_per_second: u64,
     pub max_others_per_second: u64,
+    /// Webhook attempts actually sent (a duplicate counts as a second attempt).
+    pub webhooks_sent: u64,
+    /// Sent webhook attempts answered with a 2xx.
+    pub webhooks_delivered: u64,
+    /// Sent webhook attempts answered with a non-2xx, or that failed to connect or timed out.
+    pub webhooks_failed: u64,
+    /// Webhook attempts not sent because of `webhook_drop_rate` or `webhook_drop_all`.
+    pub webhooks_dropped: u64,
+}
+
+/// How one webhook attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// Sent and answered 2xx.
+    Delivered,
+    /// Sent, then a non-2xx answer, a connection error or a timeout.
+    Failed,
+    /// Not sent (injected drop).
+    Dropped,
 }
 
 /// The largest number of events ever seen within `window` of each other. Keeps only the times
@@ -135,6 +154,21 @@ impl Recorder {
             }
         };
         *s.responses.entry(status).or_default() += 1;
+    }
+
+    pub fn webhook(&mut self, outcome: WebhookOutcome) {
+        let s = &mut self.stats;
+        match outcome {
+            WebhookOutcome::Delivered => {
+                s.webhooks_sent += 1;
+                s.webhooks_delivered += 1;
+            }
+            WebhookOutcome::Failed => {
+                s.webhooks_sent += 1;
+                s.webhooks_failed += 1;
+            }
+            WebhookOutcome::Dropped => s.webhooks_dropped += 1,
+        }
     }
 
     pub fn snapshot(&self) -> SimStats {

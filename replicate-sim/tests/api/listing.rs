@@ -88,7 +88,7 @@ async fn the_list_pages_newest_first_and_honours_created_after() {
 #[tokio::test]
 async fn webhooks_are_echoed_and_the_secret_is_stable() {
     let app = spawn_sim(SimConfig::default()).await;
-    let body = json!({"input": {}, "webhook": "https://example.com/hook?x=1", "webhook_events_filter": ["start", "completed"]});
+    let body = json!({"input": {}, "webhook": "http://127.0.0.1:9/hook?x=1", "webhook_events_filter": ["start", "completed"]});
     let response = app
         .post("/v1/models/acme/m/predictions")
         .json(&body)

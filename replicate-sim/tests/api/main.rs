@@ -6,5 +6,7 @@ mod faults;
 mod helpers;
 mod lifecycle;
 mod listing;
+mod receiver;
 mod sync;
 mod throttling;
+mod webhooks;

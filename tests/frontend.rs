@@ -1,0 +1,238 @@
+//! End-to-end test of the example frontend (examples/frontend/index.html) in a real headless
+//! Chromium, driven by examples/frontend/e2e/drive.js (Node + playwright-core) against the
+//! real binary and the simulated Replicate.
+//!
+//! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node`, and `npm ci --prefix
+//! examples/frontend/e2e`. Without them the tests print why and pass, unless `CI` is set:
+//! then a missing tool is a failure.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long one scenario may take in the browser (drive.js has its own, shorter, deadlines).
+const SCENARIO_DEADLINE: Duration = Duration::from_secs(120);
+
+/// A workflow like `tryon` on the simulator's `test/slow` model (predictions that run for
+/// ten minutes, no timeouts), for the cancel scenario.
+const SLOW_TRYON: &str = r#"
+[workflows.slowtryon]
+model = "test/slow"
+[workflows.slowtryon.input]
+human_img = "{{previous.output}}"
+garm_img = "{{item.garment_image}}"
+garment_des = "{{item.description}}"
+[workflows.slowtryon.first]
+human_img = "{{params.person_image}}"
+"#;
+
+fn frontend_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/frontend")
+}
+
+fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+/// Whether the browser tools are there. When one is missing: a printed skip, or a panic
+/// under CI.
+fn tools_present(test: &str) -> bool {
+    let mut missing = Vec::new();
+    let chromium = chromium_path();
+    if !chromium.is_file() {
+        missing.push(format!("{} (apt-get install -y chromium)", chromium.display()));
+    }
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !node_ok {
+        missing.push("node (apt-get install -y nodejs npm)".to_owned());
+    }
+    let modules = frontend_dir().join("e2e/node_modules/playwright-core");
+    if !modules.is_dir() {
+        missing.push(format!("{} (npm ci --prefix examples/frontend/e2e)", modules.display()));
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!("frontend test `{test}` needs: {}", missing.join("; "));
+    if std::env::var_os("CI").is_some() {
+        panic!("{message} (CI is set, so this is a failure)");
+    }
+    // Straight to stderr, past the test harness's capture, so the skip shows in a passing run.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
+    false
+}
+
+/// A tiny static file server for examples/frontend/: GET of a file directly in that folder
+/// (`/` is index.html), nothing else. One request per connection.
+async fn serve_frontend() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let root = frontend_dir();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            let root = root.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 64 * 1024 {
+                    match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+                        Ok(Ok(n)) if n > 0 => request.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&request);
+                let mut parts = head.lines().next().unwrap_or("").split_whitespace();
+                let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let path = target.split(['?', '#']).next().unwrap_or("");
+                let name = match path.trim_start_matches('/') {
+                    "" => "index.html",
+                    name => name,
+                };
+                let file = (method == "GET" || method == "HEAD")
+                    .then_some(name)
+                    .filter(|n| !n.contains('/') && !n.contains('\\') && !n.starts_with('.'))
+                    .and_then(|n| std::fs::read(root.join(n)).ok());
+                let (status, content_type, body) = match file {
+                    Some(body) => {
+                        let content_type = match name.rsplit('.').next() {
+                            Some("html") => "text/html; charset=utf-8",
+                            Some("js") => "text/javascript; charset=utf-8",
+                            Some("css") => "text/css; charset=utf-8",
+                            Some("png") => "image/png",
+                            Some("json") => "application/json",
+                            _ => "application/octet-stream",
+                        };
+                        ("200 OK", content_type, body)
+                    }
+                    None => ("404 Not Found", "text/plain; charset=utf-8", b"not found\n".to_vec()),
+                };
+                let header = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+                     Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(header.as_bytes()).await;
+                if method != "HEAD" {
+                    let _ = stream.write_all(&body).await;
+                }
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// Starts the simulator, the engine (allowing the page's origin) and the page's server,
+/// then runs one drive.js scenario; panics with drive.js's report when it fails.
+async fn run_scenario(scenario: &str, extra_args: &[&str]) -> String {
+    let sim = start_sim(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let page = serve_frontend().await;
+    let extra = format!("cors_origins = [\"{page}\"]");
+    let config = config_toml(dir.path(), &sim.base_url(), &extra) + SLOW_TRYON;
+    let app = App::spawn(dir.path(), &config);
+
+    let mut args: Vec<String> = vec![
+        frontend_dir().join("e2e/drive.js").display().to_string(),
+        "--scenario".into(),
+        scenario.into(),
+        "--page".into(),
+        format!("{page}/index.html"),
+        "--api".into(),
+        app.url.clone(),
+        "--chromium".into(),
+        chromium_path().display().to_string(),
+    ];
+    args.extend(extra_args.iter().map(|s| s.to_string()));
+    let out_path = dir.path().join("drive.out");
+    let out = std::fs::File::create(&out_path).unwrap();
+    let mut child = Command::new("node")
+        .args(&args)
+        .current_dir(frontend_dir().join("e2e"))
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("node starts");
+    // The engine, the simulator and the page's server run on this runtime: wait off it.
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + SCENARIO_DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let engine_log = || std::fs::read_to_string(dir.path().join("engine.log")).unwrap_or_default();
+    match status {
+        Some(status) if status.success() => {
+            println!("{output}");
+            output
+        }
+        Some(status) => panic!(
+            "scenario {scenario} failed ({status}):\n{output}\n--- engine log (tail) ---\n{}",
+            tail(&engine_log(), 40)
+        ),
+        None => panic!("scenario {scenario} did not finish within {SCENARIO_DEADLINE:?}:\n{output}"),
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_follows_a_task_live_until_every_step_succeeded_in_order() {
+    if !tools_present("live") {
+        return;
+    }
+    // The committed screenshot is refreshed only on request, so a test run leaves the tree as
+    // it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --test frontend
+    let scratch = tempfile::tempdir().unwrap();
+    let screenshot = match std::env::var_os("STEPWISE_UPDATE_SCREENSHOTS") {
+        Some(_) => frontend_dir().join("e2e/screenshot.png"),
+        None => scratch.path().join("screenshot.png"),
+    };
+    let output = run_scenario("live", &["--screenshot", &screenshot.display().to_string()]).await;
+    assert!(output.contains(r#""succeededOrder":[1,2,3]"#), "{output}");
+    assert!(std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 10_000), "a real screenshot was taken");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_cancels_a_running_task() {
+    if !tools_present("cancel") {
+        return;
+    }
+    let output = run_scenario("cancel", &["--workflow", "slowtryon"]).await;
+    assert!(output.contains(r#""ok":true"#), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_event_source_the_page_polls_until_the_task_succeeded() {
+    if !tools_present("polling") {
+        return;
+    }
+    let output = run_scenario("polling", &["--workflow", "slowtryon"]).await;
+    assert!(output.contains(r#""mode":"polling""#), "{output}");
+}
