@@ -142,3 +142,43 @@ async fn deliveries_are_refused_when_webhooks_are_off() {
     let response = delivery.send(&app, "task=tsk_00000000000000000000000000000000&step=1&attempt=1", None).await;
     assert_eq!(response.status(), 404);
 }
+
+/// A config whose webhooks go to the engine itself, on a port picked before it starts.
+fn self_webhook_config(dir: &std::path::Path, sim: &replicate_sim::SimHandle) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    config_toml(dir, &sim.base_url(), "")
+        .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
+        .replace(
+            "poll_max_ms = 200",
+            &format!(
+                "poll_max_ms = 200\nwebhook_base_url = \"http://127.0.0.1:{port}\"\nsafety_poll_ms = 600000"
+            ),
+        )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_own_deliveries_drive_tasks_through_duplicates_delays_and_reordering() {
+    let sim = start_sim(80).await;
+    sim.set_faults(replicate_sim::Faults {
+        webhook_duplicate_rate: 0.5,
+        webhook_delay_ms: (0, 30),
+        webhook_reorder: true,
+        webhook_drop_rate: 0.3,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // No secret in the config: the engine fetches it from the simulator at startup.
+    let app = App::spawn(dir.path(), &self_webhook_config(dir.path(), &sim));
+    let mut ids = vec![];
+    for i in 0..10 {
+        ids.push(app.start_ok(&tryon_body(&format!("push{i}"), 3)).await);
+    }
+    for (i, id) in ids.iter().enumerate() {
+        // The safety-net poll is ten minutes away: only deliveries can finish these tasks.
+        let task = app.wait_until_finished(id, WITHIN).await;
+        assert_chained(&sim, &task, &format!("push{i}"));
+    }
+    let stats = sim.stats();
+    assert!(stats.webhooks_delivered >= 30, "{stats:?}");
+    assert!(stats.webhooks_dropped > 0, "some attempts were dropped and retried: {stats:?}");
+}
