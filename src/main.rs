@@ -33,15 +33,19 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A benchmark's own report is what matters; the engine's lifecycle logs would drown it.
+    let default_filter = match cli.command {
+        Command::Bench(_) => "warn",
+        _ => "info,sled=warn,hyper=warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STEPWISE_LOG")
-                .unwrap_or_else(|_| "info,sled=warn,hyper=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("STEPWISE_LOG").unwrap_or_else(|_| default_filter.into()),
         )
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, simulate } => serve::run(config, simulate),
         Command::Bench(args) => bench::run(args),
