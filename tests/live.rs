@@ -145,3 +145,21 @@ async fn a_long_poll_answers_as_soon_as_the_task_changes() {
     let too_long = app.http.get(format!("{url}?wait=61")).send().await.unwrap();
     assert_eq!(too_long.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_stream_does_not_hold_up_a_clean_shutdown() {
+    let sim = start_sim(60_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let id = app.start_ok(&tryon_body("open", 1)).await;
+    let url = format!("{}/v1/tasks/{id}", app.url);
+    let mut stream = app.http.get(format!("{url}/events")).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.chunk().await.unwrap().is_some(), "the snapshot arrived: the stream is open");
+    let started = Instant::now();
+    let status = app.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let rest = tokio::time::timeout(Duration::from_secs(5), async { while let Ok(Some(_)) = stream.chunk().await {} }).await;
+    assert!(rest.is_ok(), "the server ended the stream");
+}
