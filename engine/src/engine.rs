@@ -44,6 +44,7 @@ pub struct Engine {
     workflows: Arc<HashMap<String, Workflow>>,
     queue: QueueView,
     changes: crate::changes::Changes,
+    gauges: Arc<crate::runtime::Gauges>,
     /// Verifies webhook deliveries; `None` when webhooks are off.
     webhook_key: Option<crate::webhook::WebhookKey>,
 }
@@ -106,8 +107,9 @@ impl Engine {
         );
         let queue = runtime.queue_view();
         let changes = runtime.changes();
+        let gauges = runtime.gauges();
         let handle = tokio::spawn(runtime.run(shutdown));
-        Ok((Engine { inbox: sender, store, workflows, queue, changes, webhook_key }, handle))
+        Ok((Engine { inbox: sender, store, workflows, queue, changes, gauges, webhook_key }, handle))
     }
 
     /// Validates and durably records a new task; returns once it is on disk. With an
@@ -146,6 +148,21 @@ impl Engine {
         let stopped = || ControlError::Unavailable("the engine is shutting down".into());
         self.inbox.send(message(reply)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// The runtime's live counters.
+    pub fn gauges(&self) -> &crate::runtime::Gauges {
+        &self.gauges
+    }
+
+    /// Tasks held back by a concurrency cap.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Tasks whose changes someone is streaming or long-polling.
+    pub fn watched(&self) -> usize {
+        self.changes.watched()
     }
 
     pub fn webhook_key(&self) -> Option<&crate::webhook::WebhookKey> {

@@ -193,8 +193,17 @@ pub async fn list_tasks(
     Ok(Json(json!({ "tasks": tasks, "next_cursor": page.next_cursor })))
 }
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// Liveness, and whether recovery has finished (`resumed`), with the runtime's counts.
+pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let gauges = state.engine.gauges();
+    Json(json!({
+        "status": "ok",
+        "resumed": gauges.resumed.load(Relaxed),
+        "unfinished": gauges.unfinished.load(Relaxed),
+        "queued": state.engine.queued(),
+        "watched": state.engine.watched(),
+    }))
 }
 
 pub async fn not_found() -> ApiError {

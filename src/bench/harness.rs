@@ -74,7 +74,9 @@ impl Harness {
     /// measurement less, but a 200 ms poll is negligible next to the engine's work).
     pub async fn wait_all(&self, ids: &[String], within: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + within;
-        for id in ids {
+        let mut progress = super::progress::Progress::new("finishing", ids.len() as u64);
+        for (done, id) in ids.iter().enumerate() {
+            progress.set(done as u64);
             loop {
                 let task: serde_json::Value = self.http.get(format!("{}/v1/tasks/{id}", self.url)).send().await?.json().await?;
                 if ["succeeded", "failed", "canceled"].contains(&task["status"].as_str().unwrap_or("")) {
@@ -85,6 +87,7 @@ impl Harness {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        progress.finish();
         Ok(())
     }
 

@@ -53,6 +53,8 @@ impl Runtime {
         let outcome = if writes.is_empty() {
             Ok(writes)
         } else {
+            self.gauges.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.gauges.group_tasks.fetch_add(writes.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let store = self.store.clone();
             tokio::task::spawn_blocking(move || store.commit(&writes).map(|()| writes))
                 .await

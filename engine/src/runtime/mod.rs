@@ -13,6 +13,18 @@ mod handlers;
 
 pub use admission::QueueView;
 
+/// Live counters the runtime publishes once per loop turn, for health checks and metrics.
+#[derive(Default)]
+pub struct Gauges {
+    /// Recovery finished: every unfinished task from the journal is loaded and scheduled.
+    pub resumed: std::sync::atomic::AtomicBool,
+    /// Unfinished tasks in memory.
+    pub unfinished: std::sync::atomic::AtomicUsize,
+    /// Journal groups committed, and the tasks written by them.
+    pub groups: std::sync::atomic::AtomicU64,
+    pub group_tasks: std::sync::atomic::AtomicU64,
+}
+
 use crate::event::Event;
 use crate::journal::{Store, StoreError};
 use crate::machine::{self, Command};
@@ -160,6 +172,7 @@ pub(crate) struct Runtime {
     outbox: mpsc::Sender<Msg>,
     group: Group,
     changes: crate::changes::Changes,
+    gauges: Arc<Gauges>,
 }
 
 impl Runtime {
@@ -192,6 +205,7 @@ impl Runtime {
             outbox: channel.0,
             group: Group::default(),
             changes: crate::changes::Changes::default(),
+            gauges: Arc::default(),
         }
     }
 
@@ -203,10 +217,15 @@ impl Runtime {
         self.changes.clone()
     }
 
+    pub(crate) fn gauges(&self) -> Arc<Gauges> {
+        self.gauges.clone()
+    }
+
     /// Resumes every unfinished task, then serves messages until `shutdown`. Each turn ends
     /// with a commit, so stopping between turns loses nothing acknowledged.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) -> Result<(), StoreError> {
         self.recover().await?;
+        self.gauges.resumed.store(true, std::sync::atomic::Ordering::Relaxed);
         loop {
             tokio::select! {
                 biased;
@@ -231,6 +250,7 @@ impl Runtime {
             while !self.group.is_empty() {
                 self.commit_group().await;
             }
+            self.gauges.unfinished.store(self.active.len(), std::sync::atomic::Ordering::Relaxed);
         }
         tracing::info!(unfinished = self.active.len(), "Runtime stopped; unfinished tasks resume at next start.");
         Ok(())
@@ -261,6 +281,8 @@ impl Runtime {
         while !self.group.is_empty() {
             self.commit_group().await;
         }
+        self.gauges.unfinished.store(self.active.len(), std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(tasks = self.active.len(), "Unfinished tasks resumed.");
         Ok(())
     }
 

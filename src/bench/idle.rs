@@ -1,0 +1,10 @@
+//! The `idle` scenario (being written).
+
+use super::Report;
+
+#[derive(clap::Args)]
+pub struct Options {}
+
+pub async fn run(_options: Options) -> anyhow::Result<Report> {
+    anyhow::bail!("the idle scenario is not written yet")
+}
