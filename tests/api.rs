@@ -224,3 +224,46 @@ async fn sigterm_stops_cleanly_and_a_restart_finishes_the_work() {
     let task = app.wait_until_finished(created["id"].as_str().unwrap(), FINISH).await;
     assert_chained(&sim, &task, "term");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_tasks_calls_and_commits_without_task_ids_in_labels() {
+    let sim = start_sim(30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let id = app.start_ok(&tryon_body("metrics", 2)).await;
+    app.wait_until_finished(&id, FINISH).await;
+    let failing = app.start_ok(&json!({"workflow": "failing", "items": [{"x": 1}]})).await;
+    app.wait_until_finished(&failing, FINISH).await;
+    // A task's end is counted right after its commit, a moment after a poll can see it.
+    let deadline = std::time::Instant::now() + FINISH;
+    let text = loop {
+        let response = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        let text = response.text().await.unwrap();
+        if text.lines().any(|l| l == "stepwise_tasks_in_flight 0") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for line in [
+        "stepwise_tasks_started_total{workflow=\"tryon\"} 1",
+        "stepwise_tasks_finished_total{workflow=\"tryon\",outcome=\"succeeded\"} 1",
+        "stepwise_tasks_finished_total{workflow=\"failing\",outcome=\"failed\"} 1",
+        "stepwise_replicate_calls_total{endpoint=\"create\",status=\"201\"} 3",
+        "stepwise_step_duration_seconds_count{workflow=\"tryon\",outcome=\"succeeded\"} 2",
+        "stepwise_tasks_in_flight 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    let commits: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stepwise_journal_commit_seconds_count "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(commits >= 4.0, "{commits} journal groups");
+    let data: f64 = text.lines().find_map(|l| l.strip_prefix("stepwise_data_dir_bytes ")).unwrap().parse().unwrap();
+    assert!(data > 0.0);
+    assert!(!text.contains("tsk_"), "no task id in any label");
+}

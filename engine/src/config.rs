@@ -64,11 +64,18 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
+    /// Finished tasks are deleted, with their journal, this long after they ended.
+    #[serde(deserialize_with = "duration::required")]
+    pub retention: Duration,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("./data"), cache_bytes: 64 * 1024 * 1024 }
+        StorageConfig {
+            data_dir: PathBuf::from("./data"),
+            cache_bytes: 64 * 1024 * 1024,
+            retention: Duration::from_secs(7 * 86_400),
+        }
     }
 }
 
@@ -184,6 +191,10 @@ pub mod duration {
             rest = &rest[unit_len..];
         }
         (!total.is_zero()).then_some(total)
+    }
+
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        optional(d)?.ok_or_else(|| serde::de::Error::custom("a duration is required"))
     }
 
     pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

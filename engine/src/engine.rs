@@ -45,6 +45,8 @@ pub struct Engine {
     queue: QueueView,
     changes: crate::changes::Changes,
     gauges: Arc<crate::runtime::Gauges>,
+    /// The sled data dir, when the journal is on disk.
+    data_dir: Option<std::path::PathBuf>,
     /// Verifies webhook deliveries; `None` when webhooks are off.
     webhook_key: Option<crate::webhook::WebhookKey>,
 }
@@ -58,6 +60,7 @@ impl Engine {
         choice: StoreChoice,
         shutdown: CancellationToken,
     ) -> Result<(Engine, JoinHandle<Result<(), StoreError>>), LaunchError> {
+        let data_dir = matches!(choice, StoreChoice::Disk).then(|| config.storage.data_dir.clone());
         let store: Arc<dyn Store> = match choice {
             StoreChoice::Disk => Arc::new(KvStore::new(SledBackend::open(
                 &config.storage.data_dir,
@@ -102,6 +105,7 @@ impl Engine {
             workflows.clone(),
             policy,
             max_in_flight,
+            config.storage.retention,
             replicate.webhook_base_url.as_deref(),
             (sender.clone(), receiver),
         );
@@ -109,7 +113,7 @@ impl Engine {
         let changes = runtime.changes();
         let gauges = runtime.gauges();
         let handle = tokio::spawn(runtime.run(shutdown));
-        Ok((Engine { inbox: sender, store, workflows, queue, changes, gauges, webhook_key }, handle))
+        Ok((Engine { inbox: sender, store, workflows, queue, changes, gauges, data_dir, webhook_key }, handle))
     }
 
     /// Validates and durably records a new task; returns once it is on disk. With an
@@ -153,6 +157,22 @@ impl Engine {
     /// The runtime's live counters.
     pub fn gauges(&self) -> &crate::runtime::Gauges {
         &self.gauges
+    }
+
+    /// Bytes of the files in the data dir (`None` for an in-memory journal).
+    pub fn data_dir_bytes(&self) -> Option<u64> {
+        fn walk(dir: &std::path::Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+            entries
+                .flatten()
+                .map(|entry| match entry.metadata() {
+                    Ok(meta) if meta.is_dir() => walk(&entry.path()),
+                    Ok(meta) => meta.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        self.data_dir.as_deref().map(walk)
     }
 
     /// Tasks held back by a concurrency cap.

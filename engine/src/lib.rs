@@ -17,6 +17,7 @@ pub mod config;
 pub mod event;
 pub mod journal;
 pub mod machine;
+pub mod metrics;
 pub mod model;
 pub mod ratelimit;
 pub mod time;

@@ -136,16 +136,16 @@ impl ReplicateClient {
         if let Some(after) = cancel_after {
             request = request.header("Cancel-After", format!("{}s", after.as_secs().max(1)));
         }
-        self.send(&self.creates, request).await
+        self.send("create", &self.creates, request).await
     }
 
     pub async fn get(&self, id: &str) -> Result<Prediction, ClientError> {
-        self.send(&self.others, self.http.get(format!("{}/v1/predictions/{id}", self.base))).await
+        self.send("get", &self.others, self.http.get(format!("{}/v1/predictions/{id}", self.base))).await
     }
 
     pub async fn cancel(&self, id: &str) -> Result<Prediction, ClientError> {
         let url = format!("{}/v1/predictions/{id}/cancel", self.base);
-        self.send(&self.others, self.http.post(url)).await
+        self.send("cancel", &self.others, self.http.post(url)).await
     }
 
     /// The account's webhook signing secret (`whsec_...`).
@@ -155,7 +155,7 @@ impl ReplicateClient {
             key: String,
         }
         let url = format!("{}/v1/webhooks/default/secret", self.base);
-        let secret: Secret = self.send(&self.others, self.http.get(url)).await?;
+        let secret: Secret = self.send("secret", &self.others, self.http.get(url)).await?;
         Ok(secret.key)
     }
 
@@ -187,7 +187,7 @@ impl ReplicateClient {
     async fn page(&self, url: reqwest::Url) -> Result<Page, ClientError> {
         let mut tries = 0;
         loop {
-            match self.send(&self.others, self.http.get(url.clone())).await {
+            match self.send("list", &self.others, self.http.get(url.clone())).await {
                 Err(ClientError::Retryable { retry_after, .. }) if tries < PAGE_RETRIES => {
                     tries += 1;
                     let wait = retry_after.unwrap_or(Duration::from_millis(100 << tries));
@@ -198,18 +198,33 @@ impl ReplicateClient {
         }
     }
 
+    /// One call: waits for the rate limiter, sends, classifies the answer, counts it.
     async fn send<T: for<'de> Deserialize<'de>>(
         &self,
+        endpoint: &'static str,
         limiter: &RateLimiter,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        limiter.acquire().await;
-        let response = request
-            .header(reqwest::header::AUTHORIZATION, &self.auth)
-            .send()
-            .await
-            .map_err(|e| retryable(format!("request failed: {}", describe(&e)), None))?;
+        let metrics = crate::metrics::global();
+        let bucket = if endpoint == "create" { "creates" } else { "others" };
+        let waited = limiter.acquire().await;
+        metrics.add(
+            "stepwise_rate_limiter_wait_seconds_total",
+            "Time calls waited for the client-side rate limiter.",
+            &[("bucket", bucket)],
+            waited.as_secs_f64(),
+        );
+        let count = |status: &str| {
+            let help = "Calls to Replicate by endpoint and HTTP status (or error).";
+            metrics.inc("stepwise_replicate_calls_total", help, &[("endpoint", endpoint), ("status", status)]);
+        };
+        let sent = request.header(reqwest::header::AUTHORIZATION, &self.auth).send().await;
+        let response = sent.map_err(|e| {
+            count(if e.is_timeout() { "timeout" } else { "error" });
+            retryable(format!("request failed: {}", describe(&e)), None)
+        })?;
         let status = response.status();
+        count(status.as_str());
         let retry_after = header_seconds(response.headers());
         let body = response
             .bytes()

@@ -193,6 +193,23 @@ pub async fn list_tasks(
     Ok(Json(json!({ "tasks": tasks, "next_cursor": page.next_cursor })))
 }
 
+/// Prometheus metrics: what the engine counted, and its gauges read now.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let gauges = state.engine.gauges();
+    let mut values = vec![
+        ("stepwise_tasks_in_flight", "Unfinished tasks in memory.", gauges.unfinished.load(Relaxed) as f64),
+        ("stepwise_tasks_queued", "Tasks held back by a concurrency cap.", state.engine.queued() as f64),
+        ("stepwise_tasks_watched", "Tasks with an open event stream or long poll.", state.engine.watched() as f64),
+        ("stepwise_recovered", "1 once recovery after start has finished.", f64::from(u8::from(gauges.resumed.load(Relaxed)))),
+    ];
+    if let Some(bytes) = state.engine.data_dir_bytes() {
+        values.push(("stepwise_data_dir_bytes", "Size of the files in the data dir.", bytes as f64));
+    }
+    let body = stepwise_engine::metrics::global().render(&values);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
 /// Liveness, and whether recovery has finished (`resumed`), with the runtime's counts.
 pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
     use std::sync::atomic::Ordering::Relaxed;

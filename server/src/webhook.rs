@@ -38,8 +38,9 @@ pub async fn replicate_webhook(
     })?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = stepwise_engine::time::now_millis() / 1000;
-    key.verify(header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"), &body, now)
-        .map_err(|e| ApiError::BadSignature(e.to_string()))?;
+    let verified = key.verify(header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"), &body, now);
+    count(if verified.is_ok() { "verified" } else { "rejected" });
+    verified.map_err(|e| ApiError::BadSignature(e.to_string()))?;
     let Query(tag) = tag.map_err(|e| ApiError::InvalidRequest(format!("invalid webhook URL: {}", e.body_text())))?;
     let prediction: Prediction = serde_json::from_slice(&body)
         .map_err(|e| ApiError::InvalidRequest(format!("the body is not a prediction: {e}")))?;
@@ -51,6 +52,11 @@ pub async fn replicate_webhook(
         Err(ControlError::NotFound | ControlError::Conflict(_)) => Ok(accepted("nothing to do")),
         Err(ControlError::Unavailable(cause)) => Err(ApiError::Unavailable(cause)),
     }
+}
+
+fn count(result: &str) {
+    let help = "Webhook deliveries received, by signature check result.";
+    stepwise_engine::metrics::global().inc("stepwise_webhook_deliveries_total", help, &[("result", result)]);
 }
 
 /// A 200: Replicate must not retry a delivery we have taken in, even one that changed nothing.

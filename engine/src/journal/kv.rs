@@ -68,6 +68,27 @@ impl<B: Backend> KvStore<B> {
         }
     }
 
+    /// Deletes of everything a settled task left: snapshot, events, idempotency key, and the
+    /// ownership of every prediction any of its attempts made.
+    fn delete_task_ops(&self, task: &Task, ops: &mut Vec<Op>) -> Result<(), StoreError> {
+        ops.push((keys::with_id(TASK, &task.id), None));
+        ops.push((keys::with_id(ACTIVE, &task.id), None));
+        if let Some(key) = &task.idempotency_key {
+            ops.push((keys::with_text(IDEMPOTENCY, key), None));
+        }
+        let prefix = keys::with_id(keys::EVENT, &task.id);
+        for (key, value) in self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)? {
+            if let Ok(Event::PredictionCreated { prediction_id, .. }) = decode_event(&value) {
+                let claim = keys::with_text(PREDICTION, &prediction_id);
+                if self.id_at(claim.clone())? == Some(task.id) {
+                    ops.push((claim, None));
+                }
+            }
+            ops.push((key, None));
+        }
+        Ok(())
+    }
+
     fn id_at(&self, key: Vec<u8>) -> Result<Option<TaskId>, StoreError> {
         let Some(value) = self.backend.get(&key)? else { return Ok(None) };
         let id: [u8; 16] = value.as_slice().try_into().map_err(|_| {
@@ -149,6 +170,41 @@ impl<B: Backend> Store for KvStore<B> {
 
     fn prediction_owner(&self, prediction_id: &str) -> Result<Option<TaskId>, StoreError> {
         self.id_at(keys::with_text(PREDICTION, prediction_id))
+    }
+
+    fn sweep(&self, cutoff: crate::model::Millis, limit: usize) -> Result<usize, StoreError> {
+        // Oldest first; a task created after the cutoff cannot have ended before it.
+        let start = [CREATED];
+        let end = keys::created(cutoff, &TaskId([0; 16]));
+        let mut ops = vec![];
+        let mut deleted = 0;
+        let mut from = start.to_vec();
+        while deleted < limit {
+            let chunk = self.backend.scan(&from, &end, false, 256)?;
+            let Some((last, _)) = chunk.last() else { break };
+            from = last.clone();
+            from.push(0);
+            for (created_key, _) in &chunk {
+                let Some(id) = keys::trailing_id(created_key) else { continue };
+                let Some(task) = self.task(&id)? else { continue };
+                if !task.is_settled() || task.completed_at.is_none_or(|at| at >= cutoff) {
+                    continue;
+                }
+                ops.push((created_key.clone(), None));
+                self.delete_task_ops(&task, &mut ops)?;
+                deleted += 1;
+                if deleted == limit {
+                    break;
+                }
+            }
+            if chunk.len() < 256 {
+                break;
+            }
+        }
+        if !ops.is_empty() {
+            self.backend.apply(ops)?;
+        }
+        Ok(deleted)
     }
 
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError> {

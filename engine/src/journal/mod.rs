@@ -64,6 +64,9 @@ pub trait Store: Send + Sync + 'static {
     fn prediction_owner(&self, prediction_id: &str) -> Result<Option<TaskId>, StoreError>;
     /// A task's journal, in order.
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError>;
+    /// Deletes up to `limit` settled tasks that ended before `cutoff`, with their events and
+    /// index entries, durably; returns how many went.
+    fn sweep(&self, cutoff: crate::model::Millis, limit: usize) -> Result<usize, StoreError>;
 }
 
 #[cfg(test)]

@@ -124,3 +124,32 @@ fn a_damaged_record_is_reported_not_skipped() {
     store.backend().apply(vec![(key, Some(bytes))]).unwrap();
     assert!(matches!(store.task(&write.task.id), Err(StoreError::Corrupt { .. })));
 }
+
+#[test]
+fn a_sweep_deletes_only_settled_tasks_that_ended_before_the_cutoff() {
+    for (store, _dir) in stores() {
+        let mut old = new_task(1, 100, Some("old-key"));
+        store.commit(&[old.clone()]).unwrap();
+        finish(&mut old); // ends at 12
+        store.commit(&[old.clone()]).unwrap();
+        let running = new_task(2, 101, None);
+        store.commit(&[running.clone()]).unwrap();
+        let mut recent = new_task(3, 102, None);
+        store.commit(&[recent.clone()]).unwrap();
+        finish(&mut recent);
+        recent.task.completed_at = Some(5_000);
+        store.commit(&[recent.clone()]).unwrap();
+
+        assert_eq!(store.sweep(1_000, 100).unwrap(), 1);
+        assert_eq!(store.task(&old.task.id).unwrap(), None);
+        assert!(store.events(&old.task.id).unwrap().is_empty(), "its journal went too");
+        assert_eq!(store.task_for_idempotency_key("old-key").unwrap(), None);
+        assert_eq!(store.prediction_owner("pred-x").unwrap(), Some(recent.task.id), "only the old task's claims went");
+        assert!(store.task(&running.task.id).unwrap().is_some(), "unfinished tasks stay");
+        assert!(store.task(&recent.task.id).unwrap().is_some(), "recent ones stay");
+        let listed = store.list(&ListQuery { limit: 10, ..Default::default() }).unwrap();
+        assert_eq!(listed.tasks.len(), 2);
+        assert_eq!(store.sweep(1_000, 100).unwrap(), 0);
+        assert_eq!(store.sweep(10_000, 100).unwrap(), 1);
+    }
+}

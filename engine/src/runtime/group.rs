@@ -56,9 +56,16 @@ impl Runtime {
             self.gauges.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.gauges.group_tasks.fetch_add(writes.len() as u64, std::sync::atomic::Ordering::Relaxed);
             let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.commit(&writes).map(|()| writes))
+            let started = std::time::Instant::now();
+            let tasks = writes.len() as f64;
+            let outcome = tokio::task::spawn_blocking(move || store.commit(&writes).map(|()| writes))
                 .await
-                .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())))
+                .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())));
+            let metrics = crate::metrics::global();
+            let seconds = started.elapsed().as_secs_f64();
+            metrics.observe("stepwise_journal_commit_seconds", "Time to write and fsync one journal group.", crate::metrics::SECONDS_BUCKETS, &[], seconds);
+            metrics.observe("stepwise_journal_group_tasks", "Tasks written by one journal group.", crate::metrics::COUNT_BUCKETS, &[], tasks);
+            outcome
         };
         match outcome {
             Ok(writes) => {

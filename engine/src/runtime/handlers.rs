@@ -91,6 +91,8 @@ impl Runtime {
         self.group.touch(id);
         self.advance(id);
         self.group.waiters.push(Waiter::Start { reply, id, created: true });
+        let workflow = self.active.get(&id).map(|a| a.task.workflow.clone()).unwrap_or_default();
+        crate::metrics::global().inc("stepwise_tasks_started_total", "Tasks accepted.", &[("workflow", &workflow)]);
         tracing::info!(task_id = %id, "Task accepted.");
     }
 

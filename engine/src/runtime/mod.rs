@@ -159,6 +159,8 @@ pub(crate) struct Runtime {
     policy: Policy,
     /// `{webhook_base_url}/v1/webhooks/replicate` when webhooks are on.
     webhook_url: Option<String>,
+    /// Finished tasks older than this are deleted by the periodic sweep.
+    retention: Duration,
     active: HashMap<TaskId, Active>,
     /// The next status check, create retry or cancel retry of each task.
     timers: Scheduler<TaskId>,
@@ -182,6 +184,7 @@ impl Runtime {
         workflows: Arc<HashMap<String, Workflow>>,
         policy: Policy,
         max_in_flight: Option<usize>,
+        retention: Duration,
         webhook_base_url: Option<&str>,
         channel: (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
     ) -> Self {
@@ -194,6 +197,7 @@ impl Runtime {
             client,
             workflows,
             policy,
+            retention,
             webhook_url: webhook_base_url
                 .map(|base| format!("{}/v1/webhooks/replicate", base.trim_end_matches('/'))),
             active: HashMap::new(),
@@ -226,10 +230,15 @@ impl Runtime {
     pub(crate) async fn run(mut self, shutdown: CancellationToken) -> Result<(), StoreError> {
         self.recover().await?;
         self.gauges.resumed.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Sweep often enough that a short retention (tests) is honoured, at most once a minute.
+        let every = (self.retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut sweep = tokio::time::interval(every);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                _ = sweep.tick() => self.sweep().await,
                 msg = self.inbox.recv() => match msg {
                     Some(msg) => self.handle(msg),
                     None => break,
@@ -254,6 +263,24 @@ impl Runtime {
         }
         tracing::info!(unfinished = self.active.len(), "Runtime stopped; unfinished tasks resume at next start.");
         Ok(())
+    }
+
+    /// Deletes finished tasks past their retention, a bounded batch per turn so the loop
+    /// never stalls for long.
+    async fn sweep(&mut self) {
+        const BATCH: usize = 1000;
+        let cutoff = crate::time::now_millis() - self.retention.as_millis() as i64;
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.sweep(cutoff, BATCH)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(deleted)) => {
+                tracing::info!(deleted, "Finished tasks past their retention deleted.");
+                let help = "Finished tasks deleted after their retention.";
+                crate::metrics::global().add("stepwise_tasks_deleted_total", help, &[], deleted as f64);
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "Retention sweep failed; will try again."),
+            Err(error) => tracing::warn!(%error, "Retention sweep panicked; will try again."),
+        }
     }
 
     async fn recover(&mut self) -> Result<(), StoreError> {
@@ -309,6 +336,7 @@ impl Runtime {
         let Some(active) = self.active.get_mut(&id) else { return };
         match machine::apply(&mut active.task, &event) {
             Ok(()) => {
+                count_event(&active.task, &event);
                 active.unsaved.push((active.task.seq, event));
                 self.group.touch(id);
             }
@@ -372,6 +400,8 @@ impl Runtime {
         match machine::decide(&active.task) {
             None => {
                 tracing::info!(task_id = %id, status = active.task.status.as_str(), "Task finished.");
+                let labels = [("workflow", active.task.workflow.as_str()), ("outcome", active.task.status.as_str())];
+                crate::metrics::global().inc("stepwise_tasks_finished_total", "Tasks that ended, by outcome.", &labels);
                 self.active.remove(&id);
                 self.timers.cancel(&id);
                 self.deadlines.cancel(&id);
@@ -387,6 +417,26 @@ impl Runtime {
             _ => {}
         }
     }
+}
+
+/// Metrics of a journaled event: starts, step durations by outcome, retried attempts.
+fn count_event(task: &Task, event: &Event) {
+    let metrics = crate::metrics::global();
+    let workflow = task.workflow.as_str();
+    let (step, outcome) = match event {
+        Event::StepSucceeded { step, .. } => (*step, "succeeded"),
+        Event::StepFailed { step, .. } => (*step, "failed"),
+        Event::AttemptFailed { step, .. } => {
+            metrics.inc("stepwise_step_retries_total", "Prediction attempts run again.", &[("workflow", workflow)]);
+            (*step, "retried")
+        }
+        _ => return,
+    };
+    let Some(started) = task.step(step).and_then(|s| s.started_at) else { return };
+    let seconds = (event.at() - started).max(0) as f64 / 1000.0;
+    let labels = [("workflow", workflow), ("outcome", outcome)];
+    let help = "Time from a step's create intent to its end, by outcome.";
+    metrics.observe("stepwise_step_duration_seconds", help, crate::metrics::SECONDS_BUCKETS, &labels, seconds);
 }
 
 fn new_active(task: Task, fresh_intent: bool, poll_delay: Duration) -> Active {
