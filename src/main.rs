@@ -1,7 +1,9 @@
 //! The `stepwise` binary: `serve` runs the engine and its HTTP API; `check-config` validates
-//! a configuration and prints it with secrets masked.
+//! a configuration and prints it with secrets masked; `tasks` and `inspect` are operator
+//! tools; `bench` measures the engine.
 
 mod bench;
+mod cli;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -11,8 +13,17 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "stepwise", version, about = "A durable workflow engine for Replicate predictions")]
 struct Cli {
+    /// Log lines as human text or as JSON objects (for collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -30,25 +41,31 @@ enum Command {
     CheckConfig { path: Option<PathBuf> },
     /// Measure the engine on this machine (in-process simulator and engine).
     Bench(bench::BenchArgs),
+    /// List, show, follow, cancel and retry tasks on a running server.
+    Tasks(cli::TasksArgs),
+    /// Read a stopped engine's data dir offline: counts, unfinished tasks, one task's journal.
+    Inspect(cli::InspectArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // A benchmark's own report is what matters; the engine's lifecycle logs would drown it.
+    // Only `serve` narrates its work; elsewhere the command's own output is what matters.
     let default_filter = match cli.command {
-        Command::Bench(_) => "warn",
-        _ => "info,sled=warn,hyper=warn",
+        Command::Serve { .. } => "info,sled=warn,hyper=warn",
+        _ => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STEPWISE_LOG").unwrap_or_else(|_| default_filter.into()),
-        )
-        .init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("STEPWISE_LOG").unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Human => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+    }
     let result = match cli.command {
         Command::Serve { config, simulate } => serve::run(config, simulate),
         Command::Bench(args) => bench::run(args),
+        Command::Tasks(args) => cli::tasks(args),
+        Command::Inspect(args) => cli::inspect(args),
         Command::CheckConfig { path } => serve::load_config(path).map(|(config, origin)| {
             println!("# {origin}\n{}", config.masked_summary());
         }),

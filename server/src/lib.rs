@@ -70,6 +70,7 @@ pub fn router(engine: Engine, config: &ServerConfig, shutdown: CancellationToken
         )
         .route("/v1/tasks/{id}", get(routes::get_task).fallback(routes::method_not_allowed))
         .route("/v1/tasks/{id}/events", get(routes::task_events).fallback(routes::method_not_allowed))
+        .route("/v1/tasks/{id}/journal", get(routes::task_journal).fallback(routes::method_not_allowed))
         .route(
             "/v1/webhooks/replicate",
             post(webhook::replicate_webhook).fallback(routes::method_not_allowed),

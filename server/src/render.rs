@@ -49,3 +49,39 @@ fn json_or_null(value: &Option<Json>) -> Value {
 fn time_or_null(at: Option<Millis>) -> Value {
     at.map(|at| Value::String(rfc3339(at))).unwrap_or(Value::Null)
 }
+
+/// One journal event, for histories (`GET /v1/tasks/{id}/journal`, `stepwise tasks show`).
+pub fn event(seq: u64, event: &stepwise_engine::event::Event) -> Value {
+    use stepwise_engine::event::Event;
+    let mut out = json!({ "seq": seq, "kind": event.kind(), "at": rfc3339(event.at()) });
+    let details = match event {
+        Event::TaskCreated { workflow, items, idempotency_key, .. } => {
+            json!({ "workflow": workflow, "items": items.len(), "idempotency_key": idempotency_key })
+        }
+        Event::StepRequested { step, attempt, input, .. } => {
+            json!({ "step": step, "attempt": attempt, "input": input.value() })
+        }
+        Event::PredictionCreated { step, attempt, prediction_id, .. } => {
+            json!({ "step": step, "attempt": attempt, "prediction_id": prediction_id })
+        }
+        Event::PredictionStarted { step, prediction_id, .. } => {
+            json!({ "step": step, "prediction_id": prediction_id })
+        }
+        Event::StepSucceeded { step, prediction_id, output, .. } => {
+            json!({ "step": step, "prediction_id": prediction_id, "output": output.value() })
+        }
+        Event::StepFailed { step, prediction_id, error, canceled, .. } => {
+            json!({ "step": step, "prediction_id": prediction_id, "error": error, "canceled": canceled })
+        }
+        Event::AttemptFailed { step, prediction_id, error, .. } => {
+            json!({ "step": step, "prediction_id": prediction_id, "error": error })
+        }
+        Event::TaskCanceled { reason, .. } => json!({ "reason": reason }),
+        Event::CancelSettled { step, .. } => json!({ "step": step }),
+        Event::TaskRetried { .. } => json!({}),
+    };
+    if let (Some(out), Value::Object(details)) = (out.as_object_mut(), details) {
+        out.extend(details);
+    }
+    out
+}

@@ -86,6 +86,21 @@ pub async fn get_task(
     live::task_response(&state, task_id, &headers, params.wait).await
 }
 
+/// The task's journal: every event, in order.
+pub async fn task_journal(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let id = path_id(id)?;
+    let task_id = parse_id(&id)?;
+    let events = state.engine.events(&task_id)?;
+    if events.is_empty() {
+        return Err(not_found_task(&id));
+    }
+    let events: Vec<Value> = events.iter().map(|(seq, event)| render::event(*seq, event)).collect();
+    Ok(Json(json!({ "id": id, "events": events })))
+}
+
 pub async fn task_events(
     State(state): State<AppState>,
     headers: HeaderMap,
