@@ -77,6 +77,7 @@ pub fn router(engine: Engine, config: &ServerConfig, shutdown: CancellationToken
         )
         .route("/v1/tasks/{id}/cancel", post(routes::cancel_task).fallback(routes::method_not_allowed))
         .route("/v1/tasks/{id}/retry", post(routes::retry_task).fallback(routes::method_not_allowed))
+        .route("/", get(routes::dashboard).fallback(routes::method_not_allowed))
         .route("/healthz", get(routes::healthz).fallback(routes::method_not_allowed))
         .route("/metrics", get(routes::metrics).fallback(routes::method_not_allowed))
         .fallback(routes::not_found)
