@@ -64,6 +64,10 @@ pub struct SimConfig {
     /// Leave out `output`, `started_at`, `completed_at`, `metrics`, `data_removed` while a
     /// prediction is not terminal, like 2023 responses did.
     pub omit_optional_keys: bool,
+    /// Like Replicate's one-hour deletion of API outputs: this long after a prediction
+    /// succeeded its `output` reads `null`, `data_removed` turns true, and its output file
+    /// answers 404. `None` keeps outputs forever.
+    pub output_retention: Option<Duration>,
     /// Predictions per list page.
     pub page_size: usize,
     /// Real rate limits answered with genuine 429s; `None` means unlimited.
@@ -89,6 +93,7 @@ impl Default for SimConfig {
             models: HashMap::new(),
             public_url: None,
             omit_optional_keys: false,
+            output_retention: None,
             page_size: 100,
             rate_limits: None,
             seed: None,

@@ -60,6 +60,7 @@ pub struct Snapshot {
 pub struct RenderCtx<'a> {
     pub base: &'a str,
     pub omit_optional_keys: bool,
+    pub output_retention: Option<std::time::Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -178,6 +179,10 @@ impl StoredPrediction {
         let snap = self.snapshot(now);
         let terminal = snap.status.is_terminal();
         let omit = ctx.omit_optional_keys && !terminal;
+        let removed = match (ctx.output_retention, snap.completed_at) {
+            (Some(retention), Some(done)) => now >= done + retention,
+            _ => false,
+        };
         let (output, logs, error) = match snap.status {
             Status::Starting => (Value::Null, json!(""), Value::Null),
             Status::Processing => (
@@ -185,6 +190,7 @@ impl StoredPrediction {
                 json!("Running simulated prediction\n"),
                 Value::Null,
             ),
+            Status::Succeeded if removed => (Value::Null, Value::Null, Value::Null),
             Status::Succeeded => (
                 output_value(self.plan.output, &self.model_key, &self.input, ctx.base),
                 json!("Running simulated prediction\nDone\n"),
@@ -207,7 +213,7 @@ impl StoredPrediction {
         obj.insert("logs".into(), logs);
         if !omit {
             obj.insert("output".into(), output);
-            obj.insert("data_removed".into(), json!(false));
+            obj.insert("data_removed".into(), json!(removed));
         }
         obj.insert("error".into(), error);
         obj.insert("source".into(), json!("api"));

@@ -318,8 +318,11 @@ async fn webhook_secret(State(state): State<SimState>) -> Json<Value> {
     Json(json!({ "key": state.webhook_secret() }))
 }
 
-async fn output_file(Path((hash, _name)): Path<(String, String)>) -> Response {
+async fn output_file(State(state): State<SimState>, Path((hash, _name)): Path<(String, String)>) -> Response {
     if hash.len() != 16 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return ApiError::NotFound.into_response();
+    }
+    if !state.file_alive(&hash, time::OffsetDateTime::now_utc()) {
         return ApiError::NotFound.into_response();
     }
     (

@@ -175,6 +175,7 @@ struct Inner {
     token: String,
     base: String,
     omit_optional_keys: bool,
+    output_retention: Option<std::time::Duration>,
     page_size: usize,
     webhook_secret: String,
     webhooks: Hub,
@@ -209,6 +210,7 @@ impl SimState {
                 token: config.token,
                 base: base.trim_end_matches('/').to_string(),
                 omit_optional_keys: config.omit_optional_keys,
+                output_retention: config.output_retention,
                 page_size: config.page_size.max(1),
                 webhook_secret,
                 webhooks,
@@ -277,7 +279,20 @@ impl SimState {
         RenderCtx {
             base: &self.inner.base,
             omit_optional_keys: self.inner.omit_optional_keys,
+            output_retention: self.inner.output_retention,
         }
+    }
+
+    /// Whether the output file with this hash is still served: some prediction with that
+    /// output has not passed its output retention (or none is set).
+    pub fn file_alive(&self, hash: &str, now: time::OffsetDateTime) -> bool {
+        let Some(retention) = self.inner.output_retention else { return true };
+        let store = self.inner.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.all().iter().any(|p| {
+            let snap = p.snapshot(now);
+            crate::output::output_hash(&p.model_key, &p.input) == hash
+                && snap.completed_at.is_some_and(|done| now < done + retention)
+        })
     }
 
     /// Renders one stored prediction at `now`.

@@ -7,6 +7,7 @@ mod helpers;
 mod lifecycle;
 mod listing;
 mod receiver;
+mod retention;
 mod sync;
 mod throttling;
 mod webhooks;
