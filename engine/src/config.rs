@@ -22,7 +22,29 @@ pub struct Config {
     #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default)]
+    pub outputs: OutputsConfig,
+    #[serde(default)]
     pub workflows: BTreeMap<String, WorkflowConfig>,
+}
+
+/// Keeping output files: Replicate deletes API outputs after an hour.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputsConfig {
+    /// Download every file a step's output links to into the data dir before the step
+    /// counts as succeeded, and serve it at `/v1/files/{task}/{step}/{name}`.
+    pub keep: bool,
+    /// Larger files are not kept (the step still succeeds, with the original URL).
+    pub max_file_bytes: u64,
+    /// Base of the kept files' URLs, as clients (and Replicate, for the next step) reach this
+    /// server. Default: `replicate.webhook_base_url`, else `http://{server.listen}`.
+    pub public_base_url: Option<String>,
+}
+
+impl Default for OutputsConfig {
+    fn default() -> Self {
+        OutputsConfig { keep: false, max_file_bytes: 100 * 1024 * 1024, public_base_url: None }
+    }
 }
 
 /// Per-field limits on start requests, on top of the 1 MiB body limit and `max_items`.

@@ -47,6 +47,7 @@ pub struct Engine {
     gauges: Arc<crate::runtime::Gauges>,
     /// The sled data dir, when the journal is on disk.
     data_dir: Option<std::path::PathBuf>,
+    keeper: Option<crate::outputs::Keeper>,
     /// Verifies webhook deliveries; `None` when webhooks are off.
     webhook_key: Option<crate::webhook::WebhookKey>,
 }
@@ -99,6 +100,15 @@ impl Engine {
         };
         let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
         let max_in_flight = (replicate.max_in_flight > 0).then_some(replicate.max_in_flight);
+        let keeper = match (&data_dir, config.outputs.keep) {
+            (Some(dir), true) => {
+                let base = config.outputs.public_base_url.clone().or_else(|| replicate.webhook_base_url.clone());
+                let base = base.unwrap_or_else(|| format!("http://{}", config.server.listen));
+                let keeper = crate::outputs::Keeper::new(dir.join("files"), &base, config.outputs.max_file_bytes);
+                Some(keeper.map_err(|e| LaunchError::Client(e.to_string()))?)
+            }
+            _ => None,
+        };
         let runtime = Runtime::new(
             store.clone(),
             client,
@@ -106,6 +116,7 @@ impl Engine {
             policy,
             max_in_flight,
             config.storage.retention,
+            keeper.clone(),
             replicate.webhook_base_url.as_deref(),
             (sender.clone(), receiver),
         );
@@ -113,7 +124,7 @@ impl Engine {
         let changes = runtime.changes();
         let gauges = runtime.gauges();
         let handle = tokio::spawn(runtime.run(shutdown));
-        Ok((Engine { inbox: sender, store, workflows, queue, changes, gauges, data_dir, webhook_key }, handle))
+        Ok((Engine { inbox: sender, store, workflows, queue, changes, gauges, data_dir, keeper, webhook_key }, handle))
     }
 
     /// Validates and durably records a new task; returns once it is on disk. With an
@@ -157,6 +168,11 @@ impl Engine {
     /// The runtime's live counters.
     pub fn gauges(&self) -> &crate::runtime::Gauges {
         &self.gauges
+    }
+
+    /// The path of a kept output file, when file keeping is on and the name is valid.
+    pub fn kept_file(&self, task: &TaskId, step: u32, name: &str) -> Option<std::path::PathBuf> {
+        self.keeper.as_ref()?.file_path(task, step, name)
     }
 
     /// Bytes of the files in the data dir (`None` for an in-memory journal).

@@ -43,6 +43,9 @@ pub enum Event {
     CancelSettled { step: u32, at: Millis },
     /// A failed task runs again from its failed step; finished steps keep their outputs.
     TaskRetried { at: Millis },
+    /// The step's output files were copied into the data dir; `kept_output` is the output
+    /// with their URLs replaced. Journaled just before the step's success.
+    OutputsKept { step: u32, prediction_id: String, kept_output: Json, at: Millis },
 }
 
 impl Event {
@@ -57,7 +60,8 @@ impl Event {
             | Event::AttemptFailed { at, .. }
             | Event::TaskCanceled { at, .. }
             | Event::CancelSettled { at, .. }
-            | Event::TaskRetried { at, .. } => *at,
+            | Event::TaskRetried { at, .. }
+            | Event::OutputsKept { at, .. } => *at,
         }
     }
 
@@ -74,6 +78,7 @@ impl Event {
             Event::TaskCanceled { .. } => "task_canceled",
             Event::CancelSettled { .. } => "cancel_settled",
             Event::TaskRetried { .. } => "task_retried",
+            Event::OutputsKept { .. } => "outputs_kept",
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod journal;
 pub mod machine;
 pub mod metrics;
 pub mod model;
+pub mod outputs;
 pub mod ratelimit;
 pub mod time;
 pub mod webhook;

@@ -91,6 +91,7 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
             s.input = Some(input.clone());
             s.prediction_id = None;
             s.output = None;
+            s.kept_output = None;
             s.error = None;
             s.started_at = Some(at);
             s.completed_at = None;
@@ -140,6 +141,12 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
             s.prediction_id = None;
             s.error = Some(error.clone());
         }
+        Event::OutputsKept { step, prediction_id, kept_output, .. } => {
+            let s = step_in(task, *step)?;
+            expect_prediction(s, prediction_id)?;
+            expect_status(s, &[StepStatus::Starting, StepStatus::Processing])?;
+            s.kept_output = Some(kept_output.clone());
+        }
         Event::TaskCanceled { reason, .. } => {
             for s in task.steps.iter_mut().filter(|s| !s.status.is_terminal()) {
                 // A step past its intent may have a prediction running at Replicate.
@@ -183,6 +190,7 @@ fn apply_after_end(task: &mut Task, event: &Event) -> Result<(), Ignored> {
             failed.status = StepStatus::Pending;
             failed.prediction_id = None;
             failed.output = None;
+            failed.kept_output = None;
             failed.completed_at = None;
             task.status = TaskStatus::Running;
             task.error = None;

@@ -151,6 +151,9 @@ pub struct Step {
     /// The task was canceled while this step's prediction may still run at Replicate: a
     /// cancel must reach Replicate before the task is settled.
     pub cancel_pending: bool,
+    /// `output` with every file URL replaced by the URL of the copy kept in the data dir
+    /// (`[outputs] keep`); `None` when nothing was kept.
+    pub kept_output: Option<Json>,
 }
 
 impl Step {
@@ -167,6 +170,7 @@ impl Step {
             started_at: None,
             completed_at: None,
             cancel_pending: false,
+            kept_output: None,
         }
     }
 }

@@ -37,6 +37,9 @@ pub struct Scope<'a> {
     pub params: &'a Value,
     pub item: &'a Value,
     pub previous_output: Option<&'a Value>,
+    /// The previous output with its files' URLs replaced by the kept copies (`[outputs]
+    /// keep`); `previous.kept_output` falls back to `previous.output` without it.
+    pub previous_kept_output: Option<&'a Value>,
 }
 
 /// A start request that the workflow cannot run; the message names the missing field.
@@ -133,7 +136,7 @@ impl Workflow {
                 return Err(InputError(format!("`{path}` is longer than {max} bytes")));
             }
             let template = if i == 0 { &self.first } else { &self.rest };
-            let scope = Scope { params, item, previous_output: None };
+            let scope = Scope { params, item, previous_output: None, previous_kept_output: None };
             let input = resolve(template, &scope, true)
                 .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
             self.check_size(&input).map_err(|e| InputError(format!("items[{i}]: {e}")))?;
@@ -199,12 +202,12 @@ fn check_template(value: &Value, key: &str, allow_previous: bool, problems: &mut
             let mut parts = path.split('.');
             match (parts.next(), parts.next()) {
                 (Some("params" | "item"), Some(field)) if !field.is_empty() => {}
-                (Some("previous"), Some("output")) if allow_previous => {}
-                (Some("previous"), Some("output")) => {
+                (Some("previous"), Some("output" | "kept_output")) if allow_previous => {}
+                (Some("previous"), Some("output" | "kept_output")) => {
                     problems.push(format!("{key}: step 1 has no previous output ({path:?})"))
                 }
                 _ => problems.push(format!(
-                    "{key}: unknown placeholder {{{{{path}}}}}; use params.X, item.X or previous.output"
+                    "{key}: unknown placeholder {{{{{path}}}}}; use params.X, item.X, previous.output or previous.kept_output"
                 )),
             }
         }
@@ -240,10 +243,10 @@ fn resolve(template: &Value, scope: &Scope, skip_previous: bool) -> Result<Value
                 Some("params") => (Some(scope.params), parts.collect()),
                 Some("item") => (Some(scope.item), parts.collect()),
                 Some("previous") if skip_previous => return Ok(template.clone()),
-                Some("previous") => {
-                    parts.next(); // "output", checked at compile time
-                    (scope.previous_output, parts.collect())
-                }
+                Some("previous") => match parts.next() {
+                    Some("kept_output") => (scope.previous_kept_output.or(scope.previous_output), parts.collect()),
+                    _ => (scope.previous_output, parts.collect()),
+                },
                 _ => (None, vec![]),
             };
             root.and_then(|value| lookup(value, &rest))

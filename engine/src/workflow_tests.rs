@@ -32,13 +32,13 @@ fn step_one_reads_params_and_later_steps_read_the_previous_output() {
     let wf = tryon();
     let params = json!({"person_image": "me.png"});
     let item = json!({"garment_image": "shirt.png"});
-    let scope = Scope { params: &params, item: &item, previous_output: None };
+    let scope = Scope { params: &params, item: &item, previous_output: None, previous_kept_output: None };
     assert_eq!(
         wf.step_input(1, &scope).unwrap(),
         json!({"human_img": "me.png", "garm_img": "shirt.png", "steps": 30})
     );
     let previous = json!("https://x/out.png");
-    let scope = Scope { params: &params, item: &item, previous_output: Some(&previous) };
+    let scope = Scope { params: &params, item: &item, previous_output: Some(&previous), previous_kept_output: None };
     assert_eq!(wf.step_input(2, &scope).unwrap()["human_img"], previous);
 }
 
@@ -63,7 +63,7 @@ fn placeholders_keep_the_type_and_can_index_arrays() {
     let params = json!({"start": {"nested": true}});
     let item = json!({"count": 4});
     let output = json!(["a.png", "b.png"]);
-    let scope = Scope { params: &params, item: &item, previous_output: Some(&output) };
+    let scope = Scope { params: &params, item: &item, previous_output: Some(&output), previous_kept_output: None };
     let input = wf.step_input(2, &scope).unwrap();
     assert_eq!(input, json!({"image": "a.png", "n": 4, "text": "not {{item.count}}"}));
     assert_eq!(wf.step_input(1, &scope).unwrap()["image"], json!({"nested": true}));
@@ -93,7 +93,7 @@ fn start_requests_need_between_one_and_max_items() {
 fn a_missing_previous_output_path_fails_the_step_input() {
     let wf = tryon();
     let (params, item) = (json!({}), json!({"garment_image": "a"}));
-    let scope = Scope { params: &params, item: &item, previous_output: None };
+    let scope = Scope { params: &params, item: &item, previous_output: None, previous_kept_output: None };
     assert!(wf.step_input(2, &scope).unwrap_err().0.contains("previous.output"));
 }
 
@@ -127,4 +127,20 @@ fn strings_and_inputs_over_the_limits_are_refused_naming_the_field() {
     let wide: Vec<Value> = (0..20).map(|_| json!("0123456789")).collect();
     let err = wf.check_start(&json!({}), &[json!({"x": wide, "y": 1})]).unwrap_err();
     assert!(err.0.contains("over the 120-byte limit"), "{}", err.0);
+}
+
+#[test]
+fn previous_kept_output_reads_the_kept_copy_or_falls_back_to_the_output() {
+    let wf = Workflow::compile(
+        "w",
+        &config("model = \"a/b\"\n[input]\nimg = \"{{previous.kept_output}}\"\n[first]\nimg = \"x\""),
+        LimitsConfig::default(),
+    )
+    .unwrap();
+    let (params, item) = (json!({}), json!({}));
+    let (output, kept) = (json!("https://replicate/out.png"), json!("https://me/v1/files/t/1/0-out.png"));
+    let with_kept = Scope { params: &params, item: &item, previous_output: Some(&output), previous_kept_output: Some(&kept) };
+    assert_eq!(wf.step_input(2, &with_kept).unwrap()["img"], kept);
+    let without = Scope { params: &params, item: &item, previous_output: Some(&output), previous_kept_output: None };
+    assert_eq!(wf.step_input(2, &without).unwrap()["img"], output);
 }

@@ -75,6 +75,7 @@ pub fn router(engine: Engine, config: &ServerConfig, shutdown: CancellationToken
             "/v1/webhooks/replicate",
             post(webhook::replicate_webhook).fallback(routes::method_not_allowed),
         )
+        .route("/v1/files/{task}/{step}/{name}", get(routes::kept_file).fallback(routes::method_not_allowed))
         .route("/v1/tasks/{id}/cancel", post(routes::cancel_task).fallback(routes::method_not_allowed))
         .route("/v1/tasks/{id}/retry", post(routes::retry_task).fallback(routes::method_not_allowed))
         .route("/", get(routes::dashboard).fallback(routes::method_not_allowed))

@@ -20,6 +20,7 @@ pub fn task(task: &Task, queue_position: Option<usize>) -> Value {
         "params": task.params.value(),
         "steps": task.steps.iter().map(step).collect::<Vec<_>>(),
         "output": json_or_null(&task.output),
+        "kept_output": kept_output(task),
         "error": task.error,
         "created_at": rfc3339(task.created_at),
         "updated_at": rfc3339(task.updated_at),
@@ -36,10 +37,19 @@ fn step(step: &Step) -> Value {
         "prediction_id": step.prediction_id,
         "input": json_or_null(&step.input),
         "output": json_or_null(&step.output),
+        "kept_output": json_or_null(&step.kept_output),
         "error": step.error,
         "started_at": time_or_null(step.started_at),
         "completed_at": time_or_null(step.completed_at),
     })
+}
+
+/// The task's output with kept file URLs: the last step's, once the task succeeded.
+fn kept_output(task: &Task) -> Value {
+    match (task.status, task.steps.last()) {
+        (stepwise_engine::model::TaskStatus::Succeeded, Some(last)) => json_or_null(&last.kept_output),
+        _ => Value::Null,
+    }
 }
 
 fn json_or_null(value: &Option<Json>) -> Value {
@@ -79,6 +89,9 @@ pub fn event(seq: u64, event: &stepwise_engine::event::Event) -> Value {
         Event::TaskCanceled { reason, .. } => json!({ "reason": reason }),
         Event::CancelSettled { step, .. } => json!({ "step": step }),
         Event::TaskRetried { .. } => json!({}),
+        Event::OutputsKept { step, prediction_id, kept_output, .. } => {
+            json!({ "step": step, "prediction_id": prediction_id, "kept_output": kept_output.value() })
+        }
     };
     if let (Some(out), Value::Object(details)) = (out.as_object_mut(), details) {
         out.extend(details);

@@ -7,8 +7,11 @@ use crate::model::Task;
 use serde::{de::DeserializeOwned, Serialize};
 
 pub const FORMAT: u8 = 1;
+/// Task snapshots before steps kept output files (`journal::schema_v1`); read, never written.
 pub const SCHEMA_TASK_V1: u16 = 1;
 pub const SCHEMA_EVENT_V1: u16 = 2;
+/// Task snapshots with `Step::kept_output`.
+pub const SCHEMA_TASK_V2: u16 = 3;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -25,11 +28,20 @@ pub enum CodecError {
 }
 
 pub fn encode_task(task: &Task) -> Vec<u8> {
-    encode(SCHEMA_TASK_V1, task)
+    encode(SCHEMA_TASK_V2, task)
 }
 
+/// Today's task, from a snapshot of any schema this version knows.
 pub fn decode_task(bytes: &[u8]) -> Result<Task, CodecError> {
-    decode(SCHEMA_TASK_V1, bytes)
+    match schema_of(bytes) {
+        Some(SCHEMA_TASK_V1) => decode::<super::schema_v1::TaskV1>(SCHEMA_TASK_V1, bytes).map(Task::from),
+        _ => decode(SCHEMA_TASK_V2, bytes),
+    }
+}
+
+/// The schema number of a record, when it is long enough to have one.
+fn schema_of(bytes: &[u8]) -> Option<u16> {
+    (bytes.len() >= 3).then(|| u16::from_be_bytes([bytes[1], bytes[2]]))
 }
 
 pub fn encode_event(event: &Event) -> Vec<u8> {

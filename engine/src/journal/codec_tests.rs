@@ -43,6 +43,11 @@ fn sample_events() -> Vec<Event> {
         Event::PredictionStarted { step: 1, prediction_id: "p".into(), at: 4 },
         Event::StepSucceeded { step: 1, prediction_id: "p".into(), output: Json("1".into()), at: 5 },
         Event::StepFailed { step: 1, prediction_id: None, error: "e".into(), canceled: true, at: 6 },
+        Event::AttemptFailed { step: 1, prediction_id: Some("p".into()), error: "e".into(), at: 7 },
+        Event::TaskCanceled { reason: "r".into(), at: 8 },
+        Event::CancelSettled { step: 1, at: 9 },
+        Event::TaskRetried { at: 10 },
+        Event::OutputsKept { step: 1, prediction_id: "p".into(), kept_output: Json("2".into()), at: 11 },
     ]
 }
 
@@ -76,13 +81,28 @@ fn truncated_and_mistyped_records_are_errors() {
     assert_eq!(decode_task(&bytes[..5]), Err(CodecError::TooShort(5)));
     assert_eq!(decode_task(&bytes[..bytes.len() - 1]), Err(CodecError::Checksum));
     let event = encode_event(&sample_events()[0]);
-    assert_eq!(decode_task(&event), Err(CodecError::Schema { found: 2, expected: 1 }));
+    assert_eq!(decode_task(&event), Err(CodecError::Schema { found: 2, expected: 3 }));
+}
+
+/// Today's sample: schema 2 adds `kept_output`.
+fn sample_task_v2() -> Task {
+    let mut task = sample_task();
+    task.steps[0].kept_output = Some(Json(r#""https://stepwise/v1/files/t/1/out.png""#.into()));
+    task
 }
 
 #[test]
-fn golden_task_v1_still_decodes() {
+fn golden_task_v1_still_decodes_and_converts_forward() {
     let bytes = hex::decode(fixture("task_v1.hex").trim()).unwrap();
-    assert_eq!(decode_task(&bytes).unwrap(), sample_task());
+    let task = decode_task(&bytes).unwrap();
+    assert_eq!(task, sample_task(), "a schema-1 step reads with no kept output");
+    assert!(task.steps.iter().all(|s| s.kept_output.is_none()));
+}
+
+#[test]
+fn golden_task_v2_still_decodes() {
+    let bytes = hex::decode(fixture("task_v2.hex").trim()).unwrap();
+    assert_eq!(decode_task(&bytes).unwrap(), sample_task_v2());
 }
 
 #[test]
@@ -101,7 +121,8 @@ fn golden_fixtures_writer() {
     }
     let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(format!("{dir}/task_v1.hex"), hex::encode(encode_task(&sample_task()))).unwrap();
+    // Schema 1 can no longer be written; its fixture is frozen in the repository.
+    std::fs::write(format!("{dir}/task_v2.hex"), hex::encode(encode_task(&sample_task_v2()))).unwrap();
     let events: Vec<String> = sample_events().iter().map(|e| hex::encode(encode_event(e))).collect();
     std::fs::write(format!("{dir}/events_v1.hex"), events.join("\n")).unwrap();
 }

@@ -172,14 +172,14 @@ impl<B: Backend> Store for KvStore<B> {
         self.id_at(keys::with_text(PREDICTION, prediction_id))
     }
 
-    fn sweep(&self, cutoff: crate::model::Millis, limit: usize) -> Result<usize, StoreError> {
+    fn sweep(&self, cutoff: crate::model::Millis, limit: usize) -> Result<Vec<TaskId>, StoreError> {
         // Oldest first; a task created after the cutoff cannot have ended before it.
         let start = [CREATED];
         let end = keys::created(cutoff, &TaskId([0; 16]));
         let mut ops = vec![];
-        let mut deleted = 0;
+        let mut deleted = vec![];
         let mut from = start.to_vec();
-        while deleted < limit {
+        while deleted.len() < limit {
             let chunk = self.backend.scan(&from, &end, false, 256)?;
             let Some((last, _)) = chunk.last() else { break };
             from = last.clone();
@@ -192,8 +192,8 @@ impl<B: Backend> Store for KvStore<B> {
                 }
                 ops.push((created_key.clone(), None));
                 self.delete_task_ops(&task, &mut ops)?;
-                deleted += 1;
-                if deleted == limit {
+                deleted.push(task.id);
+                if deleted.len() == limit {
                     break;
                 }
             }

@@ -7,6 +7,7 @@ pub mod codec;
 mod keys;
 mod kv;
 mod memory;
+mod schema_v1;
 mod sled_backend;
 
 pub use kv::{Backend, KvStore, Op};
@@ -65,8 +66,8 @@ pub trait Store: Send + Sync + 'static {
     /// A task's journal, in order.
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError>;
     /// Deletes up to `limit` settled tasks that ended before `cutoff`, with their events and
-    /// index entries, durably; returns how many went.
-    fn sweep(&self, cutoff: crate::model::Millis, limit: usize) -> Result<usize, StoreError>;
+    /// index entries, durably; returns the ids of those that went.
+    fn sweep(&self, cutoff: crate::model::Millis, limit: usize) -> Result<Vec<TaskId>, StoreError>;
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ fn a_sweep_deletes_only_settled_tasks_that_ended_before_the_cutoff() {
         recent.task.completed_at = Some(5_000);
         store.commit(&[recent.clone()]).unwrap();
 
-        assert_eq!(store.sweep(1_000, 100).unwrap(), 1);
+        assert_eq!(store.sweep(1_000, 100).unwrap(), vec![old.task.id]);
         assert_eq!(store.task(&old.task.id).unwrap(), None);
         assert!(store.events(&old.task.id).unwrap().is_empty(), "its journal went too");
         assert_eq!(store.task_for_idempotency_key("old-key").unwrap(), None);
@@ -149,7 +149,7 @@ fn a_sweep_deletes_only_settled_tasks_that_ended_before_the_cutoff() {
         assert!(store.task(&recent.task.id).unwrap().is_some(), "recent ones stay");
         let listed = store.list(&ListQuery { limit: 10, ..Default::default() }).unwrap();
         assert_eq!(listed.tasks.len(), 2);
-        assert_eq!(store.sweep(1_000, 100).unwrap(), 0);
-        assert_eq!(store.sweep(10_000, 100).unwrap(), 1);
+        assert!(store.sweep(1_000, 100).unwrap().is_empty());
+        assert_eq!(store.sweep(10_000, 100).unwrap(), vec![recent.task.id]);
     }
 }

@@ -22,13 +22,16 @@ pub(super) fn request_step(workflows: &HashMap<String, Workflow>, task: &Task, s
         return fail(format!("workflow {:?} is no longer configured", task.workflow));
     };
     let Some(current) = task.step(step) else { return fail("no such step".into()) };
-    let previous_output = step
-        .checked_sub(1)
-        .and_then(|prev| task.step(prev))
-        .and_then(|prev| prev.output.as_ref())
-        .map(Json::value);
+    let previous = step.checked_sub(1).and_then(|prev| task.step(prev));
+    let previous_output = previous.and_then(|prev| prev.output.as_ref()).map(Json::value);
+    let previous_kept = previous.and_then(|prev| prev.kept_output.as_ref()).map(Json::value);
     let (params, item) = (task.params.value(), current.item.value());
-    let scope = Scope { params: &params, item: &item, previous_output: previous_output.as_ref() };
+    let scope = Scope {
+        params: &params,
+        item: &item,
+        previous_output: previous_output.as_ref(),
+        previous_kept_output: previous_kept.as_ref(),
+    };
     match workflow.step_input(step, &scope) {
         Ok(input) => Event::StepRequested {
             step,
@@ -218,9 +221,9 @@ impl Runtime {
                 return false;
             }
             Phase::Succeeded => {
-                let output = prediction.output.as_ref().unwrap_or(&serde_json::Value::Null);
-                let output = Json::from_value(output);
-                self.record(id, Event::StepSucceeded { step, prediction_id, output, at });
+                self.succeed(id, step, prediction);
+                // Keeping files first leaves the step running until they are on disk.
+                return self.active.get(&id).and_then(|a| a.task.step(step)).is_some_and(|s| s.status.is_terminal());
             }
             Phase::Failed => self.fail_attempt(id, step, Some(prediction_id), prediction.error_text()),
             Phase::Canceled if self.step_timed_out(id, step) => {
@@ -321,7 +324,7 @@ fn intent_at(task: &Task, step: u32) -> i64 {
 }
 
 /// Exponential backoff with full jitter, never sooner than the server asked.
-pub(super) fn backoff(policy: &Policy, failures: u32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn backoff(policy: &Policy, failures: u32, retry_after: Option<Duration>) -> Duration {
     let ceiling = policy.retry_base.saturating_mul(1 << failures.min(16)).min(policy.retry_max);
     let jittered = ceiling.mul_f64(rand::random::<f64>());
     jittered.max(retry_after.unwrap_or_default())

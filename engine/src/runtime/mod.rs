@@ -10,6 +10,7 @@ mod calls;
 mod control;
 mod group;
 mod handlers;
+mod keep;
 
 pub use admission::QueueView;
 
@@ -90,6 +91,8 @@ pub(crate) enum Msg {
     Retry { id: TaskId, reply: ControlReply },
     Created { id: TaskId, step: u32, attempt: u32, result: Result<(Prediction, bool), ClientError> },
     Checked { id: TaskId, step: u32, prediction_id: String, result: Result<Prediction, ClientError> },
+    /// A download of a succeeded step's output files ended.
+    Kept { id: TaskId, step: u32, prediction: Prediction, result: Result<serde_json::Value, crate::outputs::Transient> },
     /// A verified webhook delivery for `attempt` of `step`; answered once its effect is durable.
     Webhook { id: TaskId, step: u32, attempt: u32, prediction: Prediction, reply: AckReply },
     /// A cancel call (or, without an id, the search for the prediction to cancel) ended.
@@ -144,6 +147,8 @@ struct Active {
     poll_delay: Duration,
     /// Consecutive failed calls, for backoff.
     failures: u32,
+    /// Consecutive failed attempts to keep the current step's output files.
+    keep_failures: u32,
     /// The task's `seq` when its timer was set: a timer set before the task changed is
     /// obsolete when the change needs a call now.
     timer_seq: u64,
@@ -161,6 +166,8 @@ pub(crate) struct Runtime {
     webhook_url: Option<String>,
     /// Finished tasks older than this are deleted by the periodic sweep.
     retention: Duration,
+    /// Copies output files into the data dir when `[outputs] keep` is on.
+    keeper: Option<crate::outputs::Keeper>,
     active: HashMap<TaskId, Active>,
     /// The next status check, create retry or cancel retry of each task.
     timers: Scheduler<TaskId>,
@@ -185,6 +192,7 @@ impl Runtime {
         policy: Policy,
         max_in_flight: Option<usize>,
         retention: Duration,
+        keeper: Option<crate::outputs::Keeper>,
         webhook_base_url: Option<&str>,
         channel: (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
     ) -> Self {
@@ -198,6 +206,7 @@ impl Runtime {
             workflows,
             policy,
             retention,
+            keeper,
             webhook_url: webhook_base_url
                 .map(|base| format!("{}/v1/webhooks/replicate", base.trim_end_matches('/'))),
             active: HashMap::new(),
@@ -271,7 +280,20 @@ impl Runtime {
         const BATCH: usize = 1000;
         let cutoff = crate::time::now_millis() - self.retention.as_millis() as i64;
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.sweep(cutoff, BATCH)).await {
+        let keeper = self.keeper.clone();
+        let swept = move || {
+            let deleted = store.sweep(cutoff, BATCH)?;
+            for id in deleted.iter().filter(|_| keeper.is_some()) {
+                let dir = keeper.as_ref().map(|k| k.dir.join(id.to_string()));
+                if let Some(dir) = dir.filter(|d| d.exists()) {
+                    if let Err(error) = std::fs::remove_dir_all(&dir) {
+                        tracing::warn!(task_id = %id, %error, "Could not delete a swept task's kept files.");
+                    }
+                }
+            }
+            Ok::<_, StoreError>(deleted.len())
+        };
+        match tokio::task::spawn_blocking(swept).await {
             Ok(Ok(0)) => {}
             Ok(Ok(deleted)) => {
                 tracing::info!(deleted, "Finished tasks past their retention deleted.");
@@ -322,6 +344,7 @@ impl Runtime {
             Msg::Checked { id, step, prediction_id, result } => {
                 self.on_checked(id, step, &prediction_id, result)
             }
+            Msg::Kept { id, step, prediction, result } => self.on_kept(id, step, prediction, result),
             Msg::Webhook { id, step, attempt, prediction, reply } => {
                 self.on_webhook(id, step, attempt, prediction, reply)
             }
@@ -441,5 +464,5 @@ fn count_event(task: &Task, event: &Event) {
 
 fn new_active(task: Task, fresh_intent: bool, poll_delay: Duration) -> Active {
     let timer_seq = task.seq;
-    Active { task, unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0, timer_seq, create_failed_at: None }
+    Active { task, unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0, keep_failures: 0, timer_seq, create_failed_at: None }
 }
