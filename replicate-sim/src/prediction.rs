@@ -358,6 +358,7 @@ mod tests {
         let ctx = RenderCtx {
             base: "http://h",
             omit_optional_keys: true,
+            output_retention: None,
         };
         let running = p.render(at(0), &ctx);
         for key in [
