@@ -1,0 +1,261 @@
+//! End-to-end test of the built-in dashboard (server/dashboard/index.html, served at `GET /`)
+//! in a real headless Chromium, driven by server/dashboard/e2e/drive.js (Node +
+//! playwright-core, reused from examples/frontend/e2e) against the real binary and the
+//! simulated Replicate.
+//!
+//! drive.js asks this harness, over its stdout/stdin (`ASK {json}` / one JSON line back), to
+//! do what the page must not: start tasks with the API token, and switch the simulator's model
+//! from failing to working before the page retries.
+//!
+//! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node`, and `npm ci --prefix
+//! examples/frontend/e2e`. Without them the tests print why and pass, unless `CI` is set:
+//! then a missing tool is a failure. `STEPWISE_UPDATE_SCREENSHOTS=1` refreshes
+//! docs/dashboard-list.png and docs/dashboard-task.png.
+
+mod common;
+
+use common::*;
+use replicate_sim::{ModelBehavior, SimHandle};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// How long one scenario may take (drive.js has its own, shorter, deadlines per wait).
+const SCENARIO_DEADLINE: Duration = Duration::from_secs(60);
+const TOKEN: &str = "admin-secret";
+
+/// `tryon` on the simulator's `test/slow` model (ten-minute predictions, no timeouts), for
+/// the cancel scenarios.
+const SLOW_TRYON: &str = r#"
+[workflows.slowtryon]
+model = "test/slow"
+[workflows.slowtryon.input]
+human_img = "{{previous.output}}"
+garm_img = "{{item.garment_image}}"
+garment_des = "{{item.description}}"
+[workflows.slowtryon.first]
+human_img = "{{params.person_image}}"
+"#;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chromium_path() -> PathBuf {
+    std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+}
+
+fn node_modules() -> PathBuf {
+    root().join("examples/frontend/e2e/node_modules")
+}
+
+/// Whether the browser tools are there. When one is missing: a printed skip, or a panic
+/// under CI.
+fn tools_present(test: &str) -> bool {
+    let mut missing = Vec::new();
+    let chromium = chromium_path();
+    if !chromium.is_file() {
+        missing.push(format!("{} (apt-get install -y chromium)", chromium.display()));
+    }
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !node_ok {
+        missing.push("node (apt-get install -y nodejs npm)".to_owned());
+    }
+    let modules = node_modules().join("playwright-core");
+    if !modules.is_dir() {
+        missing.push(format!("{} (npm ci --prefix examples/frontend/e2e)", modules.display()));
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!("dashboard test `{test}` needs: {}", missing.join("; "));
+    if std::env::var_os("CI").is_some() {
+        panic!("{message} (CI is set, so this is a failure)");
+    }
+    // Straight to stderr, past the test harness's capture, so the skip shows in a passing run.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
+    false
+}
+
+/// The body of a task of `kind`, as drive.js asks for it.
+fn start_body(kind: &str) -> Option<Value> {
+    Some(match kind {
+        "tryon" => tryon_body("dash", 3),
+        "slow" => {
+            let mut body = tryon_body("dash-slow", 2);
+            body["workflow"] = json!("slowtryon");
+            body
+        }
+        "failing" => json!({"workflow": "failing", "items": [{"x": "retry me"}]}),
+        _ => return None,
+    })
+}
+
+/// Answers one `ASK` from drive.js.
+async fn answer(app: &App, sim: &SimHandle, token: Option<&str>, request: &Value) -> Value {
+    match request["op"].as_str() {
+        Some("start") => {
+            let Some(body) = start_body(request["kind"].as_str().unwrap_or("")) else {
+                return json!({"error": format!("unknown kind in {request}")});
+            };
+            let mut post = app.http.post(format!("{}/v1/tasks", app.url)).json(&body);
+            if let Some(token) = token {
+                post = post.bearer_auth(token);
+            }
+            let response = post.send().await.unwrap();
+            let status = response.status().as_u16();
+            let task: Value = response.json().await.unwrap_or(Value::Null);
+            if status != 201 {
+                return json!({"error": format!("start answered {status}: {task}")});
+            }
+            json!({"id": task["id"]})
+        }
+        Some("heal") => {
+            let model = request["model"].as_str().unwrap_or("test/failing");
+            sim.set_model(model, ModelBehavior { starting_ms: 50, processing_ms: 100, ..Default::default() });
+            json!({"ok": true})
+        }
+        _ => json!({"error": format!("unknown request {request}")}),
+    }
+}
+
+/// Starts the simulator and the engine (with `server_extra` in its [server] section), runs one
+/// drive.js scenario against `GET /`, answering its requests; returns its output, or panics
+/// with it (and the engine log's tail) when the scenario failed.
+async fn run_scenario(scenario: &str, server_extra: &str, token: Option<&str>, screenshots: Option<&Path>) -> String {
+    // Try-on predictions take ~1.9 s each, so a running step is visible for a while;
+    // `test/failing` fails fast (the retry scenario does not need to wait for it).
+    let sim = start_sim(1500).await;
+    sim.set_model(
+        "test/failing",
+        ModelBehavior {
+            starting_ms: 50,
+            processing_ms: 150,
+            failure_rate: 1.0,
+            failure_message: "CUDA out of memory".into(),
+            ..Default::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_toml(dir.path(), &sim.base_url(), server_extra) + SLOW_TRYON;
+    let app = App::spawn(dir.path(), &config);
+
+    let mut args: Vec<String> = vec![
+        root().join("server/dashboard/e2e/drive.js").display().to_string(),
+        "--scenario".into(),
+        scenario.into(),
+        "--url".into(),
+        format!("{}/", app.url),
+        "--chromium".into(),
+        chromium_path().display().to_string(),
+    ];
+    if let Some(token) = token {
+        args.extend(["--token".into(), token.into()]);
+    }
+    if let Some(dir) = screenshots {
+        args.extend(["--screenshots".into(), dir.display().to_string()]);
+    }
+    let mut child = Command::new("node")
+        .args(&args)
+        .env("NODE_PATH", node_modules())
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let mut stdin = child.stdin.take().unwrap();
+    // stdout and stderr lines, in one channel; the reader threads end at EOF.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(bool, String)>();
+    let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let tx_err = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send((true, line));
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx_err.send((false, line));
+        }
+    });
+
+    let deadline = tokio::time::Instant::now() + SCENARIO_DEADLINE;
+    let mut output = String::new();
+    let mut timed_out = false;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((from_stdout, line))) => {
+                if let Some(request) = line.strip_prefix("ASK ").filter(|_| from_stdout) {
+                    let request: Value = serde_json::from_str(request).unwrap_or(Value::Null);
+                    let reply = answer(&app, &sim, token, &request).await;
+                    output.push_str(&format!("ASK {request} -> {reply}\n"));
+                    // drive.js may have exited already (it failed): its output says why.
+                    let _ = writeln!(stdin, "{reply}").and_then(|()| stdin.flush());
+                } else {
+                    output.push_str(&line);
+                    output.push('\n');
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                timed_out = true;
+                let _ = child.kill();
+                break;
+            }
+        }
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let engine_log = std::fs::read_to_string(dir.path().join("engine.log")).unwrap_or_default();
+    if timed_out {
+        panic!("scenario {scenario} did not finish within {SCENARIO_DEADLINE:?}:\n{output}");
+    }
+    if !status.success() {
+        panic!("scenario {scenario} failed ({status}):\n{output}\n--- engine log (tail) ---\n{}", tail(&engine_log, 40));
+    }
+    println!("{output}");
+    output
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_the_dashboard_logs_in_follows_cancels_and_retries_tasks() {
+    if !tools_present("protected") {
+        return;
+    }
+    // The committed screenshots are refreshed only on request, so a test run leaves the tree
+    // as it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --test dashboard
+    let scratch = tempfile::tempdir().unwrap();
+    let shots = match std::env::var_os("STEPWISE_UPDATE_SCREENSHOTS") {
+        Some(_) => root().join("docs"),
+        None => scratch.path().to_owned(),
+    };
+    let extra = format!("api_token = \"{TOKEN}\"");
+    let output = run_scenario("protected", &extra, Some(TOKEN), Some(&shots)).await;
+    assert!(output.contains(r#""scenario":"protected","ok":true"#), "{output}");
+    for name in ["dashboard-task.png", "dashboard-list.png"] {
+        let size = std::fs::metadata(shots.join(name)).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 20_000, "{name} is a real screenshot ({size} bytes)");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_the_dashboard_needs_no_login_and_cancels() {
+    if !tools_present("open") {
+        return;
+    }
+    let output = run_scenario("open", "", None, None).await;
+    assert!(output.contains(r#""scenario":"open","ok":true"#), "{output}");
+}
