@@ -66,8 +66,9 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Tasks(args) => cli::tasks(args),
         Command::Inspect(args) => cli::inspect(args),
-        Command::CheckConfig { path } => serve::load_config(path).map(|(config, origin)| {
-            println!("# {origin}\n{}", config.masked_summary());
+        Command::CheckConfig { path } => serve::load_config(path).and_then(|(config, origin)| {
+            println!("# effective configuration from {origin} (secrets masked)\n{}", config.masked_toml()?);
+            Ok(())
         }),
     };
     match result {

@@ -72,7 +72,8 @@ fn check_config_prints_the_effective_config_with_secrets_masked() {
     std::fs::write(&path, "[server]\napi_token = \"hunter2\"\n[workflows.w]\nmodel = \"a/b\"\n").unwrap();
     let (ok, out, _) = stepwise(&["check-config", path.to_str().unwrap()]);
     assert!(ok);
-    assert!(out.contains("server.api_token = \"***\"") && !out.contains("hunter2"), "{out}");
+    assert!(out.contains("api_token = \"***\"") && !out.contains("hunter2"), "{out}");
+    assert!(out.contains("poll_initial_ms = 1000") && out.contains("[workflows.w]"), "defaults are shown: {out}");
     std::fs::write(&path, "[workflows.w]\nmax_items = 1\n").unwrap();
     let (ok, _, err) = stepwise(&["check-config", path.to_str().unwrap()]);
     assert!(!ok && err.contains("workflows.w: neither model nor version"), "{err}");

@@ -2,7 +2,7 @@
 //! secrets, and validation that reports every problem naming its key.
 //! No IO beyond reading the file and the environment.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 /// The default configuration, shipped in the binary so `stepwise serve` runs without a file.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config.toml");
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -28,7 +28,7 @@ pub struct Config {
 }
 
 /// Keeping output files: Replicate deletes API outputs after an hour.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutputsConfig {
     /// Download every file a step's output links to into the data dir before the step
@@ -48,7 +48,7 @@ impl Default for OutputsConfig {
 }
 
 /// Per-field limits on start requests, on top of the 1 MiB body limit and `max_items`.
-#[derive(Clone, Copy, Debug, Deserialize)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Longest string anywhere in `params` or an item, in bytes.
@@ -64,7 +64,7 @@ impl Default for LimitsConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub listen: String,
@@ -80,14 +80,14 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
     /// Finished tasks are deleted, with their journal, this long after they ended.
-    #[serde(deserialize_with = "duration::required")]
+    #[serde(deserialize_with = "duration::required", serialize_with = "duration::write")]
     pub retention: Duration,
 }
 
@@ -101,7 +101,7 @@ impl Default for StorageConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplicateConfig {
     pub api_base: String,
@@ -155,7 +155,7 @@ impl Default for ReplicateConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowConfig {
     pub model: Option<String>,
@@ -171,10 +171,10 @@ pub struct WorkflowConfig {
     pub step_retries: u32,
     /// A prediction still starting or processing after this long is canceled and counts as
     /// failed (so it is retried while retries remain). Also sent as `Cancel-After`.
-    #[serde(default, deserialize_with = "duration::optional")]
+    #[serde(default, deserialize_with = "duration::optional", serialize_with = "duration::write_optional", skip_serializing_if = "Option::is_none")]
     pub step_timeout: Option<Duration>,
     /// A task older than this is canceled.
-    #[serde(default, deserialize_with = "duration::optional")]
+    #[serde(default, deserialize_with = "duration::optional", serialize_with = "duration::write_optional", skip_serializing_if = "Option::is_none")]
     pub task_timeout: Option<Duration>,
     /// Most tasks of this workflow running at once (on top of the global cap).
     #[serde(default)]
@@ -213,6 +213,28 @@ pub mod duration {
             rest = &rest[unit_len..];
         }
         (!total.is_zero()).then_some(total)
+    }
+
+    /// The shortest text `parse` reads back to the same duration.
+    pub fn format(duration: Duration) -> String {
+        let ms = duration.as_millis();
+        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+            if ms % size == 0 {
+                return format!("{}{unit}", ms / size);
+            }
+        }
+        format!("{ms}ms")
+    }
+
+    pub fn write<S: serde::Serializer>(duration: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*duration))
+    }
+
+    pub fn write_optional<S: serde::Serializer>(duration: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match duration {
+            Some(duration) => write(duration, s),
+            None => s.serialize_none(),
+        }
     }
 
     pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -320,22 +342,18 @@ impl Config {
         }
     }
 
-    /// The configuration as TOML with secrets masked, for `check-config` and logs.
-    pub fn masked_summary(&self) -> String {
-        let mask = |s: &Option<String>| if s.is_some() { "\"***\"" } else { "(unset)" };
-        format!(
-            "server.listen = {:?}\nserver.api_token = {}\nstorage.data_dir = {:?}\n\
-             replicate.api_base = {:?}\nreplicate.api_token = {}\n\
-             replicate.webhook_base_url = {:?}\nreplicate.webhook_secret = {}\nworkflows = {:?}\n",
-            self.server.listen,
-            mask(&self.server.api_token),
-            self.storage.data_dir,
-            self.replicate.api_base,
-            mask(&self.replicate.api_token),
-            self.replicate.webhook_base_url,
-            mask(&self.replicate.webhook_secret),
-            self.workflows.keys().collect::<Vec<_>>(),
-        )
+    /// The effective configuration as TOML, secrets masked, for `check-config`.
+    pub fn masked_toml(&self) -> Result<String, toml::ser::Error> {
+        let mut masked = self.clone();
+        let mask = |secret: &mut Option<String>| {
+            if secret.is_some() {
+                *secret = Some("***".into());
+            }
+        };
+        mask(&mut masked.server.api_token);
+        mask(&mut masked.replicate.api_token);
+        mask(&mut masked.replicate.webhook_secret);
+        toml::to_string(&masked)
     }
 }
 
@@ -363,6 +381,21 @@ mod tests {
         config.apply_env(|name| (name == "REPLICATE_API_TOKEN").then(|| "env".to_owned()));
         assert_eq!(config.replicate.api_token.as_deref(), Some("env"));
         assert_eq!(config.server.api_token, None);
+    }
+
+    #[test]
+    fn the_effective_config_prints_as_toml_that_reads_back_with_secrets_masked() {
+        let mut config: Config = toml::from_str(EMBEDDED_DEFAULT).unwrap();
+        config.server.api_token = Some("hunter2".into());
+        config.replicate.api_token = Some("r8_secret".into());
+        let text = config.masked_toml().unwrap();
+        assert!(!text.contains("hunter2") && !text.contains("r8_secret"), "{text}");
+        assert!(text.contains("api_token = \"***\"") && text.contains("retention = \"7d\""), "{text}");
+        let again: Config = toml::from_str(&text).unwrap();
+        assert_eq!(again.storage.retention, config.storage.retention);
+        assert_eq!(again.workflows["tryon"].input, config.workflows["tryon"].input);
+        assert_eq!(duration::format(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(duration::format(Duration::from_secs(90)), "90s");
     }
 
     #[test]
