@@ -14,75 +14,18 @@
 
 mod common;
 
+use common::browser::*;
 use common::*;
 use replicate_sim::{ModelBehavior, SimHandle};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// How long one scenario may take (drive.js has its own, shorter, deadlines per wait).
 const SCENARIO_DEADLINE: Duration = Duration::from_secs(60);
 const TOKEN: &str = "admin-secret";
-
-/// `tryon` on the simulator's `test/slow` model (ten-minute predictions, no timeouts), for
-/// the cancel scenarios.
-const SLOW_TRYON: &str = r#"
-[workflows.slowtryon]
-model = "test/slow"
-[workflows.slowtryon.input]
-human_img = "{{previous.output}}"
-garm_img = "{{item.garment_image}}"
-garment_des = "{{item.description}}"
-[workflows.slowtryon.first]
-human_img = "{{params.person_image}}"
-"#;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chromium_path() -> PathBuf {
-    std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-fn node_modules() -> PathBuf {
-    root().join("examples/frontend/e2e/node_modules")
-}
-
-/// Whether the browser tools are there. When one is missing: a printed skip, or a panic
-/// under CI.
-fn tools_present(test: &str) -> bool {
-    let mut missing = Vec::new();
-    let chromium = chromium_path();
-    if !chromium.is_file() {
-        missing.push(format!("{} (apt-get install -y chromium)", chromium.display()));
-    }
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !node_ok {
-        missing.push("node (apt-get install -y nodejs npm)".to_owned());
-    }
-    let modules = node_modules().join("playwright-core");
-    if !modules.is_dir() {
-        missing.push(format!("{} (npm ci --prefix examples/frontend/e2e)", modules.display()));
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let message = format!("dashboard test `{test}` needs: {}", missing.join("; "));
-    if std::env::var_os("CI").is_some() {
-        panic!("{message} (CI is set, so this is a failure)");
-    }
-    // Straight to stderr, past the test harness's capture, so the skip shows in a passing run.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
-    false
-}
 
 /// The body of a task of `kind`, as drive.js asks for it.
 fn start_body(kind: &str) -> Option<Value> {
@@ -148,7 +91,7 @@ async fn run_scenario(scenario: &str, server_extra: &str, token: Option<&str>, s
     let app = App::spawn(dir.path(), &config);
 
     let mut args: Vec<String> = vec![
-        root().join("server/dashboard/e2e/drive.js").display().to_string(),
+        repo_root().join("server/dashboard/e2e/drive.js").display().to_string(),
         "--scenario".into(),
         scenario.into(),
         "--url".into(),
@@ -165,7 +108,7 @@ async fn run_scenario(scenario: &str, server_extra: &str, token: Option<&str>, s
     let mut child = Command::new("node")
         .args(&args)
         .env("NODE_PATH", node_modules())
-        .current_dir(root())
+        .current_dir(repo_root())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -232,14 +175,14 @@ fn tail(text: &str, lines: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_the_dashboard_logs_in_follows_cancels_and_retries_tasks() {
-    if !tools_present("protected") {
+    if !tools_present("dashboard", "protected") {
         return;
     }
     // The committed screenshots are refreshed only on request, so a test run leaves the tree
     // as it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --test dashboard
     let scratch = tempfile::tempdir().unwrap();
     let shots = match std::env::var_os("STEPWISE_UPDATE_SCREENSHOTS") {
-        Some(_) => root().join("docs"),
+        Some(_) => repo_root().join("docs"),
         None => scratch.path().to_owned(),
     };
     let extra = format!("api_token = \"{TOKEN}\"");
@@ -253,7 +196,7 @@ async fn with_a_token_the_dashboard_logs_in_follows_cancels_and_retries_tasks() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_token_the_dashboard_needs_no_login_and_cancels() {
-    if !tools_present("open") {
+    if !tools_present("dashboard", "open") {
         return;
     }
     let output = run_scenario("open", "", None, None).await;

@@ -8,8 +8,8 @@
 
 mod common;
 
+use common::browser::*;
 use common::*;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,58 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// How long one scenario may take in the browser (drive.js has its own, shorter, deadlines).
 const SCENARIO_DEADLINE: Duration = Duration::from_secs(120);
 
-/// A workflow like `tryon` on the simulator's `test/slow` model (predictions that run for
-/// ten minutes, no timeouts), for the cancel scenario.
-const SLOW_TRYON: &str = r#"
-[workflows.slowtryon]
-model = "test/slow"
-[workflows.slowtryon.input]
-human_img = "{{previous.output}}"
-garm_img = "{{item.garment_image}}"
-garment_des = "{{item.description}}"
-[workflows.slowtryon.first]
-human_img = "{{params.person_image}}"
-"#;
-
 fn frontend_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/frontend")
-}
-
-fn chromium_path() -> PathBuf {
-    std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
-}
-
-/// Whether the browser tools are there. When one is missing: a printed skip, or a panic
-/// under CI.
-fn tools_present(test: &str) -> bool {
-    let mut missing = Vec::new();
-    let chromium = chromium_path();
-    if !chromium.is_file() {
-        missing.push(format!("{} (apt-get install -y chromium)", chromium.display()));
-    }
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !node_ok {
-        missing.push("node (apt-get install -y nodejs npm)".to_owned());
-    }
-    let modules = frontend_dir().join("e2e/node_modules/playwright-core");
-    if !modules.is_dir() {
-        missing.push(format!("{} (npm ci --prefix examples/frontend/e2e)", modules.display()));
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let message = format!("frontend test `{test}` needs: {}", missing.join("; "));
-    if std::env::var_os("CI").is_some() {
-        panic!("{message} (CI is set, so this is a failure)");
-    }
-    // Straight to stderr, past the test harness's capture, so the skip shows in a passing run.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
-    false
 }
 
 /// A tiny static file server for examples/frontend/: GET of a file directly in that folder
@@ -204,7 +154,7 @@ fn tail(text: &str, lines: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_follows_a_task_live_until_every_step_succeeded_in_order() {
-    if !tools_present("live") {
+    if !tools_present("frontend", "live") {
         return;
     }
     // The committed screenshot is refreshed only on request, so a test run leaves the tree as
@@ -221,7 +171,7 @@ async fn the_page_follows_a_task_live_until_every_step_succeeded_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_cancels_a_running_task() {
-    if !tools_present("cancel") {
+    if !tools_present("frontend", "cancel") {
         return;
     }
     let output = run_scenario("cancel", &["--workflow", "slowtryon"]).await;
@@ -230,7 +180,7 @@ async fn the_page_cancels_a_running_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_event_source_the_page_polls_until_the_task_succeeded() {
-    if !tools_present("polling") {
+    if !tools_present("frontend", "polling") {
         return;
     }
     let output = run_scenario("polling", &["--workflow", "slowtryon"]).await;

@@ -2,6 +2,8 @@
 //! binary as a child process, and waits that poll a condition until a deadline.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use replicate_sim::{ModelBehavior, OutputShape, SimConfig, SimHandle};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
