@@ -1,10 +1,414 @@
-//! The `e2e` scenario (being written).
+//! The `e2e` scenario: N tasks of K steps through the whole engine (API, runtime, journal,
+//! Replicate client, webhooks or polling) against a zero-latency simulator (predictions end
+//! the moment they are created), so what is measured is the engine's own cost per step.
+//!
+//! - steps per second: N·K over the wall time from the first start request until the
+//!   runtime holds no unfinished task;
+//! - engine overhead per step: wall time per step minus the simulator's own time per
+//!   prediction (its `completed_at − created_at`, 0 here), both amortised over the run and,
+//!   per task, `(completed_at − created_at) / K` from the task's own timestamps (that one
+//!   includes queueing behind the other N−1 tasks);
+//! - disk: the size of the data dir (file lengths, and allocated blocks × 512 as `du` counts)
+//!   after a warm-up, when every task has finished, and after a clean shutdown; the growth
+//!   divided by N is the cost of one finished K-step task.
 
+use super::harness::{Harness, Setup};
+use super::load::{self, DiskUse, Outcome, Plan};
+use super::stats::Summary;
 use super::Report;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
-pub struct Options {}
+pub struct Options {
+    /// Tasks to run.
+    #[arg(long, default_value_t = 1000)]
+    tasks: usize,
+    /// Steps (items) per task.
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Size of a string field (`pad`) in every item, which the workflow also copies into the
+    /// step's prediction input.
+    #[arg(long, default_value_t = 100)]
+    payload_bytes: usize,
+    /// Concurrent clients posting the tasks.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Status-check interval of the polling mode (first check and every later one).
+    #[arg(long, default_value_t = 10)]
+    poll_ms: u64,
+    /// Only this mode: `webhooks` or `polling`.
+    #[arg(long)]
+    only: Option<String>,
+    /// Tasks run (and waited for) before the baseline is taken.
+    #[arg(long, default_value_t = 50)]
+    warmup: usize,
+}
 
-pub async fn run(_options: Options) -> anyhow::Result<Report> {
-    anyhow::bail!("the e2e scenario is not written yet")
+/// What one mode measured.
+struct Run {
+    mode: String,
+    starts: Outcome,
+    wall: Duration,
+    cpu: Duration,
+    succeeded: usize,
+    failed: usize,
+    predictions: usize,
+    sim_mean_ms: f64,
+    overhead: Summary,
+    groups: (u64, u64),
+    baseline: DiskUse,
+    finished: DiskUse,
+    closed: DiskUse,
+    /// Keys and key+value bytes in the journal after the run, by key kind (warm-up included).
+    live: Vec<(char, u64, u64)>,
+    /// Tasks in the journal (the warm-up's and the run's).
+    journal_tasks: usize,
+}
+
+impl Run {
+    fn steps(&self, options: &Options) -> usize {
+        options.tasks * options.steps
+    }
+
+    fn steps_per_second(&self, options: &Options) -> f64 {
+        self.steps(options) as f64 / self.wall.as_secs_f64()
+    }
+
+    fn amortised_overhead_ms(&self, options: &Options) -> f64 {
+        self.wall.as_secs_f64() * 1000.0 / self.steps(options) as f64 - self.sim_mean_ms
+    }
+
+    fn live_bytes(&self) -> u64 {
+        self.live.iter().map(|(_, _, bytes)| bytes).sum()
+    }
+
+    fn errors(&self) -> usize {
+        self.starts.errors + self.failed
+    }
+
+    fn growth(&self, at: DiskUse, options: &Options) -> Value {
+        let apparent = at.apparent_bytes as f64 - self.baseline.apparent_bytes as f64;
+        let allocated = at.allocated_bytes as f64 - self.baseline.allocated_bytes as f64;
+        let (n, k) = (options.tasks as f64, (options.tasks * options.steps) as f64);
+        json!({
+            "apparent_bytes": at.apparent_bytes,
+            "allocated_bytes": at.allocated_bytes,
+            "apparent_per_task": apparent / n,
+            "allocated_per_task": allocated / n,
+            "apparent_per_step": apparent / k,
+            "allocated_per_step": allocated / k,
+        })
+    }
+
+    fn json(&self, options: &Options) -> Value {
+        json!({
+            "tasks": options.tasks,
+            "steps": self.steps(options),
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "errors": self.errors(),
+            "predictions": self.predictions,
+            "wall_seconds": self.wall.as_secs_f64(),
+            "steps_per_second": self.steps_per_second(options),
+            "tasks_per_second": options.tasks as f64 / self.wall.as_secs_f64(),
+            "simulator_ms_per_prediction": self.sim_mean_ms,
+            "overhead_ms_per_step_amortised": self.amortised_overhead_ms(options),
+            "overhead_ms_per_step_per_task": self.overhead,
+            "cpu_seconds": self.cpu.as_secs_f64(),
+            "cpu_us_per_step": self.cpu.as_secs_f64() * 1e6 / self.steps(options) as f64,
+            "journal_groups": self.groups.0,
+            "journal_task_writes": self.groups.1,
+            "starts": self.starts.json(),
+            "journal_live": {
+                "tasks": self.journal_tasks,
+                "bytes_per_task": self.live_bytes() as f64 / self.journal_tasks.max(1) as f64,
+                "by_kind": self.live.iter().map(|(kind, keys, bytes)| (kind.to_string(), json!({ "keys": keys, "bytes": bytes }))).collect::<serde_json::Map<_, _>>(),
+            },
+            "disk": {
+                "baseline": self.baseline,
+                "finished": self.growth(self.finished, options),
+                "after_shutdown": self.growth(self.closed, options),
+            },
+        })
+    }
+}
+
+pub async fn run(options: Options) -> anyhow::Result<Report> {
+    anyhow::ensure!(options.tasks > 0 && options.steps > 0, "--tasks and --steps must be at least 1");
+    anyhow::ensure!(options.steps <= 100, "--steps must be at most 100 (the workflow's max_items)");
+    let modes: Vec<(String, bool)> = [("webhooks".to_owned(), true), (format!("polling {} ms", options.poll_ms), false)]
+        .into_iter()
+        .filter(|(name, _)| options.only.as_deref().is_none_or(|only| name.starts_with(only)))
+        .collect();
+    anyhow::ensure!(!modes.is_empty(), "--only takes `webhooks` or `polling`");
+    let mut runs = vec![];
+    for (name, webhooks) in modes {
+        runs.push(measure(&options, name, webhooks).await?);
+    }
+
+    let kib = |bytes: f64| bytes / 1024.0;
+    let mut table = format!(
+        "e2e: {} tasks x {} steps, items with a {} B string, zero-latency simulator, {} posting clients\n",
+        options.tasks, options.steps, options.payload_bytes, options.clients
+    );
+    table += &format!(
+        "{:<16} {:>7} {:>8} {:>9} {:>8} {:>10} | {:>32} | {:>9} {:>6}\n",
+        "mode", "steps", "wall s", "steps/s", "tasks/s", "ovh ms/st", "per-task ovh ms/step p50/p90/p99/max", "cpu us/st", "errors"
+    );
+    for run in &runs {
+        let o = &run.overhead;
+        table += &format!(
+            "{:<16} {:>7} {:>8.2} {:>9.0} {:>8.0} {:>10.3} | {:>32} | {:>9.0} {:>6}\n",
+            run.mode,
+            run.steps(&options),
+            run.wall.as_secs_f64(),
+            run.steps_per_second(&options),
+            options.tasks as f64 / run.wall.as_secs_f64(),
+            run.amortised_overhead_ms(&options),
+            format!("{:.1} / {:.1} / {:.1} / {:.1}", o.p50_ms, o.p90_ms, o.p99_ms, o.max_ms),
+            run.cpu.as_secs_f64() * 1e6 / run.steps(&options) as f64,
+            run.errors()
+        );
+    }
+    table += "ovh ms/st: wall time per step minus the simulator's time per prediction (amortised); per-task: (completed_at - created_at)/steps - simulator time\n";
+    table += "disk: growth of the data dir over the baseline taken after the warm-up (apparent = file lengths; allocated = blocks x 512, as du)\n";
+    table += &format!(
+        "{:<16} {:>14} {:>22} {:>22} {:>22}\n",
+        "mode", "baseline KiB", "at finish KiB app/alloc", "per task B app/alloc", "after close B/task"
+    );
+    for run in &runs {
+        let per_task = |at: DiskUse| {
+            (
+                (at.apparent_bytes as f64 - run.baseline.apparent_bytes as f64) / options.tasks as f64,
+                (at.allocated_bytes as f64 - run.baseline.allocated_bytes as f64) / options.tasks as f64,
+            )
+        };
+        let (fa, fb) = per_task(run.finished);
+        let (ca, cb) = per_task(run.closed);
+        table += &format!(
+            "{:<16} {:>14} {:>22} {:>22} {:>22}\n",
+            run.mode,
+            format!("{:.0}/{:.0}", kib(run.baseline.apparent_bytes as f64), kib(run.baseline.allocated_bytes as f64)),
+            format!("{:.0}/{:.0}", kib(run.finished.apparent_bytes as f64), kib(run.finished.allocated_bytes as f64)),
+            format!("{fa:.0}/{fb:.0}"),
+            format!("{ca:.0}/{cb:.0}"),
+        );
+    }
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    let mut targets = serde_json::Map::new();
+    for run in &runs {
+        let rate = run.steps_per_second(&options);
+        table += &format!("{}: {rate:.0} steps/s (target >= 2000: {})", run.mode, met(rate >= 2000.0));
+        targets.insert(format!("{}_steps_per_second_at_least_2000", key(&run.mode)), json!(rate >= 2000.0));
+        if options.steps == 3 {
+            let per_task = (run.finished.allocated_bytes as f64 - run.baseline.allocated_bytes as f64) / options.tasks as f64;
+            table += &format!("; {:.0} B allocated per 3-step task (target < 4096: {})", per_task, met(per_task < 4096.0));
+            targets.insert(format!("{}_disk_under_4_kib_per_task", key(&run.mode)), json!(per_task < 4096.0));
+        }
+        table += &format!(
+            "; {} predictions, {} journal groups ({:.1} task writes each)\n",
+            run.predictions,
+            run.groups.0,
+            run.groups.1 as f64 / run.groups.0.max(1) as f64
+        );
+        let live = run.live_bytes() as f64 / run.journal_tasks.max(1) as f64;
+        let kinds: Vec<String> = run.live.iter().map(|(kind, _, bytes)| format!("{kind} {:.0}", *bytes as f64 / run.journal_tasks.max(1) as f64)).collect();
+        let growth = (run.finished.allocated_bytes as f64 - run.baseline.allocated_bytes as f64) / options.tasks as f64;
+        table += &format!(
+            "  journal content after the run: {live:.0} B per task ({}); disk growth / content: {:.1}x\n",
+            kinds.join(", "),
+            growth / live.max(1.0)
+        );
+    }
+    let json = json!({
+        "scenario": "e2e",
+        "tasks": options.tasks,
+        "steps_per_task": options.steps,
+        "payload_bytes": options.payload_bytes,
+        "clients": options.clients,
+        "poll_ms": options.poll_ms,
+        "modes": runs.iter().map(|run| (key(&run.mode), run.json(&options))).collect::<serde_json::Map<_, _>>(),
+        "targets": targets,
+    });
+    Ok(Report { table, json })
+}
+
+fn key(mode: &str) -> String {
+    mode.split_whitespace().next().unwrap_or(mode).to_owned()
+}
+
+fn body(tag: &str, steps: usize, pad: &str) -> hyper::body::Bytes {
+    let items: Vec<Value> = (0..steps).map(|n| json!({ "n": format!("{tag}-{n}"), "pad": pad })).collect();
+    let body = json!({ "workflow": "padded", "params": { "start": format!("s{tag}") }, "items": items });
+    serde_json::to_vec(&body).expect("JSON encodes").into()
+}
+
+/// Posts `count` tasks tagged `{prefix}{i}`; answers the start outcome and the ids.
+async fn post_tasks(harness: &Harness, options: &Options, prefix: &str, count: usize, label: &str) -> (Outcome, Vec<String>) {
+    let http = load::client(options.clients);
+    let ids = Arc::new(Mutex::new(Vec::with_capacity(count)));
+    let (collected, url) = (ids.clone(), format!("{}/v1/tasks", harness.url));
+    let pad: Arc<str> = "x".repeat(options.payload_bytes).into();
+    let (steps, prefix) = (options.steps, prefix.to_owned());
+    let plan = Plan { clients: options.clients, requests: Some(count), duration: None };
+    let outcome = load::run(label, plan, move |i| {
+        let request = http.post(&url).header("content-type", "application/json").body(body(&format!("{prefix}{i}"), steps, &pad));
+        let collected = collected.clone();
+        async move {
+            let answer = load::expect_status(request, 201).await?;
+            let task: Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+            collected.lock().expect("not poisoned").push(task["id"].as_str().unwrap_or_default().to_owned());
+            Ok(())
+        }
+    })
+    .await;
+    let ids = std::mem::take(&mut *ids.lock().expect("not poisoned"));
+    (outcome, ids)
+}
+
+/// Waits until the runtime holds no unfinished task; answers when it first saw that.
+async fn until_idle(harness: &Harness, total: usize, within: Duration) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + within;
+    let mut progress = super::progress::Progress::new("finishing", total as u64);
+    loop {
+        let unfinished = harness.unfinished();
+        progress.set(total.saturating_sub(unfinished) as u64);
+        if unfinished == 0 {
+            progress.finish();
+            return Ok(Instant::now());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{unfinished} tasks still unfinished after {within:?}");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Reads every task back (not timed): (status, created_at ms, completed_at ms) by id.
+async fn read_back(harness: &Harness, ids: &[String], clients: usize) -> anyhow::Result<Vec<(String, i64, i64)>> {
+    let http = load::client(clients);
+    let ids: Arc<Vec<String>> = Arc::new(ids.to_vec());
+    let found = Arc::new(Mutex::new(Vec::with_capacity(ids.len())));
+    let (base, collected, list) = (harness.url.clone(), found.clone(), ids.clone());
+    let plan = Plan { clients, requests: Some(ids.len()), duration: None };
+    let outcome = load::run("reading", plan, move |i| {
+        let request = http.get(format!("{base}/v1/tasks/{}", list[i]));
+        let collected = collected.clone();
+        async move {
+            let answer = load::expect_status(request, 200).await?;
+            let task: Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+            let at = |field: &str| task[field].as_str().and_then(stepwise_engine::time::parse_rfc3339).unwrap_or(0);
+            let status = task["status"].as_str().unwrap_or("").to_owned();
+            collected.lock().expect("not poisoned").push((status, at("created_at"), at("completed_at")));
+            Ok(())
+        }
+    })
+    .await;
+    anyhow::ensure!(outcome.errors == 0, "reading the tasks back failed: {}", outcome.first_error.unwrap_or_default());
+    let found = std::mem::take(&mut *found.lock().expect("not poisoned"));
+    Ok(found)
+}
+
+async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Result<Run> {
+    let setup = Setup { prediction_ms: 0, webhooks, poll_initial_ms: options.poll_ms, poll_max_ms: options.poll_ms };
+    let harness = Harness::start(&setup).await?;
+    let budget = Duration::from_secs(600);
+
+    if options.warmup > 0 {
+        let (warm, _) = post_tasks(&harness, options, "w", options.warmup, "warm-up").await;
+        anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
+        until_idle(&harness, options.warmup, budget).await?;
+    }
+    let baseline = load::disk_use(&harness.data_dir())?;
+    let groups_before = harness.groups();
+    let predictions_before = harness.sim.predictions().len();
+
+    let cpu_before = load::cpu_time();
+    let started = Instant::now();
+    let (starts, ids) = post_tasks(&harness, options, "t", options.tasks, &mode).await;
+    let mut ended = until_idle(&harness, options.tasks, budget).await?;
+    let mut cpu = load::cpu_time().saturating_sub(cpu_before);
+    let finished = load::disk_use(&harness.data_dir())?;
+    let groups = harness.groups();
+
+    let mut tasks = read_back(&harness, &ids, options.clients).await?;
+    // The runtime's gauge is published at the end of a turn, so in a tiny run it can read 0
+    // just before the last start's turn ends: then wait again and take the later time.
+    if tasks.iter().any(|(status, _, _)| !["succeeded", "failed", "canceled"].contains(&status.as_str())) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ended = until_idle(&harness, options.tasks, budget).await?;
+        cpu = load::cpu_time().saturating_sub(cpu_before);
+        tasks = read_back(&harness, &ids, options.clients).await?;
+    }
+    let wall = ended - started;
+
+    // The simulator's own time per prediction, by task tag.
+    let predictions = harness.sim.predictions();
+    let mut sim_total = 0.0;
+    let mut counted = 0usize;
+    for p in &predictions[predictions_before.min(predictions.len())..] {
+        let at = |v: &Value| v.as_str().and_then(stepwise_engine::time::parse_rfc3339_micros);
+        let (Some(created), Some(completed)) = (at(&p["created_at"]), at(&p["completed_at"])) else { continue };
+        let ms = (completed - created) as f64 / 1000.0;
+        sim_total += ms;
+        counted += 1;
+    }
+    let sim_mean_ms = if counted == 0 { 0.0 } else { sim_total / counted as f64 };
+    let overhead: Vec<Duration> = tasks
+        .iter()
+        .filter(|(status, _, _)| status == "succeeded")
+        .map(|(_, created, completed)| {
+            let per_step = (completed - created) as f64 / options.steps as f64 - sim_mean_ms;
+            Duration::from_secs_f64(per_step.max(0.0) / 1000.0)
+        })
+        .collect();
+    let succeeded = tasks.iter().filter(|(status, _, _)| status == "succeeded").count();
+    let failed = tasks.len() - succeeded;
+    let root = harness.stop_keeping_data().await?;
+    let closed = load::disk_use(&root.path().join("data"))?;
+    let live = tokio::task::spawn_blocking({
+        let dir = root.path().join("data");
+        move || live_bytes(&dir)
+    })
+    .await??;
+    drop(root);
+    Ok(Run {
+        mode,
+        starts,
+        wall,
+        cpu,
+        succeeded,
+        failed,
+        predictions: counted,
+        sim_mean_ms,
+        overhead: Summary::of(&overhead),
+        groups: (groups.0 - groups_before.0, groups.1 - groups_before.1),
+        baseline,
+        finished,
+        closed,
+        live,
+        journal_tasks: options.warmup + options.tasks,
+    })
+}
+
+/// Reopens the closed journal and sums its keys and values by kind (the key's first byte:
+/// `t` snapshot, `e` event, `c` listing index, `p` prediction owner, `i` idempotency key,
+/// `a` unfinished): what the journal holds, against which the disk growth is overhead.
+fn live_bytes(dir: &std::path::Path) -> anyhow::Result<Vec<(char, u64, u64)>> {
+    use stepwise_engine::journal::{Backend, SledBackend};
+    let backend = SledBackend::open(dir, 64 << 20)?;
+    let mut by_kind: std::collections::BTreeMap<char, (u64, u64)> = Default::default();
+    let mut from = vec![0u8];
+    loop {
+        let chunk = backend.scan(&from, &[0xff; 8], false, 4096)?;
+        let Some((last, _)) = chunk.last() else { break };
+        from = last.clone();
+        from.push(0);
+        for (key, value) in &chunk {
+            let entry = by_kind.entry(key[0] as char).or_default();
+            entry.0 += 1;
+            entry.1 += (key.len() + value.len()) as u64;
+        }
+    }
+    Ok(by_kind.into_iter().map(|(kind, (keys, bytes))| (kind, keys, bytes)).collect())
 }

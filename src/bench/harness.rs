@@ -21,10 +21,14 @@ pub struct Harness {
     pub sim: SimHandle,
     pub url: String,
     pub http: reqwest::Client,
+    /// The engine handle (its runtime gauges: unfinished tasks, groups committed).
+    pub engine: Engine,
     shutdown: CancellationToken,
     runtime: tokio::task::JoinHandle<Result<(), stepwise_engine::journal::StoreError>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    _data: tempfile::TempDir,
+    /// A fresh temporary directory; the engine's data dir is its `data/` subdirectory, so
+    /// other files on the same disk (the fsync reference) can sit beside it.
+    root: tempfile::TempDir,
 }
 
 impl Harness {
@@ -35,15 +39,19 @@ impl Harness {
         let sim_config = SimConfig { default_model: behavior, ..Default::default() };
         let token = sim_config.token.clone();
         let sim = replicate_sim::start(sim_config, tokio::net::TcpListener::bind("127.0.0.1:0").await?).await?;
-        let data = tempfile::tempdir()?;
+        let root = tempfile::tempdir()?;
+        let data = root.path().join("data");
         let webhooks = if setup.webhooks { format!("webhook_base_url = \"{url}\"\n") } else { String::new() };
         let toml = format!(
             "[storage]\ndata_dir = {data:?}\n[replicate]\napi_base = \"{sim}\"\napi_token = \"{token}\"\n\
              poll_initial_ms = {initial}\npoll_max_ms = {max}\ncreates_per_minute = 600000\ncreate_burst = 10000\n\
              other_calls_per_minute = 600000\nother_burst = 10000\n{webhooks}\
              [workflows.chain]\nmodel = \"{MODEL}\"\nmax_items = 100\n[workflows.chain.input]\n\
-             image = \"{{{{previous.output}}}}\"\nn = \"{{{{item.n}}}}\"\n[workflows.chain.first]\nimage = \"{{{{params.start}}}}\"\n",
-            data = data.path().display().to_string(),
+             image = \"{{{{previous.output}}}}\"\nn = \"{{{{item.n}}}}\"\n[workflows.chain.first]\nimage = \"{{{{params.start}}}}\"\n\
+             [workflows.padded]\nmodel = \"{MODEL}\"\nmax_items = 100\n[workflows.padded.input]\n\
+             image = \"{{{{previous.output}}}}\"\nn = \"{{{{item.n}}}}\"\npad = \"{{{{item.pad}}}}\"\n\
+             [workflows.padded.first]\nimage = \"{{{{params.start}}}}\"\n",
+            data = data.display().to_string(),
             sim = sim.base_url(),
             initial = setup.poll_initial_ms,
             max = setup.poll_max_ms,
@@ -55,9 +63,31 @@ impl Harness {
         }
         let shutdown = CancellationToken::new();
         let (engine, runtime) = Engine::launch(&config, StoreChoice::Disk, shutdown.clone())?;
-        let app = stepwise_server::router(engine, &config.server, shutdown.clone());
+        let app = stepwise_server::router(engine.clone(), &config.server, shutdown.clone());
         let server = tokio::spawn(stepwise_server::serve(api, app, shutdown.clone()));
-        Ok(Harness { sim, url, http: reqwest::Client::new(), shutdown, runtime, server, _data: data })
+        Ok(Harness { sim, url, http: reqwest::Client::new(), engine, shutdown, runtime, server, root })
+    }
+
+    /// The engine's data dir (sled's files).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.root.path().join("data")
+    }
+
+    /// The temporary directory that holds the data dir: same file system, free for probes.
+    pub fn scratch_dir(&self) -> &std::path::Path {
+        self.root.path()
+    }
+
+    /// Tasks the runtime holds in memory (unfinished); updated once per runtime turn.
+    pub fn unfinished(&self) -> usize {
+        self.engine.gauges().unfinished.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Journal groups committed so far (each one `apply_batch` + flush + `fdatasync`), and
+    /// the task writes they carried.
+    pub fn groups(&self) -> (u64, u64) {
+        let gauges = self.engine.gauges();
+        (gauges.groups.load(std::sync::atomic::Ordering::Relaxed), gauges.group_tasks.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Starts a chain task of `steps` steps; returns its id.
@@ -92,10 +122,101 @@ impl Harness {
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop_keeping_data().await.map(drop)
+    }
+
+    /// Stops everything and hands back the temporary directory (deleted when dropped), so
+    /// the data dir can be measured after sled has closed.
+    pub async fn stop_keeping_data(self) -> anyhow::Result<tempfile::TempDir> {
         self.shutdown.cancel();
         self.server.await??;
         self.runtime.await??;
         self.sim.shutdown().await;
-        Ok(())
+        drop(self.engine);
+        Ok(self.root)
+    }
+}
+
+/// What an HTTP scenario loads: an engine this process starts (with the simulator), or one
+/// already running at `--target URL`.
+pub enum Target {
+    Own(Harness),
+    External { url: String },
+}
+
+impl Target {
+    /// `Own` with predictions so long (10 min, no status check before then) that started
+    /// tasks only wait: the measurement sees the API and the journal, not the predictions.
+    pub async fn start(external: Option<String>) -> anyhow::Result<Target> {
+        match external {
+            Some(url) => {
+                let url = url.trim_end_matches('/').to_owned();
+                let health = reqwest::get(format!("{url}/healthz")).await?;
+                anyhow::ensure!(health.status().is_success(), "{url}/healthz answered {}", health.status());
+                Ok(Target::External { url })
+            }
+            None => {
+                let setup = Setup { prediction_ms: 600_000, webhooks: false, poll_initial_ms: 600_000, poll_max_ms: 600_000 };
+                Ok(Target::Own(Harness::start(&setup).await?))
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            Target::Own(harness) => &harness.url,
+            Target::External { url } => url,
+        }
+    }
+
+    pub fn harness(&self) -> Option<&Harness> {
+        match self {
+            Target::Own(harness) => Some(harness),
+            Target::External { .. } => None,
+        }
+    }
+
+    /// The start body: `body` when given; else a chain of `items` steps for our own engine,
+    /// or the README's try-on (workflow `tryon` of the shipped config) for an external one.
+    pub fn start_body(&self, body: Option<&str>, items: usize) -> anyhow::Result<hyper::body::Bytes> {
+        let value: serde_json::Value = match (body, self) {
+            (Some(text), _) => serde_json::from_str(text).map_err(|e| anyhow::anyhow!("--body is not JSON: {e}"))?,
+            (None, Target::Own(_)) => {
+                let items: Vec<_> = (0..items).map(|n| serde_json::json!({ "n": format!("item-{n}") })).collect();
+                serde_json::json!({ "workflow": "chain", "params": { "start": "https://example.com/me.jpg" }, "items": items })
+            }
+            (None, Target::External { .. }) => {
+                let items: Vec<_> = (0..items)
+                    .map(|n| serde_json::json!({ "garment_image": format!("https://example.com/garment-{n}.jpg"), "description": format!("garment {n}") }))
+                    .collect();
+                serde_json::json!({ "workflow": "tryon", "params": { "person_image": "https://example.com/me.jpg" }, "items": items })
+            }
+        };
+        Ok(serde_json::to_vec(&value)?.into())
+    }
+
+    /// Waits until our own engine has sent every create it owes and committed the answers
+    /// (the simulator saw `creates` creates and the journal stopped writing), so background
+    /// work does not leak into the next measurement. Nothing to wait for on an external one.
+    pub async fn settle(&self, creates: u64, within: Duration) -> anyhow::Result<()> {
+        let Target::Own(harness) = self else { return Ok(()) };
+        let deadline = tokio::time::Instant::now() + within;
+        let mut last = harness.groups();
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = harness.groups();
+            if harness.sim.create_calls() >= creates && now == last {
+                return Ok(());
+            }
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the engine did not settle within {within:?}");
+            last = now;
+        }
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        match self {
+            Target::Own(harness) => harness.stop().await,
+            Target::External { .. } => Ok(()),
+        }
     }
 }

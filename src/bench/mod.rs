@@ -2,12 +2,15 @@
 //! in-process (the simulator on loopback, the engine on a fresh temporary data dir, the HTTP
 //! API on a free port), drives it over real HTTP, and prints a table (or `--json`).
 
+mod child;
 mod e2e;
 mod harness;
 mod idle;
+mod load;
 mod progress;
 mod recover;
 mod reference;
+mod rig;
 mod start;
 mod stats;
 mod status;

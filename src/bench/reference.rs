@@ -1,2 +1,138 @@
-//! References measured in the same run: the bare-HTTP ceiling and the fdatasync ceiling
-//! (being written).
+//! References measured in the same run as the engine, so ratios hold on a noisy machine:
+//!
+//! - the bare-HTTP ceiling: a minimal hyper 1 server (HTTP/1.1, the same tokio runtime as
+//!   the engine's API) that reads the request body and answers `hello`, driven by the same
+//!   load generator with the same number of clients;
+//! - the durability ceiling: one thread appending 100 bytes and calling `fdatasync`
+//!   (`File::sync_data`) in a loop, on the same file system as the engine's data dir.
+
+use super::load::{self, Outcome, Plan};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// A running `hello` server on 127.0.0.1.
+pub struct Hello {
+    pub url: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Hello {
+    pub async fn start() -> anyhow::Result<Hello> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    _ = token.cancelled() => break,
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(_) => continue,
+                    },
+                };
+                let token = token.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(hello);
+                    let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(connection);
+                    tokio::select! {
+                        _ = connection.as_mut() => {}
+                        _ = token.cancelled() => {
+                            connection.as_mut().graceful_shutdown();
+                            let _ = connection.await;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Hello { url, stop, task })
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Reads the whole request body (as any real handler would), then answers `hello`.
+async fn hello(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let _ = request.into_body().collect().await;
+    Ok(Response::new(Full::new(Bytes::from_static(b"hello"))))
+}
+
+/// `GET {hello}{path}` under `plan`.
+pub async fn hello_get(plan: Plan, path: &str) -> anyhow::Result<Outcome> {
+    let server = Hello::start().await?;
+    let http = load::client(plan.clients);
+    let url = format!("{}{path}", server.url);
+    let outcome = load::run("bare hyper", plan, move |_| {
+        let request = http.get(&url);
+        async move { load::expect_status(request, 200).await.map(drop) }
+    })
+    .await;
+    server.stop().await;
+    Ok(outcome)
+}
+
+/// `POST {hello}{path}` with `body` (JSON) under `plan`.
+pub async fn hello_post(plan: Plan, path: &str, body: Bytes) -> anyhow::Result<Outcome> {
+    let server = Hello::start().await?;
+    let http = load::client(plan.clients);
+    let url = format!("{}{path}", server.url);
+    let outcome = load::run("bare hyper", plan, move |_| {
+        let request = http.post(&url).header("content-type", "application/json").body(body.clone());
+        async move { load::expect_status(request, 200).await.map(drop) }
+    })
+    .await;
+    server.stop().await;
+    Ok(outcome)
+}
+
+/// What the fdatasync loop measured.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Fsync {
+    pub syncs: u64,
+    pub seconds: f64,
+    pub per_second: f64,
+    pub mean_ms: f64,
+}
+
+/// Appends 100 bytes and `fdatasync`s, over and over for `seconds`, in a file in `dir`
+/// (removed afterwards). Runs on a blocking thread: one writer, no overlap, the rate a
+/// journal that syncs every write on its own would reach.
+pub async fn fsync_rate(dir: &Path, seconds: f64) -> anyhow::Result<Fsync> {
+    let path = dir.join("fdatasync-probe");
+    let run = move || -> anyhow::Result<Fsync> {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let record = [b'x'; 100];
+        let started = Instant::now();
+        let budget = Duration::from_secs_f64(seconds);
+        let mut syncs = 0u64;
+        while started.elapsed() < budget || syncs == 0 {
+            file.write_all(&record)?;
+            file.sync_data()?;
+            syncs += 1;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        Ok(Fsync { syncs, seconds: elapsed, per_second: syncs as f64 / elapsed, mean_ms: elapsed * 1000.0 / syncs as f64 })
+    };
+    tokio::task::spawn_blocking(run).await?
+}
+
+impl Fsync {
+    pub fn json(&self) -> Value {
+        json!(self)
+    }
+}

@@ -1,10 +1,179 @@
-//! The `start` scenario (being written).
+//! The `start` scenario: durable `POST /v1/tasks` (each 201 comes after the task is fsynced)
+//! from N concurrent clients, next to two references measured in the same run: a bare hyper
+//! server answering the same POST, and a single-threaded `write 100 B + fdatasync` loop on the
+//! same file system. Engine starts per second over fsyncs per second is the group-commit
+//! factor: how many starts one journal sync carries on average.
+//!
+//! The engine's own simulator runs 10-minute predictions and the engine checks none before
+//! then, so a started task costs its journal writes and one create call, then only waits.
 
+use super::harness::Target;
+use super::load::{self, Outcome, Plan};
+use super::reference;
 use super::Report;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(clap::Args)]
-pub struct Options {}
+pub struct Options {
+    /// Concurrent clients (one keep-alive connection each).
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Requests to send (ignored when --seconds is given).
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Send for this many seconds instead of a fixed number of requests.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Items (steps) in each started task.
+    #[arg(long, default_value_t = 3)]
+    items: usize,
+    /// Requests sent before measuring (connections, caches), not counted.
+    #[arg(long, default_value_t = 500)]
+    warmup: usize,
+    /// How long the fdatasync reference runs.
+    #[arg(long, default_value_t = 2.0)]
+    fsync_seconds: f64,
+    /// Load an engine already running at this URL instead of starting one. Its workflow
+    /// must accept --body (default: the README's `tryon` body, as `serve --simulate` has).
+    #[arg(long)]
+    target: Option<String>,
+    /// The JSON start body to send (default: a chain of --items steps).
+    #[arg(long)]
+    body: Option<String>,
+    /// Where the fdatasync reference writes with --target (put it on the engine's disk).
+    /// Default: next to our own engine's data dir, or the system temp dir.
+    #[arg(long)]
+    probe_dir: Option<PathBuf>,
+}
 
-pub async fn run(_options: Options) -> anyhow::Result<Report> {
-    anyhow::bail!("the start scenario is not written yet")
+pub async fn run(options: Options) -> anyhow::Result<Report> {
+    anyhow::ensure!(options.clients > 0, "--clients must be at least 1");
+    let plan = Plan {
+        clients: options.clients,
+        requests: options.seconds.is_none().then_some(options.requests),
+        duration: options.seconds.map(Duration::from_secs_f64),
+    };
+    let target = Target::start(options.target.clone()).await?;
+    let body = target.start_body(options.body.as_deref(), options.items)?;
+    let url = format!("{}/v1/tasks", target.url());
+
+    // Warm up the engine (connections, sled's first pages), then let its creates finish.
+    let warmup = Plan { clients: options.clients, requests: Some(options.warmup), duration: None };
+    let warm = post(&url, &body, warmup, "warm-up").await;
+    anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
+    target.settle(options.warmup as u64, Duration::from_secs(60)).await?;
+
+    // References first, while the engine is idle.
+    let probe_dir = match (&options.probe_dir, target.harness()) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(harness)) => harness.scratch_dir().to_path_buf(),
+        (None, None) => std::env::temp_dir(),
+    };
+    let fsync = reference::fsync_rate(&probe_dir, options.fsync_seconds).await?;
+    let hyper = reference::hello_post(plan, "/v1/tasks", body.clone()).await?;
+
+    let groups_before = target.harness().map(|h| h.groups());
+    let creates_before = target.harness().map(|h| h.sim.create_calls());
+    let cpu_before = load::cpu_time();
+    let engine = post(&url, &body, plan, "start").await;
+    let cpu = load::cpu_time().saturating_sub(cpu_before);
+    let groups = target.harness().zip(groups_before).map(|(h, (g, t))| {
+        let (g2, t2) = h.groups();
+        (g2 - g, t2 - t)
+    });
+    let creates = target.harness().zip(creates_before).map(|(h, c)| h.sim.create_calls() - c);
+    target.stop().await?;
+
+    let vs_hyper = engine.per_second() / hyper.per_second();
+    let group_factor = engine.per_second() / fsync.per_second;
+    let targets = json!({
+        "group_commit_factor_at_least_4": group_factor >= 4.0,
+        "vs_bare_hyper_at_least_25_percent": vs_hyper >= 0.25,
+        "p99_under_20_ms_at_64_clients": (options.clients == 64).then_some(engine.latency.p99_ms < 20.0),
+    });
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+
+    let mut table = format!(
+        "start: durable POST /v1/tasks ({} items each, {} bytes), {} clients, {}\n{}\n",
+        options.items,
+        body.len(),
+        options.clients,
+        describe(plan),
+        Outcome::header()
+    );
+    table += &engine.row("engine POST /v1/tasks");
+    table += "\n";
+    table += &hyper.row("bare hyper POST (same body)");
+    table += "\n";
+    table += &format!(
+        "{:<30} {:>7} {:>9.0} {:>8.2}   (one thread, write 100 B + fdatasync, {})\n",
+        "fdatasync loop",
+        fsync.syncs,
+        fsync.per_second,
+        fsync.mean_ms,
+        probe_dir.display()
+    );
+    table += &format!(
+        "engine / bare hyper: {:.1}% (target >= 25%: {})\n",
+        vs_hyper * 100.0,
+        met(vs_hyper >= 0.25)
+    );
+    table += &format!(
+        "engine / fdatasync:  {group_factor:.1}x, the group-commit factor (target >= 4x: {})\n",
+        met(group_factor >= 4.0)
+    );
+    if options.clients == 64 {
+        table += &format!("engine p99: {:.2} ms (target < 20 ms at 64 clients: {})\n", engine.latency.p99_ms, met(engine.latency.p99_ms < 20.0));
+    }
+    if let (Some((g, t)), Some(c)) = (groups, creates) {
+        table += &format!(
+            "journal groups during the run: {g} ({:.1} task writes each, {:.1} starts per group); creates sent: {c}\n",
+            t as f64 / g.max(1) as f64,
+            engine.requests as f64 / g.max(1) as f64
+        );
+    }
+    table += &format!(
+        "process CPU during the run: {:.2} s, {:.1} us per start {}\n",
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / engine.requests.max(1) as f64,
+        if options.target.is_some() { "(this process: the load generator only)" } else { "(engine, simulator and load generator together)" }
+    );
+    if let Some(error) = &engine.first_error {
+        table += &format!("first engine error: {error}\n");
+    }
+    let json = json!({
+        "scenario": "start",
+        "clients": options.clients,
+        "items": options.items,
+        "body_bytes": body.len(),
+        "engine": engine.json(),
+        "reference": { "bare_hyper": hyper.json(), "fdatasync": fsync.json(), "probe_dir": probe_dir },
+        "ratios": { "engine_vs_bare_hyper": vs_hyper, "group_commit_factor": group_factor },
+        "targets": targets,
+        "journal_groups": groups.map(|(g, _)| g),
+        "journal_task_writes": groups.map(|(_, t)| t),
+        "creates": creates,
+        "cpu_seconds": cpu.as_secs_f64(),
+    });
+    Ok(Report { table, json })
+}
+
+async fn post(url: &str, body: &hyper::body::Bytes, plan: Plan, label: &str) -> Outcome {
+    let http = load::client(plan.clients);
+    let (url, body) = (url.to_owned(), body.clone());
+    load::run(label, plan, move |_| {
+        let request = http.post(&url).header("content-type", "application/json").body(body.clone());
+        async move { load::expect_status(request, 201).await.map(drop) }
+    })
+    .await
+}
+
+pub(super) fn describe(plan: Plan) -> String {
+    match (plan.requests, plan.duration) {
+        (Some(n), _) => format!("{n} requests"),
+        (None, Some(d)) => format!("{:.1} s", d.as_secs_f64()),
+        (None, None) => String::new(),
+    }
 }

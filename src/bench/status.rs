@@ -1,10 +1,130 @@
-//! The `status` scenario (being written).
+//! The `status` scenario: `GET /v1/tasks/{id}` from N concurrent clients over a pool of
+//! existing tasks (created first, their creates settled), next to a bare hyper server
+//! answering the same GETs with `hello`, measured in the same run.
 
+use super::harness::Target;
+use super::load::{self, Outcome, Plan};
+use super::reference;
 use super::Report;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 #[derive(clap::Args)]
-pub struct Options {}
+pub struct Options {
+    /// Concurrent clients (one keep-alive connection each).
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Requests to send (ignored when --seconds is given).
+    #[arg(long, default_value_t = 50_000)]
+    requests: usize,
+    /// Send for this many seconds instead of a fixed number of requests.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Tasks created first; the GETs spread over them.
+    #[arg(long, default_value_t = 1000)]
+    pool: usize,
+    /// Items (steps) in each pool task.
+    #[arg(long, default_value_t = 3)]
+    items: usize,
+    /// GETs sent before measuring, not counted.
+    #[arg(long, default_value_t = 1000)]
+    warmup: usize,
+    /// Load an engine already running at this URL instead of starting one (the pool is
+    /// created there with --body; default: the README's `tryon` body).
+    #[arg(long)]
+    target: Option<String>,
+    /// The JSON start body of the pool's tasks.
+    #[arg(long)]
+    body: Option<String>,
+}
 
-pub async fn run(_options: Options) -> anyhow::Result<Report> {
-    anyhow::bail!("the status scenario is not written yet")
+pub async fn run(options: Options) -> anyhow::Result<Report> {
+    anyhow::ensure!(options.clients > 0 && options.pool > 0, "--clients and --pool must be at least 1");
+    let plan = Plan {
+        clients: options.clients,
+        requests: options.seconds.is_none().then_some(options.requests),
+        duration: options.seconds.map(Duration::from_secs_f64),
+    };
+    let target = Target::start(options.target.clone()).await?;
+    let body = target.start_body(options.body.as_deref(), options.items)?;
+
+    // The pool.
+    let ids = Arc::new(Mutex::new(Vec::with_capacity(options.pool)));
+    let http = load::client(options.clients);
+    let (url, collected) = (format!("{}/v1/tasks", target.url()), ids.clone());
+    let pool_plan = Plan { clients: options.clients, requests: Some(options.pool), duration: None };
+    let made = load::run("pool", pool_plan, move |_| {
+        let request = http.post(&url).header("content-type", "application/json").body(body.clone());
+        let collected = collected.clone();
+        async move {
+            let answer = load::expect_status(request, 201).await?;
+            let task: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+            let id = task["id"].as_str().ok_or("no id in the answer")?.to_owned();
+            collected.lock().expect("not poisoned").push(id);
+            Ok(())
+        }
+    })
+    .await;
+    anyhow::ensure!(made.errors == 0, "creating the pool failed: {}", made.first_error.unwrap_or_default());
+    target.settle(options.pool as u64, Duration::from_secs(120)).await?;
+    let ids: Arc<Vec<String>> = Arc::new(std::mem::take(&mut *ids.lock().expect("not poisoned")));
+    let sample = reqwest::get(format!("{}/v1/tasks/{}", target.url(), ids[0])).await?.bytes().await?.len();
+
+    let get = |label: &'static str, plan: Plan, base: String| {
+        let http = load::client(plan.clients);
+        let ids = ids.clone();
+        load::run(label, plan, move |i| {
+            // A stride coprime with most pool sizes walks the whole pool in a scattered order.
+            let id = &ids[(i.wrapping_mul(7919)) % ids.len()];
+            let request = http.get(format!("{base}/v1/tasks/{id}"));
+            async move { load::expect_status(request, 200).await.map(drop) }
+        })
+    };
+    let warm = get("warm-up", Plan { clients: options.clients, requests: Some(options.warmup), duration: None }, target.url().to_owned()).await;
+    anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
+
+    let hyper = reference::hello_get(plan, &format!("/v1/tasks/{}", ids[0])).await?;
+    let cpu_before = load::cpu_time();
+    let engine = get("status", plan, target.url().to_owned()).await;
+    let cpu = load::cpu_time().saturating_sub(cpu_before);
+    target.stop().await?;
+
+    let vs_hyper = engine.per_second() / hyper.per_second();
+    let met = if vs_hyper >= 0.6 { "met" } else { "MISSED" };
+    let mut table = format!(
+        "status: GET /v1/tasks/{{id}} over a pool of {} tasks ({} items, answers of {} bytes), {} clients, {}\n{}\n",
+        ids.len(),
+        options.items,
+        sample,
+        options.clients,
+        super::start::describe(plan),
+        Outcome::header()
+    );
+    table += &engine.row("engine GET /v1/tasks/{id}");
+    table += "\n";
+    table += &hyper.row("bare hyper GET (hello)");
+    table += "\n";
+    table += &format!("engine / bare hyper: {:.1}% (target >= 60%: {met})\n", vs_hyper * 100.0);
+    table += &format!(
+        "process CPU during the run: {:.2} s, {:.1} us per GET {}\n",
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / engine.requests.max(1) as f64,
+        if options.target.is_some() { "(this process: the load generator only)" } else { "(engine and load generator together)" }
+    );
+    if let Some(error) = &engine.first_error {
+        table += &format!("first engine error: {error}\n");
+    }
+    let json = json!({
+        "scenario": "status",
+        "clients": options.clients,
+        "pool": ids.len(),
+        "answer_bytes": sample,
+        "engine": engine.json(),
+        "reference": { "bare_hyper": hyper.json() },
+        "ratios": { "engine_vs_bare_hyper": vs_hyper },
+        "targets": { "vs_bare_hyper_at_least_60_percent": vs_hyper >= 0.6 },
+        "cpu_seconds": cpu.as_secs_f64(),
+    });
+    Ok(Report { table, json })
 }

@@ -112,6 +112,7 @@ impl Runtime {
                 active.failures += 1;
                 let delay = backoff(&policy, active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, "Cancel failed; will retry.");
+                super::count_retry("cancel");
                 self.schedule(id, delay);
             }
             Ok(CancelOutcome::Found(prediction)) => {

@@ -135,6 +135,7 @@ impl Runtime {
                 active.failures += 1;
                 let delay = backoff(&self.policy, active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, retry_in_ms = delay.as_millis() as u64, "Create failed; will retry.");
+                super::count_retry("create");
                 self.schedule(id, delay);
             }
         }
@@ -175,6 +176,7 @@ impl Runtime {
                 };
                 let delay = backoff(&policy, active.failures, retry_after).max(active.poll_delay);
                 tracing::warn!(task_id = %id, step, %error, "Status check failed; will retry.");
+                super::count_retry("check");
                 self.schedule(id, delay);
             }
         }

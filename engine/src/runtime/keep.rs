@@ -50,6 +50,7 @@ impl Runtime {
                 active.keep_failures += 1;
                 let delay = backoff(&policy, active.keep_failures, None);
                 tracing::warn!(task_id = %id, step, %error, "Keeping output files failed; will retry.");
+                super::count_retry("keep_outputs");
                 self.schedule(id, delay);
             }
         }

@@ -382,6 +382,12 @@ impl Runtime {
     }
 }
 
+/// Counts a failed call that will be tried again.
+fn count_retry(call: &str) {
+    let help = "Calls that failed and will be retried with backoff, by call.";
+    crate::metrics::global().inc("stepwise_call_retries_total", help, &[("call", call)]);
+}
+
 fn new_active(task: Task, fresh_intent: bool, poll_delay: Duration) -> Active {
     let timer_seq = task.seq;
     Active { task, unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0, keep_failures: 0, timer_seq, create_failed_at: None }

@@ -1,0 +1,230 @@
+//! The load generator shared by the HTTP scenarios and their references: N concurrent
+//! clients (tokio tasks over one pooled reqwest client, so N keep-alive connections), each
+//! sending its next request as soon as the previous one is answered, for a fixed number of
+//! requests or a fixed time. Plus the small measurements the scenarios share: process CPU
+//! time and the size of a directory on disk.
+
+use super::progress::Progress;
+use super::stats::Summary;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How much load: `clients` in parallel, until `requests` were sent or `duration` passed
+/// (whichever comes first; at least one of them is set).
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub clients: usize,
+    pub requests: Option<usize>,
+    pub duration: Option<Duration>,
+}
+
+/// What one load run measured. Latency covers every request, failed or not.
+#[derive(Debug)]
+pub struct Outcome {
+    pub requests: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+    pub latency: Summary,
+    pub first_error: Option<String>,
+}
+
+impl Outcome {
+    pub fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "requests": self.requests,
+            "errors": self.errors,
+            "seconds": self.elapsed.as_secs_f64(),
+            "per_second": self.per_second(),
+            "latency": self.latency,
+            "first_error": self.first_error,
+        })
+    }
+
+    pub fn header() -> String {
+        format!(
+            "{:<30} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>6}",
+            "", "n", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors"
+        )
+    }
+
+    pub fn row(&self, label: &str) -> String {
+        let l = &self.latency;
+        format!(
+            "{label:<30} {:>7} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6}",
+            self.requests,
+            self.per_second(),
+            l.p50_ms,
+            l.p90_ms,
+            l.p99_ms,
+            l.max_ms,
+            self.errors
+        )
+    }
+}
+
+/// Runs `request(i)` for i = 0, 1, 2, … from `plan.clients` concurrent tasks. A request
+/// fails when its future answers `Err` (non-2xx, transport error, unreadable body).
+pub async fn run<F, Fut>(label: &str, plan: Plan, request: F) -> Outcome
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    let request = Arc::new(request);
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = plan.duration.map(|d| started + d);
+    let limit = plan.requests.unwrap_or(usize::MAX);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..plan.clients.max(1) {
+        let (request, next, done) = (request.clone(), next.clone(), done.clone());
+        workers.spawn(async move {
+            let mut latencies = Vec::new();
+            let (mut errors, mut first_error) = (0usize, None);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= limit || deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let sent = Instant::now();
+                let result = request(i).await;
+                latencies.push(sent.elapsed());
+                if let Err(error) = result {
+                    errors += 1;
+                    first_error.get_or_insert(error);
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            (latencies, errors, first_error)
+        });
+    }
+    let (total, by_time) = match (plan.requests, plan.duration) {
+        (Some(n), _) => (n as u64, false),
+        (None, Some(d)) => (d.as_millis() as u64, true),
+        (None, None) => (1, false),
+    };
+    let mut progress = Progress::new(label, total);
+    let mut latencies = Vec::new();
+    let (mut errors, mut first_error) = (0, None);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            joined = workers.join_next() => match joined {
+                Some(Ok((mut l, e, first))) => {
+                    latencies.append(&mut l);
+                    errors += e;
+                    if first_error.is_none() {
+                        first_error = first;
+                    }
+                }
+                Some(Err(panic)) => {
+                    errors += 1;
+                    first_error.get_or_insert(format!("client task failed: {panic}"));
+                }
+                None => break,
+            },
+            _ = tick.tick() => progress.set(if by_time {
+                started.elapsed().as_millis() as u64
+            } else {
+                done.load(Ordering::Relaxed) as u64
+            }),
+        }
+    }
+    let elapsed = started.elapsed();
+    progress.set(total);
+    progress.finish();
+    Outcome { requests: latencies.len(), errors, elapsed, latency: Summary::of(&latencies), first_error }
+}
+
+/// A client for load: keep-alive connections, one per concurrent client.
+pub fn client(clients: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(clients.max(1))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
+/// Sends `request`, reads the whole answer, and fails unless the status is `expect`.
+pub async fn expect_status(request: reqwest::RequestBuilder, expect: u16) -> Result<hyper::body::Bytes, String> {
+    let response = request.send().await.map_err(|e| format!("transport: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|e| format!("reading the body: {e}"))?;
+    if status != expect {
+        return Err(format!("status {status} (wanted {expect}): {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
+    }
+    Ok(body)
+}
+
+/// CPU time this process used so far (user + system, every thread).
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the struct we pass and reads nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Size of everything under `dir`: (apparent bytes: the sum of file lengths, allocated
+/// bytes: the sum of `st_blocks` × 512, what `du` reports).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct DiskUse {
+    pub apparent_bytes: u64,
+    pub allocated_bytes: u64,
+    pub files: u64,
+}
+
+pub fn disk_use(dir: &Path) -> std::io::Result<DiskUse> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = DiskUse::default();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else {
+                total.apparent_bytes += meta.len();
+                total.allocated_bytes += meta.blocks() * 512;
+                total.files += 1;
+            }
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_exactly_the_requests_asked_and_counts_errors() {
+        let plan = Plan { clients: 4, requests: Some(100), duration: None };
+        let outcome = run("test", plan, |i| async move { if i % 10 == 0 { Err(format!("bad {i}")) } else { Ok(()) } }).await;
+        assert_eq!(outcome.requests, 100);
+        assert_eq!(outcome.errors, 10);
+        assert!(outcome.first_error.is_some());
+    }
+
+    #[test]
+    fn disk_use_sums_files_below_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("a"), [0u8; 1000]).unwrap();
+        std::fs::write(dir.path().join("sub/b"), [0u8; 24]).unwrap();
+        let used = disk_use(dir.path()).unwrap();
+        assert_eq!((used.apparent_bytes, used.files), (1024, 2));
+        assert!(used.allocated_bytes >= 4096 || used.allocated_bytes == 0);
+    }
+}

@@ -1,0 +1,96 @@
+//! Smoke test of `stepwise bench start|status|e2e`: the real binary at tiny sizes with
+//! `--json`. It checks that each scenario completes and reports sane, consistent numbers;
+//! it asserts nothing about speed (CI machines vary too much for that).
+
+use serde_json::Value;
+use std::process::Command;
+
+fn bench(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_stepwise"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .env("STEPWISE_LOG", "error")
+        .output()
+        .expect("the stepwise binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench {args:?} failed: {stderr}\n{stdout}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bench {args:?} printed no JSON ({e}): {stdout}"))
+}
+
+/// A load result: `requests` done, no errors, positive throughput, ordered percentiles.
+fn check_load(what: &str, load: &Value, requests: u64) {
+    assert_eq!(load["requests"], requests, "{what}: {load}");
+    assert_eq!(load["errors"], 0, "{what}: {load}");
+    assert!(load["per_second"].as_f64().unwrap() > 0.0, "{what}: {load}");
+    check_latency(what, &load["latency"]);
+    assert_eq!(load["latency"]["count"], requests, "{what}: {load}");
+}
+
+fn check_latency(what: &str, latency: &Value) {
+    let at = |key: &str| latency[key].as_f64().unwrap_or_else(|| panic!("{what}: no {key} in {latency}"));
+    assert!(at("p50_ms") >= 0.0, "{what}: {latency}");
+    assert!(at("p50_ms") <= at("p90_ms") && at("p90_ms") <= at("p99_ms") && at("p99_ms") <= at("max_ms"), "{what}: {latency}");
+}
+
+fn positive(value: &Value, what: &str) -> f64 {
+    let number = value.as_f64().unwrap_or_else(|| panic!("{what} is not a number: {value}"));
+    assert!(number.is_finite() && number > 0.0, "{what} = {number}");
+    number
+}
+
+#[test]
+fn start_scenario_reports_the_engine_and_both_references() {
+    let report = bench(&["start", "--requests", "200", "--clients", "4", "--warmup", "20", "--fsync-seconds", "0.2"]);
+    assert_eq!(report["scenario"], "start");
+    check_load("engine", &report["engine"], 200);
+    check_load("bare hyper", &report["reference"]["bare_hyper"], 200);
+    positive(&report["reference"]["fdatasync"]["syncs"], "fsyncs");
+    positive(&report["reference"]["fdatasync"]["per_second"], "fsyncs per second");
+    positive(&report["ratios"]["engine_vs_bare_hyper"], "engine / bare hyper");
+    positive(&report["ratios"]["group_commit_factor"], "group-commit factor");
+    positive(&report["journal_groups"], "journal groups");
+    assert!(report["targets"].is_object());
+}
+
+#[test]
+fn status_scenario_reads_the_pool_and_compares_with_bare_hyper() {
+    let report = bench(&["status", "--pool", "50", "--requests", "300", "--clients", "4", "--warmup", "20"]);
+    assert_eq!(report["scenario"], "status");
+    assert_eq!(report["pool"], 50);
+    positive(&report["answer_bytes"], "answer size");
+    check_load("engine", &report["engine"], 300);
+    check_load("bare hyper", &report["reference"]["bare_hyper"], 300);
+    positive(&report["ratios"]["engine_vs_bare_hyper"], "engine / bare hyper");
+}
+
+#[test]
+fn e2e_scenario_finishes_every_task_and_measures_disk() {
+    let report = bench(&["e2e", "--tasks", "20", "--steps", "2", "--warmup", "4", "--clients", "4", "--payload-bytes", "300"]);
+    assert_eq!(report["scenario"], "e2e");
+    assert_eq!(report["payload_bytes"], 300);
+    let modes = report["modes"].as_object().unwrap();
+    assert_eq!(modes.keys().collect::<Vec<_>>(), ["polling", "webhooks"]);
+    for (mode, run) in modes {
+        assert_eq!(run["tasks"], 20, "{mode}");
+        assert_eq!(run["steps"], 40, "{mode}");
+        assert_eq!(run["succeeded"], 20, "{mode}: {run}");
+        assert_eq!(run["errors"], 0, "{mode}: {run}");
+        assert_eq!(run["predictions"], 40, "{mode}: exactly one prediction per step");
+        check_load(mode, &run["starts"], 20);
+        positive(&run["steps_per_second"], "steps per second");
+        positive(&run["cpu_us_per_step"], "cpu per step");
+        check_latency(mode, &run["overhead_ms_per_step_per_task"]);
+        assert_eq!(run["overhead_ms_per_step_per_task"]["count"], 20, "{mode}");
+        let disk = &run["disk"];
+        positive(&disk["baseline"]["allocated_bytes"], "baseline size");
+        positive(&disk["finished"]["allocated_bytes"], "size at finish");
+        assert!(disk["finished"]["allocated_per_task"].is_number(), "{mode}: {disk}");
+        assert!(disk["after_shutdown"]["apparent_per_step"].is_number(), "{mode}: {disk}");
+        // The journal holds the snapshots of all 24 tasks (4 warm-up + 20).
+        assert_eq!(run["journal_live"]["tasks"], 24, "{mode}");
+        assert_eq!(run["journal_live"]["by_kind"]["t"]["keys"], 24, "{mode}: {run}");
+        positive(&run["journal_live"]["bytes_per_task"], "journal bytes per task");
+    }
+}
