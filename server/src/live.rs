@@ -7,7 +7,6 @@ use crate::{render, AppState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
 use stepwise_engine::changes::Watch;
@@ -154,7 +153,16 @@ impl Stream {
 }
 
 fn message(state: &AppState, kind: &str, kinds: &[&str], task: &Task) -> Event {
-    let body = render::task(task, state.engine.queue_position(&task.id));
-    let data = json!({ "kind": kind, "kinds": kinds, "seq": task.seq, "task": body });
-    Event::default().id(task.seq.to_string()).data(data.to_string())
+    #[derive(serde::Serialize)]
+    struct Message<'a> {
+        kind: &'a str,
+        kinds: &'a [&'a str],
+        seq: u64,
+        task: render::TaskView<'a>,
+    }
+    let task_view = render::task(task, state.engine.queue_position(&task.id));
+    let message = Message { kind, kinds, seq: task.seq, task: task_view };
+    // Plain structs of strings and numbers always serialize.
+    let data = serde_json::to_string(&message).expect("a task view serializes");
+    Event::default().id(task.seq.to_string()).data(data)
 }

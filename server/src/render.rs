@@ -1,63 +1,118 @@
-//! The JSON shape of a task in API responses (see docs/API.md).
+//! The JSON shape of a task in API responses (see docs/API.md). Rendered straight from the
+//! stored task through `Serialize` views: stored JSON texts go out as raw JSON, with no
+//! intermediate `serde_json::Value` tree (status reads are the hottest path of the API).
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use stepwise_engine::model::{Json, Millis, Step, Task};
+use stepwise_engine::model::{Json, Millis, Step, Task, TaskStatus};
 use stepwise_engine::time::rfc3339;
 
+#[derive(Serialize)]
+pub struct TaskView<'a> {
+    id: String,
+    workflow: &'a str,
+    status: &'static str,
+    queue_position: Option<usize>,
+    current_step: u32,
+    total_steps: u32,
+    /// As the API promises: "2/3" while step 2 of 3 runs, "3/3" once done.
+    progress: String,
+    completed_steps: u32,
+    params: &'a RawValue,
+    steps: Vec<StepView<'a>>,
+    output: Option<&'a RawValue>,
+    kept_output: Option<&'a RawValue>,
+    error: Option<&'a str>,
+    created_at: String,
+    updated_at: String,
+    completed_at: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct StepView<'a> {
+    index: u32,
+    status: &'static str,
+    item: &'a RawValue,
+    attempt: u32,
+    prediction_id: Option<&'a str>,
+    input: Option<&'a RawValue>,
+    output: Option<&'a RawValue>,
+    kept_output: Option<&'a RawValue>,
+    error: Option<&'a str>,
+    started_at: Option<String>,
+    completed_at: Option<String>,
+}
+
 /// The task; `queue_position` is its 1-based place while a concurrency cap holds it back.
-pub fn task(task: &Task, queue_position: Option<usize>) -> Value {
+pub fn task(task: &Task, queue_position: Option<usize>) -> TaskView<'_> {
     let total = task.steps.len() as u32;
-    json!({
-        "id": task.id.to_string(),
-        "workflow": task.workflow,
-        "status": task.status.as_str(),
-        "queue_position": queue_position,
-        "current_step": task.current_step(),
-        "total_steps": total,
-        // As the API promises: "2/3" while step 2 of 3 runs, "3/3" once done.
-        "progress": format!("{}/{}", task.current_step(), total),
-        "completed_steps": task.completed_steps(),
-        "params": task.params.value(),
-        "steps": task.steps.iter().map(step).collect::<Vec<_>>(),
-        "output": json_or_null(&task.output),
-        "kept_output": kept_output(task),
-        "error": task.error,
-        "created_at": rfc3339(task.created_at),
-        "updated_at": rfc3339(task.updated_at),
-        "completed_at": time_or_null(task.completed_at),
-    })
-}
-
-fn step(step: &Step) -> Value {
-    json!({
-        "index": step.index,
-        "status": step.status.as_str(),
-        "item": step.item.value(),
-        "attempt": step.attempt,
-        "prediction_id": step.prediction_id,
-        "input": json_or_null(&step.input),
-        "output": json_or_null(&step.output),
-        "kept_output": json_or_null(&step.kept_output),
-        "error": step.error,
-        "started_at": time_or_null(step.started_at),
-        "completed_at": time_or_null(step.completed_at),
-    })
-}
-
-/// The task's output with kept file URLs: the last step's, once the task succeeded.
-fn kept_output(task: &Task) -> Value {
-    match (task.status, task.steps.last()) {
-        (stepwise_engine::model::TaskStatus::Succeeded, Some(last)) => json_or_null(&last.kept_output),
-        _ => Value::Null,
+    let current = task.current_step();
+    // The task's output with kept file URLs: the last step's, once the task succeeded.
+    let kept_output = match (task.status, task.steps.last()) {
+        (TaskStatus::Succeeded, Some(last)) => raw_opt(&last.kept_output),
+        _ => None,
+    };
+    TaskView {
+        id: task.id.to_string(),
+        workflow: &task.workflow,
+        status: task.status.as_str(),
+        queue_position,
+        current_step: current,
+        total_steps: total,
+        progress: format!("{current}/{total}"),
+        completed_steps: task.completed_steps(),
+        params: raw(&task.params),
+        steps: task.steps.iter().map(step).collect(),
+        output: raw_opt(&task.output),
+        kept_output,
+        error: task.error.as_deref(),
+        created_at: rfc3339(task.created_at),
+        updated_at: rfc3339(task.updated_at),
+        completed_at: time(task.completed_at),
     }
 }
 
-fn json_or_null(value: &Option<Json>) -> Value {
-    value.as_ref().map(Json::value).unwrap_or(Value::Null)
+fn step(step: &Step) -> StepView<'_> {
+    StepView {
+        index: step.index,
+        status: step.status.as_str(),
+        item: raw(&step.item),
+        attempt: step.attempt,
+        prediction_id: step.prediction_id.as_deref(),
+        input: raw_opt(&step.input),
+        output: raw_opt(&step.output),
+        kept_output: raw_opt(&step.kept_output),
+        error: step.error.as_deref(),
+        started_at: time(step.started_at),
+        completed_at: time(step.completed_at),
+    }
 }
 
-fn time_or_null(at: Option<Millis>) -> Value {
-    at.map(|at| Value::String(rfc3339(at))).unwrap_or(Value::Null)
+/// A stored JSON text as raw JSON. The engine only stores text it serialized itself, so a
+/// parse failure means a damaged record, shown as `null`.
+fn raw(json: &Json) -> &RawValue {
+    serde_json::from_str(&json.0).unwrap_or_else(|_| null())
+}
+
+fn raw_opt(json: &Option<Json>) -> Option<&RawValue> {
+    json.as_ref().map(raw)
+}
+
+fn null() -> &'static RawValue {
+    // "null" is valid JSON, so this cannot fail.
+    serde_json::from_str("null").expect("null is JSON")
+}
+
+fn time(at: Option<Millis>) -> Option<String> {
+    at.map(rfc3339)
+}
+
+/// A page of the task list.
+#[derive(Serialize)]
+pub struct PageView<'a> {
+    pub tasks: Vec<TaskView<'a>>,
+    pub next_cursor: Option<String>,
 }
 
 /// One journal event, for histories (`GET /v1/tasks/{id}/journal`, `stepwise tasks show`).

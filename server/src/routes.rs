@@ -115,7 +115,7 @@ pub async fn cancel_task(
     State(state): State<AppState>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     control(&state, &headers, id, Control::Cancel).await
 }
 
@@ -123,7 +123,7 @@ pub async fn retry_task(
     State(state): State<AppState>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     control(&state, &headers, id, Control::Retry).await
 }
 
@@ -138,7 +138,7 @@ async fn control(
     headers: &HeaderMap,
     id: Result<Path<String>, PathRejection>,
     action: Control,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     state.authorize(headers)?;
     let id = path_id(id)?;
     let task_id = parse_id(&id)?;
@@ -147,7 +147,7 @@ async fn control(
         Control::Retry => state.engine.retry(task_id).await,
     };
     let task = outcome.map_err(|e| control_error(e, &id))?;
-    Ok(Json(render::task(&task, state.engine.queue_position(&task_id))))
+    Ok(Json(render::task(&task, state.engine.queue_position(&task_id))).into_response())
 }
 
 /// The `{id}` segment; one that is not UTF-8 cannot name a task.
@@ -185,7 +185,7 @@ pub async fn list_tasks(
     State(state): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     state.authorize(&headers)?;
     let Query(params) =
         params.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))?;
@@ -203,9 +203,8 @@ pub async fn list_tasks(
     }
     let query = ListQuery { status, workflow: params.workflow, limit, cursor: params.cursor };
     let page = state.engine.list(&query)?;
-    let tasks: Vec<Value> =
-        page.tasks.iter().map(|task| render::task(task, state.engine.queue_position(&task.id))).collect();
-    Ok(Json(json!({ "tasks": tasks, "next_cursor": page.next_cursor })))
+    let tasks = page.tasks.iter().map(|task| render::task(task, state.engine.queue_position(&task.id))).collect();
+    Ok(Json(render::PageView { tasks, next_cursor: page.next_cursor }).into_response())
 }
 
 /// A kept output file: `GET /v1/files/{task}/{step}/{name}`. Like reading a task, it needs
