@@ -228,3 +228,14 @@ mod tests {
         assert!(used.allocated_bytes >= 4096 || used.allocated_bytes == 0);
     }
 }
+
+/// A table's closing lines: process CPU per request (`unit`: "start", "GET"; `whose`: what
+/// the process holds besides the load generator) and the first error, if any.
+pub fn footer(cpu: Duration, outcome: &Outcome, unit: &str, whose: &str) -> String {
+    let per = cpu.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64;
+    let mut out = format!("process CPU during the run: {:.2} s, {per:.1} us per {unit} ({whose})\n", cpu.as_secs_f64());
+    if let Some(error) = &outcome.first_error {
+        out += &format!("first engine error: {error}\n");
+    }
+    out
+}

@@ -134,15 +134,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             engine.requests as f64 / g.max(1) as f64
         );
     }
-    table += &format!(
-        "process CPU during the run: {:.2} s, {:.1} us per start {}\n",
-        cpu.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / engine.requests.max(1) as f64,
-        if options.target.is_some() { "(this process: the load generator only)" } else { "(engine, simulator and load generator together)" }
-    );
-    if let Some(error) = &engine.first_error {
-        table += &format!("first engine error: {error}\n");
-    }
+    let whose = if options.target.is_some() { "this process: the load generator only" } else { "engine, simulator and load generator together" };
+    table += &load::footer(cpu, &engine, "start", whose);
     let json = json!({
         "scenario": "start",
         "clients": options.clients,

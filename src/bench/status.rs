@@ -106,15 +106,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     table += &hyper.row("bare hyper GET (hello)");
     table += "\n";
     table += &format!("engine / bare hyper: {:.1}% (target >= 60%: {met})\n", vs_hyper * 100.0);
-    table += &format!(
-        "process CPU during the run: {:.2} s, {:.1} us per GET {}\n",
-        cpu.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / engine.requests.max(1) as f64,
-        if options.target.is_some() { "(this process: the load generator only)" } else { "(engine and load generator together)" }
-    );
-    if let Some(error) = &engine.first_error {
-        table += &format!("first engine error: {error}\n");
-    }
+    let whose = if options.target.is_some() { "this process: the load generator only" } else { "engine and load generator together" };
+    table += &load::footer(cpu, &engine, "GET", whose);
     let json = json!({
         "scenario": "status",
         "clients": options.clients,
