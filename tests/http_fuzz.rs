@@ -665,6 +665,31 @@ fn cancel_and_retry_of_unknown_ids() -> Vec<Case> {
     cases
 }
 
+/// The routes added around tasks: the event stream, the journal, kept files, webhook
+/// deliveries (off in this config), metrics and the dashboard.
+fn other_routes() -> Vec<Case> {
+    let mut cases = vec![];
+    for id in [UNKNOWN_ID, "nope", "%FF", "..%2F..", "tsk_%C3%28"] {
+        for (suffix, what) in [("events", "event stream"), ("journal", "journal")] {
+            let target = format!("/v1/tasks/{id}/{suffix}");
+            cases.push(case(format!("the {what} of {id}"), get(target.clone()), 404, "not_found"));
+            cases.push(case(format!("POST to the {what} of {id}"), Request::new("POST", target), 404, "not_found").or(405, "method_not_allowed"));
+        }
+        let target = format!("/v1/files/{id}/1/0-out.png");
+        cases.push(case(format!("a kept file of {id}"), get(target), 404, "not_found"));
+    }
+    for target in [format!("/v1/files/{UNKNOWN_ID}/x/a.png"), format!("/v1/files/{UNKNOWN_ID}/1/..%2F..%2Fdb"), format!("/v1/files/{UNKNOWN_ID}/1")] {
+        cases.push(case(format!("GET {target}"), get(target), 404, "not_found"));
+    }
+    let garbage = Request::new("POST", "/v1/webhooks/replicate?task=x&step=a").json_body("{not json");
+    cases.push(case("a webhook delivery while webhooks are off", garbage, 404, "not_found"));
+    cases.push(case("GET of the webhook route", get("/v1/webhooks/replicate"), 405, "method_not_allowed"));
+    for (method, target) in [("PUT", "/metrics"), ("DELETE", "/healthz"), ("PATCH", "/")] {
+        cases.push(case(format!("{method} {target}"), Request::new(method, target), 405, "method_not_allowed"));
+    }
+    cases
+}
+
 fn barrage() -> Vec<Case> {
     [
         malformed_json(),
@@ -676,6 +701,7 @@ fn barrage() -> Vec<Case> {
         odd_ids(),
         bad_idempotency_keys(),
         cancel_and_retry_of_unknown_ids(),
+        other_routes(),
     ]
     .into_iter()
     .flatten()
@@ -743,6 +769,13 @@ async fn invalid_utf8_and_nul_bytes_get_a_json_error_and_write_nothing() {
 async fn wrong_methods_media_types_and_oversized_bodies_get_json_errors_and_write_nothing() {
     let (sim, _dir, app) = spawn().await;
     assert_all_refused(&app, &wrong_methods_types_and_sizes()).await;
+    assert_nothing_written(&app, &sim).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_journals_files_webhooks_and_metrics_refuse_bad_requests_with_json() {
+    let (sim, _dir, app) = spawn().await;
+    assert_all_refused(&app, &other_routes()).await;
     assert_nothing_written(&app, &sim).await;
 }
 
