@@ -33,7 +33,7 @@ pub struct Options {
     poll_initial_ms: u64,
     #[arg(long, default_value_t = 3_600_000)]
     poll_max_ms: u64,
-    /// sled's page cache (`[storage] cache_bytes`); default: the engine's (64 MiB).
+    /// sled's page cache (`[storage] cache_bytes`); default: the engine's (32 MiB).
     #[arg(long)]
     cache_bytes: Option<u64>,
 }
@@ -90,7 +90,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         PREDICTION_MS / 3_600_000,
         options.poll_initial_ms / 1000,
         options.poll_max_ms / 1000,
-        options.cache_bytes.map_or("64 MiB (default)".to_owned(), |b| format!("{} MiB", b / 1048576)),
+        options.cache_bytes.map_or("32 MiB (default)".to_owned(), |b| format!("{} MiB", b / 1048576)),
         "tasks",
         "starts/s",
         "base MiB",
