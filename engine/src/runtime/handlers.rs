@@ -262,7 +262,10 @@ impl Runtime {
     /// A timer fell due (or a call must start now): do what the task needs next.
     pub(super) fn on_due(&mut self, id: TaskId) {
         let Some(active) = self.active.get(&id) else { return };
-        if active.calling {
+        // A call may only start from durable state: with events still unsaved (say a webhook
+        // in this turn ended the step and journaled the next intent), the task waits for its
+        // commit, after which `after_commit` brings it back here.
+        if active.calling || !active.unsaved.is_empty() {
             return;
         }
         let Some(workflow) = self.workflows.get(&active.task.workflow) else { return };

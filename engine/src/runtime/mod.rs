@@ -353,7 +353,9 @@ impl Runtime {
             }
         }
         let Some(active) = self.active.get(&id) else { return };
-        if active.calling {
+        // Act only on durable state: events recorded since this group's commit (a queued task
+        // admitted just above) belong to the next group, whose commit brings the task back here.
+        if active.calling || !active.unsaved.is_empty() {
             return;
         }
         let scheduled = self.timers.is_scheduled(&id);
