@@ -8,10 +8,7 @@
 // prints what went wrong, the page's state and its console, and exits 1.
 "use strict";
 
-const fs = require("fs");
-const os = require("os");
-const path = require("path");
-const { chromium } = require("playwright-core");
+const { Failure, check, runScenario, start } = require("./harness");
 
 function parseArgs(argv) {
   const args = {};
@@ -29,16 +26,6 @@ function parseArgs(argv) {
   return args;
 }
 
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-
-class Failure extends Error {}
-
-function check(condition, message) {
-  if (!condition) throw new Failure(message);
-}
 
 /** The page's state, read from the stable hooks. */
 function readState(page) {
@@ -208,47 +195,16 @@ const scenarios = {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const scenario = scenarios[args.scenario];
-  if (!scenario) throw new Error(`unknown scenario ${args.scenario}; use ${Object.keys(scenarios).join(", ")}`);
-
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-e2e-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: args.chromium,
-    headless: true,
-    args: CHROMIUM_ARGS,
+  await runScenario({
+    scenarios,
+    args,
     viewport: { width: 1180, height: 900 },
-    timeout: 30000,
+    profilePrefix: "stepwise-e2e-chromium-",
+    logResponse: (response) => response.url().startsWith(args.api)
+      ? `response: ${response.request().method()} ${response.url()} -> ${response.status()}`
+      : null,
+    readState,
   });
-  const logs = [];
-  const page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(10000);
-  page.on("console", (msg) => logs.push(`console.${msg.type()}: ${msg.text()}`));
-  page.on("pageerror", (error) => logs.push(`pageerror: ${error.message}`));
-  page.on("requestfailed", (request) => logs.push(`requestfailed: ${request.method()} ${request.url()} ${request.failure()?.errorText}`));
-  page.on("response", (response) => {
-    if (!response.url().startsWith(args.api)) return;
-    logs.push(`response: ${response.request().method()} ${response.url()} -> ${response.status()}`);
-  });
-
-  let code = 0;
-  try {
-    const result = await scenario(page, args);
-    const pageErrors = logs.filter((line) => line.startsWith("pageerror"));
-    check(pageErrors.length === 0, `the page threw: ${pageErrors.join("; ")}`);
-    console.log("RESULT " + JSON.stringify({ scenario: args.scenario, ok: true, ...result }));
-  } catch (error) {
-    code = 1;
-    console.log(`FAILED scenario ${args.scenario}: ${error instanceof Failure ? error.message : error.stack}`);
-    try { console.log("state: " + JSON.stringify(await readState(page))); } catch (_) { /* page gone */ }
-    console.log("browser log:\n  " + logs.join("\n  "));
-  } finally {
-    await context.close().catch(() => {});
-    fs.rmSync(userDataDir, { recursive: true, force: true });
-  }
-  process.exit(code);
 }
 
-main().catch((error) => {
-  console.log(`FAILED: ${error.stack || error}`);
-  process.exit(2);
-});
+start(main);

@@ -12,11 +12,10 @@
 // page's state and the browser log, and exits 1.
 "use strict";
 
-const fs = require("fs");
-const os = require("os");
 const path = require("path");
 const readline = require("readline");
-const { chromium } = require("playwright-core");
+// The shared driver harness lives beside the playwright-core install it uses.
+const { Failure, check, runScenario, start } = require(path.join(__dirname, "../../../examples/frontend/e2e/harness"));
 
 function parseArgs(argv) {
   const args = {};
@@ -30,15 +29,6 @@ function parseArgs(argv) {
   return args;
 }
 
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-];
-
-class Failure extends Error {}
-function check(condition, message) {
-  if (!condition) throw new Failure(message);
-}
 
 // ---------- the harness protocol: ASK on stdout, one JSON answer per line on stdin ----------
 const answers = [];
@@ -263,40 +253,17 @@ const scenarios = {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const scenario = scenarios[args.scenario];
-  if (!scenario) throw new Error(`unknown scenario ${args.scenario}; use ${Object.keys(scenarios).join(", ")}`);
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "stepwise-dashboard-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: args.chromium, headless: true, args: CHROMIUM_ARGS,
-    viewport: { width: 1440, height: 1000 }, timeout: 30000,
+  await runScenario({
+    scenarios,
+    args,
+    viewport: { width: 1440, height: 1000 },
+    profilePrefix: "stepwise-dashboard-chromium-",
+    logResponse: (response) => response.url().startsWith(args.url) && response.status() >= 400
+      ? `response: ${response.request().method()} ${response.url()} -> ${response.status()}`
+      : null,
+    readState,
+    logTail: 60,
   });
-  const logs = [];
-  const page = context.pages()[0] || (await context.newPage());
-  page.setDefaultTimeout(10000);
-  page.on("console", (msg) => logs.push(`console.${msg.type()}: ${msg.text()}`));
-  page.on("pageerror", (error) => logs.push(`pageerror: ${error.message}`));
-  page.on("response", (response) => {
-    if (response.url().startsWith(args.url) && response.status() >= 400) logs.push(`response: ${response.request().method()} ${response.url()} -> ${response.status()}`);
-  });
-  let code = 0;
-  try {
-    const result = await scenario(page, args);
-    const pageErrors = logs.filter((line) => line.startsWith("pageerror"));
-    check(pageErrors.length === 0, `the page threw: ${pageErrors.join("; ")}`);
-    console.log("RESULT " + JSON.stringify({ scenario: args.scenario, ok: true, ...result }));
-  } catch (error) {
-    code = 1;
-    console.log(`FAILED scenario ${args.scenario}: ${error instanceof Failure ? error.message : error.stack}`);
-    try { console.log("state: " + JSON.stringify(await readState(page))); } catch (_) { /* page gone */ }
-    console.log("browser log:\n  " + logs.slice(-60).join("\n  "));
-  } finally {
-    await context.close().catch(() => {});
-    fs.rmSync(userDataDir, { recursive: true, force: true });
-  }
-  process.exit(code);
 }
 
-main().catch((error) => {
-  console.log(`FAILED: ${error.stack || error}`);
-  process.exit(2);
-});
+start(main);
