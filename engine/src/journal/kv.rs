@@ -1,11 +1,24 @@
 //! `KvStore`: the `Store` logic over an ordered key-value `Backend` (layout in `keys`).
 //! Both the sled and the in-memory store are this code, so tests of one cover the other.
+//!
+//! The events are the record of a task; its snapshot is only a checkpoint. A commit appends
+//! the new events and writes the snapshot only when an event's sequence number is a multiple
+//! of `CHECKPOINT_EVERY`, and reading a task is its checkpoint (if any) with the events after
+//! it folded in by `machine::apply`, the same function that made the state live. Rewriting
+//! the whole snapshot at every commit cost 2.5x more bytes than the events themselves and
+//! most of the disk a task used (docs/BENCHMARKS.md, "Disk").
 
 use super::codec::{self, decode_event, decode_task, encode_event, encode_task};
 use super::keys::{self, ACTIVE, CREATED, IDEMPOTENCY, PREDICTION, TASK};
 use super::{ListPage, ListQuery, Store, StoreError, TaskWrite};
 use crate::event::Event;
+use crate::machine;
 use crate::model::{Task, TaskId};
+
+/// A task's snapshot is written when one of its events has a sequence number that is a
+/// multiple of this, so reading any task folds in fewer than this many events. A three-step
+/// task has about ten events in its whole life, so it never needs one.
+pub const CHECKPOINT_EVERY: u64 = 16;
 
 /// One write of a batch: `None` deletes the key.
 pub type Op = (Vec<u8>, Option<Vec<u8>>);
@@ -48,9 +61,17 @@ impl<B: Backend> KvStore<B> {
 
     fn task_ops(write: &TaskWrite, ops: &mut Vec<Op>) {
         let task = &write.task;
-        ops.push((keys::with_id(TASK, &task.id), Some(encode_task(task))));
-        let active = keys::with_id(ACTIVE, &task.id);
-        ops.push((active, (!task.is_settled()).then(Vec::new)));
+        if write.events.iter().any(|(seq, _)| seq % CHECKPOINT_EVERY == 0) {
+            ops.push((keys::with_id(TASK, &task.id), Some(encode_task(task))));
+        }
+        let reopens = write.events.iter().any(|(_, e)| {
+            matches!(e, Event::TaskCreated { .. } | Event::TaskRetried { .. })
+        });
+        if task.is_settled() {
+            ops.push((keys::with_id(ACTIVE, &task.id), None));
+        } else if reopens {
+            ops.push((keys::with_id(ACTIVE, &task.id), Some(Vec::new())));
+        }
         for (seq, event) in &write.events {
             ops.push((keys::event(&task.id, *seq), Some(encode_event(event))));
             match event {
@@ -109,10 +130,25 @@ impl<B: Backend> Store for KvStore<B> {
 
     fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
         let key = keys::with_id(TASK, id);
-        match self.backend.get(&key)? {
-            Some(bytes) => Self::decode_task_at(&key, &bytes).map(Some),
-            None => Ok(None),
+        let mut task = match self.backend.get(&key)? {
+            Some(bytes) => Some(Self::decode_task_at(&key, &bytes)?),
+            None => None,
+        };
+        let from = keys::event(id, task.as_ref().map_or(1, |t| t.seq + 1));
+        let to = keys::prefix_end(&keys::with_id(keys::EVENT, id));
+        for (key, value) in self.backend.scan(&from, &to, false, usize::MAX)? {
+            let event = decode_event(&value).map_err(|source| corrupt(&key, source))?;
+            let folded = match task.as_mut() {
+                Some(task) => machine::apply(task, &event).map(|()| task.seq),
+                None => machine::create(*id, &event).map(|t| task.insert(t).seq),
+            };
+            match folded {
+                Ok(seq) if key == keys::event(id, seq) => {}
+                Ok(seq) => return Err(inconsistent(&key, format!("replay reached sequence {seq}"))),
+                Err(ignored) => return Err(inconsistent(&key, format!("does not apply: {ignored:?}"))),
+            }
         }
+        Ok(task)
     }
 
     fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
@@ -225,4 +261,8 @@ impl<B: Backend> Store for KvStore<B> {
 
 fn corrupt(key: &[u8], source: codec::CodecError) -> StoreError {
     StoreError::Corrupt { key: hex::encode(key), source }
+}
+
+fn inconsistent(key: &[u8], reason: String) -> StoreError {
+    StoreError::Inconsistent { key: hex::encode(key), reason }
 }

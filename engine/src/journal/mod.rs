@@ -25,12 +25,16 @@ pub enum StoreError {
     InvalidCursor,
     #[error("corrupt record at {key}: {source}")]
     Corrupt { key: String, source: codec::CodecError },
+    /// A record that decodes but does not follow from the ones before it.
+    #[error("inconsistent journal at {key}: {reason}")]
+    Inconsistent { key: String, reason: String },
 }
 
-/// Everything one task changed in one group: its new snapshot and the events that led there.
+/// Everything one task changed in one group: the events, and the state they lead to.
 #[derive(Clone, Debug)]
 pub struct TaskWrite {
-    /// The snapshot after the events; its `seq` is the last event's sequence number.
+    /// The task after the events (its `seq` is the last event's sequence number): what the
+    /// store checkpoints, and where it reads whether the task is settled.
     pub task: Task,
     /// `(sequence, event)` in order.
     pub events: Vec<(u64, Event)>,

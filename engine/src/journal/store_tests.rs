@@ -17,10 +17,15 @@ fn new_task(seed: u8, at: i64, key: Option<&str>) -> TaskWrite {
 }
 
 fn finish(write: &mut TaskWrite) {
+    finish_at(write, 10);
+}
+
+/// Runs the task's one step to success over `at` .. `at + 2`.
+fn finish_at(write: &mut TaskWrite, at: i64) {
     let events = [
-        Event::StepRequested { step: 1, attempt: 1, input: Json("{}".into()), at: 10 },
-        Event::PredictionCreated { step: 1, attempt: 1, prediction_id: "pred-x".into(), at: 11 },
-        Event::StepSucceeded { step: 1, prediction_id: "pred-x".into(), output: Json("1".into()), at: 12 },
+        Event::StepRequested { step: 1, attempt: 1, input: Json("{}".into()), at },
+        Event::PredictionCreated { step: 1, attempt: 1, prediction_id: "pred-x".into(), at: at + 1 },
+        Event::StepSucceeded { step: 1, prediction_id: "pred-x".into(), output: Json("1".into()), at: at + 2 },
     ];
     write.events.clear();
     for event in events {
@@ -118,11 +123,84 @@ fn a_damaged_record_is_reported_not_skipped() {
     let store = KvStore::new(MemoryBackend::default());
     let write = new_task(5, 5, None);
     store.commit(&[write.clone()]).unwrap();
-    let key = super::keys::with_id(super::keys::TASK, &write.task.id);
+    let key = super::keys::event(&write.task.id, 1);
     let mut bytes = store.backend().get(&key).unwrap().unwrap();
     bytes[4] ^= 0x40;
     store.backend().apply(vec![(key, Some(bytes))]).unwrap();
     assert!(matches!(store.task(&write.task.id), Err(StoreError::Corrupt { .. })));
+}
+
+/// Replaces the write's events with `n` more that apply: the step requested, its attempt
+/// failing before a prediction, requested again, and so on.
+fn churn(write: &mut TaskWrite, n: usize) {
+    write.events.clear();
+    while write.events.len() < n {
+        let step = &write.task.steps[0];
+        let next = match step.status {
+            crate::model::StepStatus::Pending => Event::StepRequested {
+                step: 1,
+                attempt: step.attempt + 1,
+                input: Json(format!("{{\"attempt\":{}}}", step.attempt + 1)),
+                at: 10,
+            },
+            _ => Event::AttemptFailed { step: 1, prediction_id: None, error: "busy".into(), at: 11 },
+        };
+        machine::apply(&mut write.task, &next).unwrap();
+        write.events.push((write.task.seq, next));
+    }
+}
+
+#[test]
+fn a_long_task_reads_back_from_its_checkpoint_and_the_events_after_it() {
+    use super::kv::CHECKPOINT_EVERY;
+    let memory = KvStore::new(MemoryBackend::default());
+    let mut all: Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> = stores();
+    all.push((Box::new(memory), None));
+    for (store, _dir) in all {
+        let mut write = new_task(6, 6, None);
+        store.commit(&[write.clone()]).unwrap();
+        // Below the first checkpoint the task is its events alone.
+        churn(&mut write, (CHECKPOINT_EVERY - 3) as usize);
+        store.commit(&[write.clone()]).unwrap();
+        assert_eq!(store.task(&write.task.id).unwrap(), Some(write.task.clone()));
+        // One commit crosses the checkpoint's sequence number, the next one adds events after it.
+        churn(&mut write, 5);
+        store.commit(&[write.clone()]).unwrap();
+        churn(&mut write, 4);
+        store.commit(&[write.clone()]).unwrap();
+        assert_eq!(write.task.seq, CHECKPOINT_EVERY + 7);
+        assert_eq!(store.task(&write.task.id).unwrap(), Some(write.task.clone()));
+        assert_eq!(store.events(&write.task.id).unwrap().len() as u64, write.task.seq);
+        assert_eq!(store.active().unwrap(), vec![write.task.clone()]);
+    }
+}
+
+#[test]
+fn only_a_commit_reaching_a_checkpoint_writes_the_snapshot() {
+    use super::kv::CHECKPOINT_EVERY;
+    let store = KvStore::new(MemoryBackend::default());
+    let mut write = new_task(7, 7, None);
+    let snapshot = super::keys::with_id(super::keys::TASK, &write.task.id);
+    store.commit(&[write.clone()]).unwrap();
+    churn(&mut write, (CHECKPOINT_EVERY - 2) as usize);
+    store.commit(&[write.clone()]).unwrap();
+    assert_eq!(store.backend().get(&snapshot).unwrap(), None);
+    churn(&mut write, 1);
+    store.commit(&[write.clone()]).unwrap();
+    let stored = store.backend().get(&snapshot).unwrap().expect("a checkpoint at 16");
+    assert_eq!(super::codec::decode_task(&stored).unwrap().seq, CHECKPOINT_EVERY);
+}
+
+#[test]
+fn an_event_that_does_not_follow_is_reported_not_skipped() {
+    let store = KvStore::new(MemoryBackend::default());
+    let mut write = new_task(8, 8, None);
+    store.commit(&[write.clone()]).unwrap();
+    finish(&mut write);
+    store.commit(&[write.clone()]).unwrap();
+    // Drop the step's request: the prediction it created no longer follows.
+    store.backend().apply(vec![(super::keys::event(&write.task.id, 2), None)]).unwrap();
+    assert!(matches!(store.task(&write.task.id), Err(StoreError::Inconsistent { .. })));
 }
 
 #[test]
@@ -136,8 +214,8 @@ fn a_sweep_deletes_only_settled_tasks_that_ended_before_the_cutoff() {
         store.commit(&[running.clone()]).unwrap();
         let mut recent = new_task(3, 102, None);
         store.commit(&[recent.clone()]).unwrap();
-        finish(&mut recent);
-        recent.task.completed_at = Some(5_000);
+        finish_at(&mut recent, 4_998);
+        assert_eq!(recent.task.completed_at, Some(5_000));
         store.commit(&[recent.clone()]).unwrap();
 
         assert_eq!(store.sweep(1_000, 100).unwrap(), vec![old.task.id]);
