@@ -9,18 +9,24 @@ use std::str::FromStr;
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
 
-/// A task id: 128 random bits, printed as `tsk_` + 32 hex digits. It is the capability to
-/// read a task's status, so it must be unguessable (see `TaskId::random`).
+/// A task id: 128 bits (48 of creation time, then 80 random ones), printed as `tsk_` + 32 hex
+/// digits. It is the capability to read a task's status, so it must be unguessable (see
+/// `TaskId::time_ordered`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TaskId(pub [u8; 16]);
 
 impl TaskId {
     const PREFIX: &'static str = "tsk_";
 
-    /// A fresh id from the operating system's random source.
-    pub fn random() -> Result<Self, getrandom::Error> {
+    /// A fresh id that sorts by creation time: `at` (ms, 48 bits, big-endian) then 80 bits
+    /// from the operating system's random source, as in a ULID. 80 random bits keep the id
+    /// unguessable; the time prefix puts a task's journal keys next to those of tasks created
+    /// about when it was, so sled stops rewriting the pages of finished tasks (every new
+    /// random id used to land in some old task's page).
+    pub fn time_ordered(at: Millis) -> Result<Self, getrandom::Error> {
         let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes)?;
+        getrandom::fill(&mut bytes[6..])?;
+        bytes[..6].copy_from_slice(&(at.max(0) as u64).to_be_bytes()[2..]);
         Ok(TaskId(bytes))
     }
 }
@@ -235,7 +241,7 @@ mod tests {
 
     #[test]
     fn task_id_round_trips_through_its_text_form() {
-        let id = TaskId::random().unwrap();
+        let id = TaskId::time_ordered(1_764_000_000_000).unwrap();
         let text = id.to_string();
         assert!(text.starts_with("tsk_") && text.len() == 36);
         assert_eq!(text.parse::<TaskId>(), Ok(id));
@@ -244,7 +250,12 @@ mod tests {
     }
 
     #[test]
-    fn two_random_ids_differ() {
-        assert_ne!(TaskId::random().unwrap(), TaskId::random().unwrap());
+    fn ids_sort_by_creation_time_and_differ_in_80_random_bits() {
+        let (a, b) = (TaskId::time_ordered(5_000).unwrap(), TaskId::time_ordered(5_000).unwrap());
+        assert_ne!(a, b, "same millisecond, different random part");
+        assert_eq!(a.0[..6], b.0[..6]);
+        assert!(TaskId::time_ordered(4_999).unwrap() < a && a < TaskId::time_ordered(5_001).unwrap());
+        let late = TaskId::time_ordered(1_764_000_000_000).unwrap();
+        assert_eq!(u64::from_be_bytes([0, 0, late.0[0], late.0[1], late.0[2], late.0[3], late.0[4], late.0[5]]), 1_764_000_000_000);
     }
 }

@@ -62,14 +62,14 @@ impl Runtime {
                 }
             }
         }
-        let id = match TaskId::random() {
+        let now = crate::time::now_millis();
+        let id = match TaskId::time_ordered(now) {
             Ok(id) => id,
             Err(error) => {
                 let _ = reply.send(Err(StartError::Unavailable(format!("no randomness: {error}"))));
                 return;
             }
         };
-        let now = crate::time::now_millis();
         let event = Event::TaskCreated {
             workflow: request.workflow,
             params: Json::from_value(&request.params),
