@@ -310,7 +310,7 @@ async fn read_back(harness: &Harness, ids: &[String], clients: usize) -> anyhow:
 }
 
 async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Result<Run> {
-    let setup = Setup { prediction_ms: 0, webhooks, poll_initial_ms: options.poll_ms, poll_max_ms: options.poll_ms };
+    let setup = Setup { prediction_ms: 0, webhooks, poll_initial_ms: options.poll_ms, poll_max_ms: options.poll_ms, creates_per_minute: None };
     let harness = Harness::start(&setup).await?;
     let budget = Duration::from_secs(600);
 

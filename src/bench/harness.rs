@@ -15,6 +15,9 @@ pub struct Setup {
     pub webhooks: bool,
     pub poll_initial_ms: u64,
     pub poll_max_ms: u64,
+    /// The engine's create rate limit (burst: a tenth of it, as the shipped 600/60); `None`
+    /// lifts it so the simulator takes every create at once.
+    pub creates_per_minute: Option<u32>,
 }
 
 pub struct Harness {
@@ -44,7 +47,7 @@ impl Harness {
         let webhooks = if setup.webhooks { format!("webhook_base_url = \"{url}\"\n") } else { String::new() };
         let toml = format!(
             "[storage]\ndata_dir = {data:?}\n[replicate]\napi_base = \"{sim}\"\napi_token = \"{token}\"\n\
-             poll_initial_ms = {initial}\npoll_max_ms = {max}\ncreates_per_minute = 600000\ncreate_burst = 10000\n\
+             poll_initial_ms = {initial}\npoll_max_ms = {max}\ncreates_per_minute = {creates}\ncreate_burst = {burst}\n\
              other_calls_per_minute = 600000\nother_burst = 10000\n{webhooks}\
              [workflows.chain]\nmodel = \"{MODEL}\"\nmax_items = 100\n[workflows.chain.input]\n\
              image = \"{{{{previous.output}}}}\"\nn = \"{{{{item.n}}}}\"\n[workflows.chain.first]\nimage = \"{{{{params.start}}}}\"\n\
@@ -55,6 +58,8 @@ impl Harness {
             sim = sim.base_url(),
             initial = setup.poll_initial_ms,
             max = setup.poll_max_ms,
+            creates = setup.creates_per_minute.unwrap_or(600_000),
+            burst = setup.creates_per_minute.map_or(10_000, |rate| (rate / 10).max(1)),
         );
         let mut config = Config::from_toml(&toml, "bench")?;
         if setup.webhooks {
@@ -147,7 +152,8 @@ pub enum Target {
 impl Target {
     /// `Own` with predictions so long (10 min, no status check before then) that started
     /// tasks only wait: the measurement sees the API and the journal, not the predictions.
-    pub async fn start(external: Option<String>) -> anyhow::Result<Target> {
+    /// `creates_per_minute` as in `Setup`.
+    pub async fn start(external: Option<String>, creates_per_minute: Option<u32>) -> anyhow::Result<Target> {
         match external {
             Some(url) => {
                 let url = url.trim_end_matches('/').to_owned();
@@ -156,7 +162,7 @@ impl Target {
                 Ok(Target::External { url })
             }
             None => {
-                let setup = Setup { prediction_ms: 600_000, webhooks: false, poll_initial_ms: 600_000, poll_max_ms: 600_000 };
+                let setup = Setup { prediction_ms: 600_000, webhooks: false, poll_initial_ms: 600_000, poll_max_ms: 600_000, creates_per_minute };
                 Ok(Target::Own(Harness::start(&setup).await?))
             }
         }
@@ -196,16 +202,18 @@ impl Target {
     }
 
     /// Waits until our own engine has sent every create it owes and committed the answers
-    /// (the simulator saw `creates` creates and the journal stopped writing), so background
-    /// work does not leak into the next measurement. Nothing to wait for on an external one.
-    pub async fn settle(&self, creates: u64, within: Duration) -> anyhow::Result<()> {
+    /// (the simulator saw `creates` creates and, when `quiet`, the journal stopped writing),
+    /// so background work does not leak into the next measurement. Nothing to wait for on an
+    /// external one.
+    pub async fn settle(&self, creates: u64, within: Duration, quiet: bool) -> anyhow::Result<()> {
         let Target::Own(harness) = self else { return Ok(()) };
         let deadline = tokio::time::Instant::now() + within;
         let mut last = harness.groups();
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
             let now = harness.groups();
-            if harness.sim.create_calls() >= creates && now == last {
+            // Without `quiet` (rate-limited creates keep trickling) the sent creates suffice.
+            if harness.sim.create_calls() >= creates && (now == last || !quiet) {
                 return Ok(());
             }
             anyhow::ensure!(tokio::time::Instant::now() < deadline, "the engine did not settle within {within:?}");

@@ -46,7 +46,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         requests: options.seconds.is_none().then_some(options.requests),
         duration: options.seconds.map(Duration::from_secs_f64),
     };
-    let target = Target::start(options.target.clone()).await?;
+    let target = Target::start(options.target.clone(), None).await?;
     let body = target.start_body(options.body.as_deref(), options.items)?;
 
     // The pool.
@@ -67,7 +67,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     })
     .await;
     anyhow::ensure!(made.errors == 0, "creating the pool failed: {}", made.first_error.unwrap_or_default());
-    target.settle(options.pool as u64, Duration::from_secs(120)).await?;
+    target.settle(options.pool as u64, Duration::from_secs(120), true).await?;
     let ids: Arc<Vec<String>> = Arc::new(std::mem::take(&mut *ids.lock().expect("not poisoned")));
     let sample = reqwest::get(format!("{}/v1/tasks/{}", target.url(), ids[0])).await?.bytes().await?.len();
 

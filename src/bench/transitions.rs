@@ -45,7 +45,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 
 async fn measure(options: &Options, webhooks: bool) -> anyhow::Result<Summary> {
     // The shipped defaults: 1 s first check, backing off to 10 s.
-    let setup = Setup { prediction_ms: options.prediction_ms, webhooks, poll_initial_ms: 1000, poll_max_ms: 10_000 };
+    let setup = Setup { prediction_ms: options.prediction_ms, webhooks, poll_initial_ms: 1000, poll_max_ms: 10_000, creates_per_minute: None };
     let harness = Harness::start(&setup).await?;
     let tasks = options.transitions.div_ceil(options.steps - 1);
     let mut ids = Vec::with_capacity(tasks);
