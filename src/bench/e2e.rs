@@ -29,7 +29,7 @@ pub struct Options {
     #[arg(long, default_value_t = 3)]
     steps: usize,
     /// Size of a string field (`pad`) in every item, which the workflow also copies into the
-    /// step's prediction input.
+    /// step's prediction input. Random base64 characters, different in every item.
     #[arg(long, default_value_t = 100)]
     payload_bytes: usize,
     /// Concurrent clients posting the tasks.
@@ -240,9 +240,24 @@ fn key(mode: &str) -> String {
 }
 
 fn body(tag: &str, steps: usize, pad: &str) -> hyper::body::Bytes {
-    let items: Vec<Value> = (0..steps).map(|n| json!({ "n": format!("{tag}-{n}"), "pad": pad })).collect();
+    let items: Vec<Value> = (0..steps).map(|n| json!({ "n": format!("{tag}-{n}"), "pad": noise(&format!("{tag}-{n}"), pad.len()) })).collect();
     let body = json!({ "workflow": "padded", "params": { "start": format!("s{tag}") }, "items": items });
     serde_json::to_vec(&body).expect("JSON encodes").into()
+}
+
+/// `len` characters of the base64 alphabet, different for every `seed`: payload that
+/// compresses about as badly as a base64 file (6 bits of entropy per character).
+fn noise(seed: &str, len: usize) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x >> 58) as usize] as char
+        })
+        .collect()
 }
 
 /// Posts `count` tasks tagged `{prefix}{i}`; answers the start outcome and the ids.
