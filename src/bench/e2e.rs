@@ -13,7 +13,8 @@
 //!   divided by N is the cost of one finished K-step task.
 
 use super::harness::{Harness, Setup};
-use super::load::{self, DiskUse, Outcome, Plan};
+use super::disk::{self, DiskUse};
+use super::load::{self, Outcome, Plan};
 use super::stats::Summary;
 use super::Report;
 use serde_json::{json, Value};
@@ -334,7 +335,7 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
         anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
         until_idle(&harness, options.warmup, budget).await?;
     }
-    let baseline = load::disk_use(&harness.data_dir())?;
+    let baseline = disk::disk_use(&harness.data_dir())?;
     let groups_before = harness.groups();
     let predictions_before = harness.sim.predictions().len();
 
@@ -343,7 +344,7 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
     let (starts, ids) = post_tasks(&harness, options, "t", options.tasks, &mode).await;
     let mut ended = until_idle(&harness, options.tasks, budget).await?;
     let mut cpu = load::cpu_time().saturating_sub(cpu_before);
-    let finished = load::disk_use(&harness.data_dir())?;
+    let finished = disk::disk_use(&harness.data_dir())?;
     let groups = harness.groups();
 
     let mut tasks = read_back(&harness, &ids, options.clients).await?;
@@ -380,10 +381,10 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
     let succeeded = tasks.iter().filter(|(status, _, _)| status == "succeeded").count();
     let failed = tasks.len() - succeeded;
     let root = harness.stop_keeping_data().await?;
-    let closed = load::disk_use(&root.path().join("data"))?;
+    let closed = disk::disk_use(&root.path().join("data"))?;
     let live = tokio::task::spawn_blocking({
         let dir = root.path().join("data");
-        move || live_bytes(&dir)
+        move || disk::live_bytes(&dir)
     })
     .await??;
     drop(root);
@@ -404,26 +405,4 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
         live,
         journal_tasks: options.warmup + options.tasks,
     })
-}
-
-/// Reopens the closed journal and sums its keys and values by kind (the key's first byte:
-/// `t` snapshot, `e` event, `c` listing index, `p` prediction owner, `i` idempotency key,
-/// `a` unfinished): what the journal holds, against which the disk growth is overhead.
-fn live_bytes(dir: &std::path::Path) -> anyhow::Result<Vec<(char, u64, u64)>> {
-    use stepwise_engine::journal::{Backend, SledBackend};
-    let backend = SledBackend::open(dir, 64 << 20)?;
-    let mut by_kind: std::collections::BTreeMap<char, (u64, u64)> = Default::default();
-    let mut from = vec![0u8];
-    loop {
-        let chunk = backend.scan(&from, &[0xff; 8], false, 4096)?;
-        let Some((last, _)) = chunk.last() else { break };
-        from = last.clone();
-        from.push(0);
-        for (key, value) in &chunk {
-            let entry = by_kind.entry(key[0] as char).or_default();
-            entry.0 += 1;
-            entry.1 += (key.len() + value.len()) as u64;
-        }
-    }
-    Ok(by_kind.into_iter().map(|(kind, (keys, bytes))| (kind, keys, bytes)).collect())
 }

@@ -180,7 +180,7 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
     let health = engine.health().await?;
     let predictions_created = rig.sim.create_calls();
     let threads = engine.threads();
-    let data_dir_bytes = super::load::disk_use(&rig.config.data_dir).map(|d| d.apparent_bytes).unwrap_or(0);
+    let data_dir_bytes = super::disk::disk_use(&rig.config.data_dir).map(|d| d.apparent_bytes).unwrap_or(0);
     // A clean stop, so a profiler wrapping the child (STEPWISE_BENCH_CHILD_WRAPPER) can write.
     engine.terminate(Duration::from_secs(120));
     rig.stop().await;

@@ -8,7 +8,6 @@ use super::progress::Progress;
 use super::stats::Summary;
 use serde_json::{json, Value};
 use std::future::Future;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -175,35 +174,6 @@ pub fn cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
-/// Size of everything under `dir`: (apparent bytes: the sum of file lengths, allocated
-/// bytes: the sum of `st_blocks` × 512, what `du` reports).
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
-pub struct DiskUse {
-    pub apparent_bytes: u64,
-    pub allocated_bytes: u64,
-    pub files: u64,
-}
-
-pub fn disk_use(dir: &Path) -> std::io::Result<DiskUse> {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = DiskUse::default();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let meta = entry.metadata()?;
-            if meta.is_dir() {
-                pending.push(entry.path());
-            } else {
-                total.apparent_bytes += meta.len();
-                total.allocated_bytes += meta.blocks() * 512;
-                total.files += 1;
-            }
-        }
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,17 +185,6 @@ mod tests {
         assert_eq!(outcome.requests, 100);
         assert_eq!(outcome.errors, 10);
         assert!(outcome.first_error.is_some());
-    }
-
-    #[test]
-    fn disk_use_sums_files_below_a_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("sub")).unwrap();
-        std::fs::write(dir.path().join("a"), [0u8; 1000]).unwrap();
-        std::fs::write(dir.path().join("sub/b"), [0u8; 24]).unwrap();
-        let used = disk_use(dir.path()).unwrap();
-        assert_eq!((used.apparent_bytes, used.files), (1024, 2));
-        assert!(used.allocated_bytes >= 4096 || used.allocated_bytes == 0);
     }
 }
 

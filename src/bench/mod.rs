@@ -3,6 +3,7 @@
 //! API on a free port), drives it over real HTTP, and prints a table (or `--json`).
 
 mod child;
+mod disk;
 mod e2e;
 mod harness;
 mod idle;

@@ -150,7 +150,7 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
     let rss_before_kill = engine.rss_bytes()?;
     engine.kill9();
     drop(engine);
-    let data_dir_bytes = super::load::disk_use(&rig.config.data_dir).map(|d| d.apparent_bytes).unwrap_or(0);
+    let data_dir_bytes = super::disk::disk_use(&rig.config.data_dir).map(|d| d.apparent_bytes).unwrap_or(0);
     let tasks_by_index: Arc<Vec<(String, String)>> = Arc::new(ids.into_iter().zip(predictions).collect());
 
     // The restart.
