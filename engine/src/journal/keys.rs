@@ -1,13 +1,13 @@
 //! The key layout of the journal, one ordered keyspace (one sled tree):
 //!
-//! | key                                   | value                     |
-//! |---------------------------------------|---------------------------|
-//! | `t` task id (16)                      | task snapshot (codec)     |
-//! | `e` task id (16) seq (u64 BE)         | event (codec)             |
-//! | `a` task id (16)                      | empty: unfinished task    |
-//! | `c` created_at ms (u64 BE) task id    | empty: listing order      |
-//! | `i` idempotency key (UTF-8)           | task id (16)              |
-//! | `p` prediction id (UTF-8)             | task id (16)              |
+//! | key                                   | value                                  |
+//! |---------------------------------------|----------------------------------------|
+//! | `t` task id (16)                      | snapshot (codec), a checkpoint (`kv`)  |
+//! | `e` task id (16) seq (u64 BE)         | event (codec)                          |
+//! | `a` task id (16)                      | empty: unfinished task                 |
+//! | `c` created_at ms (u64 BE) task id    | empty: listing order                   |
+//! | `i` idempotency key (UTF-8)           | task id (16)                           |
+//! | `p` prediction id (UTF-8)             | task id (16)                           |
 //!
 //! Big-endian numbers keep byte order equal to numeric order.
 
