@@ -5,8 +5,8 @@
 //! the new events and writes the snapshot only when an event's sequence number is a multiple
 //! of `CHECKPOINT_EVERY`, and reading a task is its checkpoint (if any) with the events after
 //! it folded in by `machine::apply`, the same function that made the state live. Rewriting
-//! the whole snapshot at every commit cost 2.5x more bytes than the events themselves and
-//! most of the disk a task used (docs/BENCHMARKS.md, "Disk").
+//! the whole snapshot at every commit wrote several times more bytes than the events
+//! themselves and took most of the disk a task used (docs/BENCHMARKS.md).
 
 use super::codec::{self, decode_event, decode_task, encode_event, encode_task};
 use super::keys::{self, ACTIVE, CREATED, IDEMPOTENCY, PREDICTION, TASK};
@@ -17,7 +17,7 @@ use crate::model::{Task, TaskId};
 
 /// A task's snapshot is written when one of its events has a sequence number that is a
 /// multiple of this, so reading any task folds in fewer than this many events. A three-step
-/// task has about ten events in its whole life, so it never needs one.
+/// task has 10 to 13 events in its whole life, so it never needs one.
 pub const CHECKPOINT_EVERY: u64 = 16;
 
 /// One write of a batch: `None` deletes the key.
