@@ -191,6 +191,35 @@ fn only_a_commit_reaching_a_checkpoint_writes_the_snapshot() {
     assert_eq!(super::codec::decode_task(&stored).unwrap().seq, CHECKPOINT_EVERY);
 }
 
+/// Data dirs written before the events became the record hold a snapshot at every commit
+/// (its `seq` the task's last event) and an `a` key kept up to date: they read back as they
+/// are, and take new commits in the new layout.
+#[test]
+fn a_journal_with_a_snapshot_at_every_commit_reads_back_and_goes_on() {
+    let store = KvStore::new(MemoryBackend::default());
+    let mut write = new_task(9, 9, None);
+    let id = write.task.id;
+    let mut ops = vec![
+        (super::keys::event(&id, 1), Some(super::codec::encode_event(&write.events[0].1))),
+        (super::keys::created(9, &id), Some(vec![])),
+        (super::keys::with_id(super::keys::ACTIVE, &id), Some(vec![])),
+    ];
+    churn(&mut write, 3);
+    for (seq, event) in &write.events {
+        ops.push((super::keys::event(&id, *seq), Some(super::codec::encode_event(event))));
+    }
+    ops.push((super::keys::with_id(super::keys::TASK, &id), Some(super::codec::encode_task(&write.task))));
+    store.backend().apply(ops).unwrap();
+    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
+    assert_eq!(store.active().unwrap(), vec![write.task.clone()]);
+
+    churn(&mut write, 2);
+    store.commit(&[write.clone()]).unwrap();
+    assert_eq!(write.task.seq, 6);
+    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()), "old snapshot + new events");
+    assert_eq!(store.events(&id).unwrap().len(), 6);
+}
+
 #[test]
 fn an_event_that_does_not_follow_is_reported_not_skipped() {
     let store = KvStore::new(MemoryBackend::default());
