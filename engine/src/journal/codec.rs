@@ -53,10 +53,12 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
 }
 
 fn encode<T: Serialize>(schema: u16, value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT];
-    out.extend_from_slice(&schema.to_be_bytes());
-    // Serializing our own plain types into a Vec cannot fail: no maps with non-string keys,
+    // Serializing (or sizing) our own plain types cannot fail: no maps with non-string keys,
     // no unsupported serde features (see the bincode notes in DEPENDENCIES.md).
+    let payload = bincode::serialized_size(value).expect("bincode can size our types");
+    let mut out = Vec::with_capacity(3 + payload as usize + 4);
+    out.push(FORMAT);
+    out.extend_from_slice(&schema.to_be_bytes());
     bincode::serialize_into(&mut out, value).expect("bincode into a Vec cannot fail");
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_be_bytes());

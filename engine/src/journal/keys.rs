@@ -28,7 +28,9 @@ pub fn with_id(tag: u8, id: &TaskId) -> Vec<u8> {
 }
 
 pub fn event(id: &TaskId, seq: u64) -> Vec<u8> {
-    let mut key = with_id(EVENT, id);
+    let mut key = Vec::with_capacity(25);
+    key.push(EVENT);
+    key.extend_from_slice(&id.0);
     key.extend_from_slice(&seq.to_be_bytes());
     key
 }
