@@ -20,6 +20,9 @@ use crate::model::{Task, TaskId};
 /// task has 10 to 13 events in its whole life, so it never needs one.
 pub const CHECKPOINT_EVERY: u64 = 16;
 
+/// Reads of one task before a gap in its events counts as a damaged journal (see `untorn`).
+const TORN_READ_ATTEMPTS: u32 = 3;
+
 /// One write of a batch: `None` deletes the key.
 pub type Op = (Vec<u8>, Option<Vec<u8>>);
 
@@ -110,25 +113,8 @@ impl<B: Backend> KvStore<B> {
         Ok(())
     }
 
-    fn id_at(&self, key: Vec<u8>) -> Result<Option<TaskId>, StoreError> {
-        let Some(value) = self.backend.get(&key)? else { return Ok(None) };
-        let id: [u8; 16] = value.as_slice().try_into().map_err(|_| {
-            corrupt(&key, codec::CodecError::TooShort(value.len()))
-        })?;
-        Ok(Some(TaskId(id)))
-    }
-}
-
-impl<B: Backend> Store for KvStore<B> {
-    fn commit(&self, group: &[TaskWrite]) -> Result<(), StoreError> {
-        let mut ops = Vec::with_capacity(group.len() * 4);
-        for write in group {
-            Self::task_ops(write, &mut ops);
-        }
-        self.backend.apply(ops)
-    }
-
-    fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+    /// The task as its checkpoint (if any) and the events after it, folded in order.
+    fn read_task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
         let key = keys::with_id(TASK, id);
         let mut task = match self.backend.get(&key)? {
             Some(bytes) => Some(Self::decode_task_at(&key, &bytes)?),
@@ -149,6 +135,28 @@ impl<B: Backend> Store for KvStore<B> {
             }
         }
         Ok(task)
+    }
+
+    fn id_at(&self, key: Vec<u8>) -> Result<Option<TaskId>, StoreError> {
+        let Some(value) = self.backend.get(&key)? else { return Ok(None) };
+        let id: [u8; 16] = value.as_slice().try_into().map_err(|_| {
+            corrupt(&key, codec::CodecError::TooShort(value.len()))
+        })?;
+        Ok(Some(TaskId(id)))
+    }
+}
+
+impl<B: Backend> Store for KvStore<B> {
+    fn commit(&self, group: &[TaskWrite]) -> Result<(), StoreError> {
+        let mut ops = Vec::with_capacity(group.len() * 4);
+        for write in group {
+            Self::task_ops(write, &mut ops);
+        }
+        self.backend.apply(ops)
+    }
+
+    fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+        untorn(|| self.read_task(id))
     }
 
     fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
@@ -244,18 +252,37 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError> {
-        let prefix = keys::with_id(keys::EVENT, id);
-        let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
-        entries
-            .into_iter()
-            .map(|(key, value)| {
+        untorn(|| {
+            let prefix = keys::with_id(keys::EVENT, id);
+            let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
+            let mut events = Vec::with_capacity(entries.len());
+            for (key, value) in entries {
                 let seq_bytes: [u8; 8] = key[17..].try_into().map_err(|_| {
                     corrupt(&key, codec::CodecError::TooShort(key.len()))
                 })?;
+                let seq = u64::from_be_bytes(seq_bytes);
+                if seq != events.len() as u64 + 1 {
+                    return Err(inconsistent(&key, format!("expected sequence {}", events.len() + 1)));
+                }
                 let event = decode_event(&value).map_err(|source| corrupt(&key, source))?;
-                Ok((u64::from_be_bytes(seq_bytes), event))
-            })
-            .collect()
+                events.push((seq, event));
+            }
+            Ok(events)
+        })
+    }
+}
+
+/// Runs a multi-step read again when it found a gap. A read is a get and a scan, and sled
+/// applies a concurrent commit between two steps of a scan (its iterator keeps a copy of the
+/// leaf it is in), so a read racing a commit can miss one event and see the next. Reading
+/// again sees that commit whole; a gap that stays is in the journal itself.
+fn untorn<T>(read: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match read() {
+            Err(StoreError::Inconsistent { .. }) if attempt < TORN_READ_ATTEMPTS => attempt += 1,
+            done => return done,
+        }
     }
 }
 
