@@ -55,6 +55,20 @@ fn start_scenario_reports_the_engine_and_both_references() {
 }
 
 #[test]
+fn start_with_a_create_limit_measures_the_start_path_while_creates_wait() {
+    // 60/min: a burst of 6 creates, then one every second; the run is shorter than that.
+    let report = bench(&["start", "--requests", "200", "--clients", "4", "--warmup", "20", "--fsync-seconds", "0.2", "--creates-per-minute", "60"]);
+    check_load("engine", &report["engine"], 200);
+    assert_eq!(report["creates_per_minute"], 60);
+    let creates = report["creates"].as_u64().expect("creates counted");
+    assert!(creates < 20, "the limit held the creates back: {creates} of 200 went out during the run");
+    // Without a limit every start's create goes out during the run (or just after).
+    let unlimited = bench(&["start", "--requests", "200", "--clients", "4", "--warmup", "20", "--fsync-seconds", "0.2"]);
+    assert!(unlimited["creates_per_minute"].is_null());
+    assert!(unlimited["creates"].as_u64().unwrap() > 150, "{unlimited}");
+}
+
+#[test]
 fn status_scenario_reads_the_pool_and_compares_with_bare_hyper() {
     let report = bench(&["status", "--pool", "50", "--requests", "300", "--clients", "4", "--warmup", "20"]);
     assert_eq!(report["scenario"], "status");
