@@ -65,6 +65,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         duration: options.seconds.map(Duration::from_secs_f64),
     };
     anyhow::ensure!(options.creates_per_minute != Some(0), "--creates-per-minute must be at least 1");
+    anyhow::ensure!(
+        options.creates_per_minute.is_none() || options.target.is_none(),
+        "--creates-per-minute sets the engine this command starts; with --target, set [replicate] creates_per_minute in the target's config"
+    );
     let target = Target::start(options.target.clone(), options.creates_per_minute).await?;
     let body = target.start_body(options.body.as_deref(), options.items)?;
     let url = format!("{}/v1/tasks", target.url());
