@@ -3,6 +3,8 @@
 //! window in which a create could overtake its intent, under a concurrency cap with starts
 //! arriving while tasks finish (queued tasks admitted between commits).
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -66,13 +68,7 @@ const STEPS: usize = 1;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_create_reaches_replicate_before_its_intent_is_durable() {
-    let sim_config = replicate_sim::SimConfig {
-        default_model: replicate_sim::ModelBehavior { starting_ms: 5, processing_ms: 30, ..Default::default() },
-        ..Default::default()
-    };
-    let token = sim_config.token.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = replicate_sim::start(sim_config, listener).await.unwrap();
+    let (sim, token) = common::simulator(5, 30).await;
     let toml = format!(
         "[replicate]\napi_base = \"{}\"\napi_token = \"{token}\"\npoll_initial_ms = 10\npoll_max_ms = 40\n\
          [workflows.capped]\nmodel = \"t/m\"\nmax_in_flight = 1\n[workflows.capped.input]\nn = \"{{{{item.n}}}}\"\n",

@@ -5,6 +5,8 @@
 //! ten-step tasks) none showed even without the re-read: this test guards the invariant,
 //! `journal::tests` the re-read itself.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,13 +20,7 @@ const READERS: usize = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_racing_commits_never_fail_nor_go_back() {
-    let sim_config = replicate_sim::SimConfig {
-        default_model: replicate_sim::ModelBehavior { starting_ms: 0, processing_ms: 0, ..Default::default() },
-        ..Default::default()
-    };
-    let token = sim_config.token.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim = replicate_sim::start(sim_config, listener).await.unwrap();
+    let (sim, token) = common::simulator(0, 0).await;
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
         "[storage]\ndata_dir = {data:?}\n\
