@@ -11,7 +11,7 @@
 //! account limit (the shipped default) instead: creates then trickle out at 10/s, as they
 //! would in production after a burst of starts, and the figure is the start path alone.
 
-use super::harness::Target;
+use super::harness::{create_burst, Target};
 use super::load::{self, Outcome, Plan};
 use super::reference;
 use super::Report;
@@ -78,7 +78,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let warm = post(&url, &body, warmup, "warm-up").await;
     anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
     // With a create limit only the burst goes out now; the rest trickles during the run.
-    let owed = options.creates_per_minute.map_or(options.warmup, |rate| options.warmup.min((rate / 10).max(1) as usize));
+    let owed = options.creates_per_minute.map_or(options.warmup, |rate| options.warmup.min(create_burst(rate) as usize));
     target.settle(owed as u64, Duration::from_secs(60), options.creates_per_minute.is_none()).await?;
 
     // References first, while the engine is idle.
