@@ -240,10 +240,18 @@ fn key(mode: &str) -> String {
     mode.split_whitespace().next().unwrap_or(mode).to_owned()
 }
 
-fn body(tag: &str, steps: usize, pad: &str) -> hyper::body::Bytes {
-    let items: Vec<Value> = (0..steps).map(|n| json!({ "n": format!("{tag}-{n}"), "pad": noise(&format!("{tag}-{n}"), pad.len()) })).collect();
-    let body = json!({ "workflow": "padded", "params": { "start": format!("s{tag}") }, "items": items });
-    serde_json::to_vec(&body).expect("JSON encodes").into()
+/// The start bodies of `count` tasks tagged `{prefix}{i}`, built before anything is timed.
+fn bodies(prefix: &str, count: usize, options: &Options) -> Vec<hyper::body::Bytes> {
+    (0..count)
+        .map(|i| {
+            let tag = format!("{prefix}{i}");
+            let items: Vec<Value> = (0..options.steps)
+                .map(|n| json!({ "n": format!("{tag}-{n}"), "pad": noise(&format!("{tag}-{n}"), options.payload_bytes) }))
+                .collect();
+            let body = json!({ "workflow": "padded", "params": { "start": format!("s{tag}") }, "items": items });
+            serde_json::to_vec(&body).expect("JSON encodes").into()
+        })
+        .collect()
 }
 
 /// `len` characters of the base64 alphabet, different for every `seed`: payload that
@@ -261,16 +269,14 @@ fn noise(seed: &str, len: usize) -> String {
         .collect()
 }
 
-/// Posts `count` tasks tagged `{prefix}{i}`; answers the start outcome and the ids.
-async fn post_tasks(harness: &Harness, options: &Options, prefix: &str, count: usize, label: &str) -> (Outcome, Vec<String>) {
-    let http = load::client(options.clients);
-    let ids = Arc::new(Mutex::new(Vec::with_capacity(count)));
+/// Posts one task per body; answers the start outcome and the ids.
+async fn post_tasks(harness: &Harness, clients: usize, bodies: Vec<hyper::body::Bytes>, label: &str) -> (Outcome, Vec<String>) {
+    let http = load::client(clients);
+    let ids = Arc::new(Mutex::new(Vec::with_capacity(bodies.len())));
     let (collected, url) = (ids.clone(), format!("{}/v1/tasks", harness.url));
-    let pad: Arc<str> = "x".repeat(options.payload_bytes).into();
-    let (steps, prefix) = (options.steps, prefix.to_owned());
-    let plan = Plan { clients: options.clients, requests: Some(count), duration: None };
+    let plan = Plan { clients, requests: Some(bodies.len()), duration: None };
     let outcome = load::run(label, plan, move |i| {
-        let request = http.post(&url).header("content-type", "application/json").body(body(&format!("{prefix}{i}"), steps, &pad));
+        let request = http.post(&url).header("content-type", "application/json").body(bodies[i].clone());
         let collected = collected.clone();
         async move {
             let answer = load::expect_status(request, 201).await?;
@@ -331,7 +337,7 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
     let budget = Duration::from_secs(600);
 
     if options.warmup > 0 {
-        let (warm, _) = post_tasks(&harness, options, "w", options.warmup, "warm-up").await;
+        let (warm, _) = post_tasks(&harness, options.clients, bodies("w", options.warmup, options), "warm-up").await;
         anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
         until_idle(&harness, options.warmup, budget).await?;
     }
@@ -339,9 +345,10 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
     let groups_before = harness.groups();
     let predictions_before = harness.sim.predictions().len();
 
+    let bodies = bodies("t", options.tasks, options);
     let cpu_before = load::cpu_time();
     let started = Instant::now();
-    let (starts, ids) = post_tasks(&harness, options, "t", options.tasks, &mode).await;
+    let (starts, ids) = post_tasks(&harness, options.clients, bodies, &mode).await;
     let mut ended = until_idle(&harness, options.tasks, budget).await?;
     let mut cpu = load::cpu_time().saturating_sub(cpu_before);
     let finished = disk::disk_use(&harness.data_dir())?;
