@@ -102,14 +102,16 @@ fn e2e_scenario_finishes_every_task_and_measures_disk() {
         positive(&disk["finished"]["allocated_bytes"], "size at finish");
         assert!(disk["finished"]["allocated_per_task"].is_number(), "{mode}: {disk}");
         assert!(disk["after_shutdown"]["apparent_per_step"].is_number(), "{mode}: {disk}");
-        // The journal holds all 24 tasks (4 warm-up + 20) as their events: at least 7 each
-        // (created; then per step requested, created, succeeded). Two steps never reach a
-        // snapshot checkpoint.
+        // The journal holds all 24 tasks (4 warm-up + 20), each finished and so sealed: one
+        // record of its events, no loose event left, no snapshot checkpoint below 16 events,
+        // and its two predictions' owners.
         let kinds = &run["journal_live"]["by_kind"];
         assert_eq!(run["journal_live"]["tasks"], 24, "{mode}");
         assert_eq!(kinds["c"]["keys"], 24, "{mode}: {run}");
-        assert!(kinds["e"]["keys"].as_u64().unwrap() >= 24 * 7, "{mode}: {run}");
-        assert!(kinds["t"].is_null(), "{mode}: no checkpoint below 16 events: {run}");
+        assert_eq!(kinds["s"]["keys"], 24, "{mode}: {run}");
+        assert_eq!(kinds["p"]["keys"], 48, "{mode}: {run}");
+        assert!(kinds["e"].is_null(), "{mode}: {run}");
+        assert!(kinds["t"].is_null(), "{mode}: {run}");
         positive(&run["journal_live"]["bytes_per_task"], "journal bytes per task");
     }
 }

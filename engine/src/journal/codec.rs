@@ -12,6 +12,9 @@ pub const SCHEMA_TASK_V1: u16 = 1;
 pub const SCHEMA_EVENT_V1: u16 = 2;
 /// Task snapshots with `Step::kept_output`.
 pub const SCHEMA_TASK_V2: u16 = 3;
+/// A settled task's events in one record (`journal::sealed`): the first sequence number and
+/// the events, bincode with variable-length integers, then LZ4 (block, size prepended).
+pub const SCHEMA_SEALED_V1: u16 = 4;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -52,6 +55,32 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
     decode(SCHEMA_EVENT_V1, bytes)
 }
 
+/// A settled task's events from `first_seq` on, as one record. Compressed because a task's
+/// events repeat themselves: every step's input copies its item, prediction ids appear twice,
+/// output URLs share their host and path.
+pub fn encode_sealed(first_seq: u64, events: &[Event]) -> Vec<u8> {
+    use bincode::Options;
+    // As in `encode`: serializing our own plain types cannot fail.
+    let payload = bincode::DefaultOptions::new().serialize(&(first_seq, events)).expect("bincode can encode our types");
+    let compressed = lz4_flex::compress_prepend_size(&payload);
+    let mut out = Vec::with_capacity(3 + compressed.len() + 4);
+    out.push(FORMAT);
+    out.extend_from_slice(&SCHEMA_SEALED_V1.to_be_bytes());
+    out.extend_from_slice(&compressed);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// The first sequence number and the events of a sealed record.
+pub fn decode_sealed(bytes: &[u8]) -> Result<(u64, Vec<Event>), CodecError> {
+    use bincode::Options;
+    let payload = open(SCHEMA_SEALED_V1, bytes)?;
+    // The CRC matched, so the prepended size is the one we wrote, not a corrupt huge one.
+    let plain = lz4_flex::decompress_size_prepended(payload).map_err(|e| CodecError::Payload(e.to_string()))?;
+    bincode::DefaultOptions::new().deserialize(&plain).map_err(|e| CodecError::Payload(e.to_string()))
+}
+
 fn encode<T: Serialize>(schema: u16, value: &T) -> Vec<u8> {
     // Serializing (or sizing) our own plain types cannot fail: no maps with non-string keys,
     // no unsupported serde features (see the bincode notes in DEPENDENCIES.md).
@@ -66,6 +95,11 @@ fn encode<T: Serialize>(schema: u16, value: &T) -> Vec<u8> {
 }
 
 fn decode<T: DeserializeOwned>(expected: u16, bytes: &[u8]) -> Result<T, CodecError> {
+    bincode::deserialize(open(expected, bytes)?).map_err(|e| CodecError::Payload(e.to_string()))
+}
+
+/// The payload of a record of the `expected` schema, once its CRC, format and schema hold.
+fn open(expected: u16, bytes: &[u8]) -> Result<&[u8], CodecError> {
     if bytes.len() < 7 {
         return Err(CodecError::TooShort(bytes.len()));
     }
@@ -81,7 +115,7 @@ fn decode<T: DeserializeOwned>(expected: u16, bytes: &[u8]) -> Result<T, CodecEr
     if schema != expected {
         return Err(CodecError::Schema { found: schema, expected });
     }
-    bincode::deserialize(&body[3..]).map_err(|e| CodecError::Payload(e.to_string()))
+    Ok(&body[3..])
 }
 
 #[cfg(test)]

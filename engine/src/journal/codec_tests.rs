@@ -112,6 +112,22 @@ fn golden_events_v1_still_decode() {
     assert_eq!(decoded, sample_events());
 }
 
+#[test]
+fn sealed_records_round_trip_and_catch_damage() {
+    let bytes = encode_sealed(3, &sample_events());
+    assert_eq!(decode_sealed(&bytes).unwrap(), (3, sample_events()));
+    let mut flipped = bytes.clone();
+    flipped[5] ^= 0x10;
+    assert_eq!(decode_sealed(&flipped), Err(CodecError::Checksum));
+    assert!(matches!(decode_sealed(&encode_event(&sample_events()[0])), Err(CodecError::Schema { .. })));
+}
+
+#[test]
+fn golden_sealed_v1_still_decodes() {
+    let bytes = hex::decode(fixture("sealed_v1.hex").trim()).unwrap();
+    assert_eq!(decode_sealed(&bytes).unwrap(), (1, sample_events()));
+}
+
 /// Writes the fixtures; run once per new schema with
 /// `STEPWISE_WRITE_FIXTURES=1 cargo test -p stepwise-engine golden`, then commit them.
 #[test]
@@ -125,4 +141,5 @@ fn golden_fixtures_writer() {
     std::fs::write(format!("{dir}/task_v2.hex"), hex::encode(encode_task(&sample_task_v2()))).unwrap();
     let events: Vec<String> = sample_events().iter().map(|e| hex::encode(encode_event(e))).collect();
     std::fs::write(format!("{dir}/events_v1.hex"), events.join("\n")).unwrap();
+    std::fs::write(format!("{dir}/sealed_v1.hex"), hex::encode(encode_sealed(1, &sample_events()))).unwrap();
 }

@@ -4,6 +4,7 @@
 //! |---------------------------------------|----------------------------------------|
 //! | `t` task id (16)                      | snapshot (codec), a checkpoint (`kv`)  |
 //! | `e` task id (16) seq (u64 BE)         | event (codec)                          |
+//! | `s` task id (16)                      | a settled task's events (`sealed`)     |
 //! | `a` task id (16)                      | empty: unfinished task                 |
 //! | `c` created_at ms (u64 BE) task id    | empty: listing order                   |
 //! | `i` idempotency key (UTF-8)           | task id (16)                           |
@@ -15,6 +16,7 @@ use crate::model::{Millis, TaskId};
 
 pub const TASK: u8 = b't';
 pub const EVENT: u8 = b'e';
+pub const SEALED: u8 = b's';
 pub const ACTIVE: u8 = b'a';
 pub const CREATED: u8 = b'c';
 pub const IDEMPOTENCY: u8 = b'i';
@@ -61,7 +63,7 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     end
 }
 
-/// The task id at the end of an `a`, `t` or `c` key.
+/// The task id at the end of an `a`, `t`, `s` or `c` key.
 pub fn trailing_id(key: &[u8]) -> Option<TaskId> {
     let tail: [u8; 16] = key.get(key.len().checked_sub(16)?..)?.try_into().ok()?;
     Some(TaskId(tail))

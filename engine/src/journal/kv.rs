@@ -6,10 +6,12 @@
 //! of `CHECKPOINT_EVERY`, and reading a task is its checkpoint (if any) with the events after
 //! it folded in by `machine::apply`, the same function that made the state live. Rewriting
 //! the whole snapshot at every commit wrote several times more bytes than the events
-//! themselves and took most of the disk a task used (docs/BENCHMARKS.md).
+//! themselves and took most of the disk a task used (docs/BENCHMARKS.md). When a task
+//! settles, its events are sealed into one record (`sealed`).
 
-use super::codec::{self, decode_event, decode_task, encode_event, encode_task};
-use super::keys::{self, ACTIVE, CREATED, IDEMPOTENCY, PREDICTION, TASK};
+use super::codec::{self, decode_task, encode_event, encode_task};
+use super::keys::{self, ACTIVE, CREATED, IDEMPOTENCY, PREDICTION, SEALED, TASK};
+use super::sealed;
 use super::{ListPage, ListQuery, Store, StoreError, TaskWrite};
 use crate::event::Event;
 use crate::machine;
@@ -62,8 +64,9 @@ impl<B: Backend> KvStore<B> {
         decode_task(bytes).map_err(|source| corrupt(key, source))
     }
 
-    fn task_ops(write: &TaskWrite, ops: &mut Vec<Op>) {
+    fn task_ops(&self, write: &TaskWrite, ops: &mut Vec<Op>) -> Result<(), StoreError> {
         let task = &write.task;
+        let sealing = task.is_settled() && sealed::seal_ops(&self.backend, write, ops)?;
         if write.events.iter().any(|(seq, _)| seq % CHECKPOINT_EVERY == 0) {
             ops.push((keys::with_id(TASK, &task.id), Some(encode_task(task))));
         }
@@ -76,7 +79,9 @@ impl<B: Backend> KvStore<B> {
             ops.push((keys::with_id(ACTIVE, &task.id), Some(Vec::new())));
         }
         for (seq, event) in &write.events {
-            ops.push((keys::event(&task.id, *seq), Some(encode_event(event))));
+            if !sealing {
+                ops.push((keys::event(&task.id, *seq), Some(encode_event(event))));
+            }
             match event {
                 Event::TaskCreated { idempotency_key, at, .. } => {
                     ops.push((keys::created(*at, &task.id), Some(vec![])));
@@ -90,25 +95,26 @@ impl<B: Backend> KvStore<B> {
                 _ => {}
             }
         }
+        Ok(())
     }
 
     /// Deletes of everything a settled task left: snapshot, events, idempotency key, and the
     /// ownership of every prediction any of its attempts made.
     fn delete_task_ops(&self, task: &Task, ops: &mut Vec<Op>) -> Result<(), StoreError> {
         ops.push((keys::with_id(TASK, &task.id), None));
+        ops.push((keys::with_id(SEALED, &task.id), None));
         ops.push((keys::with_id(ACTIVE, &task.id), None));
         if let Some(key) = &task.idempotency_key {
             ops.push((keys::with_text(IDEMPOTENCY, key), None));
         }
-        let prefix = keys::with_id(keys::EVENT, &task.id);
-        for (key, value) in self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)? {
-            if let Ok(Event::PredictionCreated { prediction_id, .. }) = decode_event(&value) {
+        for (seq, event) in sealed::journal(&self.backend, &task.id, 1)? {
+            if let Event::PredictionCreated { prediction_id, .. } = event {
                 let claim = keys::with_text(PREDICTION, &prediction_id);
                 if self.id_at(claim.clone())? == Some(task.id) {
                     ops.push((claim, None));
                 }
             }
-            ops.push((key, None));
+            ops.push((keys::event(&task.id, seq), None));
         }
         Ok(())
     }
@@ -120,17 +126,16 @@ impl<B: Backend> KvStore<B> {
             Some(bytes) => Some(Self::decode_task_at(&key, &bytes)?),
             None => None,
         };
-        let from = keys::event(id, task.as_ref().map_or(1, |t| t.seq + 1));
-        let to = keys::prefix_end(&keys::with_id(keys::EVENT, id));
-        for (key, value) in self.backend.scan(&from, &to, false, usize::MAX)? {
-            let event = decode_event(&value).map_err(|source| corrupt(&key, source))?;
+        let from = task.as_ref().map_or(1, |t| t.seq + 1);
+        for (seq, event) in sealed::journal(&self.backend, id, from)? {
+            let key = keys::event(id, seq);
             let folded = match task.as_mut() {
                 Some(task) => machine::apply(task, &event).map(|()| task.seq),
                 None => machine::create(*id, &event).map(|t| task.insert(t).seq),
             };
             match folded {
-                Ok(seq) if key == keys::event(id, seq) => {}
-                Ok(seq) => return Err(inconsistent(&key, format!("replay reached sequence {seq}"))),
+                Ok(reached) if reached == seq => {}
+                Ok(reached) => return Err(inconsistent(&key, format!("replay reached sequence {reached}"))),
                 Err(ignored) => return Err(inconsistent(&key, format!("does not apply: {ignored:?}"))),
             }
         }
@@ -150,7 +155,7 @@ impl<B: Backend> Store for KvStore<B> {
     fn commit(&self, group: &[TaskWrite]) -> Result<(), StoreError> {
         let mut ops = Vec::with_capacity(group.len() * 4);
         for write in group {
-            Self::task_ops(write, &mut ops);
+            self.task_ops(write, &mut ops)?;
         }
         self.backend.apply(ops)
     }
@@ -252,23 +257,7 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError> {
-        untorn(|| {
-            let prefix = keys::with_id(keys::EVENT, id);
-            let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
-            let mut events = Vec::with_capacity(entries.len());
-            for (key, value) in entries {
-                let seq_bytes: [u8; 8] = key[17..].try_into().map_err(|_| {
-                    corrupt(&key, codec::CodecError::TooShort(key.len()))
-                })?;
-                let seq = u64::from_be_bytes(seq_bytes);
-                if seq != events.len() as u64 + 1 {
-                    return Err(inconsistent(&key, format!("expected sequence {}", events.len() + 1)));
-                }
-                let event = decode_event(&value).map_err(|source| corrupt(&key, source))?;
-                events.push((seq, event));
-            }
-            Ok(events)
-        })
+        untorn(|| sealed::journal(&self.backend, id, 1))
     }
 }
 
@@ -286,10 +275,10 @@ fn untorn<T>(read: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> 
     }
 }
 
-fn corrupt(key: &[u8], source: codec::CodecError) -> StoreError {
+pub(super) fn corrupt(key: &[u8], source: codec::CodecError) -> StoreError {
     StoreError::Corrupt { key: hex::encode(key), source }
 }
 
-fn inconsistent(key: &[u8], reason: String) -> StoreError {
+pub(super) fn inconsistent(key: &[u8], reason: String) -> StoreError {
     StoreError::Inconsistent { key: hex::encode(key), reason }
 }

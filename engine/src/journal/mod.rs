@@ -8,6 +8,7 @@ mod keys;
 mod kv;
 mod memory;
 mod schema_v1;
+mod sealed;
 mod sled_backend;
 
 pub use kv::{Backend, KvStore, Op};

@@ -224,12 +224,27 @@ fn a_journal_with_a_snapshot_at_every_commit_reads_back_and_goes_on() {
 fn an_event_that_does_not_follow_is_reported_not_skipped() {
     let store = KvStore::new(MemoryBackend::default());
     let mut write = new_task(8, 8, None);
+    let id = write.task.id;
     store.commit(&[write.clone()]).unwrap();
-    finish(&mut write);
+    let mut finished = write.clone();
+    finish(&mut finished);
+    write.events = finished.events[..2].to_vec();
+    for (_, event) in &write.events {
+        machine::apply(&mut write.task, event).unwrap();
+    }
+    assert!(!write.task.is_settled());
     store.commit(&[write.clone()]).unwrap();
     // Drop the step's request: the prediction it created no longer follows.
-    store.backend().apply(vec![(super::keys::event(&write.task.id, 2), None)]).unwrap();
-    assert!(matches!(store.task(&write.task.id), Err(StoreError::Inconsistent { .. })));
+    store.backend().apply(vec![(super::keys::event(&id, 2), None)]).unwrap();
+    assert!(matches!(store.task(&id), Err(StoreError::Inconsistent { .. })));
+
+    // A sealed record whose second event does not follow its first.
+    let created = new_task(8, 8, None).events[0].1.clone();
+    let events = vec![created.clone(), created];
+    let record = super::codec::encode_sealed(1, &events);
+    store.backend().apply(vec![(super::keys::with_id(super::keys::SEALED, &id), Some(record))]).unwrap();
+    let read = store.task(&id);
+    assert!(matches!(read, Err(StoreError::Inconsistent { .. })), "{read:?}");
 }
 
 /// A backend whose scans miss one entry in the middle, as a read racing a commit in sled
