@@ -109,7 +109,8 @@ fn e2e_scenario_finishes_every_task_and_measures_disk() {
         assert_eq!(run["journal_live"]["tasks"], 24, "{mode}");
         assert_eq!(kinds["c"]["keys"], 24, "{mode}: {run}");
         assert_eq!(kinds["s"]["keys"], 24, "{mode}: {run}");
-        assert_eq!(kinds["p"]["keys"], 48, "{mode}: {run}");
+        assert_eq!(kinds["q"]["keys"], 48, "{mode}: {run}");
+        assert!(kinds["p"].is_null(), "{mode}: {run}");
         assert!(kinds["e"].is_null(), "{mode}: {run}");
         assert!(kinds["t"].is_null(), "{mode}: {run}");
         positive(&run["journal_live"]["bytes_per_task"], "journal bytes per task");

@@ -52,8 +52,8 @@ impl Store for SlowStore {
     fn task_for_idempotency_key(&self, key: &str) -> Result<Option<TaskId>, StoreError> {
         self.inner.task_for_idempotency_key(key)
     }
-    fn prediction_owner(&self, prediction_id: &str) -> Result<Option<TaskId>, StoreError> {
-        self.inner.prediction_owner(prediction_id)
+    fn prediction_owner(&self, prediction_id: &str, since: Millis) -> Result<Option<TaskId>, StoreError> {
+        self.inner.prediction_owner(prediction_id, since)
     }
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError> {
         self.inner.events(id)

@@ -8,9 +8,13 @@
 //! | `a` task id (16)                      | empty: unfinished task                 |
 //! | `c` created_at ms (u64 BE) task id    | empty: listing order                   |
 //! | `i` idempotency key (UTF-8)           | task id (16)                           |
-//! | `p` prediction id (UTF-8)             | task id (16)                           |
+//! | `q` journaled ms (u64 BE) prediction id | task id (16): the prediction's owner  |
+//! | `p` prediction id (UTF-8)             | task id (16): owner, before `q` (read) |
 //!
-//! Big-endian numbers keep byte order equal to numeric order.
+//! Big-endian numbers keep byte order equal to numeric order. Keys a task keeps after it
+//! ends lead with a time, so new ones land in the same few sled pages: random keys (as
+//! prediction ids, in the first `p` index) spread writes over every old page, and sled then
+//! never frees the segments those pages pin (docs/BENCHMARKS.md, "Disk").
 
 use crate::model::{Millis, TaskId};
 
@@ -20,7 +24,9 @@ pub const SEALED: u8 = b's';
 pub const ACTIVE: u8 = b'a';
 pub const CREATED: u8 = b'c';
 pub const IDEMPOTENCY: u8 = b'i';
+/// Prediction owners as versions before `OWNER` wrote them: read, deleted, never written.
 pub const PREDICTION: u8 = b'p';
+pub const OWNER: u8 = b'q';
 
 pub fn with_id(tag: u8, id: &TaskId) -> Vec<u8> {
     let mut key = Vec::with_capacity(17);
@@ -41,6 +47,15 @@ pub fn created(at: Millis, id: &TaskId) -> Vec<u8> {
     let mut key = vec![CREATED];
     key.extend_from_slice(&(at.max(0) as u64).to_be_bytes());
     key.extend_from_slice(&id.0);
+    key
+}
+
+/// The ownership of a prediction, journaled at `at` (the `PredictionCreated` event's time).
+pub fn owner(at: Millis, prediction_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + prediction_id.len());
+    key.push(OWNER);
+    key.extend_from_slice(&(at.max(0) as u64).to_be_bytes());
+    key.extend_from_slice(prediction_id.as_bytes());
     key
 }
 

@@ -10,7 +10,7 @@
 //! settles, its events are sealed into one record (`sealed`).
 
 use super::codec::{self, decode_task, encode_event, encode_task};
-use super::keys::{self, ACTIVE, CREATED, IDEMPOTENCY, PREDICTION, SEALED, TASK};
+use super::keys::{self, ACTIVE, CREATED, IDEMPOTENCY, OWNER, PREDICTION, SEALED, TASK};
 use super::sealed;
 use super::{ListPage, ListQuery, Store, StoreError, TaskWrite};
 use crate::event::Event;
@@ -89,8 +89,8 @@ impl<B: Backend> KvStore<B> {
                         ops.push((keys::with_text(IDEMPOTENCY, key), Some(task.id.0.to_vec())));
                     }
                 }
-                Event::PredictionCreated { prediction_id, .. } => {
-                    ops.push((keys::with_text(PREDICTION, prediction_id), Some(task.id.0.to_vec())));
+                Event::PredictionCreated { prediction_id, at, .. } => {
+                    ops.push((keys::owner(*at, prediction_id), Some(task.id.0.to_vec())));
                 }
                 _ => {}
             }
@@ -108,10 +108,11 @@ impl<B: Backend> KvStore<B> {
             ops.push((keys::with_text(IDEMPOTENCY, key), None));
         }
         for (seq, event) in sealed::journal(&self.backend, &task.id, 1)? {
-            if let Event::PredictionCreated { prediction_id, .. } = event {
-                let claim = keys::with_text(PREDICTION, &prediction_id);
-                if self.id_at(claim.clone())? == Some(task.id) {
-                    ops.push((claim, None));
+            if let Event::PredictionCreated { prediction_id, at, .. } = event {
+                ops.push((keys::owner(at, &prediction_id), None));
+                let legacy = keys::with_text(PREDICTION, &prediction_id);
+                if self.id_at(legacy.clone())? == Some(task.id) {
+                    ops.push((legacy, None));
                 }
             }
             ops.push((keys::event(&task.id, seq), None));
@@ -217,8 +218,28 @@ impl<B: Backend> Store for KvStore<B> {
         self.id_at(keys::with_text(IDEMPOTENCY, key))
     }
 
-    fn prediction_owner(&self, prediction_id: &str) -> Result<Option<TaskId>, StoreError> {
-        self.id_at(keys::with_text(PREDICTION, prediction_id))
+    fn prediction_owner(&self, prediction_id: &str, journaled_since: crate::model::Millis) -> Result<Option<TaskId>, StoreError> {
+        if let Some(owner) = self.id_at(keys::with_text(PREDICTION, prediction_id))? {
+            return Ok(Some(owner));
+        }
+        let mut from = keys::owner(journaled_since, "");
+        let end = [OWNER + 1];
+        loop {
+            let chunk = self.backend.scan(&from, &end, false, 1024)?;
+            for (key, value) in &chunk {
+                if key.get(9..) == Some(prediction_id.as_bytes()) {
+                    let id = value.as_slice().try_into().map_err(|_| corrupt(key, codec::CodecError::TooShort(value.len())))?;
+                    return Ok(Some(TaskId(id)));
+                }
+            }
+            match chunk.last() {
+                Some((last, _)) if chunk.len() == 1024 => {
+                    from = last.clone();
+                    from.push(0);
+                }
+                _ => return Ok(None),
+            }
+        }
     }
 
     fn sweep(&self, cutoff: crate::model::Millis, limit: usize) -> Result<Vec<TaskId>, StoreError> {

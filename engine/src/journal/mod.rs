@@ -16,7 +16,7 @@ pub use memory::MemoryBackend;
 pub use sled_backend::SledBackend;
 
 use crate::event::Event;
-use crate::model::{Task, TaskId, TaskStatus};
+use crate::model::{Millis, Task, TaskId, TaskStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -66,8 +66,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every unfinished task: what recovery resumes.
     fn active(&self) -> Result<Vec<Task>, StoreError>;
     fn task_for_idempotency_key(&self, key: &str) -> Result<Option<TaskId>, StoreError>;
-    /// The task that owns a prediction, for matching predictions found at Replicate.
-    fn prediction_owner(&self, prediction_id: &str) -> Result<Option<TaskId>, StoreError>;
+    /// The task that owns a prediction, for matching predictions found at Replicate, if its
+    /// ownership was journaled at or after `journaled_since` (ms, engine clock). Ownership is
+    /// indexed by when it was journaled, which is never before the prediction existed: a
+    /// caller that knows when the prediction was created bounds the search with it. Owners
+    /// journaled by versions before that index are found whenever they were journaled.
+    fn prediction_owner(&self, prediction_id: &str, journaled_since: Millis) -> Result<Option<TaskId>, StoreError>;
     /// A task's journal, in order.
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError>;
     /// Deletes up to `limit` settled tasks that ended before `cutoff`, with their events and

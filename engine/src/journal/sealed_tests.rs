@@ -59,7 +59,7 @@ fn retried_task_round_trip<B: Backend>(store: KvStore<B>) {
     assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
     assert_eq!(store.events(&id).unwrap(), history);
     assert!(store.active().unwrap().is_empty());
-    assert_eq!(store.prediction_owner("p1").unwrap(), Some(id), "claims outlive the seal");
+    assert_eq!(store.prediction_owner("p1", 0).unwrap(), Some(id), "claims outlive the seal");
 
     then(&mut write, vec![Event::TaskRetried { at: 5 }, request(2)]);
     history.extend(write.events.clone());

@@ -66,8 +66,10 @@ fn a_finished_task_leaves_the_active_index_and_keeps_its_history() {
         store.commit(&[write.clone()]).unwrap();
         assert!(store.active().unwrap().is_empty());
         assert_eq!(store.events(&write.task.id).unwrap().len(), 4);
-        assert_eq!(store.prediction_owner("pred-x").unwrap(), Some(write.task.id));
-        assert_eq!(store.prediction_owner("pred-y").unwrap(), None);
+        // Its prediction was journaled at 11.
+        assert_eq!(store.prediction_owner("pred-x", 11).unwrap(), Some(write.task.id));
+        assert_eq!(store.prediction_owner("pred-x", 12).unwrap(), None, "journaled before the bound");
+        assert_eq!(store.prediction_owner("pred-y", 0).unwrap(), None);
     }
 }
 
@@ -316,7 +318,7 @@ fn a_sweep_deletes_only_settled_tasks_that_ended_before_the_cutoff() {
         assert_eq!(store.task(&old.task.id).unwrap(), None);
         assert!(store.events(&old.task.id).unwrap().is_empty(), "its journal went too");
         assert_eq!(store.task_for_idempotency_key("old-key").unwrap(), None);
-        assert_eq!(store.prediction_owner("pred-x").unwrap(), Some(recent.task.id), "only the old task's claims went");
+        assert_eq!(store.prediction_owner("pred-x", 0).unwrap(), Some(recent.task.id), "only the old task's claims went");
         assert!(store.task(&running.task.id).unwrap().is_some(), "unfinished tasks stay");
         assert!(store.task(&recent.task.id).unwrap().is_some(), "recent ones stay");
         let listed = store.list(&ListQuery { limit: 10, ..Default::default() }).unwrap();
@@ -324,4 +326,23 @@ fn a_sweep_deletes_only_settled_tasks_that_ended_before_the_cutoff() {
         assert!(store.sweep(1_000, 100).unwrap().is_empty());
         assert_eq!(store.sweep(10_000, 100).unwrap(), vec![recent.task.id]);
     }
+}
+
+/// Owners journaled by versions before the time-ordered index (`p` keys) are found whatever
+/// the bound, and swept with their task; the time-ordered index pages through long windows.
+#[test]
+fn prediction_owners_are_found_in_both_indexes() {
+    let store = KvStore::new(MemoryBackend::default());
+    let mut old = new_task(4, 4, None);
+    finish(&mut old);
+    let id = old.task.id;
+    let mut ops = vec![(super::keys::with_text(super::keys::PREDICTION, "pred-old"), Some(id.0.to_vec()))];
+    for n in 0..2_500i64 {
+        let owner = TaskId([(n % 200) as u8; 16]);
+        ops.push((super::keys::owner(1_000 + n, &format!("pred-{n}")), Some(owner.0.to_vec())));
+    }
+    store.backend().apply(ops).unwrap();
+    assert_eq!(store.prediction_owner("pred-old", i64::MAX).unwrap(), Some(id));
+    assert_eq!(store.prediction_owner("pred-2499", 0).unwrap(), Some(TaskId([99; 16])));
+    assert_eq!(store.prediction_owner("pred-2500", 0).unwrap(), None);
 }

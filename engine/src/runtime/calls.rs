@@ -59,7 +59,8 @@ async fn find_unowned(job: &EnsureJob) -> Result<Option<Prediction>, ClientError
     let (from, until) = (job.intent_at - CLOCK_SKEW_MS, job.sent_by + CLOCK_SKEW_MS);
     job.client
         .find_between(from, until, |p| {
-            p.input.as_ref() == Some(input) && matches!(store.prediction_owner(&p.id), Ok(None))
+            // An owner journaled this prediction after it existed, so after `from - skew`.
+            p.input.as_ref() == Some(input) && matches!(store.prediction_owner(&p.id, from - CLOCK_SKEW_MS), Ok(None))
         })
         .await
 }
@@ -96,3 +97,7 @@ fn crash_after_create_hook() {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "calls_tests.rs"]
+mod tests;
