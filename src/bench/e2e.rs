@@ -1,6 +1,8 @@
 //! The `e2e` scenario: N tasks of K steps through the whole engine (API, runtime, journal,
 //! Replicate client, webhooks or polling) against a zero-latency simulator (predictions end
-//! the moment they are created), so what is measured is the engine's own cost per step.
+//! the moment they are created), so what is measured is the engine's own cost per step;
+//! `--prediction-ms` gives the predictions a duration instead, to see the disk cost of many
+//! tasks in flight at once.
 //!
 //! - steps per second: N·K over the wall time from the first start request until the
 //!   runtime holds no unfinished task;
@@ -46,6 +48,11 @@ pub struct Options {
     /// Tasks run (and waited for) before the baseline is taken.
     #[arg(long, default_value_t = 50)]
     warmup: usize,
+    /// Each prediction's time in the simulator (`processing`, plus a fifth of it `starting`).
+    /// 0, the default, measures the engine alone; with it, every task is in flight at once
+    /// for a while, as many tasks are in production, which changes how sled's pages age.
+    #[arg(long, default_value_t = 0)]
+    prediction_ms: u64,
 }
 
 /// What one mode measured.
@@ -152,8 +159,15 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 
     let kib = |bytes: f64| bytes / 1024.0;
     let mut table = format!(
-        "e2e: {} tasks x {} steps, items with a {} B string, zero-latency simulator, {} posting clients\n",
-        options.tasks, options.steps, options.payload_bytes, options.clients
+        "e2e: {} tasks x {} steps, items with a {} B string, {}, {} posting clients\n",
+        options.tasks,
+        options.steps,
+        options.payload_bytes,
+        match options.prediction_ms {
+            0 => "zero-latency simulator".to_string(),
+            ms => format!("predictions of {} ms", ms + ms / 5),
+        },
+        options.clients
     );
     table += &format!(
         "{:<16} {:>7} {:>8} {:>9} {:>8} {:>10} | {:>32} | {:>9} {:>6}\n",
@@ -227,6 +241,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let json = json!({
         "scenario": "e2e",
         "tasks": options.tasks,
+        "prediction_ms": options.prediction_ms,
         "steps_per_task": options.steps,
         "payload_bytes": options.payload_bytes,
         "clients": options.clients,
@@ -333,7 +348,7 @@ async fn read_back(harness: &Harness, ids: &[String], clients: usize) -> anyhow:
 }
 
 async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Result<Run> {
-    let setup = Setup { prediction_ms: 0, webhooks, poll_initial_ms: options.poll_ms, poll_max_ms: options.poll_ms, creates_per_minute: None };
+    let setup = Setup { prediction_ms: options.prediction_ms, webhooks, poll_initial_ms: options.poll_ms, poll_max_ms: options.poll_ms, creates_per_minute: None };
     let harness = Harness::start(&setup).await?;
     let budget = Duration::from_secs(600);
 
