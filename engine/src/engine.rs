@@ -2,7 +2,7 @@
 //! journal, compiles the workflows and starts the runtime; reads go straight to the store.
 
 use crate::config::Config;
-use crate::journal::{KvStore, ListPage, ListQuery, MemoryBackend, SledBackend, Store, StoreError};
+use crate::journal::{KvStore, ListPage, ListQuery, Store, StoreError};
 use crate::model::{Task, TaskId};
 use crate::replicate::ReplicateClient;
 use crate::runtime::{ControlError, Msg, Policy, QueueView, Runtime, StartError, StartRequest, Started};
@@ -63,11 +63,8 @@ impl Engine {
     ) -> Result<(Engine, JoinHandle<Result<(), StoreError>>), LaunchError> {
         let data_dir = matches!(choice, StoreChoice::Disk).then(|| config.storage.data_dir.clone());
         let store: Arc<dyn Store> = match choice {
-            StoreChoice::Disk => Arc::new(KvStore::new(SledBackend::open(
-                &config.storage.data_dir,
-                config.storage.cache_bytes,
-            )?)),
-            StoreChoice::Memory => Arc::new(KvStore::new(MemoryBackend::default())),
+            StoreChoice::Disk => Arc::new(KvStore::open(&config.storage.data_dir, config.storage.cache_bytes)?),
+            StoreChoice::Memory => Arc::new(KvStore::in_memory()),
             StoreChoice::Given(store) => store,
         };
         let mut workflows = HashMap::new();

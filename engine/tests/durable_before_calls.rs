@@ -75,7 +75,7 @@ async fn no_create_reaches_replicate_before_its_intent_is_durable() {
         sim.base_url()
     );
     let config = Config::from_toml(&toml, "test").unwrap();
-    let store = Arc::new(SlowStore { inner: KvStore::new(MemoryBackend::default()), durable_at: Mutex::default() });
+    let store = Arc::new(SlowStore { inner: KvStore::in_memory(), durable_at: Mutex::default() });
     let shared: Arc<dyn Store> = store.clone();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (engine, runtime) = Engine::launch(&config, StoreChoice::Given(shared), shutdown.clone()).unwrap();

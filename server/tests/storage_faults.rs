@@ -6,7 +6,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use stepwise_engine::config::Config;
-use stepwise_engine::journal::{KvStore, MemoryBackend, Store};
+use stepwise_engine::journal::{KvStore, Store};
 use stepwise_engine::{Engine, StoreChoice};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -43,7 +43,7 @@ fn get(path: &str) -> Request<Body> {
 #[tokio::test]
 async fn a_failing_disk_refuses_writes_with_503_and_keeps_serving_reads() {
     let config = Config::from_toml(CONFIG, "test").unwrap();
-    let store = Arc::new(KvStore::new(MemoryBackend::default()));
+    let store = Arc::new(KvStore::in_memory());
     let shared: Arc<dyn Store> = store.clone();
     let shutdown = CancellationToken::new();
     let (engine, runtime) = Engine::launch(&config, StoreChoice::Given(shared), shutdown.clone()).unwrap();

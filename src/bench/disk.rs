@@ -34,15 +34,26 @@ pub fn disk_use(dir: &Path) -> std::io::Result<DiskUse> {
 
 /// Reopens the closed journal and sums its keys and values by kind (the key's first byte:
 /// `t` snapshot, `e` event, `c` listing index, `p` prediction owner, `i` idempotency key,
-/// `a` unfinished): what the journal holds, against which the disk growth is overhead.
+/// `a` unfinished, `s` sealed, `q` prediction owner), journal and archive together: what the
+/// store holds, against which the disk growth is overhead.
 pub fn live_bytes(dir: &std::path::Path) -> anyhow::Result<Vec<(char, u64, u64)>> {
-    use stepwise_engine::journal::{Backend, SledBackend};
-    let backend = SledBackend::open(dir, 64 << 20)?;
+    use stepwise_engine::journal::KvStore;
+    let store = KvStore::open(dir, 64 << 20)?;
     let mut by_kind: std::collections::BTreeMap<char, (u64, u64)> = Default::default();
+    tally(store.backend(), &mut by_kind)?;
+    tally(store.archive(), &mut by_kind)?;
+    Ok(by_kind.into_iter().map(|(kind, (keys, bytes))| (kind, keys, bytes)).collect())
+}
+
+/// Adds the keys and their bytes of one store to `by_kind`.
+fn tally(
+    backend: &impl stepwise_engine::journal::Backend,
+    by_kind: &mut std::collections::BTreeMap<char, (u64, u64)>,
+) -> anyhow::Result<()> {
     let mut from = vec![0u8];
     loop {
         let chunk = backend.scan(&from, &[0xff; 8], false, 4096)?;
-        let Some((last, _)) = chunk.last() else { break };
+        let Some((last, _)) = chunk.last() else { return Ok(()) };
         from = last.clone();
         from.push(0);
         for (key, value) in &chunk {
@@ -51,7 +62,6 @@ pub fn live_bytes(dir: &std::path::Path) -> anyhow::Result<Vec<(char, u64, u64)>
             entry.1 += (key.len() + value.len()) as u64;
         }
     }
-    Ok(by_kind.into_iter().map(|(kind, (keys, bytes))| (kind, keys, bytes)).collect())
 }
 
 #[cfg(test)]

@@ -70,6 +70,9 @@ struct Run {
     baseline: DiskUse,
     finished: DiskUse,
     closed: DiskUse,
+    /// The part of `baseline` and `finished` in the archive (settled tasks), the rest being
+    /// the journal (tasks in flight, and sled's garbage from them).
+    archive: (DiskUse, DiskUse),
     /// Keys and key+value bytes in the journal after the run, by key kind (warm-up included).
     live: Vec<(char, u64, u64)>,
     /// Tasks in the journal (the warm-up's and the run's).
@@ -111,6 +114,10 @@ impl Run {
         })
     }
 
+    fn archive_growth(&self) -> f64 {
+        self.archive.1.allocated_bytes as f64 - self.archive.0.allocated_bytes as f64
+    }
+
     fn json(&self, options: &Options) -> Value {
         json!({
             "tasks": options.tasks,
@@ -139,6 +146,7 @@ impl Run {
                 "baseline": self.baseline,
                 "finished": self.growth(self.finished, options),
                 "after_shutdown": self.growth(self.closed, options),
+                "archive_allocated_per_task": self.archive_growth() / options.tasks as f64,
             },
         })
     }
@@ -236,6 +244,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             "  journal content after the run: {live:.0} B per task ({}); disk growth / content: {:.1}x\n",
             kinds.join(", "),
             growth / live.max(1.0)
+        );
+        table += &format!(
+            "  of the growth: archive (settled tasks) {:.0} B per task, journal (tasks in flight) {:.0} B per task, {:.0} KiB at finish\n",
+            run.archive_growth() / options.tasks as f64,
+            growth - run.archive_growth() / options.tasks as f64,
+            kib((run.finished.allocated_bytes - run.archive.1.allocated_bytes) as f64),
         );
     }
     let json = json!({
@@ -358,6 +372,7 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
         until_idle(&harness, options.warmup, budget).await?;
     }
     let baseline = disk::disk_use(&harness.data_dir())?;
+    let archive_baseline = disk::disk_use(&harness.data_dir().join("archive"))?;
     let groups_before = harness.groups();
     let predictions_before = harness.sim.predictions().len();
 
@@ -368,6 +383,7 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
     let mut ended = until_idle(&harness, options.tasks, budget).await?;
     let mut cpu = load::cpu_time().saturating_sub(cpu_before);
     let finished = disk::disk_use(&harness.data_dir())?;
+    let archive_finished = disk::disk_use(&harness.data_dir().join("archive"))?;
     let groups = harness.groups();
 
     let mut tasks = read_back(&harness, &ids, options.clients).await?;
@@ -423,6 +439,7 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
         overhead: Summary::of(&overhead),
         groups: (groups.0 - groups_before.0, groups.1 - groups_before.1),
         baseline,
+        archive: (archive_baseline, archive_finished),
         finished,
         closed,
         live,

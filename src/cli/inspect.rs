@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use stepwise_engine::journal::{KvStore, ListQuery, SledBackend, Store};
+use stepwise_engine::journal::{KvStore, ListQuery, Store};
 use stepwise_engine::model::TaskId;
 use stepwise_engine::time::rfc3339;
 
@@ -26,7 +26,7 @@ pub struct InspectArgs {
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.data_dir.join("db").exists(), "{} is not a stepwise data dir", args.data_dir.display());
-    let store = KvStore::new(SledBackend::open(&args.data_dir, 16 << 20).context("cannot open the data dir (is the engine still running?)")?);
+    let store = KvStore::open(&args.data_dir, 16 << 20).context("cannot open the data dir (is the engine still running?)")?;
     if let Some(id) = args.task {
         return show_task(&store, &id, args.json);
     }

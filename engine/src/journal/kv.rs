@@ -6,12 +6,12 @@
 //! of `CHECKPOINT_EVERY`, and reading a task is its checkpoint (if any) with the events after
 //! it folded in by `machine::apply`, the same function that made the state live. Rewriting
 //! the whole snapshot at every commit wrote several times more bytes than the events
-//! themselves and took most of the disk a task used (docs/BENCHMARKS.md). When a task
-//! settles, its events are sealed into one record (`sealed`).
+//! themselves and took most of the disk a task used (docs/BENCHMARKS.md). When a commit
+//! settles a task, the task moves to a second store, the archive (`archive`).
 
 use super::codec::{self, decode_task, encode_event, encode_task};
+use super::archive;
 use super::keys::{self, ACTIVE, CREATED, IDEMPOTENCY, OWNER, PREDICTION, SEALED, TASK};
-use super::sealed;
 use super::{ListPage, ListQuery, Store, StoreError, TaskWrite};
 use crate::event::Event;
 use crate::machine;
@@ -32,6 +32,11 @@ pub type Op = (Vec<u8>, Option<Vec<u8>>);
 pub trait Backend: Send + Sync + 'static {
     /// Applies every op atomically; returns once they are durable.
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+    /// Applies every op atomically; they become durable soon, with the next `apply` at the
+    /// latest. For writes that may be lost in a crash (cleanup that is done again).
+    fn apply_lazily(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.apply(ops)
+    }
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Up to `limit` entries with keys in `[from, to)`, ascending or (with `reverse`) descending.
     fn scan(
@@ -48,16 +53,24 @@ pub trait Backend: Send + Sync + 'static {
 const MAX_SCANNED_PER_PAGE: usize = 5_000;
 
 pub struct KvStore<B> {
+    /// Running tasks: their events, one entry each, and their index keys.
     backend: B,
+    /// Settled tasks: one sealed record each, and their index keys.
+    archive: B,
 }
 
 impl<B: Backend> KvStore<B> {
-    pub fn new(backend: B) -> Self {
-        KvStore { backend }
+    pub fn new(journal: B, archive: B) -> Self {
+        KvStore { backend: journal, archive }
     }
 
+    /// The journal.
     pub fn backend(&self) -> &B {
         &self.backend
+    }
+
+    pub fn archive(&self) -> &B {
+        &self.archive
     }
 
     fn decode_task_at(key: &[u8], bytes: &[u8]) -> Result<Task, StoreError> {
@@ -66,22 +79,18 @@ impl<B: Backend> KvStore<B> {
 
     fn task_ops(&self, write: &TaskWrite, ops: &mut Vec<Op>) -> Result<(), StoreError> {
         let task = &write.task;
-        let sealing = task.is_settled() && sealed::seal_ops(&self.backend, write, ops)?;
         if write.events.iter().any(|(seq, _)| seq % CHECKPOINT_EVERY == 0) {
             ops.push((keys::with_id(TASK, &task.id), Some(encode_task(task))));
         }
         let reopens = write.events.iter().any(|(_, e)| {
             matches!(e, Event::TaskCreated { .. } | Event::TaskRetried { .. })
         });
-        if task.is_settled() {
-            ops.push((keys::with_id(ACTIVE, &task.id), None));
-        } else if reopens {
+        // `a`: in the journal, to resume or to move; it leaves with the move to the archive.
+        if reopens {
             ops.push((keys::with_id(ACTIVE, &task.id), Some(Vec::new())));
         }
         for (seq, event) in &write.events {
-            if !sealing {
-                ops.push((keys::event(&task.id, *seq), Some(encode_event(event))));
-            }
+            ops.push((keys::event(&task.id, *seq), Some(encode_event(event))));
             match event {
                 Event::TaskCreated { idempotency_key, at, .. } => {
                     ops.push((keys::created(*at, &task.id), Some(vec![])));
@@ -98,26 +107,41 @@ impl<B: Backend> KvStore<B> {
         Ok(())
     }
 
-    /// Deletes of everything a settled task left: snapshot, events, idempotency key, and the
-    /// ownership of every prediction any of its attempts made.
+    /// Deletes of everything a settled task left, in the journal and in the archive: its
+    /// records, events, listing and idempotency keys, and the ownership of every prediction
+    /// any of its attempts made. The same deletes go to both; a key one does not hold costs
+    /// nothing.
     fn delete_task_ops(&self, task: &Task, ops: &mut Vec<Op>) -> Result<(), StoreError> {
-        ops.push((keys::with_id(TASK, &task.id), None));
-        ops.push((keys::with_id(SEALED, &task.id), None));
-        ops.push((keys::with_id(ACTIVE, &task.id), None));
+        for tag in [TASK, SEALED, ACTIVE] {
+            ops.push((keys::with_id(tag, &task.id), None));
+        }
+        ops.push((keys::created(task.created_at, &task.id), None));
         if let Some(key) = &task.idempotency_key {
             ops.push((keys::with_text(IDEMPOTENCY, key), None));
         }
-        for (seq, event) in sealed::journal(&self.backend, &task.id, 1)? {
+        for (seq, event) in archive::journal(&self.backend, &self.archive, &task.id, 1)? {
             if let Event::PredictionCreated { prediction_id, at, .. } = event {
                 ops.push((keys::owner(at, &prediction_id), None));
                 let legacy = keys::with_text(PREDICTION, &prediction_id);
-                if self.id_at(legacy.clone())? == Some(task.id) {
+                if self.id_at(&self.backend, legacy.clone())? == Some(task.id) {
                     ops.push((legacy, None));
                 }
             }
             ops.push((keys::event(&task.id, seq), None));
         }
         Ok(())
+    }
+
+    /// The task id stored at `key` in the journal, or else in the archive.
+    fn id_in_either(&self, key: Vec<u8>) -> Result<Option<TaskId>, StoreError> {
+        match self.id_at(&self.backend, key.clone())? {
+            Some(id) => Ok(Some(id)),
+            None => self.id_at(&self.archive, key),
+        }
+    }
+
+    fn scan_both(&self, from: &[u8], to: &[u8], reverse: bool, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        archive::scan_both(&self.backend, &self.archive, from, to, reverse, limit)
     }
 
     /// The task as its checkpoint (if any) and the events after it, folded in order.
@@ -128,7 +152,7 @@ impl<B: Backend> KvStore<B> {
             None => None,
         };
         let from = task.as_ref().map_or(1, |t| t.seq + 1);
-        for (seq, event) in sealed::journal(&self.backend, id, from)? {
+        for (seq, event) in archive::journal(&self.backend, &self.archive, id, from)? {
             let key = keys::event(id, seq);
             let folded = match task.as_mut() {
                 Some(task) => machine::apply(task, &event).map(|()| task.seq),
@@ -143,12 +167,30 @@ impl<B: Backend> KvStore<B> {
         Ok(task)
     }
 
-    fn id_at(&self, key: Vec<u8>) -> Result<Option<TaskId>, StoreError> {
-        let Some(value) = self.backend.get(&key)? else { return Ok(None) };
+    fn id_at(&self, backend: &B, key: Vec<u8>) -> Result<Option<TaskId>, StoreError> {
+        let Some(value) = backend.get(&key)? else { return Ok(None) };
         let id: [u8; 16] = value.as_slice().try_into().map_err(|_| {
             corrupt(&key, codec::CodecError::TooShort(value.len()))
         })?;
         Ok(Some(TaskId(id)))
+    }
+}
+
+impl KvStore<super::MemoryBackend> {
+    /// A journal and an archive in memory, for tests.
+    pub fn in_memory() -> Self {
+        KvStore::new(Default::default(), Default::default())
+    }
+}
+
+impl KvStore<super::SledBackend> {
+    /// The journal in `dir` itself (where data dirs have always had it), the archive in
+    /// `dir/archive`. The archive's pages are read rarely (a finished task's status), so it
+    /// gets a quarter of the cache.
+    pub fn open(dir: &std::path::Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let journal = super::SledBackend::open(dir, cache_bytes)?;
+        let archive = super::SledBackend::open(&dir.join("archive"), (cache_bytes / 4).max(1 << 20))?;
+        Ok(KvStore::new(journal, archive))
     }
 }
 
@@ -158,7 +200,16 @@ impl<B: Backend> Store for KvStore<B> {
         for write in group {
             self.task_ops(write, &mut ops)?;
         }
-        self.backend.apply(ops)
+        self.backend.apply(ops)?;
+        // Durable: the group is committed. Moving its settled tasks is housekeeping; when it
+        // fails they stay in the journal, readable, and the next start moves them.
+        let settled: Vec<&Task> = group.iter().map(|write| &write.task).filter(|task| task.is_settled()).collect();
+        if !settled.is_empty() {
+            if let Err(error) = archive::move_settled(&self.backend, &self.archive, &settled) {
+                tracing::warn!(%error, tasks = settled.len(), "Moving settled tasks to the archive failed; the next start moves them.");
+            }
+        }
+        Ok(())
     }
 
     fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
@@ -178,7 +229,7 @@ impl<B: Backend> Store for KvStore<B> {
         let mut tasks = Vec::with_capacity(limit);
         let mut scanned = 0;
         loop {
-            let chunk = self.backend.scan(&start, &end, true, limit.max(64))?;
+            let chunk = self.scan_both(&start, &end, true, limit.max(64))?;
             let exhausted = chunk.len() < limit.max(64);
             for (key, _) in chunk {
                 scanned += 1;
@@ -191,7 +242,7 @@ impl<B: Backend> Store for KvStore<B> {
                     tasks.push(task);
                 }
                 if tasks.len() == limit || scanned >= MAX_SCANNED_PER_PAGE {
-                    let more = !self.backend.scan(&start, &end, true, 1)?.is_empty();
+                    let more = !self.scan_both(&start, &end, true, 1)?.is_empty();
                     return Ok(ListPage { tasks, next_cursor: more.then(|| hex::encode(&end)) });
                 }
             }
@@ -207,25 +258,46 @@ impl<B: Backend> Store for KvStore<B> {
         let mut tasks = Vec::with_capacity(entries.len());
         for (key, _) in entries {
             let Some(id) = keys::trailing_id(&key) else { continue };
-            if let Some(task) = self.task(&id)? {
-                tasks.push(task);
+            match self.task(&id)? {
+                // Settled, its move to the archive cut short: `finish_moves` takes it.
+                Some(task) if task.is_settled() => {}
+                Some(task) => tasks.push(task),
+                None => {}
             }
         }
         Ok(tasks)
     }
 
+    fn finish_moves(&self) -> Result<usize, StoreError> {
+        let prefix = [ACTIVE];
+        let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
+        let mut settled = vec![];
+        for (key, _) in entries {
+            let Some(id) = keys::trailing_id(&key) else { continue };
+            if let Some(task) = self.task(&id)?.filter(|task| task.is_settled()) {
+                settled.push(task);
+            }
+        }
+        let mut moved = 0;
+        for chunk in settled.chunks(256) {
+            let tasks: Vec<&Task> = chunk.iter().collect();
+            moved += archive::move_settled(&self.backend, &self.archive, &tasks)?;
+        }
+        Ok(moved)
+    }
+
     fn task_for_idempotency_key(&self, key: &str) -> Result<Option<TaskId>, StoreError> {
-        self.id_at(keys::with_text(IDEMPOTENCY, key))
+        self.id_in_either(keys::with_text(IDEMPOTENCY, key))
     }
 
     fn prediction_owner(&self, prediction_id: &str, journaled_since: crate::model::Millis) -> Result<Option<TaskId>, StoreError> {
-        if let Some(owner) = self.id_at(keys::with_text(PREDICTION, prediction_id))? {
+        if let Some(owner) = self.id_at(&self.backend, keys::with_text(PREDICTION, prediction_id))? {
             return Ok(Some(owner));
         }
         let mut from = keys::owner(journaled_since, "");
         let end = [OWNER + 1];
         loop {
-            let chunk = self.backend.scan(&from, &end, false, 1024)?;
+            let chunk = self.scan_both(&from, &end, false, 1024)?;
             for (key, value) in &chunk {
                 if key.get(9..) == Some(prediction_id.as_bytes()) {
                     let id = value.as_slice().try_into().map_err(|_| corrupt(key, codec::CodecError::TooShort(value.len())))?;
@@ -250,7 +322,7 @@ impl<B: Backend> Store for KvStore<B> {
         let mut deleted = vec![];
         let mut from = start.to_vec();
         while deleted.len() < limit {
-            let chunk = self.backend.scan(&from, &end, false, 256)?;
+            let chunk = self.scan_both(&from, &end, false, 256)?;
             let Some((last, _)) = chunk.last() else { break };
             from = last.clone();
             from.push(0);
@@ -272,13 +344,16 @@ impl<B: Backend> Store for KvStore<B> {
             }
         }
         if !ops.is_empty() {
-            self.backend.apply(ops)?;
+            // The journal first: a task cut in half by a crash is still whole in the archive,
+            // and the next sweep takes it.
+            self.backend.apply(ops.clone())?;
+            self.archive.apply(ops)?;
         }
         Ok(deleted)
     }
 
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError> {
-        untorn(|| sealed::journal(&self.backend, id, 1))
+        untorn(|| archive::journal(&self.backend, &self.archive, id, 1))
     }
 }
 

@@ -3,12 +3,12 @@
 //! in memory for fast tests); the key layout is documented in `keys`.
 //! Nothing here is async: callers run commits on a blocking thread.
 
+mod archive;
 pub mod codec;
 mod keys;
 mod kv;
 mod memory;
 mod schema_v1;
-mod sealed;
 mod sled_backend;
 
 pub use kv::{Backend, KvStore, Op};
@@ -59,7 +59,8 @@ pub struct ListPage {
 /// Durable task storage. `commit` is atomic and returns only once the group is on disk.
 pub trait Store: Send + Sync + 'static {
     /// Writes every task of the group atomically, with its events and index entries, and
-    /// makes them durable before returning.
+    /// makes them durable before returning. Tasks the group settles then move to the
+    /// archive, if the store has one.
     fn commit(&self, group: &[TaskWrite]) -> Result<(), StoreError>;
     fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError>;
     fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError>;
@@ -74,6 +75,11 @@ pub trait Store: Send + Sync + 'static {
     fn prediction_owner(&self, prediction_id: &str, journaled_since: Millis) -> Result<Option<TaskId>, StoreError>;
     /// A task's journal, in order.
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError>;
+    /// Finishes moving settled tasks to the archive where a crash or an I/O error cut the
+    /// move short (see `archive`); returns how many moved. Run once at start.
+    fn finish_moves(&self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
     /// Deletes up to `limit` settled tasks that ended before `cutoff`, with their events and
     /// index entries, durably; returns the ids of those that went.
     fn sweep(&self, cutoff: crate::model::Millis, limit: usize) -> Result<Vec<TaskId>, StoreError>;

@@ -34,16 +34,15 @@ impl SledBackend {
 
 impl Backend for SledBackend {
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (key, value) in ops {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
-        self.tree.apply_batch(batch).map_err(io)?;
+        self.tree.apply_batch(batch_of(ops)).map_err(io)?;
         self.db.flush().map_err(io)?;
         self.log.sync_data().map_err(io)
+    }
+
+    /// sled's flusher thread writes it out within `flush_every_ms` (500 ms), or the next
+    /// `apply` does.
+    fn apply_lazily(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.tree.apply_batch(batch_of(ops)).map_err(io)
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -70,6 +69,17 @@ impl Backend for SledBackend {
             range.take(limit).map(pair).collect()
         }
     }
+}
+
+fn batch_of(ops: Vec<Op>) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for (key, value) in ops {
+        match value {
+            Some(value) => batch.insert(key, value),
+            None => batch.remove(key),
+        }
+    }
+    batch
 }
 
 /// Opens sled, waiting briefly while another holder of the data dir's lock lets go (sled's

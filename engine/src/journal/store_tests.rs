@@ -36,10 +36,10 @@ fn finish_at(write: &mut TaskWrite, at: i64) {
 
 fn stores() -> Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
-    let sled = SledBackend::open(dir.path(), 1 << 20).unwrap();
+    let sled = KvStore::open(dir.path(), 1 << 20).unwrap();
     vec![
-        (Box::new(KvStore::new(MemoryBackend::default())), None),
-        (Box::new(KvStore::new(sled)), Some(dir)),
+        (Box::new(KvStore::in_memory()), None),
+        (Box::new(sled), Some(dir)),
     ]
 }
 
@@ -99,7 +99,7 @@ fn listing_is_newest_first_with_filters_and_cursors() {
 
 #[test]
 fn a_failed_write_leaves_nothing_behind() {
-    let store = KvStore::new(MemoryBackend::default());
+    let store = KvStore::in_memory();
     store.backend().fail_writes(true);
     let write = new_task(3, 5, Some("k"));
     assert!(store.commit(&[write.clone()]).is_err());
@@ -112,17 +112,17 @@ fn sled_data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let write = new_task(4, 5, Some("again"));
     {
-        let store = KvStore::new(SledBackend::open(dir.path(), 1 << 20).unwrap());
+        let store = KvStore::open(dir.path(), 1 << 20).unwrap();
         store.commit(&[write.clone()]).unwrap();
     }
-    let store = KvStore::new(SledBackend::open(dir.path(), 1 << 20).unwrap());
+    let store = KvStore::open(dir.path(), 1 << 20).unwrap();
     assert_eq!(store.active().unwrap(), vec![write.task.clone()]);
     assert_eq!(store.task_for_idempotency_key("again").unwrap(), Some(write.task.id));
 }
 
 #[test]
 fn a_damaged_record_is_reported_not_skipped() {
-    let store = KvStore::new(MemoryBackend::default());
+    let store = KvStore::in_memory();
     let write = new_task(5, 5, None);
     store.commit(&[write.clone()]).unwrap();
     let key = super::keys::event(&write.task.id, 1);
@@ -155,7 +155,7 @@ fn churn(write: &mut TaskWrite, n: usize) {
 #[test]
 fn a_long_task_reads_back_from_its_checkpoint_and_the_events_after_it() {
     use super::kv::CHECKPOINT_EVERY;
-    let memory = KvStore::new(MemoryBackend::default());
+    let memory = KvStore::in_memory();
     let mut all: Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> = stores();
     all.push((Box::new(memory), None));
     for (store, _dir) in all {
@@ -180,7 +180,7 @@ fn a_long_task_reads_back_from_its_checkpoint_and_the_events_after_it() {
 #[test]
 fn only_a_commit_reaching_a_checkpoint_writes_the_snapshot() {
     use super::kv::CHECKPOINT_EVERY;
-    let store = KvStore::new(MemoryBackend::default());
+    let store = KvStore::in_memory();
     let mut write = new_task(7, 7, None);
     let snapshot = super::keys::with_id(super::keys::TASK, &write.task.id);
     store.commit(&[write.clone()]).unwrap();
@@ -198,7 +198,7 @@ fn only_a_commit_reaching_a_checkpoint_writes_the_snapshot() {
 /// are, and take new commits in the new layout.
 #[test]
 fn a_journal_with_a_snapshot_at_every_commit_reads_back_and_goes_on() {
-    let store = KvStore::new(MemoryBackend::default());
+    let store = KvStore::in_memory();
     let mut write = new_task(9, 9, None);
     let id = write.task.id;
     let mut ops = vec![
@@ -224,7 +224,7 @@ fn a_journal_with_a_snapshot_at_every_commit_reads_back_and_goes_on() {
 
 #[test]
 fn an_event_that_does_not_follow_is_reported_not_skipped() {
-    let store = KvStore::new(MemoryBackend::default());
+    let store = KvStore::in_memory();
     let mut write = new_task(8, 8, None);
     let id = write.task.id;
     store.commit(&[write.clone()]).unwrap();
@@ -282,7 +282,7 @@ fn a_read_that_misses_an_event_reads_again_and_a_lasting_gap_is_an_error() {
     let mut all = new_task(10, 10, None);
     all.events.extend(write.events.clone());
     for (tears, expect_ok) in [(1, true), (2, true), (3, false)] {
-        let store = KvStore::new(Torn { inner: MemoryBackend::default(), tears: 0.into() });
+        let store = KvStore::new(Torn { inner: MemoryBackend::default(), tears: 0.into() }, Torn { inner: MemoryBackend::default(), tears: 0.into() });
         store.commit(&[all.clone()]).unwrap();
         store.backend().tears.store(tears, SeqCst);
         match store.task(&write.task.id) {
@@ -332,7 +332,7 @@ fn a_sweep_deletes_only_settled_tasks_that_ended_before_the_cutoff() {
 /// the bound, and swept with their task; the time-ordered index pages through long windows.
 #[test]
 fn prediction_owners_are_found_in_both_indexes() {
-    let store = KvStore::new(MemoryBackend::default());
+    let store = KvStore::in_memory();
     let mut old = new_task(4, 4, None);
     finish(&mut old);
     let id = old.task.id;

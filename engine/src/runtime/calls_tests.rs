@@ -4,7 +4,7 @@
 use super::*;
 use crate::config::ReplicateConfig;
 use crate::event::Event;
-use crate::journal::{KvStore, MemoryBackend, TaskWrite};
+use crate::journal::{KvStore, TaskWrite};
 use crate::machine;
 use crate::model::{Json, TaskId};
 
@@ -53,7 +53,7 @@ async fn the_search_adopts_the_unowned_prediction_not_a_finished_tasks_twin() {
     // input, another task's, newer, so the newest-first search meets it first.
     let ours = client.create(&target, &input, None, None).await.unwrap();
     let theirs = client.create(&target, &input, None, None).await.unwrap();
-    let store: Arc<dyn Store> = Arc::new(KvStore::new(MemoryBackend::default()));
+    let store: Arc<dyn Store> = Arc::new(KvStore::in_memory());
     let job = || EnsureJob {
         client: client.clone(),
         store: store.clone(),

@@ -41,6 +41,13 @@ impl Runtime {
 
     pub(super) async fn recover(&mut self) -> Result<(), StoreError> {
         let store = self.store.clone();
+        let moved = tokio::task::spawn_blocking(move || store.finish_moves())
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))??;
+        if moved > 0 {
+            tracing::info!(tasks = moved, "Settled tasks moved to the archive (a move had been cut short).");
+        }
+        let store = self.store.clone();
         let mut tasks = tokio::task::spawn_blocking(move || store.active())
             .await
             .map_err(|e| StoreError::Io(e.to_string()))??;

@@ -1,0 +1,155 @@
+//! The archive: what a settled task keeps, moved out of the journal into a store of its own.
+//!
+//! While a task runs, each commit appends its events to the journal, one entry each, without
+//! reading anything back. When a commit settles a task, the task moves: its events become one
+//! sealed record (`s`, compressed: a step's input repeats its item), and its listing,
+//! idempotency and prediction-owner keys go with it. The archive is a second sled database
+//! because sled 0.34 cleans its log badly when pages that never change again share segments
+//! with busy ones: with the two mixed, the data dir grew by 7-12 KB per finished three-step
+//! task with thousands of tasks in flight; apart, the journal stays the size of what is in
+//! flight and the archive grows by what tasks keep (docs/BENCHMARKS.md, "Disk").
+//!
+//! Order makes it safe without a transaction across the two: the archive's batch is durable
+//! before the journal's deletes are applied, so at every moment each event is in one or both.
+//! A read scans the journal's loose events first and gets the sealed record second: whatever
+//! a move deleted under its scan is in the record it reads after; an event seen in both is
+//! kept once. A move cut short (crash, I/O error) leaves the task in both, readable; its
+//! journal `a` key stays, and `finish_moves` completes it at the next start.
+
+use super::codec::{self, decode_event, decode_sealed, encode_sealed};
+use super::keys::{self, ACTIVE, IDEMPOTENCY, SEALED, TASK};
+use super::kv::{corrupt, inconsistent, Backend, Op};
+use super::StoreError;
+use crate::event::Event;
+use crate::model::{Task, TaskId};
+
+/// The task's events with sequence numbers from `from` on, in order, from the journal's
+/// loose entries and the archive's sealed record. Contiguous from `from`, or an error.
+pub fn journal<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<Vec<(u64, Event)>, StoreError> {
+    read(journal, archive, id, from).map(|(events, _)| events)
+}
+
+/// `journal`, and the last sequence number in the sealed record (0 without one).
+fn read<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<(Vec<(u64, Event)>, u64), StoreError> {
+    let loose_from = keys::event(id, from);
+    let loose_to = keys::prefix_end(&keys::with_id(keys::EVENT, id));
+    let loose = journal.scan(&loose_from, &loose_to, false, usize::MAX)?;
+    let (mut events, sealed_upto) = match sealed(archive, id)? {
+        Some((first, sealed)) => {
+            let upto = first + sealed.len() as u64 - 1;
+            ((first..).zip(sealed).filter(|(seq, _)| *seq >= from).collect(), upto)
+        }
+        None => (Vec::new(), 0),
+    };
+    for (key, value) in loose {
+        let seq = seq_of(&key)?;
+        if events.last().is_some_and(|(last, _)| seq <= *last) {
+            continue; // moved during this read: the record has it
+        }
+        let event = decode_event(&value).map_err(|source| corrupt(&key, source))?;
+        events.push((seq, event));
+    }
+    for (n, (seq, _)) in events.iter().enumerate() {
+        if *seq != from + n as u64 {
+            let key = keys::event(id, *seq);
+            return Err(inconsistent(&key, format!("expected sequence {}", from + n as u64)));
+        }
+    }
+    Ok((events, sealed_upto))
+}
+
+/// Moves settled tasks from the journal to the archive: one durable archive batch, then the
+/// journal's deletes, applied lazily (a lost delete leaves a duplicate that reads ignore and
+/// `finish_moves` removes). A task whose stored events do not add up to its sequence number
+/// stays where it is; its reads report why.
+pub fn move_settled<B: Backend>(journal: &B, archive: &B, tasks: &[&Task]) -> Result<usize, StoreError> {
+    let (mut to_archive, mut to_delete, mut moved) = (vec![], vec![], 0);
+    for task in tasks {
+        let (events, sealed_upto) = match read(journal, archive, &task.id, 1) {
+            Ok(read) => read,
+            Err(StoreError::Corrupt { .. } | StoreError::Inconsistent { .. }) => continue,
+            Err(error) => return Err(error),
+        };
+        if events.len() as u64 != task.seq {
+            continue;
+        }
+        move_ops(task, events, sealed_upto, &mut to_archive, &mut to_delete);
+        moved += 1;
+    }
+    if moved > 0 {
+        archive.apply(to_archive)?;
+        journal.apply_lazily(to_delete)?;
+    }
+    Ok(moved)
+}
+
+fn move_ops(task: &Task, events: Vec<(u64, Event)>, sealed_upto: u64, to_archive: &mut Vec<Op>, to_delete: &mut Vec<Op>) {
+    let id = &task.id;
+    let owner = id.0.to_vec();
+    for (seq, event) in &events {
+        match event {
+            Event::TaskCreated { at, idempotency_key, .. } => {
+                // Rewritten even when a retried task moves again: the same key, the same value.
+                to_archive.push((keys::created(*at, id), Some(vec![])));
+                to_delete.push((keys::created(*at, id), None));
+                if let Some(key) = idempotency_key {
+                    to_archive.push((keys::with_text(IDEMPOTENCY, key), Some(owner.clone())));
+                    to_delete.push((keys::with_text(IDEMPOTENCY, key), None));
+                }
+            }
+            Event::PredictionCreated { prediction_id, at, .. } if *seq > sealed_upto => {
+                to_archive.push((keys::owner(*at, prediction_id), Some(owner.clone())));
+                to_delete.push((keys::owner(*at, prediction_id), None));
+            }
+            _ => {}
+        }
+        if *seq > sealed_upto {
+            to_delete.push((keys::event(id, *seq), None));
+        }
+    }
+    let all: Vec<Event> = events.into_iter().map(|(_, event)| event).collect();
+    to_archive.push((keys::with_id(SEALED, id), Some(encode_sealed(1, &all))));
+    to_delete.push((keys::with_id(TASK, id), None));
+    to_delete.push((keys::with_id(ACTIVE, id), None));
+}
+
+/// The sealed record's first sequence number and events, if the task has one.
+pub fn sealed<B: Backend>(archive: &B, id: &TaskId) -> Result<Option<(u64, Vec<Event>)>, StoreError> {
+    let key = keys::with_id(SEALED, id);
+    match archive.get(&key)? {
+        Some(bytes) => decode_sealed(&bytes).map(Some).map_err(|source| corrupt(&key, source)),
+        None => Ok(None),
+    }
+}
+
+/// Up to `limit` entries of `[from, to)` from both stores, merged in key order (descending
+/// with `reverse`), each key once: the listing and owner keys of a task being moved can be
+/// in both for a moment.
+pub fn scan_both<B: Backend>(
+    journal: &B,
+    archive: &B,
+    from: &[u8],
+    to: &[u8],
+    reverse: bool,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    let mut entries = journal.scan(from, to, reverse, limit)?;
+    entries.extend(archive.scan(from, to, reverse, limit)?);
+    entries.sort_by(|a, b| if reverse { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+    entries.dedup_by(|a, b| a.0 == b.0);
+    entries.truncate(limit);
+    Ok(entries)
+}
+
+/// The sequence number at the end of an `e` key.
+pub fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = key
+        .get(17..)
+        .and_then(|tail| tail.try_into().ok())
+        .ok_or_else(|| corrupt(key, codec::CodecError::TooShort(key.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+#[path = "archive_tests.rs"]
+mod tests;
