@@ -25,6 +25,10 @@ pub const CHECKPOINT_EVERY: u64 = 16;
 /// Reads of one task before a gap in its events counts as a damaged journal (see `untorn`).
 const TORN_READ_ATTEMPTS: u32 = 3;
 
+/// The value of a settled task's `a` key: its move to the archive is due, nothing to resume.
+/// Recovery reads neither these tasks (`active`) nor the others (`finish_moves`) twice.
+const TO_MOVE: &[u8] = b"m";
+
 /// One write of a batch: `None` deletes the key.
 pub type Op = (Vec<u8>, Option<Vec<u8>>);
 
@@ -85,8 +89,11 @@ impl<B: Backend> KvStore<B> {
         let reopens = write.events.iter().any(|(_, e)| {
             matches!(e, Event::TaskCreated { .. } | Event::TaskRetried { .. })
         });
-        // `a`: in the journal, to resume or to move; it leaves with the move to the archive.
-        if reopens {
+        // `a`: in the journal, to resume (empty) or, settled, to move (`TO_MOVE`); it leaves
+        // with the move to the archive.
+        if task.is_settled() {
+            ops.push((keys::with_id(ACTIVE, &task.id), Some(TO_MOVE.to_vec())));
+        } else if reopens {
             ops.push((keys::with_id(ACTIVE, &task.id), Some(Vec::new())));
         }
         for (seq, event) in &write.events {
@@ -256,10 +263,13 @@ impl<B: Backend> Store for KvStore<B> {
         let prefix = [ACTIVE];
         let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
         let mut tasks = Vec::with_capacity(entries.len());
-        for (key, _) in entries {
+        for (key, value) in entries {
             let Some(id) = keys::trailing_id(&key) else { continue };
+            if value == TO_MOVE {
+                continue; // settled, its move cut short: `finish_moves` takes it
+            }
             match self.task(&id)? {
-                // Settled, its move to the archive cut short: `finish_moves` takes it.
+                // Settled by a version that kept `a` empty until the end.
                 Some(task) if task.is_settled() => {}
                 Some(task) => tasks.push(task),
                 None => {}
@@ -272,7 +282,7 @@ impl<B: Backend> Store for KvStore<B> {
         let prefix = [ACTIVE];
         let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
         let mut settled = vec![];
-        for (key, _) in entries {
+        for (key, _) in entries.into_iter().filter(|(_, value)| value == TO_MOVE) {
             let Some(id) = keys::trailing_id(&key) else { continue };
             if let Some(task) = self.task(&id)?.filter(|task| task.is_settled()) {
                 settled.push(task);

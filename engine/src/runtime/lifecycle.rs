@@ -41,11 +41,12 @@ impl Runtime {
 
     pub(super) async fn recover(&mut self) -> Result<(), StoreError> {
         let store = self.store.clone();
-        let moved = tokio::task::spawn_blocking(move || store.finish_moves())
-            .await
-            .map_err(|e| StoreError::Io(e.to_string()))??;
-        if moved > 0 {
-            tracing::info!(tasks = moved, "Settled tasks moved to the archive (a move had been cut short).");
+        // Housekeeping: a task whose move failed is whole in the journal and is read there.
+        match tokio::task::spawn_blocking(move || store.finish_moves()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(moved)) => tracing::info!(tasks = moved, "Settled tasks moved to the archive (a move had been cut short)."),
+            Ok(Err(error)) => tracing::warn!(%error, "Moving settled tasks to the archive failed; will try at the next start."),
+            Err(error) => tracing::warn!(%error, "Moving settled tasks to the archive panicked; will try at the next start."),
         }
         let store = self.store.clone();
         let mut tasks = tokio::task::spawn_blocking(move || store.active())
