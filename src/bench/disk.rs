@@ -19,7 +19,12 @@ pub fn disk_use(dir: &Path) -> std::io::Result<DiskUse> {
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
-            let meta = entry.metadata()?;
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                // sled deletes blob files as it rewrites their pages; one can go mid-walk.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             if meta.is_dir() {
                 pending.push(entry.path());
             } else {

@@ -58,7 +58,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
 /// A settled task's events from `first_seq` on, as one record. Compressed because a task's
 /// events repeat themselves: every step's input copies its item, prediction ids appear twice,
 /// output URLs share their host and path.
-pub fn encode_sealed(first_seq: u64, events: &[Event]) -> Vec<u8> {
+pub fn encode_sealed<E: std::borrow::Borrow<Event> + Serialize>(first_seq: u64, events: &[E]) -> Vec<u8> {
     use bincode::Options;
     // As in `encode`: serializing our own plain types cannot fail.
     let payload = bincode::DefaultOptions::new().serialize(&(first_seq, events)).expect("bincode can encode our types");

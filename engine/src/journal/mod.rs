@@ -4,6 +4,7 @@
 //! Nothing here is async: callers run commits on a blocking thread.
 
 mod archive;
+mod blob_sync;
 pub mod codec;
 mod keys;
 mod kv;

@@ -1,7 +1,8 @@
 //! The on-disk `Backend`: one sled tree, made durable the way DEPENDENCIES.md prescribes.
 //! Each `apply` is one atomic `apply_batch`, then `flush()` (which on Linux is only
 //! `sync_file_range`), then `sync_data()` on the data file, so an acknowledged write survives
-//! `kill -9` and power loss. Callers group many tasks into one `apply`: that is group commit.
+//! `kill -9` and power loss (with sled's blob files, which it never syncs: `blob_sync`).
+//! Callers group many tasks into one `apply`: that is group commit.
 
 use super::kv::{Backend, Op};
 use super::StoreError;
@@ -13,6 +14,7 @@ pub struct SledBackend {
     tree: sled::Tree,
     /// sled's log file, opened once, for the `sync_data()` that `flush()` does not do.
     log: File,
+    blobs: super::blob_sync::BlobSync,
 }
 
 impl SledBackend {
@@ -23,7 +25,7 @@ impl SledBackend {
         let log = File::open(dir.join("db")).map_err(io)?;
         // The directory entry of a fresh data dir must be durable too.
         File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        Ok(SledBackend { db, tree, log })
+        Ok(SledBackend { db, tree, log, blobs: super::blob_sync::BlobSync::new(dir) })
     }
 
     /// Bytes used on disk by the database.
@@ -36,7 +38,8 @@ impl Backend for SledBackend {
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         self.tree.apply_batch(batch_of(ops)).map_err(io)?;
         self.db.flush().map_err(io)?;
-        self.log.sync_data().map_err(io)
+        self.log.sync_data().map_err(io)?;
+        self.blobs.sync().map(|_| ())
     }
 
     /// sled's flusher thread writes it out within `flush_every_ms` (500 ms), or the next
