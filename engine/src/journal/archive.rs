@@ -18,7 +18,7 @@
 
 use super::codec::{self, decode_event, decode_sealed, encode_sealed};
 use super::keys::{self, ACTIVE, IDEMPOTENCY, SEALED, TASK};
-use super::kv::{corrupt, inconsistent, Backend, Op};
+use super::kv::{corrupt, inconsistent, Backend, Guarded, Op};
 use super::StoreError;
 use crate::event::Event;
 use crate::model::{Task, TaskId};
@@ -68,11 +68,14 @@ fn read<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<
 
 /// Moves settled tasks from the journal to the archive: one durable archive batch, then the
 /// journal's deletes, applied lazily (a lost delete leaves a duplicate that reads ignore and
-/// `finish_moves` removes). A task whose stored events do not add up to its sequence number
-/// stays where it is; its reads report why.
+/// `finish_moves` removes) and only where the task's `a` key still marks it settled: a task
+/// retried since (the runtime commits while moves run) keeps its journal entries, and its
+/// next move takes the leftovers. A task whose stored events do not add up to its sequence
+/// number stays where it is; its reads report why.
 pub fn move_settled<B: Backend>(journal: &B, archive: &B, tasks: &[&Task]) -> Result<usize, StoreError> {
-    let (mut to_archive, mut to_delete, mut moved) = (vec![], vec![], 0);
+    let (mut to_archive, mut guarded) = (vec![], vec![]);
     for task in tasks {
+        let mut to_delete = vec![];
         let (events, sealed_upto) = match read(journal, archive, &task.id, 1) {
             Ok(read) => read,
             Err(StoreError::Corrupt { .. } | StoreError::Inconsistent { .. }) => continue,
@@ -86,20 +89,24 @@ pub fn move_settled<B: Backend>(journal: &B, archive: &B, tasks: &[&Task]) -> Re
         if record.len() > MAX_SEALED_BYTES && sealed_upto == 0 {
             to_delete.push((keys::with_id(ACTIVE, &task.id), None));
         } else {
-            move_ops(task, &events, record, sealed_upto, &mut to_archive, &mut to_delete);
+            move_ops(task, &events, record, &mut to_archive, &mut to_delete);
         }
-        moved += 1;
+        let expected = super::kv::TO_MOVE.to_vec();
+        guarded.push(Guarded { key: keys::with_id(ACTIVE, &task.id), expected, ops: to_delete });
+    }
+    if guarded.is_empty() {
+        return Ok(0);
     }
     if !to_archive.is_empty() {
         archive.apply(to_archive)?;
     }
-    if !to_delete.is_empty() {
-        journal.apply_lazily(to_delete)?;
-    }
-    Ok(moved)
+    journal.apply_guarded(guarded)
 }
 
-fn move_ops(task: &Task, events: &[(u64, Event)], record: Vec<u8>, sealed_upto: u64, to_archive: &mut Vec<Op>, to_delete: &mut Vec<Op>) {
+/// What a move writes to the archive and deletes from the journal. Everything the task ever
+/// had in the journal is deleted, not only what came after an earlier move: a move whose
+/// guard failed (the task was retried meanwhile) left it all there.
+fn move_ops(task: &Task, events: &[(u64, Event)], record: Vec<u8>, to_archive: &mut Vec<Op>, to_delete: &mut Vec<Op>) {
     let id = &task.id;
     let owner = id.0.to_vec();
     for (seq, event) in events {
@@ -113,15 +120,13 @@ fn move_ops(task: &Task, events: &[(u64, Event)], record: Vec<u8>, sealed_upto: 
                     to_delete.push((keys::with_text(IDEMPOTENCY, key), None));
                 }
             }
-            Event::PredictionCreated { prediction_id, at, .. } if *seq > sealed_upto => {
+            Event::PredictionCreated { prediction_id, at, .. } => {
                 to_archive.push((keys::owner(*at, prediction_id), Some(owner.clone())));
                 to_delete.push((keys::owner(*at, prediction_id), None));
             }
             _ => {}
         }
-        if *seq > sealed_upto {
-            to_delete.push((keys::event(id, *seq), None));
-        }
+        to_delete.push((keys::event(id, *seq), None));
     }
     to_archive.push((keys::with_id(SEALED, id), Some(record)));
     to_delete.push((keys::with_id(TASK, id), None));

@@ -67,7 +67,11 @@ fn retried_task_round_trip<B: Backend>(store: KvStore<B>) {
     then(&mut write, vec![Event::StepFailed { step: 1, prediction_id: Some("p1".into()), error: "nsfw".into(), canceled: false, at: 4 }]);
     history.extend(write.events.clone());
     store.commit(&[write.clone()]).unwrap();
-    assert_eq!(tags_of(store.backend(), &id), "", "settled: nothing left in the journal");
+    assert_eq!(tags_of(store.backend(), &id), "aceiq", "committed, not moved yet");
+    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
+    assert!(store.active().unwrap().is_empty(), "settled: nothing to resume");
+    assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
+    assert_eq!(tags_of(store.backend(), &id), "", "moved: nothing left in the journal");
     assert_eq!(tags_of(store.archive(), &id), "ciqs", "listing, idempotency, owner and sealed record");
     assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
     assert_eq!(store.events(&id).unwrap(), history);
@@ -87,6 +91,7 @@ fn retried_task_round_trip<B: Backend>(store: KvStore<B>) {
     then(&mut write, vec![made(2, "p2"), succeeded("p2")]);
     history.extend(write.events.clone());
     store.commit(&[write.clone()]).unwrap();
+    assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
     assert_eq!(tags_of(store.backend(), &id), "", "moved again, whole");
     assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
     assert_eq!(store.events(&id).unwrap(), history);
@@ -102,92 +107,117 @@ fn a_settled_task_moves_to_the_archive_and_a_retried_one_moves_again() {
     retried_task_round_trip(KvStore::open(dir.path(), 1 << 20).unwrap());
 }
 
-/// A backend that lets a number of `apply` calls through, then holds the next one back in a
-/// queue shared with another backend; the journal's next scan runs the queue, before or
-/// after it reads: as a move can land, in sled, in the middle of a read.
+/// A backend that runs a queued action in the middle of its next scan (before it reads or
+/// after) or right after its next `apply`: as a commit or a move can land, in sled, in the
+/// middle of another thread's read or move.
 #[derive(Clone, Default)]
-struct Deferring {
+struct Interleaving {
     inner: Arc<MemoryBackend>,
-    pass_then_hold: Arc<Mutex<Option<usize>>>,
-    queue: Arc<Mutex<Vec<(Arc<MemoryBackend>, Vec<Op>)>>>,
-    /// `Some(true)`: the scan runs the queue before reading; `Some(false)`: after.
-    runs_queue: Option<bool>,
+    on_scan: Arc<Mutex<Option<(bool, Action)>>>,
+    after_apply: Arc<Mutex<Option<Action>>>,
 }
 
-impl Deferring {
-    fn run_queue(&self) -> Result<(), StoreError> {
-        let held: Vec<_> = self.queue.lock().unwrap().drain(..).collect();
-        held.into_iter().try_for_each(|(backend, ops)| backend.apply(ops))
+type Action = Box<dyn FnOnce() + Send>;
+
+impl Interleaving {
+    fn run(slot: &Mutex<Option<Action>>) {
+        let action = slot.lock().unwrap().take();
+        if let Some(action) = action {
+            action();
+        }
     }
 }
 
-impl Backend for Deferring {
+impl Backend for Interleaving {
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        let mut plan = self.pass_then_hold.lock().unwrap();
-        match *plan {
-            Some(0) => {
-                *plan = None;
-                self.queue.lock().unwrap().push((self.inner.clone(), ops));
-                Ok(())
-            }
-            Some(n) => {
-                *plan = Some(n - 1);
-                self.inner.apply(ops)
-            }
-            None => self.inner.apply(ops),
-        }
+        self.inner.apply(ops)?;
+        Interleaving::run(&self.after_apply);
+        Ok(())
+    }
+    fn apply_guarded(&self, groups: Vec<crate::journal::Guarded>) -> Result<usize, StoreError> {
+        self.inner.apply_guarded(groups)
     }
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get(key)
     }
     fn scan(&self, from: &[u8], to: &[u8], reverse: bool, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        if self.runs_queue == Some(true) {
-            self.run_queue()?;
+        let queued = self.on_scan.lock().unwrap().take();
+        let (before, action) = match queued {
+            Some((before, action)) => (before, Some(action)),
+            None => (false, None),
+        };
+        let mut action = action;
+        if before {
+            if let Some(action) = action.take() {
+                action();
+            }
         }
         let entries = self.inner.scan(from, to, reverse, limit)?;
-        if self.runs_queue == Some(false) {
-            self.run_queue()?;
+        if let Some(action) = action {
+            action();
         }
         Ok(entries)
     }
 }
 
-/// Commits a task to its settling write with the move held back; returns the store, the
-/// settled task and its history.
-fn settled_with_move_held(runs_queue_before_scan: bool) -> (KvStore<Deferring>, crate::model::Task, Vec<(u64, Event)>) {
-    let queue = Arc::new(Mutex::new(vec![]));
-    let journal = Deferring { queue: queue.clone(), runs_queue: Some(runs_queue_before_scan), ..Default::default() };
-    let archive = Deferring { queue: queue.clone(), ..Default::default() };
+/// A store over two `Interleaving` backends, a second handle on the same data (for the
+/// actions), and a task committed up to its settling write, not moved yet, with its history.
+fn settled_not_moved() -> (KvStore<Interleaving>, KvStore<Interleaving>, TaskWrite, Vec<(u64, Event)>) {
+    let (journal, archive) = (Interleaving::default(), Interleaving::default());
     let store = KvStore::new(journal.clone(), archive.clone());
+    let other = KvStore::new(journal, archive);
     let mut write = created(2);
     let mut history = write.events.clone();
     store.commit(&[write.clone()]).unwrap();
     then(&mut write, vec![request(1), made(1, "p")]);
     history.extend(write.events.clone());
     store.commit(&[write.clone()]).unwrap();
-    then(&mut write, vec![succeeded("p")]);
+    then(&mut write, vec![Event::StepFailed { step: 1, prediction_id: Some("p".into()), error: "busy".into(), canceled: false, at: 4 }]);
     history.extend(write.events.clone());
-    // The group's journal batch goes through; the archive batch and the journal's deletes
-    // that make up the move are held.
-    *journal.pass_then_hold.lock().unwrap() = Some(1);
-    *archive.pass_then_hold.lock().unwrap() = Some(0);
     store.commit(&[write.clone()]).unwrap();
-    assert_eq!(queue.lock().unwrap().len(), 2, "the move is held");
-    (store, write.task, history)
+    (store, other, write, history)
 }
 
 #[test]
 fn a_read_that_races_the_move_sees_the_whole_task() {
-    // The move lands between the journal scan and the archive read: the scan found nothing.
-    let (store, task, history) = settled_with_move_held(true);
-    assert_eq!(store.task(&task.id).unwrap(), Some(task.clone()));
-    assert_eq!(store.events(&task.id).unwrap(), history);
+    for moves_before_the_scan_reads in [true, false] {
+        let (store, other, write, history) = settled_not_moved();
+        let task = write.task.clone();
+        // The whole move lands while a read scans the journal: before the scan reads (it
+        // finds no loose event: the record must be read after) or after (it found them all,
+        // and the record has them too: each is kept once).
+        let settled = task.clone();
+        let action: Action = Box::new(move || assert_eq!(other.move_settled(&[settled]).unwrap(), 1));
+        *store.backend().on_scan.lock().unwrap() = Some((moves_before_the_scan_reads, action));
+        assert_eq!(store.events(&task.id).unwrap(), history, "moved before the scan read: {moves_before_the_scan_reads}");
+        assert_eq!(tags_of(store.backend(), &task.id), "", "the move landed");
+        assert_eq!(store.task(&task.id).unwrap(), Some(task));
+    }
+}
 
-    // The move lands after the scan saw the loose events: the record has them too, once.
-    let (store, task, history) = settled_with_move_held(false);
-    assert_eq!(store.events(&task.id).unwrap(), history);
-    assert_eq!(tags_of(store.backend(), &task.id), "", "the move has landed");
-    assert_eq!(store.task(&task.id).unwrap(), Some(task));
+#[test]
+fn a_task_retried_while_it_moves_keeps_its_journal_and_moves_whole_later() {
+    let (store, other, mut write, mut history) = settled_not_moved();
+    let id = write.task.id;
+    let settled = write.task.clone();
+    // The retry commits between the move's archive batch and its journal deletes.
+    then(&mut write, vec![Event::TaskRetried { at: 5 }, request(2)]);
+    history.extend(write.events.clone());
+    let retry = write.clone();
+    let action: Action = Box::new(move || other.commit(&[retry]).unwrap());
+    *store.archive().after_apply.lock().unwrap() = Some(action);
+    assert_eq!(store.move_settled(&[settled]).unwrap(), 0, "the guard saw the retry");
+    assert_eq!(store.active().unwrap(), vec![write.task.clone()], "still resumable");
+    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
+    assert_eq!(store.events(&id).unwrap(), history, "journal and record together, each event once");
+
+    then(&mut write, vec![made(2, "p2"), succeeded("p2")]);
+    history.extend(write.events.clone());
+    store.commit(&[write.clone()]).unwrap();
+    assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
+    assert_eq!(tags_of(store.backend(), &id), "", "the leftovers of the first move went too");
+    assert_eq!(store.events(&id).unwrap(), history);
+    assert_eq!(store.task(&id).unwrap(), Some(write.task));
 }
 
 #[test]
@@ -200,7 +230,8 @@ fn a_move_cut_short_reads_whole_and_the_next_start_finishes_it() {
     let id = write.task.id;
     store.commit(&[write.clone()]).unwrap();
     then(&mut write, vec![request(1), made(1, "p"), succeeded("p")]);
-    store.commit(&[write.clone()]).expect("the commit is durable in the journal; the move is housekeeping");
+    store.commit(&[write.clone()]).unwrap();
+    assert!(store.move_settled(std::slice::from_ref(&write.task)).is_err(), "the archive refuses the batch");
     assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
     assert!(store.active().unwrap().is_empty(), "settled: nothing to resume");
     assert_eq!(tags_of(store.backend(), &id), "aceiq", "still all in the journal");

@@ -27,10 +27,17 @@ const TORN_READ_ATTEMPTS: u32 = 3;
 
 /// The value of a settled task's `a` key: its move to the archive is due, nothing to resume.
 /// Recovery reads neither these tasks (`active`) nor the others (`finish_moves`) twice.
-const TO_MOVE: &[u8] = b"m";
+pub(super) const TO_MOVE: &[u8] = b"m";
 
 /// One write of a batch: `None` deletes the key.
 pub type Op = (Vec<u8>, Option<Vec<u8>>);
+
+/// Ops to apply only if `key` holds `expected` (see `Backend::apply_guarded`).
+pub struct Guarded {
+    pub key: Vec<u8>,
+    pub expected: Vec<u8>,
+    pub ops: Vec<Op>,
+}
 
 /// An ordered key-value store with atomic, durable batches.
 pub trait Backend: Send + Sync + 'static {
@@ -41,6 +48,10 @@ pub trait Backend: Send + Sync + 'static {
     fn apply_lazily(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         self.apply(ops)
     }
+    /// Applies the ops of each group whose guard key still holds the expected value, all in
+    /// one atomic step: no other write lands between a check and its ops. Durable lazily,
+    /// like `apply_lazily`. Returns how many groups applied.
+    fn apply_guarded(&self, groups: Vec<Guarded>) -> Result<usize, StoreError>;
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Up to `limit` entries with keys in `[from, to)`, ascending or (with `reverse`) descending.
     fn scan(
@@ -207,16 +218,12 @@ impl<B: Backend> Store for KvStore<B> {
         for write in group {
             self.task_ops(write, &mut ops)?;
         }
-        self.backend.apply(ops)?;
-        // Durable: the group is committed. Moving its settled tasks is housekeeping; when it
-        // fails they stay in the journal, readable, and the next start moves them.
-        let settled: Vec<&Task> = group.iter().map(|write| &write.task).filter(|task| task.is_settled()).collect();
-        if !settled.is_empty() {
-            if let Err(error) = archive::move_settled(&self.backend, &self.archive, &settled) {
-                tracing::warn!(%error, tasks = settled.len(), "Moving settled tasks to the archive failed; the next start moves them.");
-            }
-        }
-        Ok(())
+        self.backend.apply(ops)
+    }
+
+    fn move_settled(&self, tasks: &[Task]) -> Result<usize, StoreError> {
+        let settled: Vec<&Task> = tasks.iter().filter(|task| task.is_settled()).collect();
+        archive::move_settled(&self.backend, &self.archive, &settled)
     }
 
     fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {

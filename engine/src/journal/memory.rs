@@ -1,7 +1,7 @@
 //! An in-memory `Backend` (a BTreeMap under a mutex) for fast tests. It can be told to fail
 //! writes, to test how the engine behaves when the disk is full or broken.
 
-use super::kv::{Backend, Op};
+use super::kv::{Backend, Guarded, Op};
 use super::StoreError;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +39,27 @@ impl Backend for MemoryBackend {
             };
         }
         Ok(())
+    }
+
+    fn apply_guarded(&self, groups: Vec<Guarded>) -> Result<usize, StoreError> {
+        if self.fail_writes.load(Ordering::SeqCst) {
+            return Err(StoreError::Io("injected write failure".into()));
+        }
+        let mut map = self.map();
+        let mut applied = 0;
+        for group in groups {
+            if map.get(&group.key) != Some(&group.expected) {
+                continue;
+            }
+            for (key, value) in group.ops {
+                match value {
+                    Some(value) => map.insert(key, value),
+                    None => map.remove(&key),
+                };
+            }
+            applied += 1;
+        }
+        Ok(applied)
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

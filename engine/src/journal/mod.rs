@@ -12,7 +12,7 @@ mod memory;
 mod schema_v1;
 mod sled_backend;
 
-pub use kv::{Backend, KvStore, Op};
+pub use kv::{Backend, Guarded, KvStore, Op};
 pub use memory::MemoryBackend;
 pub use sled_backend::SledBackend;
 
@@ -60,8 +60,7 @@ pub struct ListPage {
 /// Durable task storage. `commit` is atomic and returns only once the group is on disk.
 pub trait Store: Send + Sync + 'static {
     /// Writes every task of the group atomically, with its events and index entries, and
-    /// makes them durable before returning. Tasks the group settles then move to the
-    /// archive, if the store has one.
+    /// makes them durable before returning.
     fn commit(&self, group: &[TaskWrite]) -> Result<(), StoreError>;
     fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError>;
     fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError>;
@@ -76,8 +75,14 @@ pub trait Store: Send + Sync + 'static {
     fn prediction_owner(&self, prediction_id: &str, journaled_since: Millis) -> Result<Option<TaskId>, StoreError>;
     /// A task's journal, in order.
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError>;
-    /// Finishes moving settled tasks to the archive where a crash or an I/O error cut the
-    /// move short (see `archive`); returns how many moved. Run once at start.
+    /// Moves committed settled tasks to the archive, if the store has one (see `archive`);
+    /// returns how many it moved. Housekeeping: until then, or if it fails, they are read
+    /// where they are, and `finish_moves` takes them at the next start.
+    fn move_settled(&self, _tasks: &[Task]) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+    /// Finishes moving settled tasks to the archive where a crash, a shutdown or an I/O
+    /// error came first; returns how many moved. Run once at start.
     fn finish_moves(&self) -> Result<usize, StoreError> {
         Ok(0)
     }

@@ -4,7 +4,7 @@
 //! `kill -9` and power loss (with sled's blob files, which it never syncs: `blob_sync`).
 //! Callers group many tasks into one `apply`: that is group commit.
 
-use super::kv::{Backend, Op};
+use super::kv::{Backend, Guarded, Op};
 use super::StoreError;
 use std::fs::File;
 use std::path::Path;
@@ -46,6 +46,31 @@ impl Backend for SledBackend {
     /// `apply` does.
     fn apply_lazily(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         self.tree.apply_batch(batch_of(ops)).map_err(io)
+    }
+
+    /// One sled transaction: it holds the same lock as `apply_batch`, so no batch lands
+    /// between its reads and its writes. The closure may run again on a conflict; it only
+    /// reads and writes the transaction.
+    fn apply_guarded(&self, groups: Vec<Guarded>) -> Result<usize, StoreError> {
+        use sled::transaction::ConflictableTransactionResult;
+        self.tree
+            .transaction(|tx| -> ConflictableTransactionResult<usize, ()> {
+                let mut applied = 0;
+                for group in &groups {
+                    if tx.get(&group.key)?.as_deref() != Some(group.expected.as_slice()) {
+                        continue;
+                    }
+                    for (key, value) in &group.ops {
+                        match value {
+                            Some(value) => drop(tx.insert(key.as_slice(), value.as_slice())?),
+                            None => drop(tx.remove(key.as_slice())?),
+                        }
+                    }
+                    applied += 1;
+                }
+                Ok(applied)
+            })
+            .map_err(|e| StoreError::Io(format!("{e:?}")))
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

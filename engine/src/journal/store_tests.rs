@@ -260,6 +260,9 @@ impl Backend for Torn {
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         self.inner.apply(ops)
     }
+    fn apply_guarded(&self, groups: Vec<super::Guarded>) -> Result<usize, StoreError> {
+        self.inner.apply_guarded(groups)
+    }
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get(key)
     }

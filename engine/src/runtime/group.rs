@@ -69,6 +69,11 @@ impl Runtime {
         };
         match outcome {
             Ok(writes) => {
+                if let Some(mover) = &self.mover {
+                    for write in writes.iter().filter(|write| write.task.is_settled()) {
+                        mover.push(write.task.clone());
+                    }
+                }
                 self.publish(writes);
                 for waiter in group.waiters {
                     self.answer(waiter);

@@ -7,6 +7,7 @@
 
 mod admission;
 mod calls;
+mod mover;
 mod control;
 mod group;
 mod handlers;
@@ -183,6 +184,8 @@ pub(crate) struct Runtime {
     group: Group,
     changes: crate::changes::Changes,
     gauges: Arc<Gauges>,
+    /// Started by `run`, so it lives on the runtime's own tokio runtime.
+    mover: Option<mover::Mover>,
 }
 
 impl Runtime {
@@ -220,6 +223,7 @@ impl Runtime {
             group: Group::default(),
             changes: crate::changes::Changes::default(),
             gauges: Arc::default(),
+            mover: None,
         }
     }
 
@@ -238,6 +242,7 @@ impl Runtime {
     /// Resumes every unfinished task, then serves messages until `shutdown`. Each turn ends
     /// with a commit, so stopping between turns loses nothing acknowledged.
     pub(crate) async fn run(mut self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        self.mover = Some(mover::Mover::start(self.store.clone()));
         self.recover().await?;
         self.gauges.resumed.store(true, std::sync::atomic::Ordering::Relaxed);
         // Sweep often enough that a short retention (tests) is honoured, at most once a minute.
@@ -272,6 +277,9 @@ impl Runtime {
             self.gauges.unfinished.store(self.active.len(), std::sync::atomic::Ordering::Relaxed);
         }
         tracing::info!(unfinished = self.active.len(), "Runtime stopped; unfinished tasks resume at next start.");
+        if let Some(mover) = self.mover.take() {
+            mover.finish().await;
+        }
         Ok(())
     }
 
