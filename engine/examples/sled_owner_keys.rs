@@ -15,6 +15,9 @@
 //! one's events wait longer in pages that other writes keep touching, and every layout
 //! costs more: that is sled's log cleaning, not the owner keys (docs/BENCHMARKS.md, "Disk").
 
+mod common;
+
+use common::dir_bytes;
 use stepwise_engine::journal::{Backend, Op, SledBackend};
 
 const TASKS: u64 = 10_000;
@@ -105,16 +108,4 @@ fn noise(state: &mut u64, len: usize) -> Vec<u8> {
             *state as u8
         })
         .collect()
-}
-
-/// Allocated bytes of every file under `dir`, as `du` counts them.
-fn dir_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        total += if meta.is_dir() { dir_bytes(&entry.path())? } else { meta.blocks() * 512 };
-    }
-    Ok(total)
 }

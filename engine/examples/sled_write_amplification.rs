@@ -10,6 +10,9 @@
 //! give) and value size, it writes 40 000 entries in batches of 100 into a fresh data dir
 //! and prints the growth of its files against the keys and values written.
 
+mod common;
+
+use common::dir_bytes;
 use stepwise_engine::journal::{Backend, SledBackend};
 
 const ENTRIES: u64 = 40_000;
@@ -55,16 +58,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
-}
-
-/// Allocated bytes of every file under `dir`, as `du` counts them.
-fn dir_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        total += if meta.is_dir() { dir_bytes(&entry.path())? } else { meta.blocks() * 512 };
-    }
-    Ok(total)
 }
