@@ -65,3 +65,44 @@ async fn kill_9_at_any_point_loses_no_task_and_duplicates_no_prediction() {
     let adopted = log.lines().filter(|l| l.contains("Prediction created.") && l.contains("found=true")).count();
     assert!(adopted >= 2, "recovery adopted the predictions created before each abort ({adopted})");
 }
+
+/// The worst moment of a move to the archive: its archive batch durable, the journal's
+/// deletes not applied. After the restart every task reads back whole and is listed once,
+/// and the restarted engine finishes the move: no task is left half in each store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_in_the_middle_of_a_move_to_the_archive_loses_and_duplicates_nothing() {
+    use stepwise_engine::journal::{Backend, KvStore, ListQuery, Store};
+    let sim = start_sim(20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_toml(dir.path(), &sim.base_url(), "");
+    let mut app = App::spawn_with_env(dir.path(), &config, &[("STEPWISE_FAULT_CRASH_MID_MOVE", "1")]);
+    let mut ids = vec![];
+    for i in 0..6 {
+        ids.push(app.start_ok(&tryon_body(&format!("m{i}"), 2)).await);
+    }
+    // The first task to settle is moved, and the process aborts mid-move.
+    let status = app.wait_for_exit(Duration::from_secs(60)).await;
+    assert!(!status.success(), "the fault hook aborts the process");
+
+    let mut app = App::spawn(dir.path(), &config);
+    for (i, id) in ids.iter().enumerate() {
+        let task = app.wait_until_finished(id, Duration::from_secs(60)).await;
+        assert_chained(&sim, &task, &format!("m{i}"));
+    }
+    let listed: Value = app.http.get(format!("{}/v1/tasks?limit=100", app.url)).send().await.unwrap().json().await.unwrap();
+    let mut listed: Vec<&str> = listed["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    listed.sort();
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "every task listed once");
+    assert!(app.terminate().success());
+
+    let store = KvStore::open(&dir.path().join("data"), 1 << 20).unwrap();
+    let unmoved = store.backend().scan(b"a", b"b", false, usize::MAX).unwrap();
+    assert!(unmoved.is_empty(), "every settled task has left the journal: {} left", unmoved.len());
+    let sealed = store.archive().scan(b"s", b"t", false, usize::MAX).unwrap();
+    assert_eq!(sealed.len(), ids.len(), "each task is one sealed record in the archive");
+    assert_eq!(store.list(&ListQuery { limit: 100, ..Default::default() }).unwrap().tasks.len(), ids.len());
+    let log = std::fs::read_to_string(dir.path().join("engine.log")).unwrap();
+    assert!(log.contains("a move had been cut short"), "the restart finished the interrupted move");
+}

@@ -99,8 +99,20 @@ pub fn move_settled<B: Backend>(journal: &B, archive: &B, tasks: &[&Task]) -> Re
     }
     if !to_archive.is_empty() {
         archive.apply(to_archive)?;
+        crash_between_writes_hook();
     }
     journal.apply_guarded(guarded)
+}
+
+/// Fault injection for crash tests: with `STEPWISE_FAULT_CRASH_MID_MOVE=1` in the
+/// environment, the process aborts after a move's archive batch is durable and before the
+/// journal's deletes: the moment that leaves a task in both stores. Unset in production.
+fn crash_between_writes_hook() {
+    static ARMED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ARMED.get_or_init(|| std::env::var_os("STEPWISE_FAULT_CRASH_MID_MOVE").is_some()) {
+        eprintln!("fault injection: aborting between a move's archive batch and its journal deletes");
+        std::process::abort();
+    }
 }
 
 /// What a move writes to the archive and deletes from the journal. Everything the task ever
