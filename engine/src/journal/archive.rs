@@ -146,7 +146,7 @@ fn move_ops(task: &Task, events: &[(u64, Event)], record: Vec<u8>, to_archive: &
 }
 
 /// The sealed record's first sequence number and events, if the task has one.
-pub fn sealed<B: Backend>(archive: &B, id: &TaskId) -> Result<Option<(u64, Vec<Event>)>, StoreError> {
+fn sealed<B: Backend>(archive: &B, id: &TaskId) -> Result<Option<(u64, Vec<Event>)>, StoreError> {
     let key = keys::with_id(SEALED, id);
     match archive.get(&key)? {
         Some(bytes) => decode_sealed(&bytes).map(Some).map_err(|source| corrupt(&key, source)),
@@ -174,7 +174,7 @@ pub fn scan_both<B: Backend>(
 }
 
 /// The sequence number at the end of an `e` key.
-pub fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
+fn seq_of(key: &[u8]) -> Result<u64, StoreError> {
     let bytes: [u8; 8] = key
         .get(17..)
         .and_then(|tail| tail.try_into().ok())

@@ -92,7 +92,7 @@ impl<B: Backend> KvStore<B> {
         decode_task(bytes).map_err(|source| corrupt(key, source))
     }
 
-    fn task_ops(&self, write: &TaskWrite, ops: &mut Vec<Op>) -> Result<(), StoreError> {
+    fn task_ops(write: &TaskWrite, ops: &mut Vec<Op>) {
         let task = &write.task;
         if write.events.iter().any(|(seq, _)| seq % CHECKPOINT_EVERY == 0) {
             ops.push((keys::with_id(TASK, &task.id), Some(encode_task(task))));
@@ -122,7 +122,6 @@ impl<B: Backend> KvStore<B> {
                 _ => {}
             }
         }
-        Ok(())
     }
 
     /// Deletes of everything a settled task left, in the journal and in the archive: its
@@ -216,7 +215,7 @@ impl<B: Backend> Store for KvStore<B> {
     fn commit(&self, group: &[TaskWrite]) -> Result<(), StoreError> {
         let mut ops = Vec::with_capacity(group.len() * 4);
         for write in group {
-            self.task_ops(write, &mut ops)?;
+            Self::task_ops(write, &mut ops);
         }
         self.backend.apply(ops)
     }
