@@ -81,7 +81,7 @@ fn status_scenario_reads_the_pool_and_compares_with_bare_hyper() {
 
 #[test]
 fn e2e_scenario_finishes_every_task_and_measures_disk() {
-    let report = bench(&["e2e", "--tasks", "20", "--steps", "2", "--warmup", "4", "--clients", "4", "--payload-bytes", "300"]);
+    let report = bench(&["e2e", "--tasks", "20", "--steps", "2", "--warmup", "4", "--clients", "4", "--payload-bytes", "300", "--idempotency-keys"]);
     assert_eq!(report["scenario"], "e2e");
     assert_eq!(report["payload_bytes"], 300);
     let modes = report["modes"].as_object().unwrap();
@@ -104,12 +104,13 @@ fn e2e_scenario_finishes_every_task_and_measures_disk() {
         assert!(disk["after_shutdown"]["apparent_per_step"].is_number(), "{mode}: {disk}");
         // The journal holds all 24 tasks (4 warm-up + 20), each finished and so sealed: one
         // record of its events, no loose event left, no snapshot checkpoint below 16 events,
-        // and its two predictions' owners.
+        // its two predictions' owners and its idempotency key.
         let kinds = &run["journal_live"]["by_kind"];
         assert_eq!(run["journal_live"]["tasks"], 24, "{mode}");
         assert_eq!(kinds["c"]["keys"], 24, "{mode}: {run}");
         assert_eq!(kinds["s"]["keys"], 24, "{mode}: {run}");
         assert_eq!(kinds["q"]["keys"], 48, "{mode}: {run}");
+        assert_eq!(kinds["i"]["keys"], 24, "{mode}: one idempotency key per task: {run}");
         assert!(kinds["p"].is_null(), "{mode}: {run}");
         assert!(kinds["e"].is_null(), "{mode}: {run}");
         assert!(kinds["t"].is_null(), "{mode}: {run}");

@@ -53,6 +53,10 @@ pub struct Options {
     /// for a while, as many tasks are in production, which changes how sled's pages age.
     #[arg(long, default_value_t = 0)]
     prediction_ms: u64,
+    /// Send every start with an `Idempotency-Key` (26 random characters, as a frontend would
+    /// make), which the engine keeps as long as the task.
+    #[arg(long)]
+    idempotency_keys: bool,
 }
 
 /// What one mode measured.
@@ -261,6 +265,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "scenario": "e2e",
         "tasks": options.tasks,
         "prediction_ms": options.prediction_ms,
+        "idempotency_keys": options.idempotency_keys,
         "steps_per_task": options.steps,
         "payload_bytes": options.payload_bytes,
         "clients": options.clients,
@@ -305,13 +310,24 @@ fn noise(seed: &str, len: usize) -> String {
 }
 
 /// Posts one task per body; answers the start outcome and the ids.
-async fn post_tasks(harness: &Harness, clients: usize, bodies: Vec<hyper::body::Bytes>, label: &str) -> (Outcome, Vec<String>) {
+async fn post_tasks(
+    harness: &Harness,
+    clients: usize,
+    bodies: Vec<hyper::body::Bytes>,
+    label: &str,
+    idempotency_keys: bool,
+) -> (Outcome, Vec<String>) {
     let http = load::client(clients);
+    let keys: Vec<Option<String>> =
+        (0..bodies.len()).map(|i| idempotency_keys.then(|| noise(&format!("key-{label}-{i}"), 26))).collect();
     let ids = Arc::new(Mutex::new(Vec::with_capacity(bodies.len())));
     let (collected, url) = (ids.clone(), format!("{}/v1/tasks", harness.url));
     let plan = Plan { clients, requests: Some(bodies.len()), duration: None };
     let outcome = load::run(label, plan, move |i| {
-        let request = http.post(&url).header("content-type", "application/json").body(bodies[i].clone());
+        let mut request = http.post(&url).header("content-type", "application/json").body(bodies[i].clone());
+        if let Some(key) = &keys[i] {
+            request = request.header("idempotency-key", key.as_str());
+        }
         let collected = collected.clone();
         async move {
             let answer = load::expect_status(request, 201).await?;
@@ -372,7 +388,7 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
     let budget = Duration::from_secs(600);
 
     if options.warmup > 0 {
-        let (warm, _) = post_tasks(&harness, options.clients, bodies("w", options.warmup, options), "warm-up").await;
+        let (warm, _) = post_tasks(&harness, options.clients, bodies("w", options.warmup, options), "warm-up", options.idempotency_keys).await;
         anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
         until_idle(&harness, options.warmup, budget).await?;
     }
@@ -384,7 +400,7 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
     let bodies = bodies("t", options.tasks, options);
     let cpu_before = load::cpu_time();
     let started = Instant::now();
-    let (starts, ids) = post_tasks(&harness, options.clients, bodies, &mode).await;
+    let (starts, ids) = post_tasks(&harness, options.clients, bodies, &mode, options.idempotency_keys).await;
     let mut ended = until_idle(&harness, options.tasks, budget).await?;
     let mut cpu = load::cpu_time().saturating_sub(cpu_before);
     let finished = disk::disk_use(&harness.data_dir())?;
