@@ -1,15 +1,16 @@
-//! The key layout of the journal, one ordered keyspace (one sled tree):
+//! The key layout of the two stores (`KvStore`): the journal (tasks in flight) and the
+//! archive (what settled tasks keep, `archive`). Each is one ordered keyspace, one sled tree.
 //!
-//! | key                                   | value                                  |
-//! |---------------------------------------|----------------------------------------|
-//! | `t` task id (16)                      | snapshot (codec), a checkpoint (`kv`)  |
-//! | `e` task id (16) seq (u64 BE)         | event (codec)                          |
-//! | `s` task id (16)                      | a settled task's events (`sealed`)     |
-//! | `a` task id (16)                      | empty: unfinished task                 |
-//! | `c` created_at ms (u64 BE) task id    | empty: listing order                   |
-//! | `i` idempotency key (UTF-8)           | task id (16)                           |
-//! | `q` journaled ms (u64 BE) prediction id | task id (16): the prediction's owner  |
-//! | `p` prediction id (UTF-8)             | task id (16): owner, before `q` (read) |
+//! | key                                     | in      | value                               |
+//! |-----------------------------------------|---------|-------------------------------------|
+//! | `t` task id (16)                        | journal | snapshot (codec), a checkpoint      |
+//! | `e` task id (16) seq (u64 BE)           | journal | event (codec)                       |
+//! | `a` task id (16)                        | journal | empty: to resume; `m`: to move      |
+//! | `s` task id (16)                        | archive | a settled task's events, sealed     |
+//! | `c` created_at ms (u64 BE) task id      | both    | empty: listing order                |
+//! | `i` idempotency key (UTF-8)             | both    | task id (16)                        |
+//! | `q` journaled ms (u64 BE) prediction id | both    | task id (16): the prediction's owner|
+//! | `p` prediction id (UTF-8)               | journal | task id (16): owner, before `q`     |
 //!
 //! Big-endian numbers keep byte order equal to numeric order. Keys a task keeps after it
 //! ends lead with a time, so new ones land in the same few sled pages: random keys (as
