@@ -158,7 +158,10 @@ fn self_webhook_config(dir: &std::path::Path, sim: &replicate_sim::SimHandle) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_simulators_own_deliveries_drive_tasks_through_duplicates_delays_and_reordering() {
-    let sim = start_sim(80).await;
+    // Replicate's retry schedule (0.5 s, 1.5 s, 3.5 s, ... after the first try) at a tenth:
+    // at full scale, a delivery dropped five times in a row (0.3^5, so one task in a few
+    // dozen runs) would come back after the 30 s this test waits.
+    let sim = start_sim_with(80, |config| config.webhook_retry_scale = 0.1).await;
     sim.set_faults(replicate_sim::Faults {
         webhook_duplicate_rate: 0.5,
         webhook_delay_ms: (0, 30),

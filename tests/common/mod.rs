@@ -15,6 +15,11 @@ pub const SIM_TOKEN: &str = "r8_test_token";
 
 /// A simulated Replicate with the models the test workflows use.
 pub async fn start_sim(processing_ms: u64) -> SimHandle {
+    start_sim_with(processing_ms, |_| {}).await
+}
+
+/// `start_sim`, with `tweak` applied to the simulator's config before it starts.
+pub async fn start_sim_with(processing_ms: u64, tweak: impl FnOnce(&mut SimConfig)) -> SimHandle {
     let quick = |ms| ModelBehavior { starting_ms: ms / 4, processing_ms: ms, ..Default::default() };
     let mut config = SimConfig { token: SIM_TOKEN.into(), default_model: quick(processing_ms), ..Default::default() };
     config.models.insert("test/tryon".into(), quick(processing_ms));
@@ -24,6 +29,7 @@ pub async fn start_sim(processing_ms: u64) -> SimHandle {
     );
     config.models.insert("test/list".into(), ModelBehavior { output: OutputShape::UrlList, ..quick(processing_ms) });
     config.models.insert("test/slow".into(), ModelBehavior { starting_ms: 100, processing_ms: 600_000, ..Default::default() });
+    tweak(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     replicate_sim::start(config, listener).await.unwrap()
 }
