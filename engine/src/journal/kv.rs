@@ -157,6 +157,16 @@ impl<B: Backend> KvStore<B> {
         }
     }
 
+    /// The journal's `a` keys: every task to resume or, marked `TO_MOVE`, to move.
+    fn recovery_index(&self) -> Result<Vec<(TaskId, bool)>, StoreError> {
+        let prefix = [ACTIVE];
+        let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(key, value)| Some((keys::trailing_id(&key)?, value == TO_MOVE)))
+            .collect())
+    }
+
     fn scan_both(&self, from: &[u8], to: &[u8], reverse: bool, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         archive::scan_both(&self.backend, &self.archive, from, to, reverse, limit)
     }
@@ -266,12 +276,10 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     fn active(&self) -> Result<Vec<Task>, StoreError> {
-        let prefix = [ACTIVE];
-        let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
+        let entries = self.recovery_index()?;
         let mut tasks = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
-            let Some(id) = keys::trailing_id(&key) else { continue };
-            if value == TO_MOVE {
+        for (id, to_move) in entries {
+            if to_move {
                 continue; // settled, its move cut short: `finish_moves` takes it
             }
             match self.task(&id)? {
@@ -285,11 +293,8 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     fn finish_moves(&self) -> Result<usize, StoreError> {
-        let prefix = [ACTIVE];
-        let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
         let mut settled = vec![];
-        for (key, _) in entries.into_iter().filter(|(_, value)| value == TO_MOVE) {
-            let Some(id) = keys::trailing_id(&key) else { continue };
+        for (id, _) in self.recovery_index()?.into_iter().filter(|(_, to_move)| *to_move) {
             if let Some(task) = self.task(&id)?.filter(|task| task.is_settled()) {
                 settled.push(task);
             }
