@@ -267,3 +267,47 @@ async fn metrics_count_tasks_calls_and_commits_without_task_ids_in_labels() {
     assert!(data > 0.0);
     assert!(!text.contains("tsk_"), "no task id in any label");
 }
+
+/// A burst of starts beyond the create calls allowed out at once (256, each held here for
+/// 3 s by the simulator): the rest wait their turn inside the engine, as ids rather than
+/// calls, and every task still gets exactly one prediction and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_the_create_calls_allowed_out_waits_its_turn_and_creates_once_each() {
+    use futures::StreamExt;
+    use replicate_sim::{Endpoint, EndpointFaults, Faults};
+    let sim = start_sim(30).await;
+    let mut faults = Faults::default();
+    faults.endpoints.insert(Endpoint::Create, EndpointFaults { latency_ms: (3000, 3000), ..Default::default() });
+    sim.set_faults(faults);
+    let dir = tempfile::tempdir().unwrap();
+    // A burst of 1 makes the gate its minimum, 256 calls; the rate itself does not hold them.
+    let config = config_toml(dir.path(), &sim.base_url(), "").replace("create_burst = 1000", "create_burst = 1");
+    let app = App::spawn(dir.path(), &config);
+    let starts = (0..300).map(|i| {
+        let app = &app;
+        async move { app.start_ok(&tryon_body(&format!("burst{i}"), 1)).await }
+    });
+    let ids = futures::stream::iter(starts).buffer_unordered(32).collect::<Vec<_>>().await;
+    let waiting = |text: &str| -> f64 {
+        let line = text.lines().find_map(|l| l.strip_prefix("stepwise_creates_waiting "));
+        line.expect("the gauge is exported").parse().unwrap()
+    };
+    let deadline = std::time::Instant::now() + FINISH;
+    let mut peak = 0.0f64;
+    loop {
+        let text = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+        peak = peak.max(waiting(&text));
+        if peak > 0.0 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(peak >= 1.0, "no task waited for a create call; the gate never closed");
+    for id in &ids {
+        let task = app.wait_until_finished(id, FINISH).await;
+        assert_eq!(task["status"], "succeeded", "{task:#}");
+    }
+    assert_eq!(sim.create_calls(), 300, "one create per task");
+    let text = app.http.get(format!("{}/metrics", app.url)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(waiting(&text), 0.0);
+}

@@ -258,6 +258,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ("stepwise_tasks_in_flight", "Unfinished tasks in memory.", gauges.unfinished.load(Relaxed) as f64),
         ("stepwise_tasks_queued", "Tasks held back by a concurrency cap.", state.engine.queued() as f64),
         ("stepwise_tasks_watched", "Tasks with an open event stream or long poll.", state.engine.watched() as f64),
+        ("stepwise_creates_waiting", "Tasks waiting for one of the create calls allowed out at once.", gauges.creates_waiting.load(Relaxed) as f64),
         ("stepwise_recovered", "1 once recovery after start has finished.", f64::from(u8::from(gauges.resumed.load(Relaxed)))),
     ];
     if let Some(bytes) = state.engine.data_dir_bytes() {

@@ -1,9 +1,11 @@
 //! Group commit: the tasks touched in one loop turn, the callers waiting on them, and the
-//! commit that makes them durable together (or rolls them all back).
+//! commit that makes them durable together (or rolls them all back), and what each task does
+//! once its new state is durable.
 
 use super::{AckReply, ControlError, ControlReply, Runtime, StartError, StartReply, Started};
 use crate::changes::TaskChange;
 use crate::journal::{StoreError, TaskWrite};
+use crate::machine::{self, Command};
 use crate::model::TaskId;
 use std::collections::{HashMap, HashSet};
 
@@ -158,6 +160,46 @@ impl Runtime {
                     }
                 }
             }
+        }
+    }
+
+    /// The task's new state is durable: start what it needs next.
+    pub(super) fn after_commit(&mut self, id: TaskId) {
+        let Some(active) = self.active.get(&id) else { return };
+        if active.task.status.is_terminal() && (self.admission.holds(&id) || self.queue_view().position(&id).is_some()) {
+            for next in self.admission.release(&id) {
+                self.group.touch(next);
+                self.advance(next);
+            }
+        }
+        let Some(active) = self.active.get(&id) else { return };
+        // Act only on durable state: events recorded since this group's commit (a queued task
+        // admitted just above) belong to the next group, whose commit brings the task back here.
+        if active.calling || !active.unsaved.is_empty() {
+            return;
+        }
+        let scheduled = self.timers.is_scheduled(&id);
+        // A wait set before the latest change (a status check of a step that has since
+        // ended) is obsolete; one set since (a backoff after a failed call) stands.
+        let obsolete = scheduled && active.timer_seq < active.task.seq;
+        match machine::decide(&active.task) {
+            None => {
+                tracing::info!(task_id = %id, status = active.task.status.as_str(), "Task finished.");
+                let labels = [("workflow", active.task.workflow.as_str()), ("outcome", active.task.status.as_str())];
+                crate::metrics::global().inc("stepwise_tasks_finished_total", "Tasks that ended, by outcome.", &labels);
+                self.active.remove(&id);
+                self.timers.cancel(&id);
+                self.deadlines.cancel(&id);
+            }
+            Some(Command::Watch { .. }) if !scheduled => {
+                let delay = self.next_check_delay(id);
+                self.schedule(id, delay);
+            }
+            Some(Command::EnsurePrediction { .. } | Command::CancelPrediction { .. }) if !scheduled || obsolete => {
+                self.timers.cancel(&id);
+                self.on_due(id);
+            }
+            _ => {}
         }
     }
 }

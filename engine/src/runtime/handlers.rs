@@ -284,10 +284,14 @@ impl Runtime {
         match machine::decide(&active.task) {
             Some(Command::Request { .. }) => return self.advance(id),
             Some(Command::EnsurePrediction { step, attempt, input }) => {
+                // Over the gate's limit the task waits there, as an id, until a call is back.
+                let Some(permit) = self.creates.permit(id) else { return };
                 let mut job = step_input(step, input.value());
                 job.webhook = self.webhook_url.as_ref().map(|url| format!("{url}?task={id}&step={step}&attempt={attempt}"));
                 tokio::spawn(async move {
                     let result = ensure_prediction(job).await;
+                    // Free before the answer lands, so its turn can hand the permit on.
+                    drop(permit);
                     let _ = outbox.send(Msg::Created { id, step, attempt, result }).await;
                 });
             }

@@ -7,8 +7,9 @@
 
 mod admission;
 mod calls;
-mod mover;
 mod control;
+mod creates;
+mod mover;
 mod group;
 mod handlers;
 mod keep;
@@ -26,6 +27,8 @@ pub struct Gauges {
     /// Journal groups committed, and the tasks written by them.
     pub groups: std::sync::atomic::AtomicU64,
     pub group_tasks: std::sync::atomic::AtomicU64,
+    /// Tasks waiting for one of the create calls allowed out at once.
+    pub creates_waiting: std::sync::atomic::AtomicUsize,
 }
 
 use crate::event::Event;
@@ -122,6 +125,9 @@ pub struct Policy {
     pub retry_max: Duration,
     /// With webhooks on, every status check waits this long: deliveries do the real work.
     pub safety_poll: Option<Duration>,
+    /// Create calls allowed out at once (see `creates`): the create burst, at least
+    /// `creates::MIN_CREATES_OUT`.
+    pub max_creates_out: usize,
 }
 
 impl Policy {
@@ -176,6 +182,7 @@ pub(crate) struct Runtime {
     /// When each task with a `task_timeout` must be canceled.
     deadlines: Scheduler<TaskId>,
     admission: Admission,
+    creates: creates::CreateGate,
     inbox: mpsc::Receiver<Msg>,
     /// When this runtime started: intents journaled before it had their creates sent before it.
     started_at: i64,
@@ -217,6 +224,7 @@ impl Runtime {
             timers: Scheduler::default(),
             deadlines: Scheduler::default(),
             admission: Admission::new(max_in_flight, caps),
+            creates: creates::CreateGate::new(policy.max_creates_out),
             inbox: channel.1,
             started_at: crate::time::now_millis(),
             outbox: channel.0,
@@ -270,6 +278,7 @@ impl Runtime {
             for id in self.timers.drain_due(MAX_GROUP) {
                 self.on_due(id);
             }
+            self.release_waiting_creates();
             // Work started after a commit (a freed slot admitting a queued task) commits too.
             while !self.group.is_empty() {
                 self.commit_group().await;
@@ -351,45 +360,6 @@ impl Runtime {
         }
     }
 
-    /// The task's new state is durable: start what it needs next.
-    fn after_commit(&mut self, id: TaskId) {
-        let Some(active) = self.active.get(&id) else { return };
-        if active.task.status.is_terminal() && (self.admission.holds(&id) || self.queue_view().position(&id).is_some()) {
-            for next in self.admission.release(&id) {
-                self.group.touch(next);
-                self.advance(next);
-            }
-        }
-        let Some(active) = self.active.get(&id) else { return };
-        // Act only on durable state: events recorded since this group's commit (a queued task
-        // admitted just above) belong to the next group, whose commit brings the task back here.
-        if active.calling || !active.unsaved.is_empty() {
-            return;
-        }
-        let scheduled = self.timers.is_scheduled(&id);
-        // A wait set before the latest change (a status check of a step that has since
-        // ended) is obsolete; one set since (a backoff after a failed call) stands.
-        let obsolete = scheduled && active.timer_seq < active.task.seq;
-        match machine::decide(&active.task) {
-            None => {
-                tracing::info!(task_id = %id, status = active.task.status.as_str(), "Task finished.");
-                let labels = [("workflow", active.task.workflow.as_str()), ("outcome", active.task.status.as_str())];
-                crate::metrics::global().inc("stepwise_tasks_finished_total", "Tasks that ended, by outcome.", &labels);
-                self.active.remove(&id);
-                self.timers.cancel(&id);
-                self.deadlines.cancel(&id);
-            }
-            Some(Command::Watch { .. }) if !scheduled => {
-                let delay = self.next_check_delay(id);
-                self.schedule(id, delay);
-            }
-            Some(Command::EnsurePrediction { .. } | Command::CancelPrediction { .. }) if !scheduled || obsolete => {
-                self.timers.cancel(&id);
-                self.on_due(id);
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Counts a failed call that will be tried again.
