@@ -5,7 +5,7 @@
 use crate::event::Event;
 use crate::journal::{Backend, KvStore, MemoryBackend, Op, Store, StoreError, TaskWrite};
 use crate::machine;
-use crate::model::{Json, TaskId};
+use crate::model::{Json, Task, TaskId};
 use std::sync::{Arc, Mutex};
 
 fn created(seed: u8) -> TaskWrite {
@@ -17,14 +17,14 @@ fn created(seed: u8) -> TaskWrite {
         at: 1,
     };
     let task = machine::create(TaskId([seed; 16]), &event).unwrap();
-    TaskWrite { task, events: vec![(1, event)] }
+    TaskWrite { task: Arc::new(task), events: vec![(1, event)] }
 }
 
 /// The write's next events, applied to its task.
 fn then(write: &mut TaskWrite, events: Vec<Event>) {
     write.events.clear();
     for event in events {
-        machine::apply(&mut write.task, &event).unwrap();
+        machine::apply(Arc::make_mut(&mut write.task), &event).unwrap();
         write.events.push((write.task.seq, event));
     }
 }
@@ -68,32 +68,32 @@ fn retried_task_round_trip<B: Backend>(store: KvStore<B>) {
     history.extend(write.events.clone());
     store.commit(&[write.clone()]).unwrap();
     assert_eq!(tags_of(store.backend(), &id), "aceiq", "committed, not moved yet");
-    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert!(store.active().unwrap().is_empty(), "settled: nothing to resume");
     assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
     assert_eq!(tags_of(store.backend(), &id), "", "moved: nothing left in the journal");
     assert_eq!(tags_of(store.archive(), &id), "ciqs", "listing, idempotency, owner and sealed record");
-    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history);
     assert!(store.active().unwrap().is_empty());
     assert_eq!(store.prediction_owner("p1", 0).unwrap(), Some(id), "claims move with the task");
     assert_eq!(store.task_for_idempotency_key("key-1").unwrap(), Some(id));
-    assert_eq!(store.list(&Default::default()).unwrap().tasks, vec![write.task.clone()]);
+    assert_eq!(store.list(&Default::default()).unwrap().tasks, vec![Task::clone(&write.task)]);
 
     then(&mut write, vec![Event::TaskRetried { at: 5 }, request(2)]);
     history.extend(write.events.clone());
     store.commit(&[write.clone()]).unwrap();
     assert_eq!(tags_of(store.backend(), &id), "ae", "a retry appends to the journal after the sealed events");
-    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history);
-    assert_eq!(store.active().unwrap(), vec![write.task.clone()]);
+    assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
 
     then(&mut write, vec![made(2, "p2"), succeeded("p2")]);
     history.extend(write.events.clone());
     store.commit(&[write.clone()]).unwrap();
     assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
     assert_eq!(tags_of(store.backend(), &id), "", "moved again, whole");
-    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history);
     assert!(store.active().unwrap().is_empty());
     assert_eq!(store.prediction_owner("p2", 0).unwrap(), Some(id));
@@ -182,7 +182,7 @@ fn settled_not_moved() -> (KvStore<Interleaving>, KvStore<Interleaving>, TaskWri
 fn a_read_that_races_the_move_sees_the_whole_task() {
     for moves_before_the_scan_reads in [true, false] {
         let (store, other, write, history) = settled_not_moved();
-        let task = write.task.clone();
+        let task = Task::clone(&write.task);
         // The whole move lands while a read scans the journal: before the scan reads (it
         // finds no loose event: the record must be read after) or after (it found them all,
         // and the record has them too: each is kept once).
@@ -199,7 +199,7 @@ fn a_read_that_races_the_move_sees_the_whole_task() {
 fn a_task_retried_while_it_moves_keeps_its_journal_and_moves_whole_later() {
     let (store, other, mut write, mut history) = settled_not_moved();
     let id = write.task.id;
-    let settled = write.task.clone();
+    let settled = Task::clone(&write.task);
     // The retry commits between the move's archive batch and its journal deletes.
     then(&mut write, vec![Event::TaskRetried { at: 5 }, request(2)]);
     history.extend(write.events.clone());
@@ -207,8 +207,8 @@ fn a_task_retried_while_it_moves_keeps_its_journal_and_moves_whole_later() {
     let action: Action = Box::new(move || other.commit(&[retry]).unwrap());
     *store.archive().after_apply.lock().unwrap() = Some(action);
     assert_eq!(store.move_settled(&[settled]).unwrap(), 0, "the guard saw the retry");
-    assert_eq!(store.active().unwrap(), vec![write.task.clone()], "still resumable");
-    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
+    assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)], "still resumable");
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history, "journal and record together, each event once");
 
     then(&mut write, vec![made(2, "p2"), succeeded("p2")]);
@@ -217,7 +217,7 @@ fn a_task_retried_while_it_moves_keeps_its_journal_and_moves_whole_later() {
     assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
     assert_eq!(tags_of(store.backend(), &id), "", "the leftovers of the first move went too");
     assert_eq!(store.events(&id).unwrap(), history);
-    assert_eq!(store.task(&id).unwrap(), Some(write.task));
+    assert_eq!(store.task(&id).unwrap(), Some(Arc::unwrap_or_clone(write.task)));
 }
 
 #[test]
@@ -232,7 +232,7 @@ fn a_move_cut_short_reads_whole_and_the_next_start_finishes_it() {
     then(&mut write, vec![request(1), made(1, "p"), succeeded("p")]);
     store.commit(&[write.clone()]).unwrap();
     assert!(store.move_settled(std::slice::from_ref(&write.task)).is_err(), "the archive refuses the batch");
-    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert!(store.active().unwrap().is_empty(), "settled: nothing to resume");
     assert_eq!(tags_of(store.backend(), &id), "aceiq", "still all in the journal");
 
@@ -240,6 +240,6 @@ fn a_move_cut_short_reads_whole_and_the_next_start_finishes_it() {
     assert_eq!(store.finish_moves().unwrap(), 1);
     assert_eq!(tags_of(store.backend(), &id), "");
     assert_eq!(tags_of(store.archive(), &id), "ciqs");
-    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.finish_moves().unwrap(), 0, "nothing left to move");
 }

@@ -18,6 +18,7 @@ pub use sled_backend::SledBackend;
 
 use crate::event::Event;
 use crate::model::{Millis, Task, TaskId, TaskStatus};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -37,7 +38,7 @@ pub enum StoreError {
 pub struct TaskWrite {
     /// The task after the events (its `seq` is the last event's sequence number): what the
     /// store checkpoints, and where it reads whether the task is settled.
-    pub task: Task,
+    pub task: Arc<Task>,
     /// `(sequence, event)` in order.
     pub events: Vec<(u64, Event)>,
 }

@@ -13,7 +13,7 @@ fn new_task(seed: u8, at: i64, key: Option<&str>) -> TaskWrite {
         at,
     };
     let task = machine::create(TaskId([seed; 16]), &created).unwrap();
-    TaskWrite { task, events: vec![(1, created)] }
+    TaskWrite { task: Arc::new(task), events: vec![(1, created)] }
 }
 
 fn finish(write: &mut TaskWrite) {
@@ -29,7 +29,7 @@ fn finish_at(write: &mut TaskWrite, at: i64) {
     ];
     write.events.clear();
     for event in events {
-        machine::apply(&mut write.task, &event).unwrap();
+        machine::apply(Arc::make_mut(&mut write.task), &event).unwrap();
         write.events.push((write.task.seq, event));
     }
 }
@@ -48,11 +48,11 @@ fn a_committed_task_reads_back_with_its_events_and_indexes() {
     for (store, _dir) in stores() {
         let write = new_task(1, 100, Some("k1"));
         store.commit(&[write.clone()]).unwrap();
-        assert_eq!(store.task(&write.task.id).unwrap(), Some(write.task.clone()));
+        assert_eq!(store.task(&write.task.id).unwrap(), Some(Task::clone(&write.task)));
         assert_eq!(store.events(&write.task.id).unwrap(), write.events);
         assert_eq!(store.task_for_idempotency_key("k1").unwrap(), Some(write.task.id));
         assert_eq!(store.task_for_idempotency_key("k2").unwrap(), None);
-        assert_eq!(store.active().unwrap(), vec![write.task.clone()]);
+        assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
         assert_eq!(store.task(&TaskId([9; 16])).unwrap(), None);
     }
 }
@@ -116,7 +116,7 @@ fn sled_data_survives_reopening() {
         store.commit(&[write.clone()]).unwrap();
     }
     let store = KvStore::open(dir.path(), 1 << 20).unwrap();
-    assert_eq!(store.active().unwrap(), vec![write.task.clone()]);
+    assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
     assert_eq!(store.task_for_idempotency_key("again").unwrap(), Some(write.task.id));
 }
 
@@ -147,7 +147,7 @@ fn churn(write: &mut TaskWrite, n: usize) {
             },
             _ => Event::AttemptFailed { step: 1, prediction_id: None, error: "busy".into(), at: 11 },
         };
-        machine::apply(&mut write.task, &next).unwrap();
+        machine::apply(Arc::make_mut(&mut write.task), &next).unwrap();
         write.events.push((write.task.seq, next));
     }
 }
@@ -164,16 +164,16 @@ fn a_long_task_reads_back_from_its_checkpoint_and_the_events_after_it() {
         // Below the first checkpoint the task is its events alone.
         churn(&mut write, (CHECKPOINT_EVERY - 3) as usize);
         store.commit(&[write.clone()]).unwrap();
-        assert_eq!(store.task(&write.task.id).unwrap(), Some(write.task.clone()));
+        assert_eq!(store.task(&write.task.id).unwrap(), Some(Task::clone(&write.task)));
         // One commit crosses the checkpoint's sequence number, the next one adds events after it.
         churn(&mut write, 5);
         store.commit(&[write.clone()]).unwrap();
         churn(&mut write, 4);
         store.commit(&[write.clone()]).unwrap();
         assert_eq!(write.task.seq, CHECKPOINT_EVERY + 7);
-        assert_eq!(store.task(&write.task.id).unwrap(), Some(write.task.clone()));
+        assert_eq!(store.task(&write.task.id).unwrap(), Some(Task::clone(&write.task)));
         assert_eq!(store.events(&write.task.id).unwrap().len() as u64, write.task.seq);
-        assert_eq!(store.active().unwrap(), vec![write.task.clone()]);
+        assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
     }
 }
 
@@ -212,13 +212,13 @@ fn a_journal_with_a_snapshot_at_every_commit_reads_back_and_goes_on() {
     }
     ops.push((super::keys::with_id(super::keys::TASK, &id), Some(super::codec::encode_task(&write.task))));
     store.backend().apply(ops).unwrap();
-    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()));
-    assert_eq!(store.active().unwrap(), vec![write.task.clone()]);
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
+    assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
 
     churn(&mut write, 2);
     store.commit(&[write.clone()]).unwrap();
     assert_eq!(write.task.seq, 6);
-    assert_eq!(store.task(&id).unwrap(), Some(write.task.clone()), "old snapshot + new events");
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)), "old snapshot + new events");
     assert_eq!(store.events(&id).unwrap().len(), 6);
 }
 
@@ -232,7 +232,7 @@ fn an_event_that_does_not_follow_is_reported_not_skipped() {
     finish(&mut finished);
     write.events = finished.events[..2].to_vec();
     for (_, event) in &write.events {
-        machine::apply(&mut write.task, event).unwrap();
+        machine::apply(Arc::make_mut(&mut write.task), event).unwrap();
     }
     assert!(!write.task.is_settled());
     store.commit(&[write.clone()]).unwrap();
@@ -289,7 +289,7 @@ fn a_read_that_misses_an_event_reads_again_and_a_lasting_gap_is_an_error() {
         store.commit(&[all.clone()]).unwrap();
         store.backend().tears.store(tears, SeqCst);
         match store.task(&write.task.id) {
-            Ok(task) if expect_ok => assert_eq!(task, Some(write.task.clone()), "{tears} torn reads"),
+            Ok(task) if expect_ok => assert_eq!(task, Some(Task::clone(&write.task)), "{tears} torn reads"),
             Err(StoreError::Inconsistent { .. }) if !expect_ok => {}
             other => panic!("{tears} torn reads: {other:?}"),
         }

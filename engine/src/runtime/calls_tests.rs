@@ -33,7 +33,7 @@ fn finished_owner(store: &dyn Store, prediction_id: &str, at: i64) -> TaskId {
         events.push((task.seq, event));
     }
     assert!(task.is_settled());
-    store.commit(&[TaskWrite { task: task.clone(), events }]).unwrap();
+    store.commit(&[TaskWrite { task: Arc::new(task.clone()), events }]).unwrap();
     task.id
 }
 

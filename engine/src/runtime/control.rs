@@ -13,7 +13,7 @@ impl Runtime {
     /// The task as the runtime knows it: in memory when unfinished, else from the store.
     fn current(&self, id: TaskId) -> Result<Task, ControlError> {
         if let Some(active) = self.active.get(&id) {
-            return Ok(active.task.clone());
+            return Ok(Task::clone(&active.task));
         }
         match self.store.task(&id) {
             Ok(Some(task)) => Ok(task),

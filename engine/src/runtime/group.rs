@@ -6,8 +6,9 @@ use super::{AckReply, ControlError, ControlReply, Runtime, StartError, StartRepl
 use crate::changes::TaskChange;
 use crate::journal::{StoreError, TaskWrite};
 use crate::machine::{self, Command};
-use crate::model::TaskId;
+use crate::model::{Task, TaskId};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// A caller answered once the group is on disk.
 pub(crate) enum Waiter {
@@ -73,7 +74,7 @@ impl Runtime {
             Ok(writes) => {
                 if let Some(mover) = &self.mover {
                     for write in writes.iter().filter(|write| write.task.is_settled()) {
-                        mover.push(write.task.clone());
+                        mover.push(Task::clone(&write.task));
                     }
                 }
                 self.publish(writes);
@@ -95,14 +96,15 @@ impl Runtime {
                 continue;
             }
             let kinds = write.events.iter().map(|(_, event)| event.kind()).collect();
-            self.changes.publish(TaskChange { seq: write.task.seq, kinds, task: write.task });
+            let task = Arc::unwrap_or_clone(write.task);
+            self.changes.publish(TaskChange { seq: task.seq, kinds, task });
         }
     }
 
     fn answer(&self, waiter: Waiter) {
         let snapshot = |id: &TaskId| match self.active.get(id) {
             Some(active) => Some(active.task.clone()),
-            None => self.store.task(id).ok().flatten(),
+            None => self.store.task(id).ok().flatten().map(Arc::new),
         };
         match waiter {
             Waiter::Start { reply, id, created } => {
@@ -113,6 +115,7 @@ impl Runtime {
             }
             Waiter::Control { reply, id } => {
                 let answer = snapshot(&id)
+                    .map(Arc::unwrap_or_clone)
                     .ok_or_else(|| ControlError::Unavailable("the task could not be read back".into()));
                 let _ = reply.send(answer);
             }
@@ -144,7 +147,7 @@ impl Runtime {
             match self.store.task(&id) {
                 Ok(Some(task)) if !task.is_settled() => {
                     if let Some(active) = self.active.get_mut(&id) {
-                        active.task = task;
+                        active.task = Arc::new(task);
                         active.unsaved.clear();
                         active.fresh_intent = false;
                     }

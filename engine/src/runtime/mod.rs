@@ -61,7 +61,7 @@ pub struct StartRequest {
 /// A durable task, and whether this request created it (false: idempotent repeat).
 #[derive(Clone, Debug)]
 pub struct Started {
-    pub task: Task,
+    pub task: Arc<Task>,
     pub created: bool,
 }
 
@@ -144,7 +144,9 @@ impl Policy {
 
 /// What the runtime keeps in memory for one unfinished task.
 struct Active {
-    task: Task,
+    /// Shared with the journal group being written and the start answers of its commit, so
+    /// neither copies it; `record` copies it only while one of them still holds it.
+    task: Arc<Task>,
     /// Events applied since the last commit, with their sequence numbers.
     unsaved: Vec<(u64, Event)>,
     /// A call for this task is running; its result will come back as a message.
@@ -314,7 +316,7 @@ impl Runtime {
     /// Folds `event` into the task; ignored events (stale or duplicate results) are dropped.
     fn record(&mut self, id: TaskId, event: Event) {
         let Some(active) = self.active.get_mut(&id) else { return };
-        match machine::apply(&mut active.task, &event) {
+        match machine::apply(Arc::make_mut(&mut active.task), &event) {
             Ok(()) => {
                 lifecycle::count_event(&active.task, &event);
                 active.unsaved.push((active.task.seq, event));
@@ -370,5 +372,5 @@ fn count_retry(call: &str) {
 
 fn new_active(task: Task, fresh_intent: bool, poll_delay: Duration) -> Active {
     let timer_seq = task.seq;
-    Active { task, unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0, keep_failures: 0, timer_seq, create_failed_at: None }
+    Active { task: Arc::new(task), unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0, keep_failures: 0, timer_seq, create_failed_at: None }
 }
