@@ -145,7 +145,7 @@ impl Workflow {
     }
 
     fn check_size(&self, input: &Value) -> Result<(), InputError> {
-        let size = input.to_string().len();
+        let size = json_len(input);
         let max = self.limits.max_input_bytes;
         if size > max {
             return Err(InputError(format!("the prediction input would be {size} bytes, over the {max}-byte limit")));
@@ -162,16 +162,47 @@ impl Workflow {
     }
 }
 
-/// The path of the first string in `value` longer than `max` bytes.
+/// The path of the first string in `value` longer than `max` bytes. The path is built only
+/// for the string found, on the way back up: a start checks every string of its request.
 fn long_string(value: &Value, path: &str, max: usize) -> Option<String> {
-    match value {
-        Value::String(text) if text.len() > max => Some(path.to_owned()),
-        Value::Object(map) => map.iter().find_map(|(k, v)| long_string(v, &format!("{path}.{k}"), max)),
-        Value::Array(items) => {
-            items.iter().enumerate().find_map(|(i, v)| long_string(v, &format!("{path}[{i}]"), max))
+    fn segments(value: &Value, max: usize) -> Option<Vec<String>> {
+        match value {
+            Value::String(text) if text.len() > max => Some(Vec::new()),
+            Value::Object(map) => map.iter().find_map(|(k, v)| {
+                segments(v, max).map(|mut inner| {
+                    inner.push(format!(".{k}"));
+                    inner
+                })
+            }),
+            Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
+                segments(v, max).map(|mut inner| {
+                    inner.push(format!("[{i}]"));
+                    inner
+                })
+            }),
+            _ => None,
         }
-        _ => None,
     }
+    let inner = segments(value, max)?;
+    Some(inner.iter().rev().fold(path.to_owned(), |out, segment| out + segment))
+}
+
+/// Bytes of `value` as compact JSON, without building the text.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` cannot fail (its map keys are strings) and `Count` never errors.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 fn valid_model(model: &str) -> bool {

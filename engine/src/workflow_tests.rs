@@ -130,6 +130,19 @@ fn strings_and_inputs_over_the_limits_are_refused_naming_the_field() {
 }
 
 #[test]
+fn the_input_size_is_the_length_of_its_json_text() {
+    for value in [json!(null), json!({"a": [1, 2.5, "é\"\n"], "b": {"c": true}}), json!("x".repeat(300))] {
+        assert_eq!(json_len(&value), value.to_string().len(), "{value}");
+    }
+    let limits = LimitsConfig { max_string_bytes: 100, max_input_bytes: 17 };
+    let wf = Workflow::compile("w", &config("model = \"a/b\"\n[input]\nx = \"{{item.x}}\""), limits).unwrap();
+    // {"x":"0123456789"} is 18 bytes: one over.
+    assert!(wf.check_start(&json!({}), &[json!({"x": "012345678"})]).is_ok());
+    let err = wf.check_start(&json!({}), &[json!({"x": "0123456789"})]).unwrap_err();
+    assert_eq!(err.0, "items[0]: the prediction input would be 18 bytes, over the 17-byte limit");
+}
+
+#[test]
 fn previous_kept_output_reads_the_kept_copy_or_falls_back_to_the_output() {
     let wf = Workflow::compile(
         "w",
