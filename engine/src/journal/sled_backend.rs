@@ -38,8 +38,10 @@ impl Backend for SledBackend {
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         self.tree.apply_batch(batch_of(ops)).map_err(io)?;
         self.db.flush().map_err(io)?;
-        self.log.sync_data().map_err(io)?;
-        self.blobs.sync().map(|_| ())
+        // Blobs first: once the log is durable its records point at them, so they must
+        // already be (sled writes a blob before the log record that refers to it).
+        self.blobs.sync()?;
+        self.log.sync_data().map_err(io)
     }
 
     /// sled's flusher thread writes it out within `flush_every_ms` (500 ms), or the next
