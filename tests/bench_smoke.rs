@@ -41,11 +41,14 @@ fn positive(value: &Value, what: &str) -> f64 {
 }
 
 #[test]
-fn start_scenario_reports_the_engine_and_both_references() {
+fn start_scenario_reports_the_engine_and_its_three_references() {
     let report = bench(&["start", "--requests", "200", "--clients", "4", "--warmup", "20", "--fsync-seconds", "0.2"]);
     assert_eq!(report["scenario"], "start");
     check_load("engine", &report["engine"], 200);
     check_load("bare hyper", &report["reference"]["bare_hyper"], 200);
+    check_load("hyper + sled floor", &report["reference"]["floor"], 200);
+    positive(&report["ratios"]["engine_vs_floor"], "engine / floor");
+    positive(&report["ratios"]["floor_vs_fdatasync"], "floor / fdatasync");
     positive(&report["reference"]["fdatasync"]["syncs"], "fsyncs");
     positive(&report["reference"]["fdatasync"]["per_second"], "fsyncs per second");
     positive(&report["ratios"]["engine_vs_bare_hyper"], "engine / bare hyper");

@@ -5,6 +5,7 @@
 mod child;
 mod disk;
 mod e2e;
+mod floor;
 mod harness;
 mod idle;
 mod load;

@@ -27,6 +27,15 @@ pub struct Hello {
 
 impl Hello {
     pub async fn start() -> anyhow::Result<Hello> {
+        Hello::serve(hello).await
+    }
+
+    /// The same server, answering every request with `handler`.
+    pub async fn serve<F, Fut>(handler: F) -> anyhow::Result<Hello>
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
@@ -41,8 +50,9 @@ impl Hello {
                     },
                 };
                 let token = token.clone();
+                let handler = handler.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(hello);
+                    let service = hyper::service::service_fn(handler);
                     let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(connection);
                     tokio::select! {

@@ -1,8 +1,9 @@
 //! The `start` scenario: durable `POST /v1/tasks` (each 201 comes after the task is fsynced)
-//! from N concurrent clients, next to two references measured in the same run: a bare hyper
-//! server answering the same POST, and a single-threaded `write 100 B + fdatasync` loop on the
-//! same file system. Engine starts per second over fsyncs per second is the group-commit
-//! factor: how many starts one journal sync carries on average.
+//! from N concurrent clients, next to three references measured in the same run: a bare hyper
+//! server answering the same POST, a single-threaded `write 100 B + fdatasync` loop on the
+//! same file system, and the floor (`floor.rs`: that hyper server journaling a start's entries
+//! through the same sled group commit, and nothing else). Engine starts per second over
+//! fsyncs per second is the group-commit factor: how many starts one journal sync carries.
 //!
 //! The engine's own simulator runs 10-minute predictions and the engine checks none before
 //! then, so a started task costs its journal writes and one create call, then only waits.
@@ -13,7 +14,7 @@
 
 use super::harness::{create_burst, Target};
 use super::load::{self, Outcome, Plan};
-use super::reference;
+use super::{floor, reference};
 use super::Report;
 use serde_json::json;
 use std::path::PathBuf;
@@ -73,12 +74,17 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let body = target.start_body(options.body.as_deref(), options.items)?;
     let url = format!("{}/v1/tasks", target.url());
 
+    // One start first, for the size of the engine's answer (the floor answers as much).
+    let answer_len = load::expect_status(load::client(1).post(&url).header("content-type", "application/json").body(body.clone()), 201)
+        .await
+        .map_err(|e| anyhow::anyhow!("the first start failed: {e}"))?
+        .len();
     // Warm up the engine (connections, sled's first pages), then let its creates finish.
     let warmup = Plan { clients: options.clients, requests: Some(options.warmup), duration: None };
     let warm = post(&url, &body, warmup, "warm-up").await;
     anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
     // With a create limit only the burst goes out now; the rest trickles during the run.
-    let owed = options.creates_per_minute.map_or(options.warmup, |rate| options.warmup.min(create_burst(rate) as usize));
+    let owed = 1 + options.creates_per_minute.map_or(options.warmup, |rate| options.warmup.min(create_burst(rate) as usize - 1));
     target.settle(owed as u64, Duration::from_secs(60), options.creates_per_minute.is_none()).await?;
 
     // References first, while the engine is idle.
@@ -89,6 +95,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     };
     let fsync = reference::fsync_rate(&probe_dir, options.fsync_seconds).await?;
     let hyper = reference::hello_post(plan, "/v1/tasks", body.clone()).await?;
+    let floor = floor::durable_post(plan, &probe_dir, body.clone(), answer_len).await?;
 
     let groups_before = target.harness().map(|h| h.groups());
     let creates_before = target.harness().map(|h| h.sim.create_calls());
@@ -104,6 +111,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 
     let vs_hyper = engine.per_second() / hyper.per_second();
     let group_factor = engine.per_second() / fsync.per_second;
+    let vs_floor = engine.per_second() / floor.per_second();
     let targets = json!({
         "group_commit_factor_at_least_4": group_factor >= 4.0,
         "vs_bare_hyper_at_least_25_percent": vs_hyper >= 0.25,
@@ -128,6 +136,8 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     table += "\n";
     table += &hyper.row("bare hyper POST (same body)");
     table += "\n";
+    table += &floor.row("hyper + sled floor");
+    table += "\n";
     table += &format!(
         "{:<30} {:>7} {:>9.0} {:>8.2}   (one thread, write 100 B + fdatasync, {})\n",
         "fdatasync loop",
@@ -144,6 +154,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     table += &format!(
         "engine / fdatasync:  {group_factor:.1}x, the group-commit factor (target >= 4x: {})\n",
         met(group_factor >= 4.0)
+    );
+    table += &format!(
+        "floor: {:.1}% of bare hyper, {:.1}x fdatasync; the engine does {:.1}% of the floor\n",
+        floor.per_second() / hyper.per_second() * 100.0,
+        floor.per_second() / fsync.per_second,
+        vs_floor * 100.0
     );
     if options.clients == 64 {
         table += &format!("engine p99: {:.2} ms (target < 20 ms at 64 clients: {})\n", engine.latency.p99_ms, met(engine.latency.p99_ms < 20.0));
@@ -164,8 +180,14 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "creates_per_minute": options.creates_per_minute,
         "body_bytes": body.len(),
         "engine": engine.json(),
-        "reference": { "bare_hyper": hyper.json(), "fdatasync": fsync.json(), "probe_dir": probe_dir },
-        "ratios": { "engine_vs_bare_hyper": vs_hyper, "group_commit_factor": group_factor },
+        "reference": { "bare_hyper": hyper.json(), "fdatasync": fsync.json(), "floor": floor.json(), "probe_dir": probe_dir },
+        "ratios": {
+            "engine_vs_bare_hyper": vs_hyper,
+            "group_commit_factor": group_factor,
+            "engine_vs_floor": vs_floor,
+            "floor_vs_bare_hyper": floor.per_second() / hyper.per_second(),
+            "floor_vs_fdatasync": floor.per_second() / fsync.per_second,
+        },
         "targets": targets,
         "journal_groups": groups.map(|(g, _)| g),
         "journal_task_writes": groups.map(|(_, t)| t),
