@@ -31,8 +31,8 @@ pub struct BenchArgs {
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// Durable `POST /v1/tasks` with N concurrent clients, against the fdatasync and
-    /// bare-HTTP references measured in the same run.
+    /// Durable `POST /v1/tasks` with N concurrent clients, against the fdatasync, bare-HTTP
+    /// and hyper + sled floor references measured in the same run.
     Start(start::Options),
     /// `GET /v1/tasks/{id}` over a pool of existing tasks, against the bare-HTTP reference.
     Status(status::Options),
