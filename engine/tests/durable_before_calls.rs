@@ -61,7 +61,7 @@ impl Store for SlowStore {
     fn sweep(&self, cutoff: Millis, limit: usize) -> Result<Vec<TaskId>, StoreError> {
         self.inner.sweep(cutoff, limit)
     }
-    fn move_settled(&self, tasks: &[Task]) -> Result<usize, StoreError> {
+    fn move_settled(&self, tasks: &[std::sync::Arc<Task>]) -> Result<usize, StoreError> {
         self.inner.move_settled(tasks)
     }
     fn finish_moves(&self) -> Result<usize, StoreError> {

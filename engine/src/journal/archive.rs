@@ -18,7 +18,8 @@
 
 use super::codec::{self, decode_event, decode_sealed, encode_sealed};
 use super::keys::{self, ACTIVE, IDEMPOTENCY, SEALED, TASK};
-use super::kv::{corrupt, inconsistent, Backend, Guarded, Op};
+use super::backend::{Backend, Guarded, Op};
+use super::kv::{corrupt, inconsistent};
 use super::StoreError;
 use crate::event::Event;
 use crate::model::{Task, TaskId};

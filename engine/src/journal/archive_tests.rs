@@ -186,7 +186,7 @@ fn a_read_that_races_the_move_sees_the_whole_task() {
         // The whole move lands while a read scans the journal: before the scan reads (it
         // finds no loose event: the record must be read after) or after (it found them all,
         // and the record has them too: each is kept once).
-        let settled = task.clone();
+        let settled = Arc::new(task.clone());
         let action: Action = Box::new(move || assert_eq!(other.move_settled(&[settled]).unwrap(), 1));
         *store.backend().on_scan.lock().unwrap() = Some((moves_before_the_scan_reads, action));
         assert_eq!(store.events(&task.id).unwrap(), history, "moved before the scan read: {moves_before_the_scan_reads}");
@@ -199,7 +199,7 @@ fn a_read_that_races_the_move_sees_the_whole_task() {
 fn a_task_retried_while_it_moves_keeps_its_journal_and_moves_whole_later() {
     let (store, other, mut write, mut history) = settled_not_moved();
     let id = write.task.id;
-    let settled = Task::clone(&write.task);
+    let settled = Arc::new(Task::clone(&write.task));
     // The retry commits between the move's archive batch and its journal deletes.
     then(&mut write, vec![Event::TaskRetried { at: 5 }, request(2)]);
     history.extend(write.events.clone());

@@ -12,10 +12,12 @@
 use super::codec::{self, decode_task, encode_event, encode_task};
 use super::archive;
 use super::keys::{self, ACTIVE, CREATED, IDEMPOTENCY, OWNER, PREDICTION, SEALED, TASK};
+use super::backend::{Backend, Op};
 use super::{ListPage, ListQuery, Store, StoreError, TaskWrite};
 use crate::event::Event;
 use crate::machine;
 use crate::model::{Task, TaskId};
+use std::sync::Arc;
 
 /// A task's snapshot is written when one of its events has a sequence number that is a
 /// multiple of this, so reading any task folds in fewer than this many events. A three-step
@@ -28,40 +30,6 @@ const TORN_READ_ATTEMPTS: u32 = 3;
 /// The value of a settled task's `a` key: its move to the archive is due, nothing to resume.
 /// Recovery reads neither these tasks (`active`) nor the others (`finish_moves`) twice.
 pub(super) const TO_MOVE: &[u8] = b"m";
-
-/// One write of a batch: `None` deletes the key.
-pub type Op = (Vec<u8>, Option<Vec<u8>>);
-
-/// Ops to apply only if `key` holds `expected` (see `Backend::apply_guarded`).
-pub struct Guarded {
-    pub key: Vec<u8>,
-    pub expected: Vec<u8>,
-    pub ops: Vec<Op>,
-}
-
-/// An ordered key-value store with atomic, durable batches.
-pub trait Backend: Send + Sync + 'static {
-    /// Applies every op atomically; returns once they are durable.
-    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError>;
-    /// Applies every op atomically; they become durable soon, with the next `apply` at the
-    /// latest. For writes that may be lost in a crash (cleanup that is done again).
-    fn apply_lazily(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        self.apply(ops)
-    }
-    /// Applies the ops of each group whose guard key still holds the expected value, all in
-    /// one atomic step: no other write lands between a check and its ops. Durable lazily,
-    /// like `apply_lazily`. Returns how many groups applied.
-    fn apply_guarded(&self, groups: Vec<Guarded>) -> Result<usize, StoreError>;
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Up to `limit` entries with keys in `[from, to)`, ascending or (with `reverse`) descending.
-    fn scan(
-        &self,
-        from: &[u8],
-        to: &[u8],
-        reverse: bool,
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
-}
 
 /// The most `c` index entries one list call reads while filtering, so a filter that matches
 /// little cannot make a request scan the whole history; the page then ends early with a cursor.
@@ -230,8 +198,8 @@ impl<B: Backend> Store for KvStore<B> {
         self.backend.apply(ops)
     }
 
-    fn move_settled(&self, tasks: &[Task]) -> Result<usize, StoreError> {
-        let settled: Vec<&Task> = tasks.iter().filter(|task| task.is_settled()).collect();
+    fn move_settled(&self, tasks: &[Arc<Task>]) -> Result<usize, StoreError> {
+        let settled: Vec<&Task> = tasks.iter().map(|task| &**task).filter(|task| task.is_settled()).collect();
         archive::move_settled(&self.backend, &self.archive, &settled)
     }
 
@@ -300,7 +268,7 @@ impl<B: Backend> Store for KvStore<B> {
             }
         }
         let mut moved = 0;
-        for chunk in settled.chunks(256) {
+        for chunk in settled.chunks(super::MOVE_BATCH) {
             let tasks: Vec<&Task> = chunk.iter().collect();
             moved += archive::move_settled(&self.backend, &self.archive, &tasks)?;
         }

@@ -1,7 +1,7 @@
 //! An in-memory `Backend` (a BTreeMap under a mutex) for fast tests. It can be told to fail
 //! writes, to test how the engine behaves when the disk is full or broken.
 
-use super::kv::{Backend, Guarded, Op};
+use super::backend::{Backend, Guarded, Op};
 use super::StoreError;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,6 +4,7 @@
 //! Nothing here is async: callers run commits on a blocking thread.
 
 mod archive;
+mod backend;
 mod blob_sync;
 pub mod codec;
 mod keys;
@@ -12,7 +13,12 @@ mod memory;
 mod schema_v1;
 mod sled_backend;
 
-pub use kv::{Backend, Guarded, KvStore, Op};
+pub use backend::{Backend, Guarded, Op};
+pub use kv::KvStore;
+
+/// Settled tasks one move takes at most (the runtime's mover, `finish_moves` at start), so
+/// one archive batch stays a few MB.
+pub const MOVE_BATCH: usize = 512;
 pub use memory::MemoryBackend;
 pub use sled_backend::SledBackend;
 
@@ -79,7 +85,7 @@ pub trait Store: Send + Sync + 'static {
     /// Moves committed settled tasks to the archive, if the store has one (see `archive`);
     /// returns how many it moved. Housekeeping: until then, or if it fails, they are read
     /// where they are, and `finish_moves` takes them at the next start.
-    fn move_settled(&self, _tasks: &[Task]) -> Result<usize, StoreError> {
+    fn move_settled(&self, _tasks: &[Arc<Task>]) -> Result<usize, StoreError> {
         Ok(0)
     }
     /// Finishes moving settled tasks to the archive where a crash, a shutdown or an I/O

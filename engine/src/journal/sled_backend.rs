@@ -4,7 +4,7 @@
 //! `kill -9` and power loss (with sled's blob files, which it never syncs: `blob_sync`).
 //! Callers group many tasks into one `apply`: that is group commit.
 
-use super::kv::{Backend, Guarded, Op};
+use super::backend::{Backend, Guarded, Op};
 use super::StoreError;
 use std::fs::File;
 use std::path::Path;

@@ -6,7 +6,7 @@ use super::{AckReply, ControlError, ControlReply, Runtime, StartError, StartRepl
 use crate::changes::TaskChange;
 use crate::journal::{StoreError, TaskWrite};
 use crate::machine::{self, Command};
-use crate::model::{Task, TaskId};
+use crate::model::TaskId;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -74,7 +74,7 @@ impl Runtime {
             Ok(writes) => {
                 if let Some(mover) = &self.mover {
                     for write in writes.iter().filter(|write| write.task.is_settled()) {
-                        mover.push(Task::clone(&write.task));
+                        mover.push(write.task.clone());
                     }
                 }
                 self.publish(writes);

@@ -4,17 +4,14 @@
 //! that settled meanwhile. At shutdown the runtime waits for the queue to drain; a move a
 //! crash cuts short is finished at the next start (`Store::finish_moves`).
 
-use crate::journal::Store;
+use crate::journal::{Store, MOVE_BATCH};
 use crate::model::Task;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Tasks one move takes at most, so one archive batch stays a few MB.
-const MAX_BATCH: usize = 512;
-
 pub(super) struct Mover {
-    queue: mpsc::UnboundedSender<Task>,
+    queue: mpsc::UnboundedSender<Arc<Task>>,
     worker: JoinHandle<()>,
 }
 
@@ -25,7 +22,7 @@ impl Mover {
     }
 
     /// Queues a committed, settled task.
-    pub(super) fn push(&self, task: Task) {
+    pub(super) fn push(&self, task: Arc<Task>) {
         // The worker lives until `finish`, which consumes the mover: the send cannot fail
         // before; if it panicked, the task is moved at the next start.
         let _ = self.queue.send(task);
@@ -38,10 +35,10 @@ impl Mover {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut inbox: mpsc::UnboundedReceiver<Task>) {
+async fn run(store: Arc<dyn Store>, mut inbox: mpsc::UnboundedReceiver<Arc<Task>>) {
     while let Some(first) = inbox.recv().await {
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MOVE_BATCH {
             match inbox.try_recv() {
                 Ok(task) => batch.push(task),
                 Err(_) => break,
