@@ -1,6 +1,6 @@
 //! The durable floor under `start`, measured in the same run: the bare hyper server of
-//! `reference`, whose every POST writes a start's four journal entries (two events of a
-//! start's sizes, the two index keys, keyed as the journal keys them) through the engine's
+//! `reference`, whose every POST writes a start's three journal entries (its two events as
+//! one run, the two index keys; sized and keyed as the journal's) through the engine's
 //! own `SledBackend::apply` (one batch, flush, blob sync, `fdatasync`), group-committed by
 //! one thread, and answers a body of a start's size once its group is on disk. It is what
 //! hyper and sled alone cost here, with nothing of stepwise's own (no routing, checks, state
@@ -72,19 +72,19 @@ fn commit_groups(backend: &SledBackend, inbox: mpsc::Receiver<Commit>) {
     }
 }
 
-/// A start's entries: `TaskCreated` (the request and a little more), `StepRequested` (step
-/// one's input), the unfinished and listing keys; ids ordered by time as the journal's are.
+/// A start's entries, as the journal writes them: one run of its two events (`TaskCreated`:
+/// the request and a little more; `StepRequested`: step one's input), the unfinished and
+/// listing keys; ids ordered by time as the journal's are.
 fn start_entries(n: u64, body: &[u8]) -> Vec<Op> {
     let ms = stepwise_engine::time::now_millis().max(0) as u64;
     let mut id = [0u8; 16];
     id[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
     id[8..].copy_from_slice(&n.to_be_bytes());
     let key = |parts: &[&[u8]]| parts.concat();
-    let mut created = body.to_vec();
-    created.extend_from_slice(&[7u8; 48]);
+    let mut events = body.to_vec();
+    events.extend_from_slice(&vec![7u8; 48 + body.len() / 2 + 40]);
     vec![
-        (key(&[b"e", &id, &1u64.to_be_bytes()]), Some(created)),
-        (key(&[b"e", &id, &2u64.to_be_bytes()]), Some(vec![3u8; body.len() / 2 + 40])),
+        (key(&[b"e", &id, &2u64.to_be_bytes()]), Some(events)),
         (key(&[b"a", &id]), Some(Vec::new())),
         (key(&[b"c", &ms.to_be_bytes(), &id]), Some(Vec::new())),
     ]

@@ -16,7 +16,7 @@
 //! kept once. A move cut short (crash, I/O error) leaves the task in both, readable; its
 //! journal `a` key stays, and `finish_moves` completes it at the next start.
 
-use super::codec::{self, decode_event, decode_sealed, encode_sealed};
+use super::codec::{self, decode_events, decode_sealed, encode_sealed};
 use super::keys::{self, ACTIVE, IDEMPOTENCY, SEALED, TASK};
 use super::backend::{Backend, Guarded, Op};
 use super::kv::{corrupt, inconsistent};
@@ -50,13 +50,19 @@ fn read<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<
         }
         None => (Vec::new(), 0),
     };
+    // An entry holds one event or a run of them, keyed by the run's last sequence number.
     for (key, value) in loose {
-        let seq = seq_of(&key)?;
-        if events.last().is_some_and(|(last, _)| seq <= *last) {
-            continue; // moved during this read: the record has it
+        let last = seq_of(&key)?;
+        let run = decode_events(&value).map_err(|source| corrupt(&key, source))?;
+        let Some(first) = (last + 1).checked_sub(run.len() as u64).filter(|first| *first >= 1) else {
+            return Err(inconsistent(&key, format!("a run of {} events cannot end at sequence {last}", run.len())));
+        };
+        for (seq, event) in (first..=last).zip(run) {
+            if seq < from || events.last().is_some_and(|(upto, _)| seq <= *upto) {
+                continue; // before the read's start, or moved during this read: the record has it
+            }
+            events.push((seq, event));
         }
-        let event = decode_event(&value).map_err(|source| corrupt(&key, source))?;
-        events.push((seq, event));
     }
     for (n, (seq, _)) in events.iter().enumerate() {
         if *seq != from + n as u64 {

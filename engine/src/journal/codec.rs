@@ -15,6 +15,9 @@ pub const SCHEMA_TASK_V2: u16 = 3;
 /// A settled task's events in one record (`journal::sealed`): the first sequence number and
 /// the events, bincode with variable-length integers, then LZ4 (block, size prepended).
 pub const SCHEMA_SEALED_V1: u16 = 4;
+/// The events one commit appended to one task, in order, as one journal entry keyed by the
+/// last one's sequence number; a commit of a single event still writes `SCHEMA_EVENT_V1`.
+pub const SCHEMA_EVENT_RUN_V1: u16 = 5;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -53,6 +56,19 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
 
 pub fn decode_event(bytes: &[u8]) -> Result<Event, CodecError> {
     decode(SCHEMA_EVENT_V1, bytes)
+}
+
+/// Consecutive events of one task as one record (at least two: one is `encode_event`).
+pub fn encode_event_run(events: &[&Event]) -> Vec<u8> {
+    encode(SCHEMA_EVENT_RUN_V1, &events)
+}
+
+/// The events of one journal entry, in order: a run, or a single event.
+pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, CodecError> {
+    match schema_of(bytes) {
+        Some(SCHEMA_EVENT_RUN_V1) => decode(SCHEMA_EVENT_RUN_V1, bytes),
+        _ => decode_event(bytes).map(|event| vec![event]),
+    }
 }
 
 /// A settled task's events from `first_seq` on, as one record. Compressed because a task's

@@ -123,6 +123,25 @@ fn sealed_records_round_trip_and_catch_damage() {
 }
 
 #[test]
+fn event_runs_round_trip_and_single_events_read_as_runs_of_one() {
+    let events = sample_events();
+    let refs: Vec<&Event> = events.iter().collect();
+    let bytes = encode_event_run(&refs);
+    assert_eq!(decode_events(&bytes).unwrap(), events);
+    assert_eq!(decode_events(&encode_event(&events[3])).unwrap(), vec![events[3].clone()]);
+    let mut flipped = bytes.clone();
+    flipped[9] ^= 0x04;
+    assert_eq!(decode_events(&flipped), Err(CodecError::Checksum));
+    assert!(matches!(decode_events(&encode_task(&sample_task())), Err(CodecError::Schema { .. })));
+}
+
+#[test]
+fn golden_event_run_v1_still_decodes() {
+    let bytes = hex::decode(fixture("event_run_v1.hex").trim()).unwrap();
+    assert_eq!(decode_events(&bytes).unwrap(), sample_events());
+}
+
+#[test]
 fn golden_sealed_v1_still_decodes() {
     let bytes = hex::decode(fixture("sealed_v1.hex").trim()).unwrap();
     assert_eq!(decode_sealed(&bytes).unwrap(), (1, sample_events()));
@@ -142,4 +161,7 @@ fn golden_fixtures_writer() {
     let events: Vec<String> = sample_events().iter().map(|e| hex::encode(encode_event(e))).collect();
     std::fs::write(format!("{dir}/events_v1.hex"), events.join("\n")).unwrap();
     std::fs::write(format!("{dir}/sealed_v1.hex"), hex::encode(encode_sealed(1, &sample_events()))).unwrap();
+    let events = sample_events();
+    let run: Vec<&Event> = events.iter().collect();
+    std::fs::write(format!("{dir}/event_run_v1.hex"), hex::encode(encode_event_run(&run))).unwrap();
 }

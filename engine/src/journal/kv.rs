@@ -9,7 +9,7 @@
 //! themselves and took most of the disk a task used (docs/BENCHMARKS.md). When a commit
 //! settles a task, the task moves to a second store, the archive (`archive`).
 
-use super::codec::{self, decode_task, encode_event, encode_task};
+use super::codec::{self, decode_task, encode_event, encode_event_run, encode_task};
 use super::archive;
 use super::keys::{self, ACTIVE, CREATED, IDEMPOTENCY, OWNER, PREDICTION, SEALED, TASK};
 use super::backend::{Backend, Op};
@@ -75,8 +75,8 @@ impl<B: Backend> KvStore<B> {
         } else if reopens {
             ops.push((keys::with_id(ACTIVE, &task.id), Some(Vec::new())));
         }
-        for (seq, event) in &write.events {
-            ops.push((keys::event(&task.id, *seq), Some(encode_event(event))));
+        Self::event_ops(write, ops);
+        for (_, event) in &write.events {
             match event {
                 Event::TaskCreated { idempotency_key, at, .. } => {
                     ops.push((keys::created(*at, &task.id), Some(vec![])));
@@ -88,6 +88,27 @@ impl<B: Backend> KvStore<B> {
                     ops.push((keys::owner(*at, prediction_id), Some(task.id.0.to_vec())));
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// The commit's events: consecutive ones (all of them, as the runtime writes them) as
+    /// one run keyed by the last one's sequence number, so a start (task created, step one
+    /// requested) or a step's end (succeeded, next requested) is one entry, not two. A read
+    /// scanning from sequence `n` finds the run holding `n` first (`archive::read`).
+    fn event_ops(write: &TaskWrite, ops: &mut Vec<Op>) {
+        let id = &write.task.id;
+        let consecutive = write.events.windows(2).all(|pair| pair[1].0 == pair[0].0 + 1);
+        match write.events.as_slice() {
+            [] => {}
+            [.., (last, _)] if consecutive && write.events.len() > 1 => {
+                let run: Vec<&Event> = write.events.iter().map(|(_, event)| event).collect();
+                ops.push((keys::event(id, *last), Some(encode_event_run(&run))));
+            }
+            events => {
+                for (seq, event) in events {
+                    ops.push((keys::event(id, *seq), Some(encode_event(event))));
+                }
             }
         }
     }

@@ -230,12 +230,13 @@ fn an_event_that_does_not_follow_is_reported_not_skipped() {
     store.commit(&[write.clone()]).unwrap();
     let mut finished = write.clone();
     finish(&mut finished);
-    write.events = finished.events[..2].to_vec();
-    for (_, event) in &write.events {
-        machine::apply(Arc::make_mut(&mut write.task), event).unwrap();
+    // One commit per event, so each is its own entry (one commit's events form one run).
+    for event in &finished.events[..2] {
+        write.events = vec![event.clone()];
+        machine::apply(Arc::make_mut(&mut write.task), &event.1).unwrap();
+        store.commit(&[write.clone()]).unwrap();
     }
     assert!(!write.task.is_settled());
-    store.commit(&[write.clone()]).unwrap();
     // Drop the step's request: the prediction it created no longer follows.
     store.backend().apply(vec![(super::keys::event(&id, 2), None)]).unwrap();
     assert!(matches!(store.task(&id), Err(StoreError::Inconsistent { .. })));
@@ -286,7 +287,10 @@ fn a_read_that_misses_an_event_reads_again_and_a_lasting_gap_is_an_error() {
     all.events.extend(write.events.clone());
     for (tears, expect_ok) in [(1, true), (2, true), (3, false)] {
         let store = KvStore::new(Torn { inner: MemoryBackend::default(), tears: 0.into() }, Torn { inner: MemoryBackend::default(), tears: 0.into() });
-        store.commit(&[all.clone()]).unwrap();
+        // One entry per event (one commit each), so a torn scan can miss one in the middle.
+        for event in &all.events {
+            store.commit(&[TaskWrite { task: all.task.clone(), events: vec![event.clone()] }]).unwrap();
+        }
         store.backend().tears.store(tears, SeqCst);
         match store.task(&write.task.id) {
             Ok(task) if expect_ok => assert_eq!(task, Some(Task::clone(&write.task)), "{tears} torn reads"),
@@ -348,4 +352,31 @@ fn prediction_owners_are_found_in_both_indexes() {
     assert_eq!(store.prediction_owner("pred-old", i64::MAX).unwrap(), Some(id));
     assert_eq!(store.prediction_owner("pred-2499", 0).unwrap(), Some(TaskId([99; 16])));
     assert_eq!(store.prediction_owner("pred-2500", 0).unwrap(), None);
+}
+
+/// A commit's events are one entry, keyed by the last; entries written one event each (as
+/// before runs) read in the same journal, and a read from inside a run starts where asked.
+#[test]
+fn a_commits_events_are_one_entry_and_read_back_from_any_sequence() {
+    let store = KvStore::in_memory();
+    let mut write = new_task(11, 11, None);
+    let id = write.task.id;
+    store.commit(&[write.clone()]).unwrap();
+    let mut all = write.events.clone();
+    finish(&mut write);
+    all.extend(write.events.clone());
+    store.commit(&[write.clone()]).unwrap();
+    let prefix = super::keys::with_id(super::keys::EVENT, &id);
+    let keys: Vec<Vec<u8>> = store.backend().scan(&prefix, &super::keys::prefix_end(&prefix), false, 10).unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, vec![super::keys::event(&id, 1), super::keys::event(&id, 4)], "the start's event, then one run of three");
+    assert_eq!(store.events(&id).unwrap(), all);
+    for from in 1..=5 {
+        let read = super::archive::journal(store.backend(), store.archive(), &id, from).unwrap();
+        assert_eq!(read, all[(from as usize - 1).min(all.len())..].to_vec(), "from {from}");
+    }
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
+    // A run that claims more events than its sequence number allows is damage, not data.
+    let run = super::codec::encode_event_run(&[&all[0].1, &all[1].1]);
+    store.backend().apply(vec![(super::keys::event(&id, 1), Some(run))]).unwrap();
+    assert!(matches!(store.events(&id), Err(StoreError::Inconsistent { .. })));
 }
