@@ -48,13 +48,7 @@ pub async fn durable_post(plan: Plan, dir: &Path, body: Bytes, answer_len: usize
         }
     })
     .await?;
-    let http = load::client(plan.clients);
-    let url = format!("{}/v1/tasks", server.url);
-    let outcome = load::run("hyper + sled floor", plan, move |_| {
-        let request = http.post(&url).header("content-type", "application/json").body(body.clone());
-        async move { load::expect_status(request, 201).await.map(drop) }
-    })
-    .await;
+    let outcome = load::post_json("hyper + sled floor", plan, &format!("{}/v1/tasks", server.url), body, 201).await;
     server.stop().await;
     Ok(outcome)
 }

@@ -163,6 +163,18 @@ pub async fn expect_status(request: reqwest::RequestBuilder, expect: u16) -> Res
     Ok(body)
 }
 
+/// `POST url` with the JSON `body` from `plan.clients` clients; a request fails unless it
+/// answers `expect`.
+pub async fn post_json(label: &str, plan: Plan, url: &str, body: hyper::body::Bytes, expect: u16) -> Outcome {
+    let http = client(plan.clients);
+    let url = url.to_owned();
+    run(label, plan, move |_| {
+        let request = http.post(&url).header("content-type", "application/json").body(body.clone());
+        async move { expect_status(request, expect).await.map(drop) }
+    })
+    .await
+}
+
 /// CPU time this process used so far (user + system, every thread).
 pub fn cpu_time() -> Duration {
     // SAFETY: getrusage writes into the struct we pass and reads nothing else.

@@ -97,13 +97,7 @@ pub async fn hello_get(plan: Plan, path: &str) -> anyhow::Result<Outcome> {
 /// `POST {hello}{path}` with `body` (JSON) under `plan`.
 pub async fn hello_post(plan: Plan, path: &str, body: Bytes) -> anyhow::Result<Outcome> {
     let server = Hello::start().await?;
-    let http = load::client(plan.clients);
-    let url = format!("{}{path}", server.url);
-    let outcome = load::run("bare hyper", plan, move |_| {
-        let request = http.post(&url).header("content-type", "application/json").body(body.clone());
-        async move { load::expect_status(request, 200).await.map(drop) }
-    })
-    .await;
+    let outcome = load::post_json("bare hyper", plan, &format!("{}{path}", server.url), body, 200).await;
     server.stop().await;
     Ok(outcome)
 }

@@ -81,7 +81,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .len();
     // Warm up the engine (connections, sled's first pages), then let its creates finish.
     let warmup = Plan { clients: options.clients, requests: Some(options.warmup), duration: None };
-    let warm = post(&url, &body, warmup, "warm-up").await;
+    let warm = load::post_json("warm-up", warmup, &url, body.clone(), 201).await;
     anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
     // With a create limit only the burst goes out now; the rest trickles during the run.
     let owed = 1 + options.creates_per_minute.map_or(options.warmup, |rate| options.warmup.min(create_burst(rate) as usize - 1));
@@ -100,7 +100,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let groups_before = target.harness().map(|h| h.groups());
     let creates_before = target.harness().map(|h| h.sim.create_calls());
     let cpu_before = load::cpu_time();
-    let engine = post(&url, &body, plan, "start").await;
+    let engine = load::post_json("start", plan, &url, body.clone(), 201).await;
     let cpu = load::cpu_time().saturating_sub(cpu_before);
     let groups = target.harness().zip(groups_before).map(|(h, (g, t))| {
         let (g2, t2) = h.groups();
@@ -195,16 +195,6 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "cpu_seconds": cpu.as_secs_f64(),
     });
     Ok(Report { table, json })
-}
-
-async fn post(url: &str, body: &hyper::body::Bytes, plan: Plan, label: &str) -> Outcome {
-    let http = load::client(plan.clients);
-    let (url, body) = (url.to_owned(), body.clone());
-    load::run(label, plan, move |_| {
-        let request = http.post(&url).header("content-type", "application/json").body(body.clone());
-        async move { load::expect_status(request, 201).await.map(drop) }
-    })
-    .await
 }
 
 pub(super) fn describe(plan: Plan) -> String {
