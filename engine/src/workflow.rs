@@ -162,29 +162,28 @@ impl Workflow {
     }
 }
 
-/// The path of the first string in `value` longer than `max` bytes. The path is built only
-/// for the string found, on the way back up: a start checks every string of its request.
+/// The path of the first string in `value` longer than `max` bytes. A start checks every
+/// string of its request, so the paths are built only once one is known to be too long.
 fn long_string(value: &Value, path: &str, max: usize) -> Option<String> {
-    fn segments(value: &Value, max: usize) -> Option<Vec<String>> {
+    fn any_long(value: &Value, max: usize) -> bool {
         match value {
-            Value::String(text) if text.len() > max => Some(Vec::new()),
-            Value::Object(map) => map.iter().find_map(|(k, v)| {
-                segments(v, max).map(|mut inner| {
-                    inner.push(format!(".{k}"));
-                    inner
-                })
-            }),
-            Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
-                segments(v, max).map(|mut inner| {
-                    inner.push(format!("[{i}]"));
-                    inner
-                })
-            }),
-            _ => None,
+            Value::String(text) => text.len() > max,
+            Value::Object(map) => map.values().any(|v| any_long(v, max)),
+            Value::Array(items) => items.iter().any(|v| any_long(v, max)),
+            _ => false,
         }
     }
-    let inner = segments(value, max)?;
-    Some(inner.iter().rev().fold(path.to_owned(), |out, segment| out + segment))
+    if !any_long(value, max) {
+        return None;
+    }
+    match value {
+        Value::String(_) => Some(path.to_owned()),
+        Value::Object(map) => map.iter().find_map(|(k, v)| long_string(v, &format!("{path}.{k}"), max)),
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| long_string(v, &format!("{path}[{i}]"), max))
+        }
+        _ => None,
+    }
 }
 
 /// Bytes of `value` as compact JSON, without building the text.

@@ -100,8 +100,7 @@ impl<B: Backend> KvStore<B> {
         let id = &write.task.id;
         let consecutive = write.events.windows(2).all(|pair| pair[1].0 == pair[0].0 + 1);
         match write.events.as_slice() {
-            [] => {}
-            [.., (last, _)] if consecutive && write.events.len() > 1 => {
+            [_, .., (last, _)] if consecutive => {
                 let run: Vec<&Event> = write.events.iter().map(|(_, event)| event).collect();
                 ops.push((keys::event(id, *last), Some(encode_event_run(&run))));
             }
