@@ -5,6 +5,7 @@
 mod child;
 mod disk;
 mod e2e;
+mod e2e_tasks;
 mod floor;
 mod harness;
 mod idle;
