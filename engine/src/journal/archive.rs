@@ -1,7 +1,7 @@
 //! The archive: what a settled task keeps, moved out of the journal into a store of its own.
 //!
-//! While a task runs, each commit appends its events to the journal, one entry each, without
-//! reading anything back. When a commit settles a task, the task moves: its events become one
+//! While a task runs, each commit appends its events to the journal as one entry (an event,
+//! or a run of them keyed by the last), without reading anything back. When a commit settles a task, the task moves: its events become one
 //! sealed record (`s`, compressed: a step's input repeats its item), and its listing,
 //! idempotency and prediction-owner keys go with it. The archive is a second sled database
 //! because sled 0.34 cleans its log badly when pages that never change again share segments
@@ -145,6 +145,7 @@ fn move_ops(task: &Task, events: &[(u64, Event)], record: Vec<u8>, to_archive: &
             }
             _ => {}
         }
+        // Every sequence number's key: a run is keyed by its last, the others are absent.
         to_delete.push((keys::event(id, *seq), None));
     }
     to_archive.push((keys::with_id(SEALED, id), Some(record)));

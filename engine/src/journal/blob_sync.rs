@@ -1,8 +1,9 @@
 //! fsync of sled's blob files. sled 0.34 writes any page bigger than a quarter of a log
 //! segment (128 KiB: a leaf whose entries add up to that, which a few events with 10 KB
 //! items reach) to its own file under `blobs/`, and never syncs it: `flush()` covers the log
-//! only. After each durable batch, `BlobSync::sync` fsyncs the blob files it has not synced
-//! yet, then the directory, so those pages survive a power cut like the rest of the log.
+//! only. In each durable batch, after `flush()` and before the log's `sync_data()`,
+//! `BlobSync::sync` fsyncs the blob files it has not synced yet, then the directory, so no
+//! durable log record points at a blob a power cut could lose.
 //!
 //! Listing the directory at every commit would cost O(blob files); its mtime says whether
 //! anything was added since the last listing. An mtime is trusted only once it is older than

@@ -36,7 +36,8 @@ pub(super) const TO_MOVE: &[u8] = b"m";
 const MAX_SCANNED_PER_PAGE: usize = 5_000;
 
 pub struct KvStore<B> {
-    /// Running tasks: their events, one entry each, and their index keys.
+    /// Running tasks: their events (one entry per commit: an event or a run), and their
+    /// index keys.
     backend: B,
     /// Settled tasks: one sealed record each, and their index keys.
     archive: B,

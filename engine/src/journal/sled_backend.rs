@@ -1,7 +1,8 @@
 //! The on-disk `Backend`: one sled tree, made durable the way DEPENDENCIES.md prescribes.
 //! Each `apply` is one atomic `apply_batch`, then `flush()` (which on Linux is only
-//! `sync_file_range`), then `sync_data()` on the data file, so an acknowledged write survives
-//! `kill -9` and power loss (with sled's blob files, which it never syncs: `blob_sync`).
+//! `sync_file_range`), then an fsync of the blob files sled wrote (it never syncs them:
+//! `blob_sync`), then `sync_data()` on the log, so an acknowledged write survives `kill -9`
+//! and power loss.
 //! Callers group many tasks into one `apply`: that is group commit.
 
 use super::backend::{Backend, Guarded, Op};
