@@ -4,7 +4,7 @@
 //! | key                                     | in      | value                               |
 //! |-----------------------------------------|---------|-------------------------------------|
 //! | `t` task id (16)                        | journal | snapshot (codec), a checkpoint      |
-//! | `e` task id (16) seq (u64 BE)           | journal | event (codec)                       |
+//! | `e` task id (16) seq (u64 BE)           | journal | event, or run ending at seq (codec) |
 //! | `a` task id (16)                        | journal | empty: to resume; `m`: to move      |
 //! | `s` task id (16)                        | archive | a settled task's events, sealed     |
 //! | `c` created_at ms (u64 BE) task id      | both    | empty: listing order                |
