@@ -102,7 +102,7 @@ async fn kill_9_in_the_middle_of_a_move_to_the_archive_loses_and_duplicates_noth
     assert!(app.terminate().success());
 
     let store = KvStore::open(&dir.path().join("data"), 1 << 20).unwrap();
-    let unmoved = store.backend().scan(b"a", b"b", false, usize::MAX).unwrap();
+    let unmoved = store.backend().scan(b"c", b"d", false, usize::MAX).unwrap();
     assert!(unmoved.is_empty(), "every settled task has left the journal: {} left", unmoved.len());
     let sealed = store.archive().scan(b"s", b"t", false, usize::MAX).unwrap();
     assert_eq!(sealed.len(), ids.len(), "each task is one sealed record in the archive");

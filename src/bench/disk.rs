@@ -39,7 +39,7 @@ pub fn disk_use(dir: &Path) -> std::io::Result<DiskUse> {
 
 /// Reopens the closed journal and sums its keys and values by kind (the key's first byte:
 /// `t` snapshot, `e` event, `c` listing index, `p` prediction owner, `i` idempotency key,
-/// `a` unfinished, `s` sealed, `q` prediction owner), journal and archive together: what the
+/// `a` older versions' recovery marks, `s` sealed, `q` prediction owner), journal and archive together: what the
 /// store holds, against which the disk growth is overhead.
 pub fn live_bytes(dir: &std::path::Path) -> anyhow::Result<Vec<(char, u64, u64)>> {
     use stepwise_engine::journal::KvStore;

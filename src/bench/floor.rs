@@ -67,8 +67,8 @@ fn commit_groups(backend: &SledBackend, inbox: mpsc::Receiver<Commit>) {
 }
 
 /// A start's entries, as the journal writes them: one run of its two events (`TaskCreated`:
-/// the request and a little more; `StepRequested`: step one's input), the unfinished and
-/// listing keys; ids ordered by time as the journal's are.
+/// the request and a little more; `StepRequested`: step one's input) and the listing key
+/// that marks it to resume; ids ordered by time as the journal's are.
 fn start_entries(n: u64, body: &[u8]) -> Vec<Op> {
     let ms = stepwise_engine::time::now_millis().max(0) as u64;
     let mut id = [0u8; 16];
@@ -79,7 +79,6 @@ fn start_entries(n: u64, body: &[u8]) -> Vec<Op> {
     events.extend_from_slice(&vec![7u8; 48 + body.len() / 2 + 40]);
     vec![
         (key(&[b"e", &id, &2u64.to_be_bytes()]), Some(events)),
-        (key(&[b"a", &id]), Some(Vec::new())),
         (key(&[b"c", &ms.to_be_bytes(), &id]), Some(Vec::new())),
     ]
 }

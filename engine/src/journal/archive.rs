@@ -14,10 +14,10 @@
 //! A read scans the journal's loose events first and gets the sealed record second: whatever
 //! a move deleted under its scan is in the record it reads after; an event seen in both is
 //! kept once. A move cut short (crash, I/O error) leaves the task in both, readable; its
-//! journal `a` key stays, and `finish_moves` completes it at the next start.
+//! journal `c` key stays marked `TO_MOVE`, and `finish_moves` completes it at the next start.
 
 use super::codec::{self, decode_events, decode_sealed, encode_sealed};
-use super::keys::{self, ACTIVE, IDEMPOTENCY, SEALED, TASK};
+use super::keys::{self, IDEMPOTENCY, SEALED, TASK};
 use super::backend::{Backend, Guarded, Op};
 use super::kv::{corrupt, inconsistent};
 use super::StoreError;
@@ -29,7 +29,7 @@ use crate::model::{Task, TaskId};
 /// hundreds of KB costs more to keep in the archive than the same events left where they
 /// are (measured: 100 KB items, 1.9 MB per three-step task moved, 0.9-1.1 MB kept; 10 KB
 /// items, 90-96 KB moved, 145-155 KB kept). A settled task whose record would be bigger
-/// stays in the journal; only its `a` key goes.
+/// stays in the journal, its `c` key marked `KEPT`.
 const MAX_SEALED_BYTES: usize = 64 << 10;
 
 /// The task's events with sequence numbers from `from` on, in order, from the journal's
@@ -75,7 +75,7 @@ fn read<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<
 
 /// Moves settled tasks from the journal to the archive: one durable archive batch, then the
 /// journal's deletes, applied lazily (a lost delete leaves a duplicate that reads ignore and
-/// `finish_moves` removes) and only where the task's `a` key still marks it settled: a task
+/// `finish_moves` removes) and only where the task's journal `c` key still marks it to move: a task
 /// retried since (the runtime commits while moves run) keeps its journal entries, and its
 /// next move takes the leftovers. A task whose stored events do not add up to its sequence
 /// number stays where it is; its reads report why.
@@ -93,13 +93,13 @@ pub fn move_settled<B: Backend>(journal: &B, archive: &B, tasks: &[&Task]) -> Re
         }
         let all: Vec<&Event> = events.iter().map(|(_, event)| event).collect();
         let record = encode_sealed(1, &all);
+        let mark = keys::created(task.created_at, &task.id);
         if record.len() > MAX_SEALED_BYTES && sealed_upto == 0 {
-            to_delete.push((keys::with_id(ACTIVE, &task.id), None));
+            to_delete.push((mark.clone(), Some(super::kv::KEPT.to_vec())));
         } else {
             move_ops(task, &events, record, &mut to_archive, &mut to_delete);
         }
-        let expected = super::kv::TO_MOVE.to_vec();
-        guarded.push(Guarded { key: keys::with_id(ACTIVE, &task.id), expected, ops: to_delete });
+        guarded.push(Guarded { key: mark, expected: super::kv::TO_MOVE.to_vec(), ops: to_delete });
     }
     if guarded.is_empty() {
         return Ok(0);
@@ -150,7 +150,6 @@ fn move_ops(task: &Task, events: &[(u64, Event)], record: Vec<u8>, to_archive: &
     }
     to_archive.push((keys::with_id(SEALED, id), Some(record)));
     to_delete.push((keys::with_id(TASK, id), None));
-    to_delete.push((keys::with_id(ACTIVE, id), None));
 }
 
 /// The sealed record's first sequence number and events, if the task has one.

@@ -61,13 +61,13 @@ fn retried_task_round_trip<B: Backend>(store: KvStore<B>) {
     then(&mut write, vec![request(1), made(1, "p1")]);
     history.extend(write.events.clone());
     store.commit(&[write.clone()]).unwrap();
-    assert_eq!(tags_of(store.backend(), &id), "aceiq", "running: all in the journal");
+    assert_eq!(tags_of(store.backend(), &id), "ceiq", "running: all in the journal");
     assert_eq!(tags_of(store.archive(), &id), "");
 
     then(&mut write, vec![Event::StepFailed { step: 1, prediction_id: Some("p1".into()), error: "nsfw".into(), canceled: false, at: 4 }]);
     history.extend(write.events.clone());
     store.commit(&[write.clone()]).unwrap();
-    assert_eq!(tags_of(store.backend(), &id), "aceiq", "committed, not moved yet");
+    assert_eq!(tags_of(store.backend(), &id), "ceiq", "committed, not moved yet");
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert!(store.active().unwrap().is_empty(), "settled: nothing to resume");
     assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
@@ -83,7 +83,7 @@ fn retried_task_round_trip<B: Backend>(store: KvStore<B>) {
     then(&mut write, vec![Event::TaskRetried { at: 5 }, request(2)]);
     history.extend(write.events.clone());
     store.commit(&[write.clone()]).unwrap();
-    assert_eq!(tags_of(store.backend(), &id), "ae", "a retry appends to the journal after the sealed events");
+    assert_eq!(tags_of(store.backend(), &id), "ce", "a retry appends to the journal after the sealed events");
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history);
     assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
@@ -234,7 +234,7 @@ fn a_move_cut_short_reads_whole_and_the_next_start_finishes_it() {
     assert!(store.move_settled(std::slice::from_ref(&write.task)).is_err(), "the archive refuses the batch");
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert!(store.active().unwrap().is_empty(), "settled: nothing to resume");
-    assert_eq!(tags_of(store.backend(), &id), "aceiq", "still all in the journal");
+    assert_eq!(tags_of(store.backend(), &id), "ceiq", "still all in the journal");
 
     store.archive().fail_writes(false);
     assert_eq!(store.finish_moves().unwrap(), 1);
@@ -242,4 +242,63 @@ fn a_move_cut_short_reads_whole_and_the_next_start_finishes_it() {
     assert_eq!(tags_of(store.archive(), &id), "ciqs");
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.finish_moves().unwrap(), 0, "nothing left to move");
+}
+
+/// A task whose sealed record would be too big stays in the journal, marked so that no start
+/// resumes or moves it; a retry makes it a task to resume again.
+#[test]
+fn a_task_too_big_to_seal_stays_in_the_journal_marked_kept() {
+    let store = KvStore::in_memory();
+    let mut write = created(6);
+    let id = write.task.id;
+    store.commit(&[write.clone()]).unwrap();
+    // Text that does not compress: the record is sealed compressed.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let noise: String = (0..70 << 10)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b'a' + (state % 26) as u8)
+        })
+        .collect();
+    let big = Json(format!(r#""{noise}""#));
+    let failed = Event::StepFailed { step: 1, prediction_id: Some("p".into()), error: "nsfw".into(), canceled: false, at: 4 };
+    then(&mut write, vec![Event::StepRequested { step: 1, attempt: 1, input: big, at: 2 }, made(1, "p"), failed]);
+    store.commit(&[write.clone()]).unwrap();
+    assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
+    assert_eq!(tags_of(store.backend(), &id), "ceiq", "kept whole in the journal");
+    assert_eq!(tags_of(store.archive(), &id), "");
+    let mark = store.backend().scan(b"c", b"d", false, 1).unwrap();
+    assert_eq!(mark[0].1, b"k".to_vec(), "marked kept");
+    assert!(store.active().unwrap().is_empty(), "nothing to resume");
+    assert_eq!(store.finish_moves().unwrap(), 0, "nothing to move");
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
+
+    then(&mut write, vec![Event::TaskRetried { at: 5 }]);
+    store.commit(&[write.clone()]).unwrap();
+    assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)], "retried: resumed at the next start");
+}
+
+/// A data dir of a version that marked tasks in `a` keys: a settled task whose move was due
+/// there still moves at the next start.
+#[test]
+fn a_move_an_older_version_left_due_is_finished() {
+    let store = KvStore::in_memory();
+    let mut write = created(7);
+    let id = write.task.id;
+    store.commit(&[write.clone()]).unwrap();
+    then(&mut write, vec![request(1), made(1, "p"), succeeded("p")]);
+    store.commit(&[write.clone()]).unwrap();
+    let older: Vec<Op> = vec![
+        (crate::journal::keys::created(1, &id), Some(vec![])),
+        (crate::journal::keys::with_id(b'a', &id), Some(b"m".to_vec())),
+    ];
+    store.backend().apply(older).unwrap();
+    assert_eq!(tags_of(store.backend(), &id), "aceiq", "as an older version left it");
+
+    assert_eq!(store.finish_moves().unwrap(), 1);
+    assert_eq!(tags_of(store.backend(), &id), "");
+    assert_eq!(tags_of(store.archive(), &id), "ciqs");
+    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
 }

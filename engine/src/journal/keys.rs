@@ -5,9 +5,11 @@
 //! |-----------------------------------------|---------|-------------------------------------|
 //! | `t` task id (16)                        | journal | snapshot (codec), a checkpoint      |
 //! | `e` task id (16) seq (u64 BE)           | journal | event, or run ending at seq (codec) |
-//! | `a` task id (16)                        | journal | empty: to resume; `m`: to move      |
+//! | `a` task id (16)                        | journal | older versions' `c` mark (folded)   |
 //! | `s` task id (16)                        | archive | a settled task's events, sealed     |
-//! | `c` created_at ms (u64 BE) task id      | both    | empty: listing order                |
+//! | `c` created_at ms (u64 BE) task id      | both    | listing order; in the journal, a    |
+//! |                                         |         | mark: empty to resume, `m` to move, |
+//! |                                         |         | `k` settled and kept there          |
 //! | `i` idempotency key (UTF-8)             | both    | task id (16)                        |
 //! | `q` journaled ms (u64 BE) prediction id | both    | task id (16): the prediction's owner|
 //! | `p` prediction id (UTF-8)               | journal | task id (16): owner, before `q`     |
@@ -22,6 +24,7 @@ use crate::model::{Millis, TaskId};
 pub const TASK: u8 = b't';
 pub const EVENT: u8 = b'e';
 pub const SEALED: u8 = b's';
+/// Recovery marks as versions before the `c` key carried them: folded, never written.
 pub const ACTIVE: u8 = b'a';
 pub const CREATED: u8 = b'c';
 pub const IDEMPOTENCY: u8 = b'i';

@@ -11,7 +11,7 @@
 
 use super::codec::{self, decode_task, encode_event, encode_event_run, encode_task};
 use super::archive;
-use super::keys::{self, ACTIVE, CREATED, IDEMPOTENCY, OWNER, PREDICTION, SEALED, TASK};
+use super::keys::{self, CREATED, IDEMPOTENCY, OWNER, PREDICTION, SEALED, TASK};
 use super::backend::{Backend, Op};
 use super::{ListPage, ListQuery, Store, StoreError, TaskWrite};
 use crate::event::Event;
@@ -27,9 +27,14 @@ pub const CHECKPOINT_EVERY: u64 = 16;
 /// Reads of one task before a gap in its events counts as a damaged journal (see `untorn`).
 const TORN_READ_ATTEMPTS: u32 = 3;
 
-/// The value of a settled task's `a` key: its move to the archive is due, nothing to resume.
+/// The journal `c` key of a task in flight: resume it at the next start.
+pub(super) const RESUME: &[u8] = b"";
+/// The journal `c` key of a settled task: its move to the archive is due, nothing to resume.
 /// Recovery reads neither these tasks (`active`) nor the others (`finish_moves`) twice.
 pub(super) const TO_MOVE: &[u8] = b"m";
+/// The journal `c` key of a settled task that stays in the journal (its sealed record would
+/// be too big, `archive::MAX_SEALED_BYTES`): nothing to resume, nothing to move.
+pub(super) const KEPT: &[u8] = b"k";
 
 /// The most `c` index entries one list call reads while filtering, so a filter that matches
 /// little cannot make a request scan the whole history; the page then ends early with a cursor.
@@ -69,21 +74,21 @@ impl<B: Backend> KvStore<B> {
         let reopens = write.events.iter().any(|(_, e)| {
             matches!(e, Event::TaskCreated { .. } | Event::TaskRetried { .. })
         });
-        // `a`: in the journal, to resume (empty) or, settled, to move (`TO_MOVE`); it leaves
-        // with the move to the archive.
-        if task.is_settled() {
-            ops.push((keys::with_id(ACTIVE, &task.id), Some(TO_MOVE.to_vec())));
-        } else if reopens {
-            ops.push((keys::with_id(ACTIVE, &task.id), Some(Vec::new())));
+        // The journal's `c` key: listing order, and what the next start does with the task:
+        // resume it (empty) or, settled, move it (`TO_MOVE`). It leaves with the move.
+        let marker = if task.is_settled() {
+            Some(TO_MOVE)
+        } else {
+            reopens.then_some(RESUME)
+        };
+        if let Some(marker) = marker {
+            ops.push((keys::created(task.created_at, &task.id), Some(marker.to_vec())));
         }
         Self::event_ops(write, ops);
         for (_, event) in &write.events {
             match event {
-                Event::TaskCreated { idempotency_key, at, .. } => {
-                    ops.push((keys::created(*at, &task.id), Some(vec![])));
-                    if let Some(key) = idempotency_key {
-                        ops.push((keys::with_text(IDEMPOTENCY, key), Some(task.id.0.to_vec())));
-                    }
+                Event::TaskCreated { idempotency_key: Some(key), .. } => {
+                    ops.push((keys::with_text(IDEMPOTENCY, key), Some(task.id.0.to_vec())));
                 }
                 Event::PredictionCreated { prediction_id, at, .. } => {
                     ops.push((keys::owner(*at, prediction_id), Some(task.id.0.to_vec())));
@@ -118,7 +123,7 @@ impl<B: Backend> KvStore<B> {
     /// any of its attempts made. The same deletes go to both; a key one does not hold costs
     /// nothing.
     fn delete_task_ops(&self, task: &Task, ops: &mut Vec<Op>) -> Result<(), StoreError> {
-        for tag in [TASK, SEALED, ACTIVE] {
+        for tag in [TASK, SEALED] {
             ops.push((keys::with_id(tag, &task.id), None));
         }
         ops.push((keys::created(task.created_at, &task.id), None));
@@ -146,12 +151,15 @@ impl<B: Backend> KvStore<B> {
         }
     }
 
-    /// The journal's `a` keys: every task to resume or, marked `TO_MOVE`, to move.
+    /// The journal's `c` keys (after folding in those of older versions' `a` keys): every
+    /// task to resume or, marked `TO_MOVE`, to move. Oldest first.
     fn recovery_index(&self) -> Result<Vec<(TaskId, bool)>, StoreError> {
-        let prefix = [ACTIVE];
+        self.fold_active_keys()?;
+        let prefix = [CREATED];
         let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
         Ok(entries
             .into_iter()
+            .filter(|(_, value)| value != KEPT)
             .filter_map(|(key, value)| Some((keys::trailing_id(&key)?, value == TO_MOVE)))
             .collect())
     }

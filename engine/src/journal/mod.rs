@@ -3,6 +3,7 @@
 //! in memory for fast tests); the key layout is documented in `keys`.
 //! Nothing here is async: callers run commits on a blocking thread.
 
+mod active_keys;
 mod archive;
 mod backend;
 mod blob_sync;

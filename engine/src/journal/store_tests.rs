@@ -214,6 +214,9 @@ fn a_journal_with_a_snapshot_at_every_commit_reads_back_and_goes_on() {
     store.backend().apply(ops).unwrap();
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
+    assert!(store.backend().scan(b"a", b"b", false, 1).unwrap().is_empty(), "the `a` key folded into `c`");
+    assert_eq!(store.backend().get(&super::keys::created(9, &id)).unwrap(), Some(vec![]), "marked to resume");
+    assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)], "and resumed again at the next start");
 
     churn(&mut write, 2);
     store.commit(&[write.clone()]).unwrap();
