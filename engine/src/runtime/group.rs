@@ -38,8 +38,48 @@ impl Group {
     }
 }
 
+/// A group whose commit runs on the blocking pool while the loop records the next one.
+pub(crate) struct InFlight {
+    handle: tokio::task::JoinHandle<Result<Vec<TaskWrite>, StoreError>>,
+    group: Group,
+    started: std::time::Instant,
+    tasks: usize,
+}
+
+impl InFlight {
+    /// The task this group created with this idempotency key, if it did.
+    pub fn created_key(&self, key: &str) -> Option<TaskId> {
+        self.group.keys.get(key).copied()
+    }
+}
+
+/// The running commit's outcome once it ends; pending forever when none runs (for `select!`).
+pub(crate) async fn finished(inflight: &mut Option<InFlight>) -> Result<Vec<TaskWrite>, StoreError> {
+    match inflight {
+        Some(inflight) => (&mut inflight.handle).await.unwrap_or_else(|e| Err(StoreError::Io(e.to_string()))),
+        None => std::future::pending().await,
+    }
+}
+
 impl Runtime {
+    /// Writes everything recorded so far and waits for it: the running commit, then the
+    /// current group, then what their ends started (recovery, shutdown).
     pub(super) async fn commit_group(&mut self) {
+        while self.inflight.is_some() || !self.group.is_empty() {
+            if self.inflight.is_none() {
+                self.start_commit();
+            }
+            let outcome = finished(&mut self.inflight).await;
+            self.finish_commit(outcome);
+        }
+    }
+
+    /// Takes the current group and starts writing it (pipelined group commit: the loop goes
+    /// on recording the next group meanwhile, so the journal's write and fsync no longer stall
+    /// everything behind them). Its tasks are marked `committing`: nothing acts on their
+    /// state until `finish_commit` says it is durable.
+    pub(super) fn start_commit(&mut self) {
+        debug_assert!(self.inflight.is_none(), "one commit at a time");
         let group = std::mem::take(&mut self.group);
         let writes: Vec<TaskWrite> = group
             .touched
@@ -49,27 +89,37 @@ impl Runtime {
                 if active.unsaved.is_empty() {
                     return None;
                 }
+                active.committing = true;
                 let events = std::mem::take(&mut active.unsaved);
                 Some(TaskWrite { task: active.task.clone(), events })
             })
             .collect();
-        let outcome = if writes.is_empty() {
-            Ok(writes)
+        let tasks = writes.len();
+        let handle = if writes.is_empty() {
+            tokio::spawn(async { Ok(Vec::new()) })
         } else {
             self.gauges.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.gauges.group_tasks.fetch_add(writes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.gauges.group_tasks.fetch_add(tasks as u64, std::sync::atomic::Ordering::Relaxed);
             let store = self.store.clone();
-            let started = std::time::Instant::now();
-            let tasks = writes.len() as f64;
-            let outcome = tokio::task::spawn_blocking(move || store.commit(&writes).map(|()| writes))
-                .await
-                .unwrap_or_else(|e| Err(StoreError::Io(e.to_string())));
-            let metrics = crate::metrics::global();
-            let seconds = started.elapsed().as_secs_f64();
-            metrics.observe("stepwise_journal_commit_seconds", "Time to write and fsync one journal group.", crate::metrics::SECONDS_BUCKETS, &[], seconds);
-            metrics.observe("stepwise_journal_group_tasks", "Tasks written by one journal group.", crate::metrics::COUNT_BUCKETS, &[], tasks);
-            outcome
+            tokio::task::spawn_blocking(move || store.commit(&writes).map(|()| writes))
         };
+        self.inflight = Some(InFlight { handle, group, started: std::time::Instant::now(), tasks });
+    }
+
+    /// The running commit ended: answer its callers and start what its tasks need next; or,
+    /// if it failed, roll it back together with the group recorded on top of it.
+    pub(super) fn finish_commit(&mut self, outcome: Result<Vec<TaskWrite>, StoreError>) {
+        let Some(InFlight { group, started, tasks, .. }) = self.inflight.take() else { return };
+        if tasks > 0 {
+            let metrics = crate::metrics::global();
+            metrics.observe("stepwise_journal_commit_seconds", "Time to write and fsync one journal group.", crate::metrics::SECONDS_BUCKETS, &[], started.elapsed().as_secs_f64());
+            metrics.observe("stepwise_journal_group_tasks", "Tasks written by one journal group.", crate::metrics::COUNT_BUCKETS, &[], tasks as f64);
+        }
+        for id in &group.touched {
+            if let Some(active) = self.active.get_mut(id) {
+                active.committing = false;
+            }
+        }
         match outcome {
             Ok(writes) => {
                 if let Some(mover) = &self.mover {
@@ -77,15 +127,26 @@ impl Runtime {
                         mover.push(write.task.clone());
                     }
                 }
-                self.publish(writes);
+                let committed: HashMap<TaskId, Arc<crate::model::Task>> =
+                    writes.iter().map(|write| (write.task.id, write.task.clone())).collect();
                 for waiter in group.waiters {
-                    self.answer(waiter);
+                    self.answer(waiter, &committed);
                 }
+                drop(committed);
+                self.publish(writes);
                 for id in group.touched {
                     self.after_commit(id);
                 }
             }
-            Err(error) => self.roll_back(group.touched, group.waiters, error),
+            Err(error) => {
+                // The current group was recorded on top of this one's state: it goes too.
+                let next = std::mem::take(&mut self.group);
+                let mut touched = group.touched;
+                touched.extend(next.touched.into_iter().filter(|id| !group.touched_set.contains(id)));
+                let mut waiters = group.waiters;
+                waiters.extend(next.waiters);
+                self.roll_back(touched, waiters, error)
+            }
         }
     }
 
@@ -101,10 +162,13 @@ impl Runtime {
         }
     }
 
-    fn answer(&self, waiter: Waiter) {
-        let snapshot = |id: &TaskId| match self.active.get(id) {
-            Some(active) => Some(active.task.clone()),
-            None => self.store.task(id).ok().flatten().map(Arc::new),
+    /// Answers with the state the commit made durable: the group recorded since may already
+    /// have changed the task in memory.
+    fn answer(&self, waiter: Waiter, committed: &HashMap<TaskId, Arc<crate::model::Task>>) {
+        let snapshot = |id: &TaskId| match (committed.get(id), self.active.get(id)) {
+            (Some(task), _) => Some(task.clone()),
+            (None, Some(active)) if active.is_durable() => Some(active.task.clone()),
+            _ => self.store.task(id).ok().flatten().map(Arc::new),
         };
         match waiter {
             Waiter::Start { reply, id, created } => {
@@ -149,6 +213,7 @@ impl Runtime {
                     if let Some(active) = self.active.get_mut(&id) {
                         active.task = Arc::new(task);
                         active.unsaved.clear();
+                        active.committing = false;
                         active.fresh_intent = false;
                     }
                     self.schedule(id, self.policy.retry_base);
@@ -177,8 +242,9 @@ impl Runtime {
         }
         let Some(active) = self.active.get(&id) else { return };
         // Act only on durable state: events recorded since this group's commit (a queued task
-        // admitted just above) belong to the next group, whose commit brings the task back here.
-        if active.calling || !active.unsaved.is_empty() {
+        // admitted just above, a webhook while it was written) belong to the next group, whose
+        // commit brings the task back here.
+        if active.calling || !active.is_durable() {
             return;
         }
         let scheduled = self.timers.is_scheduled(&id);

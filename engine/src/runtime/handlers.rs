@@ -46,7 +46,8 @@ pub(super) fn request_step(workflows: &HashMap<String, Workflow>, task: &Task, s
 impl Runtime {
     pub(super) fn on_start(&mut self, request: StartRequest, reply: StartReply) {
         if let Some(key) = &request.idempotency_key {
-            if let Some(&id) = self.group.keys.get(key) {
+            let committing = self.inflight.as_ref().and_then(|inflight| inflight.created_key(key));
+            if let Some(id) = self.group.keys.get(key).copied().or(committing) {
                 self.group.waiters.push(Waiter::Start { reply, id, created: false });
                 return;
             }
@@ -262,10 +263,10 @@ impl Runtime {
     /// A timer fell due (or a call must start now): do what the task needs next.
     pub(super) fn on_due(&mut self, id: TaskId) {
         let Some(active) = self.active.get(&id) else { return };
-        // A call may only start from durable state: with events still unsaved (say a webhook
-        // in this turn ended the step and journaled the next intent), the task waits for its
-        // commit, after which `after_commit` brings it back here.
-        if active.calling || !active.unsaved.is_empty() {
+        // A call may only start from durable state: with events still unsaved or in the running
+        // commit (say a webhook ended the step and journaled the next intent), the task waits
+        // for its commit, after which `after_commit` brings it back here.
+        if active.calling || !active.is_durable() {
             return;
         }
         let Some(workflow) = self.workflows.get(&active.task.workflow) else { return };

@@ -142,6 +142,13 @@ impl Policy {
     }
 }
 
+impl Active {
+    /// Every event of the task is on disk: none waits for a commit, none is in the running one.
+    fn is_durable(&self) -> bool {
+        self.unsaved.is_empty() && !self.committing
+    }
+}
+
 /// What the runtime keeps in memory for one unfinished task.
 struct Active {
     /// Shared with the journal group being written and the start answers of its commit, so
@@ -151,6 +158,8 @@ struct Active {
     unsaved: Vec<(u64, Event)>,
     /// A call for this task is running; its result will come back as a message.
     calling: bool,
+    /// Events of this task are in the commit that is running: not durable yet.
+    committing: bool,
     /// See `calls::EnsureJob::fresh`.
     fresh_intent: bool,
     /// Delay before the next status check; doubles up to `Policy::poll_max`.
@@ -191,6 +200,8 @@ pub(crate) struct Runtime {
     /// Handed to spawned calls so their results come back.
     outbox: mpsc::Sender<Msg>,
     group: Group,
+    /// The group being written while `group` records the next one.
+    inflight: Option<group::InFlight>,
     changes: crate::changes::Changes,
     gauges: Arc<Gauges>,
     /// Started by `run`, so it lives on the runtime's own tokio runtime.
@@ -231,6 +242,7 @@ impl Runtime {
             started_at: crate::time::now_millis(),
             outbox: channel.0,
             group: Group::default(),
+            inflight: None,
             changes: crate::changes::Changes::default(),
             gauges: Arc::default(),
             mover: None,
@@ -263,7 +275,12 @@ impl Runtime {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                _ = sweep.tick() => self.sweep().await,
+                outcome = group::finished(&mut self.inflight), if self.inflight.is_some() => {
+                    self.finish_commit(outcome)
+                }
+                // Not while a commit runs: it may be reopening (retrying) a task the sweep
+                // would delete. With none running, every recorded change is on disk.
+                _ = sweep.tick(), if self.inflight.is_none() => self.sweep().await,
                 msg = self.inbox.recv() => match msg {
                     Some(msg) => self.handle(msg),
                     None => break,
@@ -281,12 +298,14 @@ impl Runtime {
                 self.on_due(id);
             }
             self.release_waiting_creates();
-            // Work started after a commit (a freed slot admitting a queued task) commits too.
-            while !self.group.is_empty() {
-                self.commit_group().await;
+            // One commit runs at a time; what arrives meanwhile is the next group.
+            if self.inflight.is_none() && !self.group.is_empty() {
+                self.start_commit();
             }
             self.gauges.unfinished.store(self.active.len(), std::sync::atomic::Ordering::Relaxed);
         }
+        // Nothing recorded stays unwritten: the callers waiting on it get their answers.
+        self.commit_group().await;
         tracing::info!(unfinished = self.active.len(), "Runtime stopped; unfinished tasks resume at next start.");
         if let Some(mover) = self.mover.take() {
             mover.finish().await;
@@ -372,5 +391,5 @@ fn count_retry(call: &str) {
 
 fn new_active(task: Task, fresh_intent: bool, poll_delay: Duration) -> Active {
     let timer_seq = task.seq;
-    Active { task: Arc::new(task), unsaved: vec![], calling: false, fresh_intent, poll_delay, failures: 0, keep_failures: 0, timer_seq, create_failed_at: None }
+    Active { task: Arc::new(task), unsaved: vec![], calling: false, committing: false, fresh_intent, poll_delay, failures: 0, keep_failures: 0, timer_seq, create_failed_at: None }
 }
