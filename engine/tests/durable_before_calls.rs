@@ -10,27 +10,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use stepwise_engine::config::Config;
 use stepwise_engine::event::Event;
-use stepwise_engine::journal::{KvStore, ListPage, ListQuery, MemoryBackend, Store, StoreError, TaskWrite};
-use stepwise_engine::model::{Millis, Task, TaskId, TaskStatus};
+use stepwise_engine::journal::{CommitWith, KvStore, MemoryBackend, Store, TaskWrite};
+use stepwise_engine::model::TaskStatus;
 use stepwise_engine::{Engine, StartRequest, StoreChoice};
-
-/// A memory store whose commits are slow, remembering when each step intent became durable.
-struct SlowStore {
-    inner: KvStore<MemoryBackend>,
-    /// Input JSON text of each journaled intent -> when its commit returned (µs since epoch).
-    durable_at: Mutex<HashMap<String, i64>>,
-}
 
 fn micros_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
 }
 
-impl Store for SlowStore {
-    fn commit(&self, group: &[TaskWrite]) -> Result<(), StoreError> {
+/// Input JSON text of each journaled intent -> when its commit returned (µs since epoch).
+type DurableAt = Arc<Mutex<HashMap<String, i64>>>;
+
+/// A memory store whose commits are slow, remembering when each step intent became durable.
+fn slow_store(durable_at: DurableAt) -> impl Store {
+    CommitWith::new(KvStore::in_memory(), move |inner: &KvStore<MemoryBackend>, group: &[TaskWrite]| {
         std::thread::sleep(Duration::from_millis(20));
-        self.inner.commit(group)?;
+        inner.commit(group)?;
         let now = micros_now();
-        let mut durable = self.durable_at.lock().unwrap();
+        let mut durable = durable_at.lock().unwrap();
         for write in group {
             for (_, event) in &write.events {
                 if let Event::StepRequested { input, .. } = event {
@@ -39,34 +36,7 @@ impl Store for SlowStore {
             }
         }
         Ok(())
-    }
-    fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
-        self.inner.task(id)
-    }
-    fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
-        self.inner.list(query)
-    }
-    fn active(&self) -> Result<Vec<Task>, StoreError> {
-        self.inner.active()
-    }
-    fn task_for_idempotency_key(&self, key: &str) -> Result<Option<TaskId>, StoreError> {
-        self.inner.task_for_idempotency_key(key)
-    }
-    fn prediction_owner(&self, prediction_id: &str, since: Millis) -> Result<Option<TaskId>, StoreError> {
-        self.inner.prediction_owner(prediction_id, since)
-    }
-    fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError> {
-        self.inner.events(id)
-    }
-    fn sweep(&self, cutoff: Millis, limit: usize) -> Result<Vec<TaskId>, StoreError> {
-        self.inner.sweep(cutoff, limit)
-    }
-    fn move_settled(&self, tasks: &[std::sync::Arc<Task>]) -> Result<usize, StoreError> {
-        self.inner.move_settled(tasks)
-    }
-    fn finish_moves(&self) -> Result<usize, StoreError> {
-        self.inner.finish_moves()
-    }
+    })
 }
 
 const TASKS: usize = 60;
@@ -81,8 +51,8 @@ async fn no_create_reaches_replicate_before_its_intent_is_durable() {
         sim.base_url()
     );
     let config = Config::from_toml(&toml, "test").unwrap();
-    let store = Arc::new(SlowStore { inner: KvStore::in_memory(), durable_at: Mutex::default() });
-    let shared: Arc<dyn Store> = store.clone();
+    let durable_at = DurableAt::default();
+    let shared: Arc<dyn Store> = Arc::new(slow_store(durable_at.clone()));
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (engine, runtime) = Engine::launch(&config, StoreChoice::Given(shared), shutdown.clone()).unwrap();
 
@@ -104,7 +74,7 @@ async fn no_create_reaches_replicate_before_its_intent_is_durable() {
         }
     }
 
-    let durable = store.durable_at.lock().unwrap().clone();
+    let durable = durable_at.lock().unwrap().clone();
     let predictions = sim.predictions();
     assert_eq!(predictions.len(), TASKS * STEPS, "one prediction per step");
     for prediction in predictions {

@@ -6,8 +6,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use stepwise_engine::config::Config;
-use stepwise_engine::journal::{KvStore, ListPage, ListQuery, Store, StoreError};
-use stepwise_engine::model::{Task, TaskId};
+use stepwise_engine::journal::{CommitWith, KvStore, MemoryBackend, Store, StoreError, TaskWrite};
 use stepwise_engine::{Engine, StoreChoice};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -75,71 +74,48 @@ async fn a_failing_disk_refuses_writes_with_503_and_keeps_serving_reads() {
     runtime.await.unwrap().unwrap();
 }
 
-/// A store whose commits can be held at the door and then failed: the moment a commit is
-/// being written while the engine records the next group.
-struct HeldStore {
-    inner: KvStore<stepwise_engine::journal::MemoryBackend>,
+/// The door of a store whose commits can be held there and then failed: the moment a commit
+/// is being written while the engine records the next group.
+#[derive(Default)]
+struct Door {
     /// (holding, commits waiting at the door, the verdict for held commits: fail or not)
-    gate: std::sync::Mutex<(bool, usize, bool)>,
+    state: std::sync::Mutex<(bool, usize, bool)>,
     opened: std::sync::Condvar,
 }
 
-impl HeldStore {
+impl Door {
     fn set(&self, holding: bool, fail: bool) {
-        let mut gate = self.gate.lock().unwrap();
-        (gate.0, gate.2) = (holding, fail);
+        let mut state = self.state.lock().unwrap();
+        (state.0, state.2) = (holding, fail);
         self.opened.notify_all();
     }
 
     fn waiting(&self) -> usize {
-        self.gate.lock().unwrap().1
+        self.state.lock().unwrap().1
     }
-}
 
-impl Store for HeldStore {
-    fn commit(&self, group: &[stepwise_engine::journal::TaskWrite]) -> Result<(), StoreError> {
-        let mut gate = self.gate.lock().unwrap();
-        gate.1 += 1;
-        while gate.0 {
-            gate = self.opened.wait(gate).unwrap();
+    /// Called by each commit: waits while the door holds, then says whether to fail.
+    fn pass(&self) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        state.1 += 1;
+        while state.0 {
+            state = self.opened.wait(state).unwrap();
         }
-        gate.1 -= 1;
-        if gate.2 {
+        state.1 -= 1;
+        if state.2 {
             return Err(StoreError::Io("injected: the disk is gone".into()));
         }
-        drop(gate);
-        self.inner.commit(group)
-    }
-    fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
-        self.inner.task(id)
-    }
-    fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
-        self.inner.list(query)
-    }
-    fn active(&self) -> Result<Vec<Task>, StoreError> {
-        self.inner.active()
-    }
-    fn task_for_idempotency_key(&self, key: &str) -> Result<Option<TaskId>, StoreError> {
-        self.inner.task_for_idempotency_key(key)
-    }
-    fn prediction_owner(&self, prediction_id: &str, since: i64) -> Result<Option<TaskId>, StoreError> {
-        self.inner.prediction_owner(prediction_id, since)
-    }
-    fn events(&self, id: &TaskId) -> Result<Vec<(u64, stepwise_engine::event::Event)>, StoreError> {
-        self.inner.events(id)
-    }
-    fn sweep(&self, cutoff: i64, limit: usize) -> Result<Vec<TaskId>, StoreError> {
-        self.inner.sweep(cutoff, limit)
+        Ok(())
     }
 }
 
 /// Waits until `done`; on timeout, opens the door first (a commit held there would keep the
 /// test's runtime from shutting down) and fails.
-async fn wait_until(store: &HeldStore, what: &str, done: impl Fn() -> bool) {
+async fn wait_until(door: &Door, what: &str, done: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !done() {
         if std::time::Instant::now() > deadline {
-            store.set(false, true);
+            door.set(false, true);
             panic!("timed out waiting until {what}");
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -152,35 +128,40 @@ async fn wait_until(store: &HeldStore, what: &str, done: impl Fn() -> bool) {
 #[tokio::test]
 async fn a_failed_commit_also_fails_the_group_recorded_while_it_was_written() {
     let config = Config::from_toml(CONFIG, "test").unwrap();
-    let store = Arc::new(HeldStore { inner: KvStore::in_memory(), gate: Default::default(), opened: Default::default() });
-    let shared: Arc<dyn Store> = store.clone();
+    let door = Arc::new(Door::default());
+    let behind = door.clone();
+    let store = CommitWith::new(KvStore::in_memory(), move |inner: &KvStore<MemoryBackend>, group: &[TaskWrite]| {
+        behind.pass()?;
+        inner.commit(group)
+    });
+    let shared: Arc<dyn Store> = Arc::new(store);
     let shutdown = CancellationToken::new();
     let (engine, runtime) = Engine::launch(&config, StoreChoice::Given(shared), shutdown.clone()).unwrap();
     let app = stepwise_server::router(engine.clone(), &config.server, shutdown.clone());
 
-    store.set(true, false);
+    door.set(true, false);
     let spawn_start = |key: &'static str| {
         let app = app.clone();
         tokio::spawn(async move { send(&app, start(key)).await })
     };
     let first = spawn_start("a");
-    wait_until(&store, "the first start's commit is at the door", || store.waiting() == 1).await;
+    wait_until(&door, "the first start's commit is at the door", || door.waiting() == 1).await;
     // Spawned in this order on this one-thread runtime, they reach the engine in this order.
     let again = spawn_start("a");
     let other = spawn_start("b");
     let unfinished = || engine.gauges().unfinished.load(std::sync::atomic::Ordering::Relaxed);
-    wait_until(&store, "both tasks are recorded while the first commit waits", || unfinished() == 2).await;
-    assert_eq!(store.waiting(), 1, "one commit at a time");
+    wait_until(&door, "both tasks are recorded while the first commit waits", || unfinished() == 2).await;
+    assert_eq!(door.waiting(), 1, "one commit at a time");
 
-    store.set(false, true);
+    door.set(false, true);
     for (what, answer) in [("first", first), ("repeated", again), ("other", other)] {
         let (status, body) = answer.await.unwrap();
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "the {what} start: {body}");
     }
-    store.set(false, false);
+    door.set(false, false);
     let (_, listed) = send(&app, get("/v1/tasks")).await;
     assert_eq!(listed["tasks"].as_array().unwrap().len(), 0, "nothing of the failed groups: {listed}");
-    wait_until(&store, "the rolled-back tasks leave memory", || unfinished() == 0).await;
+    wait_until(&door, "the rolled-back tasks leave memory", || unfinished() == 0).await;
     for key in ["a", "b"] {
         let (status, body) = send(&app, start(key)).await;
         assert_eq!(status, StatusCode::CREATED, "the key {key} was never recorded: {body}");

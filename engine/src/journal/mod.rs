@@ -7,6 +7,7 @@ mod active_keys;
 mod archive;
 mod backend;
 mod blob_sync;
+mod commit_with;
 pub mod codec;
 mod keys;
 mod kv;
@@ -15,6 +16,7 @@ mod schema_v1;
 mod sled_backend;
 
 pub use backend::{Backend, Guarded, Op};
+pub use commit_with::CommitWith;
 pub use kv::KvStore;
 
 /// Settled tasks one move takes at most (the runtime's mover, `finish_moves` at start), so
