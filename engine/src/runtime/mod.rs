@@ -1,7 +1,8 @@
 //! The runtime: the one loop that owns the state of every unfinished task.
 //! It receives messages (start, cancel, retry, call results, timers), folds events into tasks
-//! through the state machine, commits each loop turn's events as one durable journal group,
-//! and only then answers callers and performs what `machine::decide` asks for. HTTP calls run
+//! through the state machine, commits them as durable journal groups (one written while the
+//! loop records the next, `group`), and only once a group is on disk answers its callers and
+//! performs what `machine::decide` asks for. HTTP calls run
 //! as spawned tasks whose results come back as messages, so no lock guards a task and a late
 //! answer can never race a fresh one.
 
@@ -32,7 +33,7 @@ pub struct Gauges {
 }
 
 use crate::event::Event;
-use crate::journal::{Store, StoreError};
+use crate::journal::Store;
 use crate::machine::{self, Command};
 use crate::model::{Task, TaskId};
 use crate::replicate::{ClientError, Prediction, ReplicateClient};
@@ -44,7 +45,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 
 /// Most messages and due timers folded into one journal group.
 const MAX_GROUP: usize = 2048;
@@ -259,58 +259,6 @@ impl Runtime {
 
     pub(crate) fn gauges(&self) -> Arc<Gauges> {
         self.gauges.clone()
-    }
-
-    /// Resumes every unfinished task, then serves messages until `shutdown`. Each turn ends
-    /// with a commit, so stopping between turns loses nothing acknowledged.
-    pub(crate) async fn run(mut self, shutdown: CancellationToken) -> Result<(), StoreError> {
-        self.mover = Some(mover::Mover::start(self.store.clone()));
-        self.recover().await?;
-        self.gauges.resumed.store(true, std::sync::atomic::Ordering::Relaxed);
-        // Sweep often enough that a short retention (tests) is honoured, at most once a minute.
-        let every = (self.retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-        let mut sweep = tokio::time::interval(every);
-        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                outcome = group::finished(&mut self.inflight), if self.inflight.is_some() => {
-                    self.finish_commit(outcome)
-                }
-                // Not while a commit runs: it may be reopening (retrying) a task the sweep
-                // would delete. With none running, every recorded change is on disk.
-                _ = sweep.tick(), if self.inflight.is_none() => self.sweep().await,
-                msg = self.inbox.recv() => match msg {
-                    Some(msg) => self.handle(msg),
-                    None => break,
-                },
-                id = self.timers.next() => self.on_due(id),
-                id = self.deadlines.next() => self.on_task_deadline(id),
-            }
-            for _ in 1..MAX_GROUP {
-                match self.inbox.try_recv() {
-                    Ok(msg) => self.handle(msg),
-                    Err(_) => break,
-                }
-            }
-            for id in self.timers.drain_due(MAX_GROUP) {
-                self.on_due(id);
-            }
-            self.release_waiting_creates();
-            // One commit runs at a time; what arrives meanwhile is the next group.
-            if self.inflight.is_none() && !self.group.is_empty() {
-                self.start_commit();
-            }
-            self.gauges.unfinished.store(self.active.len(), std::sync::atomic::Ordering::Relaxed);
-        }
-        // Nothing recorded stays unwritten: the callers waiting on it get their answers.
-        self.commit_group().await;
-        tracing::info!(unfinished = self.active.len(), "Runtime stopped; unfinished tasks resume at next start.");
-        if let Some(mover) = self.mover.take() {
-            mover.finish().await;
-        }
-        Ok(())
     }
 
     fn handle(&mut self, msg: Msg) {
