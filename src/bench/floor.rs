@@ -48,7 +48,7 @@ pub async fn durable_post(plan: Plan, dir: &Path, body: Bytes, answer_len: usize
         }
     })
     .await?;
-    let outcome = load::post_json("hyper + sled floor", plan, &format!("{}/v1/tasks", server.url), body, 201).await;
+    let outcome = load::post_json("hyper + sled floor", plan, &server.url, "/v1/tasks", body, 201).await;
     server.stop().await;
     Ok(outcome)
 }

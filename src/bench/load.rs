@@ -1,12 +1,16 @@
 //! The load generator shared by the HTTP scenarios and their references: N concurrent
-//! clients (tokio tasks over one pooled reqwest client, so N keep-alive connections), each
+//! clients (tokio tasks, each with its own keep-alive connection: `conn.rs` for measured
+//! runs, a pooled reqwest client where a scenario reads answers to set itself up), each
 //! sending its next request as soon as the previous one is answered, for a fixed number of
 //! requests or a fixed time. Plus the small measurements the scenarios share: process CPU
 //! time and the size of a directory on disk.
 
+use super::conn::{self, Endpoint};
 use super::progress::Progress;
 use super::stats::Summary;
 use serde_json::{json, Value};
+use hyper::body::Bytes;
+use hyper::Method;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,6 +36,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A run that could not send anything.
+    fn failed(error: String) -> Outcome {
+        Outcome { requests: 0, errors: 1, elapsed: Duration::ZERO, latency: Summary::of(&[]), first_error: Some(error) }
+    }
+
     pub fn per_second(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -76,6 +85,51 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
+    run_each(label, plan, || (), move |(), i| {
+        let sent = request(i);
+        async move { ((), sent.await) }
+    })
+    .await
+}
+
+/// Sends `request(i)` (method, path, body) for i = 0, 1, 2, … to `base` (`http://host:port`)
+/// from `plan.clients` clients, each on its own keep-alive connection (`conn.rs`); a request
+/// fails unless it answers `expect`.
+pub async fn requests<F>(label: &str, plan: Plan, base: &str, expect: u16, request: F) -> Outcome
+where
+    F: Fn(usize) -> (Method, String, Bytes) + Send + Sync + 'static,
+{
+    let endpoint = match Endpoint::parse(base) {
+        Ok(endpoint) => endpoint,
+        Err(error) => return Outcome::failed(error),
+    };
+    run_each(label, plan, || None, move |conn, i| {
+        let (method, path, body) = request(i);
+        let (request, endpoint) = (endpoint.request(method, &path, body), endpoint.clone());
+        async move {
+            let (conn, answer) = conn::send_on(conn, &endpoint, request, expect).await;
+            (conn, answer.map(drop))
+        }
+    })
+    .await
+}
+
+/// `POST base+path` with the JSON `body` from `plan.clients` clients; a request fails unless
+/// it answers `expect`.
+pub async fn post_json(label: &str, plan: Plan, base: &str, path: &str, body: Bytes, expect: u16) -> Outcome {
+    let path = path.to_owned();
+    requests(label, plan, base, expect, move |_| (Method::POST, path.clone(), body.clone())).await
+}
+
+/// The engine of [`run`] and [`requests`]: each client task starts with `state()` (say, no
+/// connection yet) and threads it through its requests.
+async fn run_each<S, M, F, Fut>(label: &str, plan: Plan, state: M, request: F) -> Outcome
+where
+    S: Send + 'static,
+    M: Fn() -> S,
+    F: Fn(S, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (S, Result<(), String>)> + Send + 'static,
+{
     let request = Arc::new(request);
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
@@ -84,7 +138,7 @@ where
     let limit = plan.requests.unwrap_or(usize::MAX);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..plan.clients.max(1) {
-        let (request, next, done) = (request.clone(), next.clone(), done.clone());
+        let (request, next, done, mut state) = (request.clone(), next.clone(), done.clone(), state());
         workers.spawn(async move {
             let mut latencies = Vec::new();
             let (mut errors, mut first_error) = (0usize, None);
@@ -94,7 +148,8 @@ where
                     break;
                 }
                 let sent = Instant::now();
-                let result = request(i).await;
+                let (after, result) = request(state, i).await;
+                state = after;
                 latencies.push(sent.elapsed());
                 if let Err(error) = result {
                     errors += 1;
@@ -161,18 +216,6 @@ pub async fn expect_status(request: reqwest::RequestBuilder, expect: u16) -> Res
         return Err(format!("status {status} (wanted {expect}): {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
     }
     Ok(body)
-}
-
-/// `POST url` with the JSON `body` from `plan.clients` clients; a request fails unless it
-/// answers `expect`.
-pub async fn post_json(label: &str, plan: Plan, url: &str, body: hyper::body::Bytes, expect: u16) -> Outcome {
-    let http = client(plan.clients);
-    let url = url.to_owned();
-    run(label, plan, move |_| {
-        let request = http.post(&url).header("content-type", "application/json").body(body.clone());
-        async move { expect_status(request, expect).await.map(drop) }
-    })
-    .await
 }
 
 /// CPU time this process used so far (user + system, every thread).

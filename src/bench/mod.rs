@@ -3,6 +3,7 @@
 //! API on a free port), drives it over real HTTP, and prints a table (or `--json`).
 
 mod child;
+mod conn;
 mod disk;
 mod e2e;
 mod e2e_tasks;

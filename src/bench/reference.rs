@@ -9,7 +9,7 @@
 use super::load::{self, Outcome, Plan};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -83,13 +83,8 @@ async fn hello(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
 /// `GET {hello}{path}` under `plan`.
 pub async fn hello_get(plan: Plan, path: &str) -> anyhow::Result<Outcome> {
     let server = Hello::start().await?;
-    let http = load::client(plan.clients);
-    let url = format!("{}{path}", server.url);
-    let outcome = load::run("bare hyper", plan, move |_| {
-        let request = http.get(&url);
-        async move { load::expect_status(request, 200).await.map(drop) }
-    })
-    .await;
+    let path = path.to_owned();
+    let outcome = load::requests("bare hyper", plan, &server.url, 200, move |_| (Method::GET, path.clone(), Bytes::new())).await;
     server.stop().await;
     Ok(outcome)
 }
@@ -97,7 +92,7 @@ pub async fn hello_get(plan: Plan, path: &str) -> anyhow::Result<Outcome> {
 /// `POST {hello}{path}` with `body` (JSON) under `plan`.
 pub async fn hello_post(plan: Plan, path: &str, body: Bytes) -> anyhow::Result<Outcome> {
     let server = Hello::start().await?;
-    let outcome = load::post_json("bare hyper", plan, &format!("{}{path}", server.url), body, 200).await;
+    let outcome = load::post_json("bare hyper", plan, &server.url, path, body, 200).await;
     server.stop().await;
     Ok(outcome)
 }

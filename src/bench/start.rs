@@ -81,7 +81,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .len();
     // Warm up the engine (connections, sled's first pages), then let its creates finish.
     let warmup = Plan { clients: options.clients, requests: Some(options.warmup), duration: None };
-    let warm = load::post_json("warm-up", warmup, &url, body.clone(), 201).await;
+    let warm = load::post_json("warm-up", warmup, target.url(), "/v1/tasks", body.clone(), 201).await;
     anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
     // With a create limit only the burst goes out now; the rest trickles during the run.
     let owed = 1 + options.creates_per_minute.map_or(options.warmup, |rate| options.warmup.min(create_burst(rate) as usize - 1));
@@ -100,7 +100,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let groups_before = target.harness().map(|h| h.groups());
     let creates_before = target.harness().map(|h| h.sim.create_calls());
     let cpu_before = load::cpu_time();
-    let engine = load::post_json("start", plan, &url, body.clone(), 201).await;
+    let engine = load::post_json("start", plan, target.url(), "/v1/tasks", body.clone(), 201).await;
     let cpu = load::cpu_time().saturating_sub(cpu_before);
     let groups = target.harness().zip(groups_before).map(|(h, (g, t))| {
         let (g2, t2) = h.groups();

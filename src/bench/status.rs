@@ -6,6 +6,8 @@ use super::harness::Target;
 use super::load::{self, Outcome, Plan};
 use super::reference;
 use super::Report;
+use hyper::body::Bytes;
+use hyper::Method;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,14 +74,15 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let sample = reqwest::get(format!("{}/v1/tasks/{}", target.url(), ids[0])).await?.bytes().await?.len();
 
     let get = |label: &'static str, plan: Plan, base: String| {
-        let http = load::client(plan.clients);
         let ids = ids.clone();
-        load::run(label, plan, move |i| {
-            // A stride coprime with most pool sizes walks the whole pool in a scattered order.
-            let id = &ids[(i.wrapping_mul(7919)) % ids.len()];
-            let request = http.get(format!("{base}/v1/tasks/{id}"));
-            async move { load::expect_status(request, 200).await.map(drop) }
-        })
+        async move {
+            load::requests(label, plan, &base, 200, move |i| {
+                // A stride coprime with most pool sizes walks the whole pool in a scattered order.
+                let id = &ids[(i.wrapping_mul(7919)) % ids.len()];
+                (Method::GET, format!("/v1/tasks/{id}"), Bytes::new())
+            })
+            .await
+        }
     };
     let warm = get("warm-up", Plan { clients: options.clients, requests: Some(options.warmup), duration: None }, target.url().to_owned()).await;
     anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
