@@ -1,6 +1,6 @@
 //! The durable floor under `start`, measured in the same run: the bare hyper server of
-//! `reference`, whose every POST writes a start's three journal entries (its two events as
-//! one run, the two index keys; sized and keyed as the journal's) through the engine's
+//! `reference`, whose every POST writes a start's one journal entry (its listing key,
+//! carrying its two events as one run; sized and keyed as the journal's) through the engine's
 //! own `SledBackend::apply` (one batch, flush, blob sync, `fdatasync`), group-committed by
 //! one thread, and answers a body of a start's size once its group is on disk. It is what
 //! hyper and sled alone cost here, with nothing of stepwise's own (no routing, checks, state
@@ -66,9 +66,9 @@ fn commit_groups(backend: &SledBackend, inbox: mpsc::Receiver<Commit>) {
     }
 }
 
-/// A start's entries, as the journal writes them: one run of its two events (`TaskCreated`:
-/// the request and a little more; `StepRequested`: step one's input) and the listing key
-/// that marks it to resume; ids ordered by time as the journal's are.
+/// A start's entry, as the journal writes it: the listing key that marks the task to resume,
+/// carrying the run of its first two events (`TaskCreated`: the request and a little more;
+/// `StepRequested`: step one's input); ids ordered by time as the journal's are.
 fn start_entries(n: u64, body: &[u8]) -> Vec<Op> {
     let ms = stepwise_engine::time::now_millis().max(0) as u64;
     let mut id = [0u8; 16];
@@ -77,8 +77,5 @@ fn start_entries(n: u64, body: &[u8]) -> Vec<Op> {
     let key = |parts: &[&[u8]]| parts.concat();
     let mut events = body.to_vec();
     events.extend_from_slice(&vec![7u8; 48 + body.len() / 2 + 40]);
-    vec![
-        (key(&[b"e", &id, &2u64.to_be_bytes()]), Some(events)),
-        (key(&[b"c", &ms.to_be_bytes(), &id]), Some(Vec::new())),
-    ]
+    vec![(key(&[b"c", &ms.to_be_bytes(), &id]), Some(key(&[b"r", &2u64.to_be_bytes(), &events])))]
 }

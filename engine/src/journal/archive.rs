@@ -1,7 +1,9 @@
 //! The archive: what a settled task keeps, moved out of the journal into a store of its own.
 //!
 //! While a task runs, each commit appends its events to the journal as one entry (an event,
-//! or a run of them keyed by the last), without reading anything back. When a commit settles a task, the task moves: its events become one
+//! or a run of them keyed by the last; the first run rides in the task's `c` key until it
+//! settles, `first_run`), without reading anything back. When a commit settles a task, the
+//! task moves: its events become one
 //! sealed record (`s`, compressed: a step's input repeats its item), and its listing,
 //! idempotency and prediction-owner keys go with it. The archive is a second sled database
 //! because sled 0.34 cleans its log badly when pages that never change again share segments
@@ -42,7 +44,19 @@ pub fn journal<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> 
 fn read<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<(Vec<(u64, Event)>, u64), StoreError> {
     let loose_from = keys::event(id, from);
     let loose_to = keys::prefix_end(&keys::with_id(keys::EVENT, id));
-    let loose = journal.scan(&loose_from, &loose_to, false, usize::MAX)?;
+    let mut loose = journal.scan(&loose_from, &loose_to, false, usize::MAX)?
+        .into_iter()
+        .map(|(key, value)| decode_run(&key, &value).map(|run| (key, run)))
+        .collect::<Result<Vec<_>, _>>()?;
+    // A task's first run may ride in its `c` key (`first_run`): read it when the loose runs
+    // do not reach back to `from`, after them and before the sealed record (a move deletes
+    // the journal's keys only once the record is durable).
+    if loose.first().is_none_or(|(_, (first, _))| *first > from) {
+        if let Some((key, value)) = super::first_run::read(journal, id)? {
+            let run = decode_run(&key, &value)?;
+            loose.insert(0, (key, run));
+        }
+    }
     let (mut events, sealed_upto) = match sealed(archive, id)? {
         Some((first, sealed)) => {
             let upto = first + sealed.len() as u64 - 1;
@@ -50,14 +64,8 @@ fn read<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<
         }
         None => (Vec::new(), 0),
     };
-    // An entry holds one event or a run of them, keyed by the run's last sequence number.
-    for (key, value) in loose {
-        let last = seq_of(&key)?;
-        let run = decode_events(&value).map_err(|source| corrupt(&key, source))?;
-        let Some(first) = (last + 1).checked_sub(run.len() as u64).filter(|first| *first >= 1) else {
-            return Err(inconsistent(&key, format!("a run of {} events cannot end at sequence {last}", run.len())));
-        };
-        for (seq, event) in (first..=last).zip(run) {
+    for (_, (first, run)) in loose {
+        for (seq, event) in (first..).zip(run) {
             if seq < from || events.last().is_some_and(|(upto, _)| seq <= *upto) {
                 continue; // before the read's start, or moved during this read: the record has it
             }
@@ -178,6 +186,17 @@ pub fn scan_both<B: Backend>(
     entries.dedup_by(|a, b| a.0 == b.0);
     entries.truncate(limit);
     Ok(entries)
+}
+
+/// An entry's events and the sequence number of the first: an entry holds one event or a run
+/// of them, keyed by the run's last sequence number.
+fn decode_run(key: &[u8], value: &[u8]) -> Result<(u64, Vec<Event>), StoreError> {
+    let last = seq_of(key)?;
+    let run = decode_events(value).map_err(|source| corrupt(key, source))?;
+    match (last + 1).checked_sub(run.len() as u64).filter(|first| *first >= 1) {
+        Some(first) => Ok((first, run)),
+        None => Err(inconsistent(key, format!("a run of {} events cannot end at sequence {last}", run.len()))),
+    }
 }
 
 /// The sequence number at the end of an `e` key.

@@ -16,7 +16,10 @@ fn created(seed: u8) -> TaskWrite {
         idempotency_key: Some(format!("key-{seed}")),
         at: 1,
     };
-    let task = machine::create(TaskId([seed; 16]), &event).unwrap();
+    // A time-ordered id, as the runtime makes: its first run rides in the `c` key.
+    let mut id = [seed; 16];
+    id[..6].copy_from_slice(&1u64.to_be_bytes()[2..]);
+    let task = machine::create(TaskId(id), &event).unwrap();
     TaskWrite { task: Arc::new(task), events: vec![(1, event)] }
 }
 
@@ -301,4 +304,78 @@ fn a_move_an_older_version_left_due_is_finished() {
     assert_eq!(tags_of(store.backend(), &id), "");
     assert_eq!(tags_of(store.archive(), &id), "ciqs");
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
+}
+
+/// A start is one journal entry, the `c` key carrying the first run, until the task settles:
+/// that commit writes the run to its `e` key and the bare mark, and the task reads back the
+/// same at every step, after reopening, and from the archive.
+#[test]
+fn a_new_task_is_one_journal_entry_until_it_settles() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut write = created(5);
+    let id = write.task.id;
+    let mut history = write.events.clone();
+    {
+        let store = KvStore::open(dir.path(), 1 << 20).unwrap();
+        store.commit(&[write.clone()]).unwrap();
+        assert_eq!(tags_of(store.backend(), &id), "ci", "the run in the `c` key, and the idempotency key");
+        assert_eq!(store.task(&id).unwrap().as_ref(), Some(&*write.task));
+        then(&mut write, vec![request(1), made(1, "p1")]);
+        history.extend(write.events.clone());
+        store.commit(&[write.clone()]).unwrap();
+        assert_eq!(tags_of(store.backend(), &id), "ceiq", "the next run is an `e` key; the first stays");
+    }
+    let store = KvStore::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)], "resumed after reopening");
+    assert_eq!(store.events(&id).unwrap(), history);
+    then(&mut write, vec![succeeded("p1")]);
+    history.extend(write.events.clone());
+    store.commit(&[write.clone()]).unwrap();
+    let journal_c = crate::journal::keys::created(1, &id);
+    assert_eq!(store.backend().get(&journal_c).unwrap(), Some(b"m".to_vec()), "a bare mark once settled");
+    assert_eq!(store.events(&id).unwrap(), history, "the first run moved to its `e` key");
+    assert_eq!(store.move_settled(&[write.task.clone()]).unwrap(), 1);
+    assert_eq!(tags_of(store.backend(), &id), "", "nothing left in the journal");
+    assert_eq!(store.events(&id).unwrap(), history, "read from the sealed record");
+    assert_eq!(store.task(&id).unwrap().as_ref(), Some(&*write.task));
+}
+
+/// A damaged first run in a `c` key is reported, not read as a task without a start.
+#[test]
+fn a_damaged_first_run_is_reported() {
+    let store = KvStore::in_memory();
+    let write = created(6);
+    store.commit(&[write.clone()]).unwrap();
+    let key = crate::journal::keys::created(1, &write.task.id);
+    let mut value = store.backend().get(&key).unwrap().unwrap();
+    let last = value.len() - 1;
+    value[last] ^= 0x40;
+    store.backend().apply(vec![(key.clone(), Some(value))]).unwrap();
+    assert!(matches!(store.task(&write.task.id), Err(StoreError::Corrupt { .. })));
+    store.backend().apply(vec![(key, Some(b"r12".to_vec()))]).unwrap();
+    assert!(matches!(store.task(&write.task.id), Err(StoreError::Corrupt { .. })));
+}
+
+/// The settling commit takes the first run out of the `c` key while a read scans the
+/// journal: the read sees a gap (no `e` key yet, no run in `c` any more), reads again, and
+/// gets the whole task.
+#[test]
+fn a_read_that_races_the_settling_commit_sees_the_whole_task() {
+    let (journal, archive) = (Interleaving::default(), Interleaving::default());
+    let store = KvStore::new(journal.clone(), archive.clone());
+    let other = KvStore::new(journal, archive);
+    let mut write = created(7);
+    let id = write.task.id;
+    let mut history = write.events.clone();
+    store.commit(&[write.clone()]).unwrap();
+    then(&mut write, vec![request(1), made(1, "p")]);
+    history.extend(write.events.clone());
+    store.commit(&[write.clone()]).unwrap();
+    then(&mut write, vec![succeeded("p")]);
+    history.extend(write.events.clone());
+    let settling = write.clone();
+    let action: Action = Box::new(move || other.commit(&[settling]).unwrap());
+    *store.backend().on_scan.lock().unwrap() = Some((false, action));
+    assert_eq!(store.events(&id).unwrap(), history);
+    assert_eq!(store.task(&id).unwrap().as_ref(), Some(&*write.task));
 }

@@ -9,7 +9,9 @@
 //! | `s` task id (16)                        | archive | a settled task's events, sealed     |
 //! | `c` created_at ms (u64 BE) task id      | both    | listing order; in the journal, a    |
 //! |                                         |         | mark: empty to resume, `m` to move, |
-//! |                                         |         | `k` settled and kept there          |
+//! |                                         |         | `k` settled and kept there; or `r`, |
+//! |                                         |         | seq (u64 BE) and the task's first   |
+//! |                                         |         | run: to resume (`first_run`)        |
 //! | `i` idempotency key (UTF-8)             | both    | task id (16)                        |
 //! | `q` journaled ms (u64 BE) prediction id | both    | task id (16): the prediction's owner|
 //! | `p` prediction id (UTF-8)               | journal | task id (16): owner, before `q`     |

@@ -9,7 +9,7 @@
 //! themselves and took most of the disk a task used (docs/BENCHMARKS.md). When a commit
 //! settles a task, the task moves to a second store, the archive (`archive`).
 
-use super::codec::{self, decode_task, encode_event, encode_event_run, encode_task};
+use super::codec::{self, decode_task};
 use super::archive;
 use super::keys::{self, CREATED, IDEMPOTENCY, OWNER, PREDICTION, SEALED, TASK};
 use super::backend::{Backend, Op};
@@ -27,7 +27,8 @@ pub const CHECKPOINT_EVERY: u64 = 16;
 /// Reads of one task before a gap in its events counts as a damaged journal (see `untorn`).
 const TORN_READ_ATTEMPTS: u32 = 3;
 
-/// The journal `c` key of a task in flight: resume it at the next start.
+/// The journal `c` key of a task in flight: resume it at the next start. A new task's key
+/// carries its first run instead (`first_run`), which means the same.
 pub(super) const RESUME: &[u8] = b"";
 /// The journal `c` key of a settled task: its move to the archive is due, nothing to resume.
 /// Recovery reads neither these tasks (`active`) nor the others (`finish_moves`) twice.
@@ -64,58 +65,6 @@ impl<B: Backend> KvStore<B> {
 
     fn decode_task_at(key: &[u8], bytes: &[u8]) -> Result<Task, StoreError> {
         decode_task(bytes).map_err(|source| corrupt(key, source))
-    }
-
-    fn task_ops(write: &TaskWrite, ops: &mut Vec<Op>) {
-        let task = &write.task;
-        if write.events.iter().any(|(seq, _)| seq % CHECKPOINT_EVERY == 0) {
-            ops.push((keys::with_id(TASK, &task.id), Some(encode_task(task))));
-        }
-        let reopens = write.events.iter().any(|(_, e)| {
-            matches!(e, Event::TaskCreated { .. } | Event::TaskRetried { .. })
-        });
-        // The journal's `c` key: listing order, and what the next start does with the task:
-        // resume it (empty) or, settled, move it (`TO_MOVE`). It leaves with the move.
-        let marker = if task.is_settled() {
-            Some(TO_MOVE)
-        } else {
-            reopens.then_some(RESUME)
-        };
-        if let Some(marker) = marker {
-            ops.push((keys::created(task.created_at, &task.id), Some(marker.to_vec())));
-        }
-        Self::event_ops(write, ops);
-        for (_, event) in &write.events {
-            match event {
-                Event::TaskCreated { idempotency_key: Some(key), .. } => {
-                    ops.push((keys::with_text(IDEMPOTENCY, key), Some(task.id.0.to_vec())));
-                }
-                Event::PredictionCreated { prediction_id, at, .. } => {
-                    ops.push((keys::owner(*at, prediction_id), Some(task.id.0.to_vec())));
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// The commit's events: consecutive ones (all of them, as the runtime writes them) as
-    /// one run keyed by the last one's sequence number, so a start (task created, step one
-    /// requested) or a step's end (succeeded, next requested) is one entry, not two. A read
-    /// scanning from sequence `n` finds the run holding `n` first (`archive::read`).
-    fn event_ops(write: &TaskWrite, ops: &mut Vec<Op>) {
-        let id = &write.task.id;
-        let consecutive = write.events.windows(2).all(|pair| pair[1].0 == pair[0].0 + 1);
-        match write.events.as_slice() {
-            [_, .., (last, _)] if consecutive => {
-                let run: Vec<&Event> = write.events.iter().map(|(_, event)| event).collect();
-                ops.push((keys::event(id, *last), Some(encode_event_run(&run))));
-            }
-            events => {
-                for (seq, event) in events {
-                    ops.push((keys::event(id, *seq), Some(encode_event(event))));
-                }
-            }
-        }
     }
 
     /// Deletes of everything a settled task left, in the journal and in the archive: its
@@ -222,7 +171,7 @@ impl<B: Backend> Store for KvStore<B> {
     fn commit(&self, group: &[TaskWrite]) -> Result<(), StoreError> {
         let mut ops = Vec::with_capacity(group.len() * 4);
         for write in group {
-            Self::task_ops(write, &mut ops);
+            self.task_ops(write, &mut ops)?;
         }
         self.backend.apply(ops)
     }

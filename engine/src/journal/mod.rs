@@ -9,11 +9,13 @@ mod backend;
 mod blob_sync;
 mod commit_with;
 pub mod codec;
+mod first_run;
 mod keys;
 mod kv;
 mod memory;
 mod schema_v1;
 mod sled_backend;
+mod task_ops;
 
 pub use backend::{Backend, Guarded, Op};
 pub use commit_with::CommitWith;
