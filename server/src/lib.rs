@@ -110,5 +110,13 @@ pub async fn serve(
     app: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // No Nagle: an answer written in more than one piece (a stream's events, a long poll's
+    // late answer) must not wait for the client's delayed ACK, up to 40 ms on Linux.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "Could not set TCP_NODELAY on a connection.");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }

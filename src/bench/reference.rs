@@ -45,7 +45,11 @@ impl Hello {
                 let stream = tokio::select! {
                     _ = token.cancelled() => break,
                     accepted = listener.accept() => match accepted {
-                        Ok((stream, _)) => stream,
+                        // TCP_NODELAY, as the engine's API server sets it.
+                        Ok((stream, _)) => {
+                            let _ = stream.set_nodelay(true);
+                            stream
+                        }
                         Err(_) => continue,
                     },
                 };
