@@ -54,7 +54,7 @@ pub async fn task_response(
     }
     let body = render::task(&task, state.engine.queue_position(&id));
     let cache = HeaderValue::from_static("no-cache");
-    Ok(([(header::ETAG, etag(&task)), (header::CACHE_CONTROL, cache)], axum::Json(body)).into_response())
+    Ok(([(header::ETAG, etag(&task)), (header::CACHE_CONTROL, cache)], body).into_response())
 }
 
 fn not_found(id: TaskId) -> ApiError {

@@ -59,7 +59,7 @@ pub async fn start_task(
     let location = format!("/v1/tasks/{}", started.task.id);
     let status = if started.created { StatusCode::CREATED } else { StatusCode::OK };
     let position = state.engine.queue_position(&started.task.id);
-    let body = Json(render::task(&started.task, position));
+    let body = render::task(&started.task, position);
     Ok((status, [(header::LOCATION, location)], body).into_response())
 }
 
@@ -147,7 +147,7 @@ async fn control(
         Control::Retry => state.engine.retry(task_id).await,
     };
     let task = outcome.map_err(|e| control_error(e, &id))?;
-    Ok(Json(render::task(&task, state.engine.queue_position(&task_id))).into_response())
+    Ok(render::task(&task, state.engine.queue_position(&task_id)).into_response())
 }
 
 /// The `{id}` segment; one that is not UTF-8 cannot name a task.
