@@ -31,6 +31,50 @@ impl TaskId {
     }
 }
 
+/// The hasher of the runtime's per-task maps (`TaskIdMap`, the timer wheel's index). std's
+/// default, SipHash, is keyed so that chosen keys cannot collide on purpose; these maps hold
+/// only ids this engine made, 80 bits of them random, so a plain multiply-rotate hash (as
+/// rustc's own FxHash) is as good and costs less at every lookup and at every resize, which
+/// rehashes the whole map while the runtime loop waits.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            // `chunks_exact(8)` yields 8-byte slices only.
+            self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+        }
+        for byte in chunks.remainder() {
+            self.add(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl IdHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// A map keyed by task ids, hashed with `IdHasher`.
+pub type TaskIdMap<V> = std::collections::HashMap<TaskId, V, std::hash::BuildHasherDefault<IdHasher>>;
+/// A set of task ids, hashed with `IdHasher`.
+pub type TaskIdSet = std::collections::HashSet<TaskId, std::hash::BuildHasherDefault<IdHasher>>;
+
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}{}", Self::PREFIX, hex::encode(self.0))
@@ -247,6 +291,23 @@ mod tests {
         assert_eq!(text.parse::<TaskId>(), Ok(id));
         assert!("tsk_xyz".parse::<TaskId>().is_err());
         assert!("abc".parse::<TaskId>().is_err());
+    }
+
+    /// hashbrown picks a bucket from a hash's low bits and a control byte from its top 7:
+    /// ids of one millisecond must spread over both.
+    #[test]
+    fn id_hashes_of_one_millisecond_spread_over_low_and_high_bits() {
+        use std::hash::BuildHasher;
+        let hasher = std::hash::BuildHasherDefault::<IdHasher>::default();
+        let hashes: Vec<u64> = (0..4096).map(|_| hasher.hash_one(TaskId::time_ordered(7_000).unwrap())).collect();
+        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xfff).collect();
+        let high: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert!(low.len() > 2500, "{} distinct low 12 bits of 4096", low.len());
+        assert_eq!(high.len(), 128, "every top-7-bit value");
+        let mut map = TaskIdMap::default();
+        map.insert(TaskId([1; 16]), 1);
+        assert_eq!(map.get(&TaskId([1; 16])), Some(&1));
+        assert_eq!(map.get(&TaskId([2; 16])), None);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! (a task, since a task runs one step at a time). No task or thread per timer: 100 000
 //! waiting tasks are 100 000 small entries. Memory only; recovery rebuilds it from the journal.
 
+use crate::model::IdHasher;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::future::poll_fn;
 use std::hash::Hash;
 use std::time::Duration;
@@ -15,12 +17,13 @@ pub struct Scheduler<T> {
     queue: DelayQueue<T>,
     /// The live slab key of each item; removed when the entry fires, because slab keys are
     /// reused and `remove`/`reset` on a dead key panic.
-    keys: HashMap<T, Key>,
+    /// Keyed by task ids in the runtime: hashed with `IdHasher` (see there).
+    keys: HashMap<T, Key, BuildHasherDefault<IdHasher>>,
 }
 
 impl<T: Eq + Hash + Clone> Default for Scheduler<T> {
     fn default() -> Self {
-        Scheduler { queue: DelayQueue::new(), keys: HashMap::new() }
+        Scheduler { queue: DelayQueue::new(), keys: HashMap::default() }
     }
 }
 

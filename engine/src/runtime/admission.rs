@@ -2,7 +2,7 @@
 //! a slot from its first step until it ends; tasks over a cap wait in one FIFO queue, whose
 //! positions the API reads through `QueueView` without asking the runtime loop.
 
-use crate::model::TaskId;
+use crate::model::{TaskId, TaskIdMap};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +17,7 @@ pub struct QueueView {
 struct Queue {
     next_ticket: u64,
     by_ticket: BTreeMap<u64, (TaskId, String)>,
-    tickets: HashMap<TaskId, u64>,
+    tickets: TaskIdMap<u64>,
 }
 
 impl QueueView {
@@ -46,7 +46,7 @@ pub struct Admission {
     max_total: Option<usize>,
     max_per_workflow: HashMap<String, usize>,
     running: HashMap<String, usize>,
-    holders: HashMap<TaskId, String>,
+    holders: TaskIdMap<String>,
     queue: QueueView,
 }
 
@@ -56,7 +56,7 @@ impl Admission {
             max_total,
             max_per_workflow,
             running: HashMap::new(),
-            holders: HashMap::new(),
+            holders: TaskIdMap::default(),
             queue: QueueView::default(),
         }
     }

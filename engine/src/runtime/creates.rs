@@ -8,8 +8,8 @@
 //! waiting inside the rate limiter was: after a restart, recovery queues it again.
 
 use super::Runtime;
-use crate::model::TaskId;
-use std::collections::{HashSet, VecDeque};
+use crate::model::{TaskId, TaskIdSet};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -23,7 +23,7 @@ pub(crate) struct CreateGate {
     /// Tasks waiting for a permit, in the order they asked.
     waiting: VecDeque<TaskId>,
     /// The same ids, so a task asking again keeps its place instead of queueing twice.
-    queued: HashSet<TaskId>,
+    queued: TaskIdSet,
 }
 
 impl CreateGate {
@@ -32,7 +32,7 @@ impl CreateGate {
         CreateGate {
             permits: Arc::new(Semaphore::new(max_out.max(MIN_CREATES_OUT))),
             waiting: VecDeque::new(),
-            queued: HashSet::new(),
+            queued: TaskIdSet::default(),
         }
     }
 

@@ -6,8 +6,8 @@ use super::{AckReply, ControlError, ControlReply, Runtime, StartError, StartRepl
 use crate::changes::TaskChange;
 use crate::journal::{StoreError, TaskWrite};
 use crate::machine::{self, Command};
-use crate::model::TaskId;
-use std::collections::{HashMap, HashSet};
+use crate::model::{TaskId, TaskIdSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A caller answered once the group is on disk.
@@ -20,7 +20,7 @@ pub(crate) enum Waiter {
 #[derive(Default)]
 pub(crate) struct Group {
     touched: Vec<TaskId>,
-    touched_set: HashSet<TaskId>,
+    touched_set: TaskIdSet,
     pub(super) waiters: Vec<Waiter>,
     /// Idempotency keys of tasks created in this group (not yet in the store).
     pub(super) keys: HashMap<String, TaskId>,

@@ -35,7 +35,7 @@ pub struct Gauges {
 use crate::event::Event;
 use crate::journal::Store;
 use crate::machine::{self, Command};
-use crate::model::{Task, TaskId};
+use crate::model::{Task, TaskId, TaskIdMap};
 use crate::replicate::{ClientError, Prediction, ReplicateClient};
 use crate::scheduler::Scheduler;
 use crate::workflow::Workflow;
@@ -187,7 +187,9 @@ pub(crate) struct Runtime {
     retention: Duration,
     /// Copies output files into the data dir when `[outputs] keep` is on.
     keeper: Option<crate::outputs::Keeper>,
-    active: HashMap<TaskId, Active>,
+    /// Boxed: the map moves every entry when it grows, and a resize of hundreds of
+    /// thousands of tasks stalls the loop for tens of ms when each entry is a whole `Active`.
+    active: TaskIdMap<Box<Active>>,
     /// The next status check, create retry or cancel retry of each task.
     timers: Scheduler<TaskId>,
     /// When each task with a `task_timeout` must be canceled.
@@ -233,7 +235,7 @@ impl Runtime {
             keeper,
             webhook_url: webhook_base_url
                 .map(|base| format!("{}/v1/webhooks/replicate", base.trim_end_matches('/'))),
-            active: HashMap::new(),
+            active: TaskIdMap::default(),
             timers: Scheduler::default(),
             deadlines: Scheduler::default(),
             admission: Admission::new(max_in_flight, caps),
@@ -337,7 +339,7 @@ fn count_retry(call: &str) {
     crate::metrics::global().inc("stepwise_call_retries_total", help, &[("call", call)]);
 }
 
-fn new_active(task: Task, fresh_intent: bool, poll_delay: Duration) -> Active {
+fn new_active(task: Task, fresh_intent: bool, poll_delay: Duration) -> Box<Active> {
     let timer_seq = task.seq;
-    Active { task: Arc::new(task), unsaved: vec![], calling: false, committing: false, fresh_intent, poll_delay, failures: 0, keep_failures: 0, timer_seq, create_failed_at: None }
+    Box::new(Active { task: Arc::new(task), unsaved: vec![], calling: false, committing: false, fresh_intent, poll_delay, failures: 0, keep_failures: 0, timer_seq, create_failed_at: None })
 }
