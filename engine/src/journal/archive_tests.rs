@@ -32,6 +32,13 @@ fn then(write: &mut TaskWrite, events: Vec<Event>) {
     }
 }
 
+/// The write's next events: applied to its task, added to `history`, committed.
+fn commit_next<B: Backend>(store: &KvStore<B>, write: &mut TaskWrite, history: &mut Vec<(u64, Event)>, events: Vec<Event>) {
+    then(write, events);
+    history.extend(write.events.clone());
+    store.commit(std::slice::from_ref(write)).unwrap();
+}
+
 fn request(attempt: u32) -> Event {
     Event::StepRequested { step: 1, attempt, input: Json(r#"{"garment":"g.png"}"#.into()), at: 2 }
 }
@@ -61,15 +68,11 @@ fn retried_task_round_trip<B: Backend>(store: KvStore<B>) {
     let id = write.task.id;
     let mut history = write.events.clone();
     store.commit(&[write.clone()]).unwrap();
-    then(&mut write, vec![request(1), made(1, "p1")]);
-    history.extend(write.events.clone());
-    store.commit(&[write.clone()]).unwrap();
+    commit_next(&store, &mut write, &mut history, vec![request(1), made(1, "p1")]);
     assert_eq!(tags_of(store.backend(), &id), "ceiq", "running: all in the journal");
     assert_eq!(tags_of(store.archive(), &id), "");
 
-    then(&mut write, vec![Event::StepFailed { step: 1, prediction_id: Some("p1".into()), error: "nsfw".into(), canceled: false, at: 4 }]);
-    history.extend(write.events.clone());
-    store.commit(&[write.clone()]).unwrap();
+    commit_next(&store, &mut write, &mut history, vec![Event::StepFailed { step: 1, prediction_id: Some("p1".into()), error: "nsfw".into(), canceled: false, at: 4 }]);
     assert_eq!(tags_of(store.backend(), &id), "ceiq", "committed, not moved yet");
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert!(store.active().unwrap().is_empty(), "settled: nothing to resume");
@@ -83,17 +86,13 @@ fn retried_task_round_trip<B: Backend>(store: KvStore<B>) {
     assert_eq!(store.task_for_idempotency_key("key-1").unwrap(), Some(id));
     assert_eq!(store.list(&Default::default()).unwrap().tasks, vec![Task::clone(&write.task)]);
 
-    then(&mut write, vec![Event::TaskRetried { at: 5 }, request(2)]);
-    history.extend(write.events.clone());
-    store.commit(&[write.clone()]).unwrap();
+    commit_next(&store, &mut write, &mut history, vec![Event::TaskRetried { at: 5 }, request(2)]);
     assert_eq!(tags_of(store.backend(), &id), "ce", "a retry appends to the journal after the sealed events");
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history);
     assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
 
-    then(&mut write, vec![made(2, "p2"), succeeded("p2")]);
-    history.extend(write.events.clone());
-    store.commit(&[write.clone()]).unwrap();
+    commit_next(&store, &mut write, &mut history, vec![made(2, "p2"), succeeded("p2")]);
     assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
     assert_eq!(tags_of(store.backend(), &id), "", "moved again, whole");
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
@@ -172,12 +171,8 @@ fn settled_not_moved() -> (KvStore<Interleaving>, KvStore<Interleaving>, TaskWri
     let mut write = created(2);
     let mut history = write.events.clone();
     store.commit(&[write.clone()]).unwrap();
-    then(&mut write, vec![request(1), made(1, "p")]);
-    history.extend(write.events.clone());
-    store.commit(&[write.clone()]).unwrap();
-    then(&mut write, vec![Event::StepFailed { step: 1, prediction_id: Some("p".into()), error: "busy".into(), canceled: false, at: 4 }]);
-    history.extend(write.events.clone());
-    store.commit(&[write.clone()]).unwrap();
+    commit_next(&store, &mut write, &mut history, vec![request(1), made(1, "p")]);
+    commit_next(&store, &mut write, &mut history, vec![Event::StepFailed { step: 1, prediction_id: Some("p".into()), error: "busy".into(), canceled: false, at: 4 }]);
     (store, other, write, history)
 }
 
@@ -214,9 +209,7 @@ fn a_task_retried_while_it_moves_keeps_its_journal_and_moves_whole_later() {
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history, "journal and record together, each event once");
 
-    then(&mut write, vec![made(2, "p2"), succeeded("p2")]);
-    history.extend(write.events.clone());
-    store.commit(&[write.clone()]).unwrap();
+    commit_next(&store, &mut write, &mut history, vec![made(2, "p2"), succeeded("p2")]);
     assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
     assert_eq!(tags_of(store.backend(), &id), "", "the leftovers of the first move went too");
     assert_eq!(store.events(&id).unwrap(), history);
@@ -320,17 +313,13 @@ fn a_new_task_is_one_journal_entry_until_it_settles() {
         store.commit(&[write.clone()]).unwrap();
         assert_eq!(tags_of(store.backend(), &id), "ci", "the run in the `c` key, and the idempotency key");
         assert_eq!(store.task(&id).unwrap().as_ref(), Some(&*write.task));
-        then(&mut write, vec![request(1), made(1, "p1")]);
-        history.extend(write.events.clone());
-        store.commit(&[write.clone()]).unwrap();
+        commit_next(&store, &mut write, &mut history, vec![request(1), made(1, "p1")]);
         assert_eq!(tags_of(store.backend(), &id), "ceiq", "the next run is an `e` key; the first stays");
     }
     let store = KvStore::open(dir.path(), 1 << 20).unwrap();
     assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)], "resumed after reopening");
     assert_eq!(store.events(&id).unwrap(), history);
-    then(&mut write, vec![succeeded("p1")]);
-    history.extend(write.events.clone());
-    store.commit(&[write.clone()]).unwrap();
+    commit_next(&store, &mut write, &mut history, vec![succeeded("p1")]);
     let journal_c = crate::journal::keys::created(1, &id);
     assert_eq!(store.backend().get(&journal_c).unwrap(), Some(b"m".to_vec()), "a bare mark once settled");
     assert_eq!(store.events(&id).unwrap(), history, "the first run moved to its `e` key");
@@ -345,7 +334,7 @@ fn a_new_task_is_one_journal_entry_until_it_settles() {
 fn a_damaged_first_run_is_reported() {
     let store = KvStore::in_memory();
     let write = created(6);
-    store.commit(&[write.clone()]).unwrap();
+    store.commit(std::slice::from_ref(&write)).unwrap();
     let key = crate::journal::keys::created(1, &write.task.id);
     let mut value = store.backend().get(&key).unwrap().unwrap();
     let last = value.len() - 1;
@@ -368,9 +357,7 @@ fn a_read_that_races_the_settling_commit_sees_the_whole_task() {
     let id = write.task.id;
     let mut history = write.events.clone();
     store.commit(&[write.clone()]).unwrap();
-    then(&mut write, vec![request(1), made(1, "p")]);
-    history.extend(write.events.clone());
-    store.commit(&[write.clone()]).unwrap();
+    commit_next(&store, &mut write, &mut history, vec![request(1), made(1, "p")]);
     then(&mut write, vec![succeeded("p")]);
     history.extend(write.events.clone());
     let settling = write.clone();
