@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::journal::{KvStore, ListPage, ListQuery, Store, StoreError};
 use crate::model::{Task, TaskId};
 use crate::replicate::ReplicateClient;
-use crate::runtime::{ControlError, Msg, Policy, QueueView, Runtime, StartError, StartRequest, Started};
+use crate::runtime::{ControlError, Msg, Policy, PreparedStart, QueueView, Runtime, StartError, StartRequest, Started};
 use crate::workflow::Workflow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -132,12 +132,13 @@ impl Engine {
             .workflows
             .get(&request.workflow)
             .ok_or_else(|| StartError::UnknownWorkflow(request.workflow.clone()))?;
-        workflow
+        let first_input = workflow
             .check_start(&request.params, &request.items)
             .map_err(|e| StartError::Invalid(e.to_string()))?;
+        let start = PreparedStart::new(request, first_input);
         let (reply, answer) = oneshot::channel();
         let stopped = || StartError::Unavailable("the engine is shutting down".into());
-        self.inbox.send(Msg::Start { request, reply }).await.map_err(|_| stopped())?;
+        self.inbox.send(Msg::Start { start, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 

@@ -76,8 +76,14 @@ pub type TaskIdMap<V> = std::collections::HashMap<TaskId, V, std::hash::BuildHas
 pub type TaskIdSet = std::collections::HashSet<TaskId, std::hash::BuildHasherDefault<IdHasher>>;
 
 impl fmt::Display for TaskId {
+    /// Without allocating: ids are written into every answer and `Location` header.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", Self::PREFIX, hex::encode(self.0))
+        let mut digits = [0u8; 32];
+        // 16 bytes take exactly 32 hex digits, the buffer's length.
+        hex::encode_to_slice(self.0, &mut digits).expect("32 digits for 16 bytes");
+        f.write_str(Self::PREFIX)?;
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
     }
 }
 

@@ -114,8 +114,9 @@ impl Workflow {
     }
 
     /// Checks that every item of a start request can build its input, apart from what only
-    /// the previous step's output can tell.
-    pub fn check_start(&self, params: &Value, items: &[Value]) -> Result<(), InputError> {
+    /// the previous step's output can tell. Returns step 1's input, exactly as `step_input`
+    /// builds it (`None` only if step 1 read `previous`, which loading a workflow refuses).
+    pub fn check_start(&self, params: &Value, items: &[Value]) -> Result<Option<Value>, InputError> {
         if items.is_empty() {
             return Err(InputError("`items` must hold at least one item".into()));
         }
@@ -128,20 +129,30 @@ impl Workflow {
             )));
         }
         let max = self.limits.max_string_bytes;
-        if let Some(path) = long_string(params, "params", max) {
+        if let Some(path) = long_string_in(params, || "params".to_owned(), max) {
             return Err(InputError(format!("`{path}` is longer than {max} bytes")));
         }
+        let mut first_input = None;
         for (i, item) in items.iter().enumerate() {
-            if let Some(path) = long_string(item, &format!("items[{i}]"), max) {
+            if let Some(path) = long_string_in(item, || format!("items[{i}]"), max) {
                 return Err(InputError(format!("`{path}` is longer than {max} bytes")));
             }
-            let template = if i == 0 { &self.first } else { &self.rest };
             let scope = Scope { params, item, previous_output: None, previous_kept_output: None };
+            if i == 0 {
+                // Step 1 has no previous step, so its input is final now. (A template reading
+                // `previous` would fail here; loading refuses those, and the check skips it.)
+                if let Ok(input) = resolve(&self.first, &scope, false) {
+                    self.check_size(&input).map_err(|e| InputError(format!("items[{i}]: {e}")))?;
+                    first_input = Some(input);
+                    continue;
+                }
+            }
+            let template = if i == 0 { &self.first } else { &self.rest };
             let input = resolve(template, &scope, true)
                 .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
             self.check_size(&input).map_err(|e| InputError(format!("items[{i}]: {e}")))?;
         }
-        Ok(())
+        Ok(first_input)
     }
 
     fn check_size(&self, input: &Value) -> Result<(), InputError> {
@@ -162,25 +173,36 @@ impl Workflow {
     }
 }
 
-/// The path of the first string in `value` longer than `max` bytes. A start checks every
-/// string of its request, so the paths are built only once one is known to be too long.
-fn long_string(value: &Value, path: &str, max: usize) -> Option<String> {
-    fn any_long(value: &Value, max: usize) -> bool {
-        match value {
-            Value::String(text) => text.len() > max,
-            Value::Object(map) => map.values().any(|v| any_long(v, max)),
-            Value::Array(items) => items.iter().any(|v| any_long(v, max)),
-            _ => false,
-        }
+/// The path of the first string in `value` (itself at `path`) longer than `max` bytes. A
+/// start checks every string of its request, so no path is built unless one is too long.
+fn long_string_in(value: &Value, path: impl FnOnce() -> String, max: usize) -> Option<String> {
+    if any_long(value, max) {
+        long_path(value, path(), max)
+    } else {
+        None
     }
-    if !any_long(value, max) {
-        return None;
-    }
+}
+
+fn any_long(value: &Value, max: usize) -> bool {
     match value {
-        Value::String(_) => Some(path.to_owned()),
-        Value::Object(map) => map.iter().find_map(|(k, v)| long_string(v, &format!("{path}.{k}"), max)),
+        Value::String(text) => text.len() > max,
+        Value::Object(map) => map.values().any(|v| any_long(v, max)),
+        Value::Array(items) => items.iter().any(|v| any_long(v, max)),
+        _ => false,
+    }
+}
+
+/// `long_string_in`, once `value` is known to hold a long string.
+fn long_path(value: &Value, path: String, max: usize) -> Option<String> {
+    match value {
+        Value::String(_) => Some(path),
+        Value::Object(map) => {
+            let (key, inner) = map.iter().find(|(_, v)| any_long(v, max))?;
+            long_path(inner, format!("{path}.{key}"), max)
+        }
         Value::Array(items) => {
-            items.iter().enumerate().find_map(|(i, v)| long_string(v, &format!("{path}[{i}]"), max))
+            let (i, inner) = items.iter().enumerate().find(|(_, v)| any_long(v, max))?;
+            long_path(inner, format!("{path}[{i}]"), max)
         }
         _ => None,
     }

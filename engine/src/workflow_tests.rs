@@ -90,6 +90,21 @@ fn start_requests_need_between_one_and_max_items() {
 }
 
 #[test]
+fn the_check_returns_step_one_input_as_the_step_will_build_it() {
+    let wf = tryon();
+    let params = json!({"person_image": "me.png"});
+    let items = [json!({"garment_image": "shirt.png"}), json!({"garment_image": "hat.png"})];
+    let scope = Scope { params: &params, item: &items[0], previous_output: None, previous_kept_output: None };
+    // The loop records this as step 1's input instead of building it again.
+    assert_eq!(wf.check_start(&params, &items).unwrap(), Some(wf.step_input(1, &scope).unwrap()));
+
+    // Workflows whose step 1 reads `previous` are refused at load, so this is always known.
+    let shoes = [json!({"garment_image": "shoes.png"})];
+    let scope = Scope { params: &params, item: &shoes[0], previous_output: None, previous_kept_output: None };
+    assert_eq!(wf.check_start(&params, &shoes).unwrap(), Some(wf.step_input(1, &scope).unwrap()));
+}
+
+#[test]
 fn a_missing_previous_output_path_fails_the_step_input() {
     let wf = tryon();
     let (params, item) = (json!({}), json!({"garment_image": "a"}));

@@ -4,7 +4,7 @@
 
 use super::calls::{cancel_prediction, ensure_prediction, EnsureJob};
 use super::group::Waiter;
-use super::{new_active, Msg, Policy, Runtime, StartError, StartReply, StartRequest};
+use super::{new_active, Msg, Policy, PreparedStart, Runtime, StartError, StartReply};
 use crate::event::Event;
 use crate::machine::{self, Command};
 use crate::model::{Json, Task, TaskId};
@@ -33,18 +33,19 @@ pub(super) fn request_step(workflows: &HashMap<String, Workflow>, task: &Task, s
         previous_kept_output: previous_kept.as_ref(),
     };
     match workflow.step_input(step, &scope) {
-        Ok(input) => Event::StepRequested {
-            step,
-            attempt: current.attempt + 1,
-            input: Json::from_value(&input),
-            at,
-        },
+        Ok(input) => step_requested(task, step, Json::from_value(&input)),
         Err(error) => fail(format!("cannot build the input: {error}")),
     }
 }
 
+/// The intent to run `step` with `input`, already built.
+pub(super) fn step_requested(task: &Task, step: u32, input: Json) -> Event {
+    let attempt = task.step(step).map_or(0, |current| current.attempt) + 1;
+    Event::StepRequested { step, attempt, input, at: crate::time::now_millis() }
+}
+
 impl Runtime {
-    pub(super) fn on_start(&mut self, request: StartRequest, reply: StartReply) {
+    pub(super) fn on_start(&mut self, request: PreparedStart, reply: StartReply) {
         if let Some(key) = &request.idempotency_key {
             let committing = self.inflight.as_ref().and_then(|inflight| inflight.created_key(key));
             if let Some(id) = self.group.keys.get(key).copied().or(committing) {
@@ -73,8 +74,8 @@ impl Runtime {
         };
         let event = Event::TaskCreated {
             workflow: request.workflow,
-            params: Json::from_value(&request.params),
-            items: request.items.iter().map(Json::from_value).collect(),
+            params: request.params,
+            items: request.items,
             idempotency_key: request.idempotency_key.clone(),
             at: now,
         };
@@ -93,7 +94,7 @@ impl Runtime {
             self.group.keys.insert(key, id);
         }
         self.group.touch(id);
-        self.advance(id);
+        self.advance_with(id, request.first_input);
         self.group.waiters.push(Waiter::Start { reply, id, created: true });
         let workflow = self.active.get(&id).map(|a| a.task.workflow.clone()).unwrap_or_default();
         crate::metrics::global().inc("stepwise_tasks_started_total", "Tasks accepted.", &[("workflow", &workflow)]);

@@ -35,7 +35,7 @@ pub struct Gauges {
 use crate::event::Event;
 use crate::journal::Store;
 use crate::machine::{self, Command};
-use crate::model::{Task, TaskId, TaskIdMap};
+use crate::model::{Json, Task, TaskId, TaskIdMap};
 use crate::replicate::{ClientError, Prediction, ReplicateClient};
 use crate::scheduler::Scheduler;
 use crate::workflow::Workflow;
@@ -90,8 +90,31 @@ pub(crate) type StartReply = oneshot::Sender<Result<Started, StartError>>;
 pub(crate) type ControlReply = oneshot::Sender<Result<Task, ControlError>>;
 pub(crate) type AckReply = oneshot::Sender<Result<(), ControlError>>;
 
+/// A checked start, its JSON already written out by the caller's task, so the loop (one
+/// thread for every task) neither writes it nor parses it back.
+pub(crate) struct PreparedStart {
+    pub workflow: String,
+    pub params: Json,
+    pub items: Vec<Json>,
+    pub idempotency_key: Option<String>,
+    /// Step 1's prediction input, when the check could build it.
+    pub first_input: Option<Json>,
+}
+
+impl PreparedStart {
+    pub fn new(request: StartRequest, first_input: Option<serde_json::Value>) -> Self {
+        PreparedStart {
+            params: Json::from_value(&request.params),
+            items: request.items.iter().map(Json::from_value).collect(),
+            first_input: first_input.as_ref().map(Json::from_value),
+            workflow: request.workflow,
+            idempotency_key: request.idempotency_key,
+        }
+    }
+}
+
 pub(crate) enum Msg {
-    Start { request: StartRequest, reply: StartReply },
+    Start { start: PreparedStart, reply: StartReply },
     Cancel { id: TaskId, reply: ControlReply },
     Retry { id: TaskId, reply: ControlReply },
     Created { id: TaskId, step: u32, attempt: u32, result: Result<(Prediction, bool), ClientError> },
@@ -265,7 +288,7 @@ impl Runtime {
 
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Start { request, reply } => self.on_start(request, reply),
+            Msg::Start { start, reply } => self.on_start(start, reply),
             Msg::Cancel { id, reply } => self.on_cancel(id, reply),
             Msg::Retry { id, reply } => self.on_retry(id, reply),
             Msg::Created { id, step, attempt, result } => self.on_created(id, step, attempt, result),
@@ -300,13 +323,21 @@ impl Runtime {
     /// Applies every decision that needs no IO (admission, building the next step's input
     /// and journaling the intent), so it joins the current group.
     fn advance(&mut self, id: TaskId) {
+        self.advance_with(id, None)
+    }
+
+    /// `advance`, given step 1's input if it was built before (a new task's check did).
+    fn advance_with(&mut self, id: TaskId, mut first_input: Option<Json>) {
         loop {
             let Some(active) = self.active.get(&id) else { return };
             let Some(Command::Request { step }) = machine::decide(&active.task) else { return };
             if !self.admission.admit(id, &active.task.workflow) {
                 return;
             }
-            let event = handlers::request_step(&self.workflows, &active.task, step);
+            let event = match (step, first_input.take()) {
+                (1, Some(input)) => handlers::step_requested(&active.task, step, input),
+                _ => handlers::request_step(&self.workflows, &active.task, step),
+            };
             let requested = matches!(event, Event::StepRequested { .. });
             self.record(id, event);
             if let Some(active) = self.active.get_mut(&id) {
