@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::journal::{KvStore, ListPage, ListQuery, Store, StoreError};
 use crate::model::{Task, TaskId};
 use crate::replicate::ReplicateClient;
-use crate::runtime::{ControlError, Msg, Policy, PreparedStart, QueueView, Runtime, StartError, StartRequest, Started};
+use crate::runtime::{Committer, ControlError, Msg, Policy, PreparedStart, QueueView, Runtime, StartError, StartRequest, Started};
 use crate::workflow::Workflow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -117,6 +117,7 @@ impl Engine {
             keeper.clone(),
             replicate.webhook_base_url.as_deref(),
             (sender.clone(), receiver),
+            Committer::start().map_err(|e| StoreError::Io(format!("cannot start the journal commit thread: {e}")))?,
         );
         let queue = runtime.queue_view();
         let changes = runtime.changes();

@@ -38,9 +38,9 @@ impl Group {
     }
 }
 
-/// A group whose commit runs on the blocking pool while the loop records the next one.
+/// A group whose commit runs on the commit thread while the loop records the next one.
 pub(crate) struct InFlight {
-    handle: tokio::task::JoinHandle<Result<Vec<TaskWrite>, StoreError>>,
+    handle: tokio::sync::oneshot::Receiver<Result<Vec<TaskWrite>, StoreError>>,
     group: Group,
     started: std::time::Instant,
     tasks: usize,
@@ -56,7 +56,9 @@ impl InFlight {
 /// The running commit's outcome once it ends; pending forever when none runs (for `select!`).
 pub(crate) async fn finished(inflight: &mut Option<InFlight>) -> Result<Vec<TaskWrite>, StoreError> {
     match inflight {
-        Some(inflight) => (&mut inflight.handle).await.unwrap_or_else(|e| Err(StoreError::Io(e.to_string()))),
+        Some(inflight) => (&mut inflight.handle)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Io("the journal commit thread failed (it panicked or stopped)".into()))),
         None => std::future::pending().await,
     }
 }
@@ -96,12 +98,14 @@ impl Runtime {
             .collect();
         let tasks = writes.len();
         let handle = if writes.is_empty() {
-            tokio::spawn(async { Ok(Vec::new()) })
+            let (done, handle) = tokio::sync::oneshot::channel();
+            let _ = done.send(Ok(Vec::new()));
+            handle
         } else {
             self.gauges.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.gauges.group_tasks.fetch_add(tasks as u64, std::sync::atomic::Ordering::Relaxed);
             let store = self.store.clone();
-            tokio::task::spawn_blocking(move || store.commit(&writes).map(|()| writes))
+            self.committer.run(move || store.commit(&writes).map(|()| writes))
         };
         self.inflight = Some(InFlight { handle, group, started: std::time::Instant::now(), tasks });
     }

@@ -8,6 +8,7 @@
 
 mod admission;
 mod calls;
+mod committer;
 mod control;
 mod creates;
 mod mover;
@@ -40,6 +41,7 @@ use crate::replicate::{ClientError, Prediction, ReplicateClient};
 use crate::scheduler::Scheduler;
 use crate::workflow::Workflow;
 use admission::Admission;
+pub(crate) use committer::Committer;
 use group::Group;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -227,6 +229,8 @@ pub(crate) struct Runtime {
     group: Group,
     /// The group being written while `group` records the next one.
     inflight: Option<group::InFlight>,
+    /// Runs every group commit on its own thread.
+    committer: Committer,
     changes: crate::changes::Changes,
     gauges: Arc<Gauges>,
     /// Started by `run`, so it lives on the runtime's own tokio runtime.
@@ -244,6 +248,7 @@ impl Runtime {
         keeper: Option<crate::outputs::Keeper>,
         webhook_base_url: Option<&str>,
         channel: (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
+        committer: Committer,
     ) -> Self {
         let caps = workflows
             .iter()
@@ -268,6 +273,7 @@ impl Runtime {
             outbox: channel.0,
             group: Group::default(),
             inflight: None,
+            committer,
             changes: crate::changes::Changes::default(),
             gauges: Arc::default(),
             mover: None,
