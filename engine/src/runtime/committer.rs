@@ -65,14 +65,36 @@ struct SchedAttr {
 
 #[cfg(target_os = "linux")]
 fn ask_for_short_slice() {
-    // SCHED_OTHER at nice 0, as the thread already is; `runtime` is the slice request.
-    let attr = SchedAttr { size: std::mem::size_of::<SchedAttr>() as u32, runtime: SLICE_NS, ..SchedAttr::default() };
+    // SCHED_OTHER at the thread's own niceness (the process may run under `nice`), so only
+    // the slice changes.
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        nice: current_nice(),
+        runtime: SLICE_NS,
+        ..SchedAttr::default()
+    };
     // SAFETY: sched_setattr(pid 0 = this thread, a valid `sched_attr` whose `size` says how
     // much of it the kernel may read, flags 0); it writes nothing.
     let done = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
     if done != 0 {
         let error = std::io::Error::last_os_error();
         tracing::debug!(%error, "The journal commit thread keeps the default time slice.");
+    }
+}
+
+/// This thread's niceness (on Linux, `PRIO_PROCESS` with id 0 is the calling thread).
+#[cfg(target_os = "linux")]
+fn current_nice() -> i32 {
+    // SAFETY: errno is this thread's; clearing it tells a niceness of -1 from an error, as
+    // getpriority(2) prescribes. getpriority reads its two integer arguments only.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if nice == -1 && *libc::__errno_location() != 0 {
+            0
+        } else {
+            nice
+        }
     }
 }
 
