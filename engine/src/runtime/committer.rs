@@ -2,18 +2,20 @@
 //!
 //! A commit is the engine's one serial step: every start, and every step that changes a
 //! task, waits for one, and the next group cannot commit before this one ends. On tokio's
-//! blocking pool the woken thread then waited for a CPU behind the HTTP workers, ~150 µs of
-//! a ~650 µs commit cycle on a busy 2-core machine, and again after each wait for the disk.
-//! One long-lived thread instead, which asks the scheduler (Linux 6.12+, EEVDF) for a short
-//! time slice: a thread with a shorter slice has an earlier deadline, so it runs as soon as
-//! it wakes, yet keeps the same fair share of CPU (unlike a raised priority, a thread
-//! spinning on a lock it holds is never starved). Older kernels ignore the request.
+//! blocking pool the woken thread then waited for a CPU behind the HTTP workers: 136-218 µs
+//! of a ~650 µs commit cycle on a busy 2-core machine. One long-lived thread instead, which
+//! asks the scheduler (Linux 6.12+, EEVDF) for a short time slice: a thread with a shorter
+//! slice has an earlier deadline, so it tends to run as soon as it wakes, yet keeps the
+//! same fair share of CPU (unlike a raised priority, which needs privileges and can starve
+//! a thread the commit waits on). Older kernels ignore the request. Measured in
+//! docs/BENCHMARKS.md, round 7: +4-6% starts/s in process, even against a separate process.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
-/// The slice asked for: the shortest the kernel accepts (0.1 ms; the default is 3 ms).
+/// The slice asked for: the shortest the kernel accepts (0.1 ms; the default was 1.4 ms on
+/// the 2-core benchmark machine).
 const SLICE_NS: u64 = 100_000;
 
 type Job = Box<dyn FnOnce() + Send>;
