@@ -106,11 +106,12 @@ where
     // Every client's connection opens before the clock starts: a short run (20 000 requests
     // to bare hyper take ~0.15 s) would otherwise time 64 connects too. One that fails to
     // open is tried again, and counted, at its client's first request.
-    let mut opened = Vec::with_capacity(plan.clients);
+    let mut opening = tokio::task::JoinSet::new();
     for _ in 0..plan.clients.max(1) {
-        opened.push(Conn::open(&endpoint).await.ok());
+        let endpoint = endpoint.clone();
+        opening.spawn(async move { Conn::open(&endpoint).await.ok() });
     }
-    let opened = std::sync::Mutex::new(opened);
+    let opened = std::sync::Mutex::new(opening.join_all().await);
     let take = move || opened.lock().map(|mut opened| opened.pop().flatten()).unwrap_or(None);
     run_each(label, plan, take, move |conn, i| {
         let (method, path, body) = request(i);
