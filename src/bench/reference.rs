@@ -111,10 +111,11 @@ pub async fn hello_post(plan: Plan, path: &str, body: Bytes) -> anyhow::Result<O
 }
 
 /// Runs `measure` twice on half of `plan` (half the time, or half the requests), each time
-/// against a fresh server with fresh connections, and keeps the faster run. The hello server
-/// shares the bench's tokio runtime with the load generator, and on the 2-core machine about
-/// one run in five lands in a slow mode, ~105-110k requests/s instead of ~140k, whatever
-/// its length (docs/BENCHMARKS.md, round 7); a ceiling should not be set by that mode.
+/// against a fresh server with fresh connections, and keeps the faster run. On the 2-core
+/// machine about one run in five read ~105-110k requests/s instead of ~140k, whatever its
+/// length, most likely when a neighbour's burst took CPU from this fully CPU-bound server
+/// (docs/BENCHMARKS.md, round 7); a ceiling should not be set by a burst that covers only
+/// part of the measurement.
 async fn best_half<F, Fut>(plan: Plan, measure: F) -> anyhow::Result<Outcome>
 where
     F: Fn(Plan) -> Fut,
