@@ -25,6 +25,26 @@ pub struct Plan {
     pub duration: Option<Duration>,
 }
 
+impl Plan {
+    /// How long a measured run lasts when neither a time nor a count is asked for.
+    pub const DEFAULT_SECONDS: f64 = 5.0;
+
+    /// The measured run of a scenario: for `seconds`, or `requests` when only that is given,
+    /// else for `DEFAULT_SECONDS`. Not a count by default: 20 000 requests last ~0.15 s
+    /// against bare hyper, which then reads 15-30% below its sustained rate and flatters
+    /// the engine's ratio to it (docs/BENCHMARKS.md, round 7).
+    pub fn measured(clients: usize, requests: Option<usize>, seconds: Option<f64>) -> Plan {
+        match (seconds, requests) {
+            (None, Some(n)) => Plan { clients, requests: Some(n), duration: None },
+            (seconds, _) => Plan {
+                clients,
+                requests: None,
+                duration: Some(Duration::from_secs_f64(seconds.unwrap_or(Self::DEFAULT_SECONDS))),
+            },
+        }
+    }
+}
+
 /// What one load run measured. Latency covers every request, failed or not.
 #[derive(Debug)]
 pub struct Outcome {
@@ -242,6 +262,17 @@ pub fn cpu_time() -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_measured_run_lasts_five_seconds_unless_a_count_alone_is_asked() {
+        let five = Plan::measured(64, None, None);
+        assert_eq!((five.requests, five.duration), (None, Some(Duration::from_secs(5))));
+        let count = Plan::measured(64, Some(200), None);
+        assert_eq!((count.requests, count.duration), (Some(200), None));
+        // A time wins over a count, as --requests' help says.
+        let both = Plan::measured(4, Some(200), Some(1.5));
+        assert_eq!((both.requests, both.duration, both.clients), (None, Some(Duration::from_millis(1500)), 4));
+    }
 
     #[tokio::test]
     async fn runs_exactly_the_requests_asked_and_counts_errors() {

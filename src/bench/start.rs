@@ -20,9 +20,6 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How long each measured run lasts when neither --seconds nor --requests is given.
-const DEFAULT_SECONDS: f64 = 5.0;
-
 #[derive(clap::Args)]
 pub struct Options {
     /// Concurrent clients (one keep-alive connection each).
@@ -34,8 +31,6 @@ pub struct Options {
     requests: Option<usize>,
     /// Send for this many seconds [default: 5, unless --requests is given]; each reference
     /// runs as long.
-    // Not a count by default: 20 000 requests last ~0.15 s against bare hyper, which then
-    // reads 15-30% below its sustained rate and flatters the engine's ratio to it.
     #[arg(long)]
     seconds: Option<f64>,
     /// Items (steps) in each started task.
@@ -67,15 +62,7 @@ pub struct Options {
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     anyhow::ensure!(options.clients > 0, "--clients must be at least 1");
-    let seconds = match (options.seconds, options.requests) {
-        (None, Some(_)) => None,
-        (seconds, _) => Some(seconds.unwrap_or(DEFAULT_SECONDS)),
-    };
-    let plan = Plan {
-        clients: options.clients,
-        requests: if seconds.is_none() { options.requests } else { None },
-        duration: seconds.map(Duration::from_secs_f64),
-    };
+    let plan = Plan::measured(options.clients, options.requests, options.seconds);
     anyhow::ensure!(options.creates_per_minute != Some(0), "--creates-per-minute must be at least 1");
     anyhow::ensure!(
         options.creates_per_minute.is_none() || options.target.is_none(),

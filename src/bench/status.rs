@@ -17,10 +17,12 @@ pub struct Options {
     /// Concurrent clients (one keep-alive connection each).
     #[arg(long, default_value_t = 64)]
     clients: usize,
-    /// Requests to send (ignored when --seconds is given).
-    #[arg(long, default_value_t = 50_000)]
-    requests: usize,
-    /// Send for this many seconds instead of a fixed number of requests.
+    /// Send this many requests instead of sending for a time (ignored when --seconds is
+    /// given).
+    #[arg(long)]
+    requests: Option<usize>,
+    /// Send for this many seconds [default: 5, unless --requests is given]; the bare-hyper
+    /// reference runs as long.
     #[arg(long)]
     seconds: Option<f64>,
     /// Tasks created first; the GETs spread over them.
@@ -43,11 +45,7 @@ pub struct Options {
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     anyhow::ensure!(options.clients > 0 && options.pool > 0, "--clients and --pool must be at least 1");
-    let plan = Plan {
-        clients: options.clients,
-        requests: options.seconds.is_none().then_some(options.requests),
-        duration: options.seconds.map(Duration::from_secs_f64),
-    };
+    let plan = Plan::measured(options.clients, options.requests, options.seconds);
     let target = Target::start(options.target.clone(), None).await?;
     let body = target.start_body(options.body.as_deref(), options.items)?;
 
