@@ -111,11 +111,11 @@ pub async fn hello_post(plan: Plan, path: &str, body: Bytes) -> anyhow::Result<O
 }
 
 /// Runs `measure` twice on half of `plan` (half the time, or half the requests), each time
-/// against a fresh server with fresh connections, and keeps the faster run. On the 2-core
-/// machine about one run in five read ~105-110k requests/s instead of ~140k, whatever its
-/// length, most likely when a neighbour's burst took CPU from this fully CPU-bound server
-/// (docs/BENCHMARKS.md, round 7); a ceiling should not be set by a burst that covers only
-/// part of the measurement.
+/// against a fresh server with fresh connections, and keeps the faster run, so a
+/// neighbour's burst over part of the measurement does not set the ceiling. On the 2-core
+/// machine about one run in five read ~105-110k requests/s instead of ~140k whatever its
+/// length; some of those runs read low in both halves while the engine in the same process
+/// ran at full speed, a cause not yet found (docs/BENCHMARKS.md, round 7).
 async fn best_half<F, Fut>(plan: Plan, measure: F) -> anyhow::Result<Outcome>
 where
     F: Fn(Plan) -> Fut,
