@@ -43,6 +43,17 @@ impl Plan {
             },
         }
     }
+
+    /// Round `i`'s share of this plan split into `rounds`: the time divided evenly, or the
+    /// requests (the first `n % rounds` rounds send one more, so the shares add up to `n`).
+    pub fn share(self, i: usize, rounds: usize) -> Plan {
+        let rounds = rounds.max(1);
+        Plan {
+            clients: self.clients,
+            requests: self.requests.map(|n| n / rounds + usize::from(i < n % rounds)),
+            duration: self.duration.map(|d| d / rounds as u32),
+        }
+    }
 }
 
 /// What one load run measured. Latency covers every request, failed or not.
@@ -53,12 +64,31 @@ pub struct Outcome {
     pub elapsed: Duration,
     pub latency: Summary,
     pub first_error: Option<String>,
+    /// Every request's latency, kept so that rounds can be merged (`Outcome::merge`).
+    samples: Vec<Duration>,
 }
 
 impl Outcome {
     /// A run that could not send anything.
     fn failed(error: String) -> Outcome {
-        Outcome { requests: 0, errors: 1, elapsed: Duration::ZERO, latency: Summary::of(&[]), first_error: Some(error) }
+        Outcome { requests: 0, errors: 1, elapsed: Duration::ZERO, latency: Summary::of(&[]), first_error: Some(error), samples: vec![] }
+    }
+
+    /// One outcome for several runs of the same load (a series' rounds): their requests,
+    /// errors and time added up, the latency summary over all their requests.
+    pub fn merge(parts: Vec<Outcome>) -> Outcome {
+        let mut merged = Outcome::failed(String::new());
+        merged.errors = 0;
+        merged.first_error = None;
+        for part in parts {
+            merged.requests += part.requests;
+            merged.errors += part.errors;
+            merged.elapsed += part.elapsed;
+            merged.first_error = merged.first_error.or(part.first_error);
+            merged.samples.extend(part.samples);
+        }
+        merged.latency = Summary::of(&merged.samples);
+        merged
     }
 
     pub fn per_second(&self) -> f64 {
@@ -225,7 +255,7 @@ where
     let elapsed = started.elapsed();
     progress.set(total);
     progress.finish();
-    Outcome { requests: latencies.len(), errors, elapsed, latency: Summary::of(&latencies), first_error }
+    Outcome { requests: latencies.len(), errors, elapsed, latency: Summary::of(&latencies), first_error, samples: latencies }
 }
 
 /// A client for load: keep-alive connections, one per concurrent client.
@@ -272,6 +302,27 @@ mod tests {
         // A time wins over a count, as --requests' help says.
         let both = Plan::measured(4, Some(200), Some(1.5));
         assert_eq!((both.requests, both.duration, both.clients), (None, Some(Duration::from_millis(1500)), 4));
+    }
+
+    #[test]
+    fn a_plan_shared_over_rounds_adds_up_to_the_plan() {
+        let count = Plan { clients: 8, requests: Some(10), duration: None };
+        let shares: Vec<usize> = (0..4).map(|i| count.share(i, 4).requests.unwrap()).collect();
+        assert_eq!(shares, [3, 3, 2, 2]);
+        let timed = Plan::measured(8, None, Some(6.0)).share(2, 4);
+        assert_eq!((timed.duration, timed.requests, timed.clients), (Some(Duration::from_millis(1500)), None, 8));
+    }
+
+    #[tokio::test]
+    async fn merged_rounds_add_up_and_summarise_every_request() {
+        let plan = |n| Plan { clients: 2, requests: Some(n), duration: None };
+        let first = run("a", plan(30), |_| async { Ok(()) }).await;
+        let second = run("b", plan(20), |i| async move { if i == 3 { Err("third".to_owned()) } else { Ok(()) } }).await;
+        let elapsed = first.elapsed + second.elapsed;
+        let merged = Outcome::merge(vec![first, second]);
+        assert_eq!((merged.requests, merged.errors, merged.latency.count), (50, 1, 50));
+        assert_eq!(merged.elapsed, elapsed);
+        assert_eq!(merged.first_error.as_deref(), Some("third"));
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ mod load;
 mod progress;
 mod recover;
 mod reference;
+mod rounds;
 mod rig;
 mod start;
 mod stats;

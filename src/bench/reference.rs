@@ -2,7 +2,7 @@
 //!
 //! - the bare-HTTP ceiling: a minimal hyper 1 server (HTTP/1.1, the same tokio runtime as
 //!   the engine's API) that reads the request body and answers `hello`, driven by the same
-//!   load generator with the same number of clients, the better of two half-length runs;
+//!   load generator with the same number of clients;
 //! - the durability ceiling: one thread appending 100 bytes and calling `fdatasync`
 //!   (`File::sync_data`) in a loop, on the same file system as the engine's data dir.
 
@@ -84,51 +84,21 @@ async fn hello(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
     Ok(Response::new(Full::new(Bytes::from_static(b"hello"))))
 }
 
-/// `GET {hello}{path}` under `plan`: the better of its two halves (`best_half`).
+/// `GET {hello}{path}` under `plan`, against a fresh server.
 pub async fn hello_get(plan: Plan, path: &str) -> anyhow::Result<Outcome> {
-    best_half(plan, |half| async move {
-        let server = Hello::start().await?;
-        let path = path.to_owned();
-        let outcome = load::requests("bare hyper", half, &server.url, 200, move |_| (Method::GET, path.clone(), Bytes::new())).await;
-        server.stop().await;
-        Ok(outcome)
-    })
-    .await
+    let server = Hello::start().await?;
+    let path = path.to_owned();
+    let outcome = load::requests("bare hyper", plan, &server.url, 200, move |_| (Method::GET, path.clone(), Bytes::new())).await;
+    server.stop().await;
+    Ok(outcome)
 }
 
-/// `POST {hello}{path}` with `body` (JSON) under `plan`: the better of its two halves.
+/// `POST {hello}{path}` with `body` (JSON) under `plan`, against a fresh server.
 pub async fn hello_post(plan: Plan, path: &str, body: Bytes) -> anyhow::Result<Outcome> {
-    best_half(plan, |half| {
-        let body = body.clone();
-        async move {
-            let server = Hello::start().await?;
-            let outcome = load::post_json("bare hyper", half, &server.url, path, body, 200).await;
-            server.stop().await;
-            Ok(outcome)
-        }
-    })
-    .await
-}
-
-/// Runs `measure` twice on half of `plan` (half the time, or half the requests), each time
-/// against a fresh server with fresh connections, and keeps the faster run, so a
-/// neighbour's burst over part of the measurement does not set the ceiling. On the 2-core
-/// machine about one run in five read ~105-110k requests/s instead of ~140k whatever its
-/// length; some of those runs read low in both halves while the engine in the same process
-/// ran at full speed, a cause not yet found (docs/BENCHMARKS.md, round 7).
-async fn best_half<F, Fut>(plan: Plan, measure: F) -> anyhow::Result<Outcome>
-where
-    F: Fn(Plan) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Outcome>>,
-{
-    let half = Plan {
-        clients: plan.clients,
-        requests: plan.requests.map(|n| (n / 2).max(1)),
-        duration: plan.duration.map(|d| d / 2),
-    };
-    let first = measure(half).await?;
-    let second = measure(half).await?;
-    Ok(if second.per_second() > first.per_second() { second } else { first })
+    let server = Hello::start().await?;
+    let outcome = load::post_json("bare hyper", plan, &server.url, path, body, 200).await;
+    server.stop().await;
+    Ok(outcome)
 }
 
 /// What the fdatasync loop measured.
@@ -167,5 +137,12 @@ pub async fn fsync_rate(dir: &Path, seconds: f64) -> anyhow::Result<Fsync> {
 impl Fsync {
     pub fn json(&self) -> Value {
         json!(self)
+    }
+
+    /// The loop's rounds as one run: their syncs and time added up.
+    pub fn merge(parts: &[Fsync]) -> Fsync {
+        let syncs = parts.iter().map(|part| part.syncs).sum::<u64>();
+        let seconds = parts.iter().map(|part| part.seconds).sum::<f64>();
+        Fsync { syncs, seconds, per_second: syncs as f64 / seconds.max(1e-9), mean_ms: seconds * 1000.0 / syncs.max(1) as f64 }
     }
 }

@@ -1,5 +1,6 @@
 //! The `start` scenario: durable `POST /v1/tasks` (each 201 comes after the task is fsynced)
-//! from N concurrent clients, next to three references measured in the same run: a bare hyper
+//! from N concurrent clients, next to three references measured in the same run, in turns
+//! with the engine (`rounds.rs`): a bare hyper
 //! server answering the same POST, a single-threaded `write 100 B + fdatasync` loop on the
 //! same file system, and the floor (`floor.rs`: that hyper server journaling a start's entries
 //! through the same sled group commit, and nothing else). Engine starts per second over
@@ -14,7 +15,7 @@
 
 use super::harness::{create_burst, Target};
 use super::load::{self, Outcome, Plan};
-use super::{floor, reference};
+use super::{floor, reference, rounds};
 use super::Report;
 use serde_json::json;
 use std::path::PathBuf;
@@ -39,9 +40,14 @@ pub struct Options {
     /// Requests sent before measuring (connections, caches), not counted.
     #[arg(long, default_value_t = 500)]
     warmup: usize,
-    /// How long the fdatasync reference runs.
+    /// How long the fdatasync reference runs (over all rounds).
     #[arg(long, default_value_t = 2.0)]
     fsync_seconds: f64,
+    /// Measure in this many rounds, each running every reference, then the engine, for
+    /// its share of the time (or requests): a slow spell of the machine then falls on the
+    /// engine and its references alike.
+    #[arg(long, default_value_t = 4)]
+    rounds: usize,
     /// Load an engine already running at this URL instead of starting one. Its workflow
     /// must accept --body (default: the README's `tryon` body, as `serve --simulate` has).
     #[arg(long)]
@@ -82,29 +88,53 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let warm = load::post_json("warm-up", warmup, target.url(), "/v1/tasks", body.clone(), 201).await;
     anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
     // With a create limit only the burst goes out now; the rest trickles during the run.
-    let owed = 1 + options.creates_per_minute.map_or(options.warmup, |rate| options.warmup.min(create_burst(rate) as usize - 1));
-    target.settle(owed as u64, Duration::from_secs(60), options.creates_per_minute.is_none()).await?;
+    let mut owed = 1 + options.creates_per_minute.map_or(options.warmup, |rate| options.warmup.min(create_burst(rate) as usize - 1)) as u64;
+    target.settle(owed, Duration::from_secs(60), options.creates_per_minute.is_none()).await?;
 
-    // References first, while the engine is idle.
+    // The engine and its references in turns (`rounds.rs`); each round's references run
+    // while the engine is idle.
     let probe_dir = match (&options.probe_dir, target.harness()) {
         (Some(dir), _) => dir.clone(),
         (None, Some(harness)) => harness.scratch_dir().to_path_buf(),
         (None, None) => std::env::temp_dir(),
     };
-    let fsync = reference::fsync_rate(&probe_dir, options.fsync_seconds).await?;
-    let hyper = reference::hello_post(plan, "/v1/tasks", body.clone()).await?;
-    let floor = floor::durable_post(plan, &probe_dir, body.clone(), answer_len).await?;
+    let rounds = options.rounds.max(1);
+    let (mut fsyncs, mut hypers, mut floors, mut engines) = (vec![], vec![], vec![], vec![]);
+    let (mut cpu, mut groups, mut creates) = (Duration::ZERO, Some((0, 0)), Some(0));
+    for round in 0..rounds {
+        let share = plan.share(round, rounds);
+        fsyncs.push(reference::fsync_rate(&probe_dir, options.fsync_seconds / rounds as f64).await?);
+        hypers.push(reference::hello_post(share, "/v1/tasks", body.clone()).await?);
+        floors.push(floor::durable_post(share, &probe_dir, body.clone(), answer_len).await?);
 
-    let groups_before = target.harness().map(|h| h.groups());
-    let creates_before = target.harness().map(|h| h.sim.create_calls());
-    let cpu_before = load::cpu_time();
-    let engine = load::post_json("start", plan, target.url(), "/v1/tasks", body.clone(), 201).await;
-    let cpu = load::cpu_time().saturating_sub(cpu_before);
-    let groups = target.harness().zip(groups_before).map(|(h, (g, t))| {
-        let (g2, t2) = h.groups();
-        (g2 - g, t2 - t)
+        let groups_before = target.harness().map(|h| h.groups());
+        let creates_before = target.harness().map(|h| h.sim.create_calls());
+        let cpu_before = load::cpu_time();
+        let label = if rounds > 1 { format!("start {}/{rounds}", round + 1) } else { "start".to_owned() };
+        let engine = load::post_json(&label, share, target.url(), "/v1/tasks", body.clone(), 201).await;
+        cpu += load::cpu_time().saturating_sub(cpu_before);
+        groups = groups.zip(target.harness().zip(groups_before)).map(|((g, t), (h, (g0, t0)))| {
+            let (g1, t1) = h.groups();
+            (g + g1 - g0, t + t1 - t0)
+        });
+        creates = creates.zip(target.harness().zip(creates_before)).map(|(c, (h, c0))| c + h.sim.create_calls() - c0);
+        owed += (engine.requests - engine.errors) as u64;
+        engines.push(engine);
+        // Unthrottled, the creates of this round's starts finish before the next round's
+        // references run, as the warm-up's did before the first.
+        if options.creates_per_minute.is_none() && round + 1 < rounds {
+            target.settle(owed, Duration::from_secs(120), true).await?;
+        }
+    }
+    let per_round: Vec<f64> = engines.iter().zip(&hypers).map(|(e, h)| e.per_second() / h.per_second()).collect();
+    let rates = json!({
+        "engine": rounds::rates(&engines),
+        "bare_hyper": rounds::rates(&hypers),
+        "floor": rounds::rates(&floors),
+        "fdatasync": fsyncs.iter().map(|f| f.per_second).collect::<Vec<_>>(),
     });
-    let creates = target.harness().zip(creates_before).map(|(h, c)| h.sim.create_calls() - c);
+    let (fsync, hyper, floor, engine) =
+        (reference::Fsync::merge(&fsyncs), Outcome::merge(hypers), Outcome::merge(floors), Outcome::merge(engines));
     target.stop().await?;
 
     let vs_hyper = engine.per_second() / hyper.per_second();
@@ -123,11 +153,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         (false, Some(rate)) => format!(", creates limited to {rate}/min"),
     };
     let mut table = format!(
-        "start: durable POST /v1/tasks ({} items each, {} bytes), {} clients, {}{creates_note}\n{}\n",
+        "start: durable POST /v1/tasks ({} items each, {} bytes), {} clients, {}{}{creates_note}\n{}\n",
         options.items,
         body.len(),
         options.clients,
         describe(plan),
+        rounds::describe(rounds),
         Outcome::header()
     );
     table += &engine.row("engine POST /v1/tasks");
@@ -145,9 +176,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         probe_dir.display()
     );
     table += &format!(
-        "engine / bare hyper: {:.1}% (target >= 25%: {})\n",
+        "engine / bare hyper: {:.1}% (target >= 25%: {}){}\n",
         vs_hyper * 100.0,
-        met(vs_hyper >= 0.25)
+        met(vs_hyper >= 0.25),
+        rounds::spread(&per_round)
     );
     table += &format!(
         "engine / fdatasync:  {group_factor:.1}x, the group-commit factor (target >= 4x: {})\n",
@@ -174,6 +206,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let json = json!({
         "scenario": "start",
         "clients": options.clients,
+        "rounds": rounds,
         "items": options.items,
         "creates_per_minute": options.creates_per_minute,
         "body_bytes": body.len(),
@@ -185,12 +218,14 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             "engine_vs_floor": vs_floor,
             "floor_vs_bare_hyper": floor.per_second() / hyper.per_second(),
             "floor_vs_fdatasync": floor.per_second() / fsync.per_second,
+            "engine_vs_bare_hyper_per_round": per_round,
         },
         "targets": targets,
         "journal_groups": groups.map(|(g, _)| g),
         "journal_task_writes": groups.map(|(_, t)| t),
         "creates": creates,
         "cpu_seconds": cpu.as_secs_f64(),
+        "per_round_per_second": rates,
     });
     Ok(Report { table, json })
 }

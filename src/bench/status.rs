@@ -1,10 +1,10 @@
 //! The `status` scenario: `GET /v1/tasks/{id}` from N concurrent clients over a pool of
 //! existing tasks (created first, their creates settled), next to a bare hyper server
-//! answering the same GETs with `hello`, measured in the same run.
+//! answering the same GETs with `hello`, measured in the same run, in turns with the engine.
 
 use super::harness::Target;
 use super::load::{self, Outcome, Plan};
-use super::reference;
+use super::{reference, rounds};
 use super::Report;
 use hyper::body::Bytes;
 use hyper::Method;
@@ -25,6 +25,10 @@ pub struct Options {
     /// reference runs as long.
     #[arg(long)]
     seconds: Option<f64>,
+    /// Measure in this many rounds, each running the bare-hyper reference, then the engine,
+    /// for its share of the time (or requests).
+    #[arg(long, default_value_t = 4)]
+    rounds: usize,
     /// Tasks created first; the GETs spread over them.
     #[arg(long, default_value_t = 1000)]
     pool: usize,
@@ -71,10 +75,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let ids: Arc<Vec<String>> = Arc::new(std::mem::take(&mut *ids.lock().expect("not poisoned")));
     let sample = reqwest::get(format!("{}/v1/tasks/{}", target.url(), ids[0])).await?.bytes().await?.len();
 
-    let get = |label: &'static str, plan: Plan, base: String| {
+    let get = |label: String, plan: Plan, base: String| {
         let ids = ids.clone();
         async move {
-            load::requests(label, plan, &base, 200, move |i| {
+            load::requests(&label, plan, &base, 200, move |i| {
                 // A stride coprime with most pool sizes walks the whole pool in a scattered order.
                 let id = &ids[(i.wrapping_mul(7919)) % ids.len()];
                 (Method::GET, format!("/v1/tasks/{id}"), Bytes::new())
@@ -82,31 +86,42 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             .await
         }
     };
-    let warm = get("warm-up", Plan { clients: options.clients, requests: Some(options.warmup), duration: None }, target.url().to_owned()).await;
+    let warm = get("warm-up".to_owned(), Plan { clients: options.clients, requests: Some(options.warmup), duration: None }, target.url().to_owned()).await;
     anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
 
-    let hyper = reference::hello_get(plan, &format!("/v1/tasks/{}", ids[0])).await?;
-    let cpu_before = load::cpu_time();
-    let engine = get("status", plan, target.url().to_owned()).await;
-    let cpu = load::cpu_time().saturating_sub(cpu_before);
+    // Bare hyper and the engine in turns (`rounds.rs`).
+    let rounds = options.rounds.max(1);
+    let (mut hypers, mut engines, mut cpu) = (vec![], vec![], Duration::ZERO);
+    for round in 0..rounds {
+        let share = plan.share(round, rounds);
+        hypers.push(reference::hello_get(share, &format!("/v1/tasks/{}", ids[0])).await?);
+        let cpu_before = load::cpu_time();
+        let label = if rounds > 1 { format!("status {}/{rounds}", round + 1) } else { "status".to_owned() };
+        engines.push(get(label, share, target.url().to_owned()).await);
+        cpu += load::cpu_time().saturating_sub(cpu_before);
+    }
+    let per_round: Vec<f64> = engines.iter().zip(&hypers).map(|(e, h)| e.per_second() / h.per_second()).collect();
+    let rates = json!({ "engine": rounds::rates(&engines), "bare_hyper": rounds::rates(&hypers) });
+    let (hyper, engine) = (Outcome::merge(hypers), Outcome::merge(engines));
     target.stop().await?;
 
     let vs_hyper = engine.per_second() / hyper.per_second();
     let met = if vs_hyper >= 0.6 { "met" } else { "MISSED" };
     let mut table = format!(
-        "status: GET /v1/tasks/{{id}} over a pool of {} tasks ({} items, answers of {} bytes), {} clients, {}\n{}\n",
+        "status: GET /v1/tasks/{{id}} over a pool of {} tasks ({} items, answers of {} bytes), {} clients, {}{}\n{}\n",
         ids.len(),
         options.items,
         sample,
         options.clients,
         super::start::describe(plan),
+        rounds::describe(rounds),
         Outcome::header()
     );
     table += &engine.row("engine GET /v1/tasks/{id}");
     table += "\n";
     table += &hyper.row("bare hyper GET (hello)");
     table += "\n";
-    table += &format!("engine / bare hyper: {:.1}% (target >= 60%: {met})\n", vs_hyper * 100.0);
+    table += &format!("engine / bare hyper: {:.1}% (target >= 60%: {met}){}\n", vs_hyper * 100.0, rounds::spread(&per_round));
     let whose = if options.target.is_some() { "this process: the load generator only" } else { "engine and load generator together" };
     table += &load::footer(cpu, &engine, "GET", whose);
     let json = json!({
@@ -116,9 +131,11 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "answer_bytes": sample,
         "engine": engine.json(),
         "reference": { "bare_hyper": hyper.json() },
-        "ratios": { "engine_vs_bare_hyper": vs_hyper },
+        "rounds": rounds,
+        "ratios": { "engine_vs_bare_hyper": vs_hyper, "engine_vs_bare_hyper_per_round": per_round },
         "targets": { "vs_bare_hyper_at_least_60_percent": vs_hyper >= 0.6 },
         "cpu_seconds": cpu.as_secs_f64(),
+        "per_round_per_second": rates,
     });
     Ok(Report { table, json })
 }

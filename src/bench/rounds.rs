@@ -1,0 +1,46 @@
+//! Interleaved rounds, how `start` and `status` measure the engine next to their references
+//! on a noisy machine. Each round runs every reference, then the engine, for its share of
+//! the plan (`Plan::share`); each series' rounds are then merged into one outcome
+//! (`Outcome::merge`). A slow spell of the machine, which here can last seconds to minutes
+//! and slows a loopback HTTP server by a quarter (docs/BENCHMARKS.md, round 8), then falls
+//! on the engine and on its references alike instead of on whichever ran during it; the
+//! ratio of each round, printed as a range, shows how much the machine moved.
+
+use super::load::Outcome;
+
+/// Requests per second of each round of a series.
+pub fn rates(series: &[Outcome]) -> Vec<f64> {
+    series.iter().map(Outcome::per_second).collect()
+}
+
+/// ", in N interleaved rounds" for a scenario's title; nothing for one round.
+pub fn describe(rounds: usize) -> String {
+    if rounds > 1 {
+        format!(", in {rounds} interleaved rounds")
+    } else {
+        String::new()
+    }
+}
+
+/// "; per round a-b%" for the ratios of each round; nothing for one round.
+pub fn spread(per_round: &[f64]) -> String {
+    if per_round.len() < 2 {
+        return String::new();
+    }
+    let low = per_round.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("; per round {:.1}-{:.1}%", low * 100.0, high * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spread_names_the_lowest_and_highest_round() {
+        assert_eq!(spread(&[0.28, 0.251, 0.3]), "; per round 25.1-30.0%");
+        assert_eq!(spread(&[0.28]), "");
+        assert_eq!(describe(4), ", in 4 interleaved rounds");
+        assert_eq!(describe(1), "");
+    }
+}
