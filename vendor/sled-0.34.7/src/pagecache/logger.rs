@@ -396,6 +396,18 @@ impl Log {
     /// Handles departure from shared state, and possibly writing
     /// the buffer to stable storage if necessary.
     pub(super) fn exit_reservation(&self, iobuf: &Arc<IoBuf>) -> Result<()> {
+        self.exit_reservation_writing(iobuf, false)
+    }
+
+    /// stepwise patch: `write_here` writes a buffer this exit leaves sealed and unheld on
+    /// the calling thread instead of handing it to the IO pool. A write batch's manifest
+    /// passes it: it sits alone in a buffer sealed behind it, and the flush that follows
+    /// every batch waits for that buffer anyway.
+    pub(super) fn exit_reservation_writing(
+        &self,
+        iobuf: &Arc<IoBuf>,
+        write_here: bool,
+    ) -> Result<()> {
         let mut header = iobuf.get_header();
 
         // Decrement writer count, retrying until successful.
@@ -433,6 +445,19 @@ impl Log {
                  to log from exit_reservation",
                 lsn
             );
+            if write_here {
+                if let Err(e) = self.iobufs.write_to_log(iobuf) {
+                    error!(
+                        "hit error while writing iobuf with lsn {}: {:?}",
+                        lsn, e
+                    );
+                    self.config.set_global_error(e);
+                    let intervals = self.iobufs.intervals.lock();
+                    drop(intervals);
+                    let _notified = self.iobufs.interval_updated.notify_all();
+                }
+                return self.config.global_error();
+            }
             let iobufs = self.iobufs.clone();
             let iobuf = iobuf.clone();
             threadpool::spawn(move || {

@@ -79,7 +79,7 @@ impl<'a> Reservation<'a> {
     /// Will panic if the reservation is not the correct
     /// size to hold a serialized Lsn.
     #[doc(hidden)]
-    pub fn mark_writebatch(self, peg_lsn: Lsn) -> Result<(Lsn, DiskPtr)> {
+    pub fn mark_writebatch(mut self, peg_lsn: Lsn) -> Result<(Lsn, DiskPtr)> {
         trace!(
             "writing batch required stable lsn {} into \
              BatchManifest at lid {} peg_lsn {}",
@@ -105,11 +105,16 @@ impl<'a> Reservation<'a> {
             intervals.mark_batch((self.lsn, peg_lsn));
             drop(intervals);
 
-            self.complete()
+            // stepwise patch: write the manifest's buffer here, not on the IO pool.
+            self.flush_writing(true, true)
         }
     }
 
     fn flush(&mut self, valid: bool) -> Result<(Lsn, DiskPtr)> {
+        self.flush_writing(valid, false)
+    }
+
+    fn flush_writing(&mut self, valid: bool, write_here: bool) -> Result<(Lsn, DiskPtr)> {
         if self.flushed {
             panic!("flushing already-flushed reservation!");
         }
@@ -136,7 +141,7 @@ impl<'a> Reservation<'a> {
                 std::mem::size_of::<u32>(),
             );
         }
-        self.log.exit_reservation(&self.iobuf)?;
+        self.log.exit_reservation_writing(&self.iobuf, write_here)?;
 
         Ok((self.lsn(), self.pointer()))
     }
