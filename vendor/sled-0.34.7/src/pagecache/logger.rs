@@ -446,7 +446,7 @@ impl Log {
                 lsn
             );
             if write_here {
-                if let Err(e) = self.iobufs.write_to_log(iobuf) {
+                if let Err(e) = self.iobufs.write_to_log_syncing(iobuf, false) {
                     error!(
                         "hit error while writing iobuf with lsn {}: {:?}",
                         lsn, e
