@@ -374,15 +374,20 @@ impl Tree {
     /// # Ok(()) }
     /// ```
     pub fn apply_batch(&self, batch: Batch) -> Result<()> {
-        let _cc = concurrency_control::write();
+        let cc = concurrency_control::write();
         let mut guard = pin();
-        self.apply_batch_inner(batch, &mut guard)
+        self.apply_batch_inner(batch, &mut guard, cc)
     }
 
+    /// stepwise patch: takes the concurrency-control guard and releases it once every
+    /// write is in the tree, before sealing the batch: the seal writes the manifest's log
+    /// buffer on this thread (`Reservation::mark_writebatch`), a device round trip that
+    /// readers need not wait for. The manifest only makes the batch atomic on recovery.
     pub(crate) fn apply_batch_inner(
         &self,
         batch: Batch,
         guard: &mut Guard,
+        cc: impl Sized,
     ) -> Result<()> {
         let peg = self.context.pin_log(guard)?;
         trace!("applying batch {:?}", batch);
@@ -393,6 +398,7 @@ impl Tree {
                 }
             }
         }
+        drop(cc);
 
         // when the peg drops, it ensures all updates
         // written to the log since its creation are

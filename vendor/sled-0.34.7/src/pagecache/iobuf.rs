@@ -567,14 +567,6 @@ impl IoBufs {
     // Write an IO buffer's data to stable storage and set up the
     // next IO buffer for writing.
     pub(crate) fn write_to_log(&self, iobuf: &IoBuf) -> Result<()> {
-        self.write_to_log_syncing(iobuf, true)
-    }
-
-    /// stepwise patch: without `sync`, the buffer is written (`pwrite`) but not pushed to
-    /// the device with `sync_file_range`. Only a write batch's manifest passes it (patch 3):
-    /// the batch's own buffer follows it in the log, and the flush and `fdatasync` after
-    /// every journal commit make the whole file durable, manifest included.
-    pub(crate) fn write_to_log_syncing(&self, iobuf: &IoBuf, sync: bool) -> Result<()> {
         let _measure = Measure::new(&M.write_to_log);
         let header = iobuf.get_header();
         let log_offset = iobuf.offset;
@@ -736,7 +728,7 @@ impl IoBufs {
         {
             let f = &self.config.file;
             pwrite_all(f, data, log_offset)?;
-            if sync && !self.config.temporary {
+            if !self.config.temporary {
                 #[cfg(target_os = "linux")]
                 {
                     use std::os::unix::io::AsRawFd;

@@ -446,7 +446,7 @@ impl Log {
                 lsn
             );
             if write_here {
-                if let Err(e) = self.iobufs.write_to_log_syncing(iobuf, false) {
+                if let Err(e) = self.iobufs.write_to_log(iobuf) {
                     error!(
                         "hit error while writing iobuf with lsn {}: {:?}",
                         lsn, e
