@@ -1,6 +1,7 @@
-//! Smoke test of `stepwise bench start|status|e2e`: the real binary at tiny sizes with
-//! `--json`. It checks that each scenario completes and reports sane, consistent numbers;
-//! it asserts nothing about speed (CI machines vary too much for that).
+//! Smoke test of `stepwise bench start|status|e2e|transitions` (`idle` and `recover` are in
+//! `bench_idle_recover.rs`): the real binary at tiny sizes with `--json`. It checks that each
+//! scenario completes and reports sane, consistent numbers; it asserts nothing about speed
+//! (CI machines vary too much for that).
 
 use serde_json::Value;
 use std::process::Command;
@@ -126,4 +127,19 @@ fn e2e_scenario_finishes_every_task_and_measures_disk() {
         assert!(kinds["t"].is_null(), "{mode}: {run}");
         positive(&run["journal_live"]["bytes_per_task"], "journal bytes per task");
     }
+}
+
+#[test]
+fn transitions_scenario_times_every_transition_in_both_modes() {
+    let report = bench(&["transitions", "--transitions", "8", "--steps", "3", "--prediction-ms", "200"]);
+    assert_eq!(report["scenario"], "transitions");
+    for mode in ["webhooks", "polling"] {
+        let result = &report["results"][mode];
+        assert_eq!(result["count"], 8, "{mode}: {result}");
+        check_latency(mode, result);
+    }
+    // Polling sees a finished prediction at its next status check (the first comes 1 s after
+    // the create, the prediction ends after ~0.5 s); a webhook brings it at once.
+    let p50 = |mode: &str| report["results"][mode]["p50_ms"].as_f64().expect("a p50");
+    assert!(p50("webhooks") < p50("polling"), "{report}");
 }
