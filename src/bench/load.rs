@@ -77,9 +77,8 @@ impl Outcome {
     /// One outcome for several runs of the same load (a series' rounds): their requests,
     /// errors and time added up, the latency summary over all their requests.
     pub fn merge(parts: Vec<Outcome>) -> Outcome {
-        let mut merged = Outcome::failed(String::new());
-        merged.errors = 0;
-        merged.first_error = None;
+        let mut merged =
+            Outcome { requests: 0, errors: 0, elapsed: Duration::ZERO, latency: Summary::of(&[]), first_error: None, samples: vec![] };
         for part in parts {
             merged.requests += part.requests;
             merged.errors += part.errors;

@@ -13,6 +13,20 @@ pub fn rates(series: &[Outcome]) -> Vec<f64> {
     series.iter().map(Outcome::per_second).collect()
 }
 
+/// Each round's engine rate over its reference's.
+pub fn ratios(engine: &[Outcome], reference: &[Outcome]) -> Vec<f64> {
+    engine.iter().zip(reference).map(|(e, r)| e.per_second() / r.per_second()).collect()
+}
+
+/// The progress label of round `round` (0-based) of `scenario`: "start 2/4".
+pub fn label(scenario: &str, round: usize, rounds: usize) -> String {
+    if rounds > 1 {
+        format!("{scenario} {}/{rounds}", round + 1)
+    } else {
+        scenario.to_owned()
+    }
+}
+
 /// ", in N interleaved rounds" for a scenario's title; nothing for one round.
 pub fn describe(rounds: usize) -> String {
     if rounds > 1 {
@@ -42,5 +56,6 @@ mod tests {
         assert_eq!(spread(&[0.28]), "");
         assert_eq!(describe(4), ", in 4 interleaved rounds");
         assert_eq!(describe(1), "");
+        assert_eq!((label("start", 1, 4), label("status", 0, 1)), ("start 2/4".to_owned(), "status".to_owned()));
     }
 }

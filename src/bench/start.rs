@@ -1,10 +1,10 @@
 //! The `start` scenario: durable `POST /v1/tasks` (each 201 comes after the task is fsynced)
 //! from N concurrent clients, next to three references measured in the same run, in turns
-//! with the engine (`rounds.rs`): a bare hyper
-//! server answering the same POST, a single-threaded `write 100 B + fdatasync` loop on the
-//! same file system, and the floor (`floor.rs`: that hyper server journaling a start's entries
-//! through the same sled group commit, and nothing else). Engine starts per second over
-//! fsyncs per second is the group-commit factor: how many starts one journal sync carries.
+//! with the engine (`rounds.rs`): a bare hyper server answering the same POST, a
+//! single-threaded `write 100 B + fdatasync` loop on the same file system, and the floor
+//! (`floor.rs`: that hyper server journaling a start's entries through the same sled group
+//! commit, and nothing else). Engine starts per second over fsyncs per second is the
+//! group-commit factor: how many starts one journal sync carries.
 //!
 //! The engine's own simulator runs 10-minute predictions and the engine checks none before
 //! then, so a started task costs its journal writes and one create call, then only waits.
@@ -110,8 +110,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         let groups_before = target.harness().map(|h| h.groups());
         let creates_before = target.harness().map(|h| h.sim.create_calls());
         let cpu_before = load::cpu_time();
-        let label = if rounds > 1 { format!("start {}/{rounds}", round + 1) } else { "start".to_owned() };
-        let engine = load::post_json(&label, share, target.url(), "/v1/tasks", body.clone(), 201).await;
+        let engine = load::post_json(&rounds::label("start", round, rounds), share, target.url(), "/v1/tasks", body.clone(), 201).await;
         cpu += load::cpu_time().saturating_sub(cpu_before);
         groups = groups.zip(target.harness().zip(groups_before)).map(|((g, t), (h, (g0, t0)))| {
             let (g1, t1) = h.groups();
@@ -126,7 +125,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             target.settle(owed, Duration::from_secs(120), true).await?;
         }
     }
-    let per_round: Vec<f64> = engines.iter().zip(&hypers).map(|(e, h)| e.per_second() / h.per_second()).collect();
+    let per_round = rounds::ratios(&engines, &hypers);
     let rates = json!({
         "engine": rounds::rates(&engines),
         "bare_hyper": rounds::rates(&hypers),

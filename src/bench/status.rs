@@ -96,11 +96,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         let share = plan.share(round, rounds);
         hypers.push(reference::hello_get(share, &format!("/v1/tasks/{}", ids[0])).await?);
         let cpu_before = load::cpu_time();
-        let label = if rounds > 1 { format!("status {}/{rounds}", round + 1) } else { "status".to_owned() };
-        engines.push(get(label, share, target.url().to_owned()).await);
+        engines.push(get(rounds::label("status", round, rounds), share, target.url().to_owned()).await);
         cpu += load::cpu_time().saturating_sub(cpu_before);
     }
-    let per_round: Vec<f64> = engines.iter().zip(&hypers).map(|(e, h)| e.per_second() / h.per_second()).collect();
+    let per_round = rounds::ratios(&engines, &hypers);
     let rates = json!({ "engine": rounds::rates(&engines), "bare_hyper": rounds::rates(&hypers) });
     let (hyper, engine) = (Outcome::merge(hypers), Outcome::merge(engines));
     target.stop().await?;
