@@ -6,7 +6,13 @@
 //! on the engine and on its references alike instead of on whichever ran during it; the
 //! ratio of each round, printed as a range, shows how much the machine moved.
 
-use super::load::Outcome;
+use super::load::{Outcome, Plan};
+
+/// How many rounds a run makes: as asked, at least one, and no more than it sends requests
+/// (a round with nothing to send would have no rate).
+pub fn count(asked: usize, plan: Plan) -> usize {
+    asked.clamp(1, plan.requests.unwrap_or(usize::MAX).max(1))
+}
 
 /// Requests per second of each round of a series.
 pub fn rates(series: &[Outcome]) -> Vec<f64> {
@@ -57,5 +63,14 @@ mod tests {
         assert_eq!(describe(4), ", in 4 interleaved rounds");
         assert_eq!(describe(1), "");
         assert_eq!((label("start", 1, 4), label("status", 0, 1)), ("start 2/4".to_owned(), "status".to_owned()));
+    }
+
+    #[test]
+    fn a_run_makes_no_more_rounds_than_it_sends_requests() {
+        let count_of = |requests| Plan { clients: 4, requests, duration: None };
+        assert_eq!(count(4, count_of(Some(3))), 3);
+        assert_eq!(count(4, count_of(Some(200))), 4);
+        assert_eq!(count(0, count_of(None)), 1);
+        assert_eq!(count(4, count_of(Some(0))), 1);
     }
 }

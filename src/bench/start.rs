@@ -45,7 +45,7 @@ pub struct Options {
     fsync_seconds: f64,
     /// Measure in this many rounds, each running every reference, then the engine, for
     /// its share of the time (or requests): a slow spell of the machine then falls on the
-    /// engine and its references alike.
+    /// engine and its references alike (no more rounds than --requests).
     #[arg(long, default_value_t = 4)]
     rounds: usize,
     /// Load an engine already running at this URL instead of starting one. Its workflow
@@ -98,7 +98,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         (None, Some(harness)) => harness.scratch_dir().to_path_buf(),
         (None, None) => std::env::temp_dir(),
     };
-    let rounds = options.rounds.max(1);
+    let rounds = rounds::count(options.rounds, plan);
     let (mut fsyncs, mut hypers, mut floors, mut engines) = (vec![], vec![], vec![], vec![]);
     let (mut cpu, mut groups, mut creates) = (Duration::ZERO, Some((0, 0)), Some(0));
     for round in 0..rounds {

@@ -26,7 +26,7 @@ pub struct Options {
     #[arg(long)]
     seconds: Option<f64>,
     /// Measure in this many rounds, each running the bare-hyper reference, then the engine,
-    /// for its share of the time (or requests).
+    /// for its share of the time (or requests; no more rounds than --requests).
     #[arg(long, default_value_t = 4)]
     rounds: usize,
     /// Tasks created first; the GETs spread over them.
@@ -90,7 +90,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
 
     // Bare hyper and the engine in turns (`rounds.rs`).
-    let rounds = options.rounds.max(1);
+    let rounds = rounds::count(options.rounds, plan);
     let (mut hypers, mut engines, mut cpu) = (vec![], vec![], Duration::ZERO);
     for round in 0..rounds {
         let share = plan.share(round, rounds);
