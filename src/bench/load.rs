@@ -69,16 +69,20 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// No requests, no time.
+    fn empty() -> Outcome {
+        Outcome { requests: 0, errors: 0, elapsed: Duration::ZERO, latency: Summary::of(&[]), first_error: None, samples: vec![] }
+    }
+
     /// A run that could not send anything.
     fn failed(error: String) -> Outcome {
-        Outcome { requests: 0, errors: 1, elapsed: Duration::ZERO, latency: Summary::of(&[]), first_error: Some(error), samples: vec![] }
+        Outcome { errors: 1, first_error: Some(error), ..Outcome::empty() }
     }
 
     /// One outcome for several runs of the same load (a series' rounds): their requests,
     /// errors and time added up, the latency summary over all their requests.
     pub fn merge(parts: Vec<Outcome>) -> Outcome {
-        let mut merged =
-            Outcome { requests: 0, errors: 0, elapsed: Duration::ZERO, latency: Summary::of(&[]), first_error: None, samples: vec![] };
+        let mut merged = Outcome::empty();
         for part in parts {
             merged.requests += part.requests;
             merged.errors += part.errors;
