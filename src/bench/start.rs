@@ -13,7 +13,7 @@
 //! account limit (the shipped default) instead: creates then trickle out at 10/s, as they
 //! would in production after a burst of starts, and the figure is the start path alone.
 
-use super::harness::{create_burst, Target};
+use super::harness::{create_burst, Harness, Target};
 use super::load::{self, Outcome, Plan};
 use super::{floor, reference, rounds};
 use super::Report;
@@ -100,23 +100,22 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     };
     let rounds = rounds::count(options.rounds, plan);
     let (mut fsyncs, mut hypers, mut floors, mut engines) = (vec![], vec![], vec![], vec![]);
-    let (mut cpu, mut groups, mut creates) = (Duration::ZERO, Some((0, 0)), Some(0));
+    // CPU, journal groups, task writes and create calls during the engine's rounds only.
+    let (mut cpu, mut during) = (Duration::ZERO, [0u64; 3]);
     for round in 0..rounds {
         let share = plan.share(round, rounds);
         fsyncs.push(reference::fsync_rate(&probe_dir, options.fsync_seconds / rounds as f64).await?);
         hypers.push(reference::hello_post(share, "/v1/tasks", body.clone()).await?);
         floors.push(floor::durable_post(share, &probe_dir, body.clone(), answer_len).await?);
 
-        let groups_before = target.harness().map(|h| h.groups());
-        let creates_before = target.harness().map(|h| h.sim.create_calls());
+        let counters_before = target.harness().map(engine_counters);
         let cpu_before = load::cpu_time();
         let engine = load::post_json(&rounds::label("start", round, rounds), share, target.url(), "/v1/tasks", body.clone(), 201).await;
         cpu += load::cpu_time().saturating_sub(cpu_before);
-        groups = groups.zip(target.harness().zip(groups_before)).map(|((g, t), (h, (g0, t0)))| {
-            let (g1, t1) = h.groups();
-            (g + g1 - g0, t + t1 - t0)
-        });
-        creates = creates.zip(target.harness().zip(creates_before)).map(|(c, (h, c0))| c + h.sim.create_calls() - c0);
+        if let (Some(harness), Some(before)) = (target.harness(), counters_before) {
+            let after = engine_counters(harness);
+            (0..3).for_each(|i| during[i] += after[i] - before[i]);
+        }
         owed += (engine.requests - engine.errors) as u64;
         engines.push(engine);
         // Unthrottled, the creates of this round's starts finish before the next round's
@@ -126,6 +125,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         }
     }
     let per_round = rounds::ratios(&engines, &hypers);
+    // Known only for the engine this command started.
+    let own = target.harness().is_some();
+    let groups = own.then_some((during[0], during[1]));
+    let creates = own.then_some(during[2]);
     let rates = json!({
         "engine": rounds::rates(&engines),
         "bare_hyper": rounds::rates(&hypers),
@@ -231,6 +234,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "per_round_per_second": rates,
     });
     Ok(Report { table, json })
+}
+
+/// Journal groups, task writes in them, and create calls the simulator received so far.
+fn engine_counters(harness: &Harness) -> [u64; 3] {
+    let (groups, task_writes) = harness.groups();
+    [groups, task_writes, harness.sim.create_calls()]
 }
 
 pub(super) fn describe(plan: Plan) -> String {
