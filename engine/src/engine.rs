@@ -90,6 +90,7 @@ impl Engine {
             retry_max: Duration::from_millis(replicate.retry_max_ms.max(replicate.retry_initial_ms)),
             safety_poll: replicate.webhook_base_url.as_ref().map(|_| Duration::from_millis(replicate.safety_poll_ms)),
             max_creates_out: replicate.create_burst as usize,
+            create_reach: crate::runtime::SEND_GRACE + Duration::from_millis(replicate.request_timeout_ms),
         };
         let webhook_key = match (&replicate.webhook_base_url, &replicate.webhook_secret) {
             (None, _) => None,

@@ -46,6 +46,10 @@ pub enum Event {
     /// The step's output files were copied into the data dir; `kept_output` is the output
     /// with their URLs replaced. Journaled just before the step's success.
     OutputsKept { step: u32, prediction_id: String, kept_output: Json, at: Millis },
+    /// A create call for this attempt is about to be sent, journaled before it leaves: an
+    /// attempt without one never reached Replicate, so a restart creates it directly instead
+    /// of searching for a prediction that cannot exist.
+    CreateSent { step: u32, attempt: u32, at: Millis },
 }
 
 impl Event {
@@ -61,7 +65,8 @@ impl Event {
             | Event::TaskCanceled { at, .. }
             | Event::CancelSettled { at, .. }
             | Event::TaskRetried { at, .. }
-            | Event::OutputsKept { at, .. } => *at,
+            | Event::OutputsKept { at, .. }
+            | Event::CreateSent { at, .. } => *at,
         }
     }
 
@@ -79,6 +84,7 @@ impl Event {
             Event::CancelSettled { .. } => "cancel_settled",
             Event::TaskRetried { .. } => "task_retried",
             Event::OutputsKept { .. } => "outputs_kept",
+            Event::CreateSent { .. } => "create_sent",
         }
     }
 }

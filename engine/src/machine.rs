@@ -95,6 +95,7 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
             s.error = None;
             s.started_at = Some(at);
             s.completed_at = None;
+            s.sent = None;
             task.status = TaskStatus::Running;
         }
         Event::PredictionCreated { step, attempt, prediction_id, .. } => {
@@ -104,6 +105,15 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
                 return Err(Ignored::Stale { step: *step });
             }
             s.prediction_id = Some(prediction_id.clone());
+        }
+        Event::CreateSent { step, attempt, .. } => {
+            let s = step_in(task, *step)?;
+            expect_status(s, &[StepStatus::Starting])?;
+            if *attempt != s.attempt || s.prediction_id.is_some() {
+                return Err(Ignored::Stale { step: *step });
+            }
+            let first = s.sent.map_or(at, |sent| sent.first);
+            s.sent = Some(crate::model::SendWindow { first, last: at });
         }
         Event::PredictionStarted { step, prediction_id, .. } => {
             let s = step_in(task, *step)?;

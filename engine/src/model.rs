@@ -210,6 +210,18 @@ pub struct Step {
     /// `output` with every file URL replaced by the URL of the copy kept in the data dir
     /// (`[outputs] keep`); `None` when nothing was kept.
     pub kept_output: Option<Json>,
+    /// When create calls for the current attempt were let out (`Event::CreateSent`); `None`
+    /// while none was: then no prediction can exist for it, and a restart creates directly.
+    pub sent: Option<SendWindow>,
+}
+
+/// The first and the last time a create call for one attempt was journaled as sent: any
+/// prediction those calls made was created in between (give or take the call's duration
+/// and clock skew), which bounds the search for it after a restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendWindow {
+    pub first: Millis,
+    pub last: Millis,
 }
 
 impl Step {
@@ -227,6 +239,7 @@ impl Step {
             completed_at: None,
             cancel_pending: false,
             kept_output: None,
+            sent: None,
         }
     }
 }

@@ -11,8 +11,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The most list pages read while looking for an earlier prediction (100 per page).
-const MAX_LIST_PAGES: usize = 50;
 /// How often one list page is fetched again after a retryable failure.
 const PAGE_RETRIES: u32 = 4;
 
@@ -30,6 +28,9 @@ pub struct Prediction {
     pub error: Option<Value>,
     #[serde(default)]
     pub created_at: Option<String>,
+    /// Replicate deleted the input and output (an hour after an API prediction ends).
+    #[serde(default)]
+    pub data_removed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,9 +67,11 @@ impl Prediction {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
-    /// Worth trying again later, after `retry_after` when the server said so.
+    /// Worth trying again later, after `retry_after` when the server said so. `refused`:
+    /// the call surely did nothing (a 429, or no connection was made), so a create it stood
+    /// for made no prediction.
     #[error("{message}")]
-    Retryable { message: String, retry_after: Option<Duration> },
+    Retryable { message: String, retry_after: Option<Duration>, refused: bool },
     /// Trying again will not help; `detail` is the provider's explanation.
     #[error("HTTP {status}: {detail}")]
     Final { status: u16, detail: String },
@@ -85,11 +88,29 @@ pub struct ReplicateClient {
 }
 
 #[derive(Deserialize)]
-struct Page {
+struct RawPage {
     #[serde(default)]
     next: Option<String>,
     #[serde(default)]
     results: Vec<Prediction>,
+}
+
+/// One page of the prediction list, newest first, and the next (older) page's address.
+pub struct Page {
+    pub next: Option<reqwest::Url>,
+    pub results: Vec<Prediction>,
+}
+
+impl ClientError {
+    /// A failure worth retrying that may have had an effect.
+    pub fn retryable(message: String) -> Self {
+        ClientError::Retryable { message, retry_after: None, refused: false }
+    }
+
+    /// The call surely did nothing at Replicate.
+    pub fn refused(&self) -> bool {
+        matches!(self, ClientError::Retryable { refused: true, .. })
+    }
 }
 
 impl ReplicateClient {
@@ -109,8 +130,13 @@ impl ReplicateClient {
         })
     }
 
-    /// Creates a prediction; with `cancel_after`, Replicate itself cancels it after that long
-    /// (`aborted` if it never started).
+    /// Waits for the create rate limiter's next slot, which the following `create` uses.
+    pub async fn create_slot(&self) {
+        self.wait("create", &self.creates).await;
+    }
+
+    /// Creates a prediction, in a slot taken with `create_slot`; with `cancel_after`,
+    /// Replicate itself cancels it after that long (`aborted` if it never started).
     /// With `webhook`, Replicate posts the prediction there when it starts and when it ends.
     pub async fn create(
         &self,
@@ -136,7 +162,7 @@ impl ReplicateClient {
         if let Some(after) = cancel_after {
             request = request.header("Cancel-After", format!("{}s", after.as_secs().max(1)));
         }
-        self.send("create", &self.creates, request).await
+        self.send_now("create", &self.creates, request).await
     }
 
     pub async fn get(&self, id: &str) -> Result<Prediction, ClientError> {
@@ -159,32 +185,24 @@ impl ReplicateClient {
         Ok(secret.key)
     }
 
-    /// A prediction created in `[from, until)` that `matches` accepts, walking the list's
-    /// pages newest first and stopping at the first match. A page that fails is fetched
-    /// again a few times, so one flaky page does not waste the pages before it.
-    pub async fn find_between(
-        &self,
-        from: Millis,
-        until: Millis,
-        matches: impl Fn(&Prediction) -> bool,
-    ) -> Result<Option<Prediction>, ClientError> {
-        let window = [("created_after", crate::time::rfc3339(from)), ("created_before", crate::time::rfc3339(until))];
-        let mut url = reqwest::Url::parse_with_params(&format!("{}/v1/predictions", self.base), &window)
-            .map_err(|e| ClientError::Final { status: 0, detail: format!("bad list URL: {e}") })?;
-        for _ in 0..MAX_LIST_PAGES {
-            let page: Page = self.page(url).await?;
-            if let Some(hit) = page.results.into_iter().find(|p| matches(p)) {
-                return Ok(Some(hit));
-            }
-            match page.next.as_deref().map(reqwest::Url::parse) {
-                Some(Ok(next)) => url = next,
-                _ => return Ok(None),
-            }
-        }
-        Err(retryable(format!("more than {MAX_LIST_PAGES} pages of predictions to search"), None))
+    /// The first page of the predictions created in `[from, until]` (ms).
+    pub fn list_url(&self, from: Millis, until: Millis) -> Result<reqwest::Url, ClientError> {
+        // `created_before` is exclusive at Replicate: one ms past `until`.
+        let window = [("created_after", crate::time::rfc3339(from)), ("created_before", crate::time::rfc3339(until + 1))];
+        reqwest::Url::parse_with_params(&format!("{}/v1/predictions", self.base), &window)
+            .map_err(|e| ClientError::Final { status: 0, detail: format!("bad list URL: {e}") })
     }
 
-    async fn page(&self, url: reqwest::Url) -> Result<Page, ClientError> {
+    /// One page of the list. A page that fails is fetched again a few times, so one flaky
+    /// page does not waste the pages read before it.
+    pub async fn list_page(&self, url: reqwest::Url) -> Result<Page, ClientError> {
+        let page = self.page(url).await?;
+        // A `next` that is not a URL ends the walk, as its absence does.
+        let next = page.next.as_deref().and_then(|next| reqwest::Url::parse(next).ok());
+        Ok(Page { next, results: page.results })
+    }
+
+    async fn page(&self, url: reqwest::Url) -> Result<RawPage, ClientError> {
         let mut tries = 0;
         loop {
             match self.send("list", &self.others, self.http.get(url.clone())).await {
@@ -198,22 +216,37 @@ impl ReplicateClient {
         }
     }
 
-    /// One call: waits for the rate limiter, sends, classifies the answer, counts it.
+    /// One call: waits for the rate limiter, then `send_now`.
     async fn send<T: for<'de> Deserialize<'de>>(
         &self,
         endpoint: &'static str,
         limiter: &RateLimiter,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let metrics = crate::metrics::global();
+        self.wait(endpoint, limiter).await;
+        self.send_now(endpoint, limiter, request).await
+    }
+
+    /// Waits for the limiter's next slot and counts the wait.
+    async fn wait(&self, endpoint: &'static str, limiter: &RateLimiter) {
         let bucket = if endpoint == "create" { "creates" } else { "others" };
         let waited = limiter.acquire().await;
-        metrics.add(
+        crate::metrics::global().add(
             "stepwise_rate_limiter_wait_seconds_total",
             "Time calls waited for the client-side rate limiter.",
             &[("bucket", bucket)],
             waited.as_secs_f64(),
         );
+    }
+
+    /// One call in a slot already taken: sends, classifies the answer, counts it.
+    async fn send_now<T: for<'de> Deserialize<'de>>(
+        &self,
+        endpoint: &'static str,
+        limiter: &RateLimiter,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let metrics = crate::metrics::global();
         let count = |status: &str| {
             let help = "Calls to Replicate by endpoint and HTTP status (or error).";
             metrics.inc("stepwise_replicate_calls_total", help, &[("endpoint", endpoint), ("status", status)]);
@@ -221,7 +254,9 @@ impl ReplicateClient {
         let sent = request.header(reqwest::header::AUTHORIZATION, &self.auth).send().await;
         let response = sent.map_err(|e| {
             count(if e.is_timeout() { "timeout" } else { "error" });
-            retryable(format!("request failed: {}", describe(&e)), None)
+            // No connection, no request: nothing reached Replicate.
+            let refused = e.is_connect();
+            ClientError::Retryable { message: format!("request failed: {}", describe(&e)), retry_after: None, refused }
         })?;
         let status = response.status();
         count(status.as_str());
@@ -247,7 +282,8 @@ impl ReplicateClient {
             if code == 429 {
                 limiter.pause(retry_after.unwrap_or(Duration::from_secs(1)));
             }
-            Err(retryable(format!("HTTP {code}: {detail}"), retry_after))
+            let message = format!("HTTP {code}: {detail}");
+            Err(ClientError::Retryable { message, retry_after, refused: code == 429 })
         } else {
             Err(ClientError::Final { status: code, detail })
         }
@@ -255,7 +291,7 @@ impl ReplicateClient {
 }
 
 fn retryable(message: String, retry_after: Option<Duration>) -> ClientError {
-    ClientError::Retryable { message, retry_after }
+    ClientError::Retryable { message, retry_after, refused: false }
 }
 
 fn header_seconds(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

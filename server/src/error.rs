@@ -68,6 +68,15 @@ impl ApiError {
     }
 }
 
+/// What a handler does when the engine stopped while writing its request (`Interrupted`):
+/// whether the request took effect is unknown until the engine restarts from disk, so no
+/// answer is given at all. The process exits (`stepwise serve` does on a failed journal) and
+/// the client sees the connection close, as after a crash: a reason to retry with the same
+/// `Idempotency-Key`, never a promise that nothing was done, which any error status would be.
+pub async fn unanswered() -> ApiError {
+    std::future::pending().await
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Unavailable(cause) = &self {

@@ -159,6 +159,7 @@ pub fn event(seq: u64, event: &stepwise_engine::event::Event) -> Value {
         Event::OutputsKept { step, prediction_id, kept_output, .. } => {
             json!({ "step": step, "prediction_id": prediction_id, "kept_output": kept_output.value() })
         }
+        Event::CreateSent { step, attempt, .. } => json!({ "step": step, "attempt": attempt }),
     };
     if let (Some(out), Value::Object(details)) = (out.as_object_mut(), details) {
         out.extend(details);

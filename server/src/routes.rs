@@ -51,11 +51,13 @@ pub async fn start_task(
     }
     let idempotency_key = idempotency_key(&headers)?;
     let request = StartRequest { workflow: body.workflow, params, items: body.items, idempotency_key };
-    let started = state.engine.start(request).await.map_err(|error| match error {
-        StartError::UnknownWorkflow(name) => ApiError::UnknownWorkflow(name),
-        StartError::Invalid(message) => ApiError::InvalidRequest(message),
-        StartError::Unavailable(cause) => ApiError::Unavailable(cause),
-    })?;
+    let started = match state.engine.start(request).await {
+        Ok(started) => started,
+        Err(StartError::UnknownWorkflow(name)) => return Err(ApiError::UnknownWorkflow(name)),
+        Err(StartError::Invalid(message)) => return Err(ApiError::InvalidRequest(message)),
+        Err(StartError::Unavailable(cause)) => return Err(ApiError::Unavailable(cause)),
+        Err(StartError::Interrupted) => return Err(crate::error::unanswered().await),
+    };
     let location = format!("/v1/tasks/{}", started.task.id);
     let status = if started.created { StatusCode::CREATED } else { StatusCode::OK };
     let position = state.engine.queue_position(&started.task.id);
@@ -146,7 +148,10 @@ async fn control(
         Control::Cancel => state.engine.cancel(task_id).await,
         Control::Retry => state.engine.retry(task_id).await,
     };
-    let task = outcome.map_err(|e| control_error(e, &id))?;
+    let task = match outcome {
+        Ok(task) => task,
+        Err(error) => return Err(control_error(error, &id).await),
+    };
     Ok(render::task(&task, state.engine.queue_position(&task_id)).into_response())
 }
 
@@ -164,11 +169,12 @@ fn not_found_task(id: &str) -> ApiError {
     ApiError::NotFound(format!("no task with id {shown:?}"))
 }
 
-fn control_error(error: ControlError, id: &str) -> ApiError {
+async fn control_error(error: ControlError, id: &str) -> ApiError {
     match error {
         ControlError::NotFound => not_found_task(id),
         ControlError::Conflict(message) => ApiError::Conflict(message),
         ControlError::Unavailable(cause) => ApiError::Unavailable(cause),
+        ControlError::Interrupted => crate::error::unanswered().await,
     }
 }
 

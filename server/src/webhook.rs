@@ -51,6 +51,7 @@ pub async fn replicate_webhook(
         Ok(()) => Ok(accepted("applied")),
         Err(ControlError::NotFound | ControlError::Conflict(_)) => Ok(accepted("nothing to do")),
         Err(ControlError::Unavailable(cause)) => Err(ApiError::Unavailable(cause)),
+        Err(ControlError::Interrupted) => Err(crate::error::unanswered().await),
     }
 }
 

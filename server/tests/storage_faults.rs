@@ -1,5 +1,7 @@
-//! When the journal cannot write (full disk, I/O error), writes answer 503 `unavailable`,
-//! reads keep working, and nothing of a rejected request is ever visible.
+//! When the journal cannot write (full disk, I/O error), the engine cannot tell what reached
+//! the disk, so it stops: the requests it was writing get no answer (the process exits and
+//! restarts from disk), later writes answer 503 `unavailable`, reads keep working, and every
+//! request answered with an error left nothing behind.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -40,38 +42,101 @@ fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
 }
 
-#[tokio::test]
-async fn a_failing_disk_refuses_writes_with_503_and_keeps_serving_reads() {
+/// Launches an engine and its router on `store`.
+fn launch(store: Arc<dyn Store>) -> (Engine, axum::Router, tokio::task::JoinHandle<Result<(), StoreError>>) {
     let config = Config::from_toml(CONFIG, "test").unwrap();
-    let store = Arc::new(KvStore::in_memory());
-    let shared: Arc<dyn Store> = store.clone();
     let shutdown = CancellationToken::new();
-    let (engine, runtime) = Engine::launch(&config, StoreChoice::Given(shared), shutdown.clone()).unwrap();
-    let app = stepwise_server::router(engine, &config.server, shutdown.clone());
+    let (engine, runtime) = Engine::launch(&config, StoreChoice::Given(store), shutdown.clone()).unwrap();
+    let app = stepwise_server::router(engine.clone(), &config.server, shutdown);
+    (engine, app, runtime)
+}
 
+/// Waits (with a deadline) for the runtime to stop on its own, and returns its outcome.
+async fn stopped(runtime: tokio::task::JoinHandle<Result<(), StoreError>>) -> Result<(), StoreError> {
+    tokio::time::timeout(std::time::Duration::from_secs(20), runtime)
+        .await
+        .expect("the runtime stops after a failed commit")
+        .expect("the runtime does not panic")
+}
+
+/// True when the request has not been answered (and, the engine being stopped, never will).
+async fn unanswered(request: &mut tokio::task::JoinHandle<(StatusCode, Value)>) -> bool {
+    tokio::time::timeout(std::time::Duration::from_millis(200), request).await.is_err()
+}
+
+/// A commit fails after the store applied it to its cache (as sled's does when its flush or
+/// fsync fails): nothing tells what is durable. The engine stops; the starts it was writing
+/// get no answer at all (not a 503 that would read "not done"); a start after the failure is
+/// refused with 503 and, after a restart, does not exist; reads keep working meanwhile.
+#[tokio::test]
+async fn a_commit_failing_after_it_applied_stops_the_engine_and_no_error_answer_is_a_lie() {
+    let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let armed = fail.clone();
+    let store = CommitWith::new(KvStore::in_memory(), move |inner: &KvStore<MemoryBackend>, group: &[TaskWrite]| {
+        inner.commit(group)?;
+        if armed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Io("injected: fsync failed after the batch was applied".into()));
+        }
+        Ok(())
+    });
+    let store: Arc<dyn Store> = Arc::new(store);
+    let (_engine, app, runtime) = launch(store.clone());
     let (status, first) = send(&app, start("a")).await;
     assert_eq!(status, StatusCode::CREATED);
     let first_id = first["id"].as_str().unwrap().to_owned();
 
-    store.backend().fail_writes(true);
-    let (status, error) = send(&app, start("b")).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut writing = {
+        let app = app.clone();
+        tokio::spawn(async move { send(&app, start("b")).await })
+    };
+    assert!(stopped(runtime).await.is_err(), "the runtime ends with the journal's error");
+    assert!(unanswered(&mut writing).await, "the start being written gets no answer");
+    let (status, error) = send(&app, start("c")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
     assert_eq!(error["error"]["code"], "unavailable");
     let (status, read) = send(&app, get(&format!("/v1/tasks/{first_id}"))).await;
     assert_eq!(status, StatusCode::OK, "reads still work");
     assert_eq!(read["id"], first_id.as_str());
-    let (status, listed) = send(&app, get("/v1/tasks")).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(listed["tasks"].as_array().unwrap().len(), 1, "the refused task is nowhere");
+
+    // The restart: a new engine on what the store holds.
+    fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (_engine, app, runtime) = launch(store);
+    let (status, body) = send(&app, start("c")).await;
+    assert_eq!(status, StatusCode::CREATED, "the start answered 503 was never recorded: {body}");
+    let (status, body) = send(&app, start("b")).await;
+    assert_eq!(status, StatusCode::OK, "the unanswered start had reached the store, and runs: {body}");
+    drop(app);
+    runtime.abort();
+}
+
+/// A disk that fails before anything is applied stops the engine the same way: the store
+/// cannot say which kind of failure it was.
+#[tokio::test]
+async fn a_failing_disk_stops_the_engine_and_a_restart_finds_only_what_was_acknowledged() {
+    let store = Arc::new(KvStore::in_memory());
+    let (_engine, app, runtime) = launch(store.clone());
+    let (status, _) = send(&app, start("a")).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    store.backend().fail_writes(true);
+    let mut writing = {
+        let app = app.clone();
+        tokio::spawn(async move { send(&app, start("b")).await })
+    };
+    assert!(stopped(runtime).await.is_err());
+    assert!(unanswered(&mut writing).await, "the start being written gets no answer");
+    let (_, listed) = send(&app, get("/v1/tasks")).await;
+    assert_eq!(listed["tasks"].as_array().unwrap().len(), 1, "nothing of the failed write is visible: {listed}");
 
     store.backend().fail_writes(false);
-    let (status, second) = send(&app, start("b")).await;
-    assert_eq!(status, StatusCode::CREATED, "the refused key was never recorded: {second}");
-    let (_, listed) = send(&app, get("/v1/tasks")).await;
-    assert_eq!(listed["tasks"].as_array().unwrap().len(), 2);
-
-    shutdown.cancel();
-    runtime.await.unwrap().unwrap();
+    let (_engine, app, runtime) = launch(store);
+    let (status, body) = send(&app, start("a")).await;
+    assert_eq!(status, StatusCode::OK, "the acknowledged task is there: {body}");
+    let (status, body) = send(&app, start("b")).await;
+    assert_eq!(status, StatusCode::CREATED, "the failed write left nothing: {body}");
+    drop(app);
+    runtime.abort();
 }
 
 /// The door of a store whose commits can be held there and then failed: the moment a commit
@@ -123,21 +188,17 @@ async fn wait_until(door: &Door, what: &str, done: impl Fn() -> bool) {
 }
 
 /// The engine records the next group while one is being written (pipelined group commit).
-/// If the write fails, what was recorded on top of it fails too: a repeated start of the
-/// task being written, and a start of another, all answer 503 and leave nothing behind.
+/// If the write fails, what was recorded on top of it is lost with it: a repeated start of the
+/// task being written, and a start of another, all stay unanswered, and the engine stops.
 #[tokio::test]
-async fn a_failed_commit_also_fails_the_group_recorded_while_it_was_written() {
-    let config = Config::from_toml(CONFIG, "test").unwrap();
+async fn a_failed_commit_also_stops_the_group_recorded_while_it_was_written() {
     let door = Arc::new(Door::default());
     let behind = door.clone();
     let store = CommitWith::new(KvStore::in_memory(), move |inner: &KvStore<MemoryBackend>, group: &[TaskWrite]| {
         behind.pass()?;
         inner.commit(group)
     });
-    let shared: Arc<dyn Store> = Arc::new(store);
-    let shutdown = CancellationToken::new();
-    let (engine, runtime) = Engine::launch(&config, StoreChoice::Given(shared), shutdown.clone()).unwrap();
-    let app = stepwise_server::router(engine.clone(), &config.server, shutdown.clone());
+    let (engine, app, runtime) = launch(Arc::new(store));
 
     door.set(true, false);
     let spawn_start = |key: &'static str| {
@@ -154,19 +215,8 @@ async fn a_failed_commit_also_fails_the_group_recorded_while_it_was_written() {
     assert_eq!(door.waiting(), 1, "one commit at a time");
 
     door.set(false, true);
-    for (what, answer) in [("first", first), ("repeated", again), ("other", other)] {
-        let (status, body) = answer.await.unwrap();
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "the {what} start: {body}");
+    assert!(stopped(runtime).await.is_err());
+    for (what, mut answer) in [("first", first), ("repeated", again), ("other", other)] {
+        assert!(unanswered(&mut answer).await, "the {what} start got an answer");
     }
-    door.set(false, false);
-    let (_, listed) = send(&app, get("/v1/tasks")).await;
-    assert_eq!(listed["tasks"].as_array().unwrap().len(), 0, "nothing of the failed groups: {listed}");
-    wait_until(&door, "the rolled-back tasks leave memory", || unfinished() == 0).await;
-    for key in ["a", "b"] {
-        let (status, body) = send(&app, start(key)).await;
-        assert_eq!(status, StatusCode::CREATED, "the key {key} was never recorded: {body}");
-    }
-
-    shutdown.cancel();
-    runtime.await.unwrap().unwrap();
 }

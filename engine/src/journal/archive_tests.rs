@@ -82,7 +82,7 @@ fn retried_task_round_trip<B: Backend>(store: KvStore<B>) {
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history);
     assert!(store.active().unwrap().is_empty());
-    assert_eq!(store.prediction_owner("p1", 0).unwrap(), Some(id), "claims move with the task");
+    assert_eq!(store.owned_predictions(&["p1"], 0, i64::MAX).unwrap(), ["p1"], "claims move with the task");
     assert_eq!(store.task_for_idempotency_key("key-1").unwrap(), Some(id));
     assert_eq!(store.list(&Default::default()).unwrap().tasks, vec![Task::clone(&write.task)]);
 
@@ -98,7 +98,7 @@ fn retried_task_round_trip<B: Backend>(store: KvStore<B>) {
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history);
     assert!(store.active().unwrap().is_empty());
-    assert_eq!(store.prediction_owner("p2", 0).unwrap(), Some(id));
+    assert_eq!(store.owned_predictions(&["p2"], 0, i64::MAX).unwrap(), ["p2"]);
     assert_eq!(store.list(&Default::default()).unwrap().tasks.len(), 1, "listed once");
 }
 

@@ -10,7 +10,7 @@ pub const FORMAT: u8 = 1;
 /// Task snapshots before steps kept output files (`journal::schema_v1`); read, never written.
 pub const SCHEMA_TASK_V1: u16 = 1;
 pub const SCHEMA_EVENT_V1: u16 = 2;
-/// Task snapshots with `Step::kept_output`.
+/// Task snapshots with `Step::kept_output` (`journal::schema_v2`); read, never written.
 pub const SCHEMA_TASK_V2: u16 = 3;
 /// A settled task's events in one record (`journal::sealed`): the first sequence number and
 /// the events, bincode with variable-length integers, then LZ4 (block, size prepended).
@@ -18,6 +18,8 @@ pub const SCHEMA_SEALED_V1: u16 = 4;
 /// The events one commit appended to one task, in order, as one journal entry keyed by the
 /// last one's sequence number; a commit of a single event still writes `SCHEMA_EVENT_V1`.
 pub const SCHEMA_EVENT_RUN_V1: u16 = 5;
+/// Task snapshots with `Step::sent`.
+pub const SCHEMA_TASK_V3: u16 = 6;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -34,14 +36,15 @@ pub enum CodecError {
 }
 
 pub fn encode_task(task: &Task) -> Vec<u8> {
-    encode(SCHEMA_TASK_V2, task)
+    encode(SCHEMA_TASK_V3, task)
 }
 
 /// Today's task, from a snapshot of any schema this version knows.
 pub fn decode_task(bytes: &[u8]) -> Result<Task, CodecError> {
     match schema_of(bytes) {
         Some(SCHEMA_TASK_V1) => decode::<super::schema_v1::TaskV1>(SCHEMA_TASK_V1, bytes).map(Task::from),
-        _ => decode(SCHEMA_TASK_V2, bytes),
+        Some(SCHEMA_TASK_V2) => decode::<super::schema_v2::TaskV2>(SCHEMA_TASK_V2, bytes).map(Task::from),
+        _ => decode(SCHEMA_TASK_V3, bytes),
     }
 }
 

@@ -81,7 +81,7 @@ fn truncated_and_mistyped_records_are_errors() {
     assert_eq!(decode_task(&bytes[..5]), Err(CodecError::TooShort(5)));
     assert_eq!(decode_task(&bytes[..bytes.len() - 1]), Err(CodecError::Checksum));
     let event = encode_event(&sample_events()[0]);
-    assert_eq!(decode_task(&event), Err(CodecError::Schema { found: 2, expected: 3 }));
+    assert_eq!(decode_task(&event), Err(CodecError::Schema { found: 2, expected: 6 }));
 }
 
 /// Today's sample: schema 2 adds `kept_output`.
@@ -103,6 +103,29 @@ fn golden_task_v1_still_decodes_and_converts_forward() {
 fn golden_task_v2_still_decodes() {
     let bytes = hex::decode(fixture("task_v2.hex").trim()).unwrap();
     assert_eq!(decode_task(&bytes).unwrap(), sample_task_v2());
+}
+
+/// Today's sample: schema 3 adds `sent`.
+fn sample_task_v3() -> Task {
+    let mut task = sample_task_v2();
+    task.steps[0].sent = Some(crate::model::SendWindow { first: 12, last: 15 });
+    task
+}
+
+#[test]
+fn golden_task_v3_still_decodes() {
+    let bytes = hex::decode(fixture("task_v3.hex").trim()).unwrap();
+    assert_eq!(decode_task(&bytes).unwrap(), sample_task_v3());
+}
+
+fn create_sent() -> Event {
+    Event::CreateSent { step: 2, attempt: 3, at: 17 }
+}
+
+#[test]
+fn golden_create_sent_event_still_decodes() {
+    let bytes = hex::decode(fixture("event_create_sent_v1.hex").trim()).unwrap();
+    assert_eq!(decode_event(&bytes).unwrap(), create_sent());
 }
 
 #[test]
@@ -156,8 +179,9 @@ fn golden_fixtures_writer() {
     }
     let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(&dir).unwrap();
-    // Schema 1 can no longer be written; its fixture is frozen in the repository.
-    std::fs::write(format!("{dir}/task_v2.hex"), hex::encode(encode_task(&sample_task_v2()))).unwrap();
+    // Schemas 1 and 2 can no longer be written; their fixtures are frozen in the repository.
+    std::fs::write(format!("{dir}/task_v3.hex"), hex::encode(encode_task(&sample_task_v3()))).unwrap();
+    std::fs::write(format!("{dir}/event_create_sent_v1.hex"), hex::encode(encode_event(&create_sent()))).unwrap();
     let events: Vec<String> = sample_events().iter().map(|e| hex::encode(encode_event(e))).collect();
     std::fs::write(format!("{dir}/events_v1.hex"), events.join("\n")).unwrap();
     std::fs::write(format!("{dir}/sealed_v1.hex"), hex::encode(encode_sealed(1, &sample_events()))).unwrap();

@@ -44,8 +44,11 @@ where
     fn task_for_idempotency_key(&self, key: &str) -> Result<Option<TaskId>, StoreError> {
         self.inner.task_for_idempotency_key(key)
     }
-    fn prediction_owner(&self, prediction_id: &str, journaled_since: Millis) -> Result<Option<TaskId>, StoreError> {
-        self.inner.prediction_owner(prediction_id, journaled_since)
+    fn owned_predictions(&self, prediction_ids: &[&str], from: Millis, until: Millis) -> Result<Vec<String>, StoreError> {
+        self.inner.owned_predictions(prediction_ids, from, until)
+    }
+    fn create_marks_since(&self, now: Millis) -> Result<Millis, StoreError> {
+        self.inner.create_marks_since(now)
     }
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError> {
         self.inner.events(id)

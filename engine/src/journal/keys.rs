@@ -15,6 +15,8 @@
 //! | `i` idempotency key (UTF-8)             | both    | task id (16)                        |
 //! | `q` journaled ms (u64 BE) prediction id | both    | task id (16): the prediction's owner|
 //! | `p` prediction id (UTF-8)               | journal | task id (16): owner, before `q`     |
+//! | `v` name (UTF-8)                        | journal | a fact about the data dir itself    |
+//! |                                         |         | (`CREATE_MARKS_SINCE`: ms, u64 BE)  |
 //!
 //! Big-endian numbers keep byte order equal to numeric order. Keys a task keeps after it
 //! ends lead with a time, so new ones land in the same few sled pages: random keys (as
@@ -33,6 +35,11 @@ pub const IDEMPOTENCY: u8 = b'i';
 /// Prediction owners as versions before `OWNER` wrote them: read, deleted, never written.
 pub const PREDICTION: u8 = b'p';
 pub const OWNER: u8 = b'q';
+/// Facts about the data dir itself, by name.
+pub const META: u8 = b'v';
+/// Since when (ms) every create call is journaled as sent before it leaves (`CreateSent`):
+/// an intent journaled earlier, by an older version, may have had its create sent unmarked.
+pub const CREATE_MARKS_SINCE: &str = "create_marks_since";
 
 pub fn with_id(tag: u8, id: &TaskId) -> Vec<u8> {
     let mut key = Vec::with_capacity(17);

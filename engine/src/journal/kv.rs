@@ -11,7 +11,7 @@
 
 use super::codec::{self, decode_task};
 use super::archive;
-use super::keys::{self, CREATED, IDEMPOTENCY, OWNER, PREDICTION, SEALED, TASK};
+use super::keys::{self, CREATED, IDEMPOTENCY, PREDICTION, SEALED, TASK};
 use super::backend::{Backend, Op};
 use super::{ListPage, ListQuery, Store, StoreError, TaskWrite};
 use crate::event::Event;
@@ -257,28 +257,48 @@ impl<B: Backend> Store for KvStore<B> {
         self.id_in_either(keys::with_text(IDEMPOTENCY, key))
     }
 
-    fn prediction_owner(&self, prediction_id: &str, journaled_since: crate::model::Millis) -> Result<Option<TaskId>, StoreError> {
-        if let Some(owner) = self.id_at(&self.backend, keys::with_text(PREDICTION, prediction_id))? {
-            return Ok(Some(owner));
+    fn owned_predictions(&self, prediction_ids: &[&str], from: crate::model::Millis, until: crate::model::Millis) -> Result<Vec<String>, StoreError> {
+        let mut owned = vec![];
+        let mut wanted: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for id in prediction_ids {
+            if self.id_at(&self.backend, keys::with_text(PREDICTION, id))?.is_some() {
+                owned.push((*id).to_owned());
+            } else {
+                wanted.insert(id);
+            }
         }
-        let mut from = keys::owner(journaled_since, "");
-        let end = [OWNER + 1];
+        if wanted.is_empty() || until < from {
+            return Ok(owned);
+        }
+        // Both ends bounded: `until` ms itself included, so the scan ends before `until + 1`.
+        let mut start = keys::owner(from, "");
+        let end = keys::owner(until.saturating_add(1), "");
         loop {
-            let chunk = self.scan_both(&from, &end, false, 1024)?;
-            for (key, value) in &chunk {
-                if key.get(9..) == Some(prediction_id.as_bytes()) {
-                    let id = value.as_slice().try_into().map_err(|_| corrupt(key, codec::CodecError::TooShort(value.len())))?;
-                    return Ok(Some(TaskId(id)));
+            let chunk = self.scan_both(&start, &end, false, 1024)?;
+            for (key, _) in &chunk {
+                let id = key.get(9..).and_then(|id| std::str::from_utf8(id).ok());
+                if let Some(id) = id.filter(|id| wanted.remove(*id)) {
+                    owned.push(id.to_owned());
                 }
             }
             match chunk.last() {
-                Some((last, _)) if chunk.len() == 1024 => {
-                    from = last.clone();
-                    from.push(0);
+                Some((last, _)) if chunk.len() == 1024 && !wanted.is_empty() => {
+                    start = last.clone();
+                    start.push(0);
                 }
-                _ => return Ok(None),
+                _ => return Ok(owned),
             }
         }
+    }
+
+    fn create_marks_since(&self, now: crate::model::Millis) -> Result<crate::model::Millis, StoreError> {
+        let key = keys::with_text(keys::META, keys::CREATE_MARKS_SINCE);
+        if let Some(bytes) = self.backend.get(&key)? {
+            let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| corrupt(&key, codec::CodecError::TooShort(bytes.len())))?;
+            return Ok(u64::from_be_bytes(bytes) as crate::model::Millis);
+        }
+        self.backend.apply(vec![(key, Some((now.max(0) as u64).to_be_bytes().to_vec()))])?;
+        Ok(now)
     }
 
     fn sweep(&self, cutoff: crate::model::Millis, limit: usize) -> Result<Vec<TaskId>, StoreError> {

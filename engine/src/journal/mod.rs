@@ -14,6 +14,7 @@ mod keys;
 mod kv;
 mod memory;
 mod schema_v1;
+mod schema_v2;
 mod sled_backend;
 mod task_ops;
 
@@ -79,12 +80,14 @@ pub trait Store: Send + Sync + 'static {
     /// Every unfinished task: what recovery resumes.
     fn active(&self) -> Result<Vec<Task>, StoreError>;
     fn task_for_idempotency_key(&self, key: &str) -> Result<Option<TaskId>, StoreError>;
-    /// The task that owns a prediction, for matching predictions found at Replicate, if its
-    /// ownership was journaled at or after `journaled_since` (ms, engine clock). Ownership is
-    /// indexed by when it was journaled, which is never before the prediction existed: a
-    /// caller that knows when the prediction was created bounds the search with it. Owners
-    /// journaled by versions before that index are found whenever they were journaled.
-    fn prediction_owner(&self, prediction_id: &str, journaled_since: Millis) -> Result<Option<TaskId>, StoreError>;
+    /// Which of `prediction_ids` some task owns, if its ownership was journaled within
+    /// `[journaled_from, journaled_until]` (or by a version before that index): one bounded
+    /// scan of the owner index for a whole page of candidates.
+    fn owned_predictions(&self, prediction_ids: &[&str], journaled_from: Millis, journaled_until: Millis) -> Result<Vec<String>, StoreError>;
+    /// Since when every create call is journaled as sent before it leaves: recorded (durably)
+    /// the first time a version that does so opens the data dir. An intent journaled before
+    /// then may have had its create sent without a mark.
+    fn create_marks_since(&self, now: Millis) -> Result<Millis, StoreError>;
     /// A task's journal, in order.
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError>;
     /// Moves committed settled tasks to the archive, if the store has one (see `archive`);

@@ -51,6 +51,7 @@ impl From<StepV1> for Step {
             completed_at: v1.completed_at,
             cancel_pending: v1.cancel_pending,
             kept_output: None,
+            sent: None,
         }
     }
 }

@@ -39,6 +39,7 @@ impl Backend for SledBackend {
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         self.tree.apply_batch(batch_of(ops)).map_err(io)?;
         self.db.flush().map_err(io)?;
+        fail_after_apply_hook()?;
         // Blobs first: once the log is durable its records point at them, so they must
         // already be (sled writes a blob before the log record that refers to it).
         self.blobs.sync()?;
@@ -131,6 +132,24 @@ fn open_locked(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
             }
             Err(e) => return Err(io(e)),
         }
+    }
+}
+
+/// Fault injection for tests: with `STEPWISE_FAULT_FAIL_SYNC_AFTER=N` in the environment,
+/// every durable `apply` after the N-th fails once its batch is applied and flushed, as
+/// when the fsync fails (the worst case: the store's cache shows writes the disk may lack).
+/// Unset in production.
+fn fail_after_apply_hook() -> Result<(), StoreError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+    static APPLIED: AtomicU64 = AtomicU64::new(0);
+    let limit = LIMIT.get_or_init(|| std::env::var("STEPWISE_FAULT_FAIL_SYNC_AFTER").ok().and_then(|v| v.parse().ok()));
+    match limit {
+        Some(limit) if APPLIED.fetch_add(1, Ordering::SeqCst) >= *limit => {
+            Err(StoreError::Io("fault injection: fsync failed after the batch was applied".into()))
+        }
+        _ => Ok(()),
     }
 }
 

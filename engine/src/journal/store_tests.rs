@@ -67,9 +67,9 @@ fn a_finished_task_leaves_the_active_index_and_keeps_its_history() {
         assert!(store.active().unwrap().is_empty());
         assert_eq!(store.events(&write.task.id).unwrap().len(), 4);
         // Its prediction was journaled at 11.
-        assert_eq!(store.prediction_owner("pred-x", 11).unwrap(), Some(write.task.id));
-        assert_eq!(store.prediction_owner("pred-x", 12).unwrap(), None, "journaled before the bound");
-        assert_eq!(store.prediction_owner("pred-y", 0).unwrap(), None);
+        assert_eq!(store.owned_predictions(&["pred-x", "pred-y"], 11, 11).unwrap(), ["pred-x"]);
+        assert!(store.owned_predictions(&["pred-x"], 12, 100).unwrap().is_empty(), "journaled before the window");
+        assert!(store.owned_predictions(&["pred-x"], 0, 10).unwrap().is_empty(), "journaled after the window");
     }
 }
 
@@ -328,7 +328,7 @@ fn a_sweep_deletes_only_settled_tasks_that_ended_before_the_cutoff() {
         assert_eq!(store.task(&old.task.id).unwrap(), None);
         assert!(store.events(&old.task.id).unwrap().is_empty(), "its journal went too");
         assert_eq!(store.task_for_idempotency_key("old-key").unwrap(), None);
-        assert_eq!(store.prediction_owner("pred-x", 0).unwrap(), Some(recent.task.id), "only the old task's claims went");
+        assert_eq!(store.owned_predictions(&["pred-x"], 0, i64::MAX).unwrap(), ["pred-x"], "only the old task's claims went");
         assert!(store.task(&running.task.id).unwrap().is_some(), "unfinished tasks stay");
         assert!(store.task(&recent.task.id).unwrap().is_some(), "recent ones stay");
         let listed = store.list(&ListQuery { limit: 10, ..Default::default() }).unwrap();
@@ -339,7 +339,7 @@ fn a_sweep_deletes_only_settled_tasks_that_ended_before_the_cutoff() {
 }
 
 /// Owners journaled by versions before the time-ordered index (`p` keys) are found whatever
-/// the bound, and swept with their task; the time-ordered index pages through long windows.
+/// the window; the time-ordered index pages through long windows and ends at their end.
 #[test]
 fn prediction_owners_are_found_in_both_indexes() {
     let store = KvStore::in_memory();
@@ -352,9 +352,13 @@ fn prediction_owners_are_found_in_both_indexes() {
         ops.push((super::keys::owner(1_000 + n, &format!("pred-{n}")), Some(owner.0.to_vec())));
     }
     store.backend().apply(ops).unwrap();
-    assert_eq!(store.prediction_owner("pred-old", i64::MAX).unwrap(), Some(id));
-    assert_eq!(store.prediction_owner("pred-2499", 0).unwrap(), Some(TaskId([99; 16])));
-    assert_eq!(store.prediction_owner("pred-2500", 0).unwrap(), None);
+    assert_eq!(store.owned_predictions(&["pred-old"], i64::MAX, i64::MAX).unwrap(), ["pred-old"]);
+    let mut found = store.owned_predictions(&["pred-2499", "pred-3", "pred-2500"], 0, i64::MAX).unwrap();
+    found.sort();
+    assert_eq!(found, ["pred-2499", "pred-3"]);
+    assert_eq!(store.owned_predictions(&["pred-2499", "pred-3"], 1_003, 3_000).unwrap(), ["pred-3"], "journaled at 1003: inside; at 3499: past the end");
+    assert!(store.owned_predictions(&["pred-3"], 1_004, 3_000).unwrap().is_empty());
+    assert!(store.owned_predictions(&["pred-2499"], 0, 3_498).unwrap().is_empty(), "journaled at 3499: past the end");
 }
 
 /// A commit's events are one entry, keyed by the last; entries written one event each (as

@@ -1,45 +1,78 @@
 //! The HTTP calls the runtime spawns. They run outside the runtime loop, touch no task state,
 //! and report back as messages.
 
-use super::CancelOutcome;
-use crate::journal::Store;
+use super::finder::Finder;
+use super::{AckReply, CancelOutcome, ControlError, Msg};
+use crate::model::{Millis, TaskId};
 use crate::replicate::{ClientError, Prediction, ReplicateClient};
 use crate::workflow::Target;
 use serde_json::Value;
-use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
 
-/// Slack on both ends of the search window, for clock skew between this machine and
-/// Replicate.
-const CLOCK_SKEW_MS: i64 = 5_000;
+/// Slack on both ends of a search window, for clock skew between this machine and Replicate.
+pub const CLOCK_SKEW_MS: i64 = 5_000;
 
-/// What `ensure_prediction` needs to know about the step.
-pub struct EnsureJob {
-    pub client: ReplicateClient,
-    pub store: Arc<dyn Store>,
-    pub target: Target,
-    pub input: Value,
-    /// When the intent was journaled: no create for it can be older.
-    pub intent_at: i64,
-    /// No create for this intent can be newer: the end of the last create call that failed
-    /// ambiguously, or, for an intent journaled before a restart, when this process started.
-    pub sent_by: i64,
-    /// The intent was journaled by this process and no create for it may have gone through:
-    /// create directly. Otherwise a create may already exist: look for it first.
-    pub fresh: bool,
-    /// Sent as `Cancel-After`, so Replicate stops the prediction even if we cannot.
-    pub cancel_after: Option<std::time::Duration>,
-    /// Where Replicate should post this attempt's `start` and `completed` webhooks.
-    pub webhook: Option<String>,
+/// The longest a create may wait between its `CreateSent` being journaled and being sent:
+/// a call whose mark took longer to become durable is withdrawn and asks again, so a
+/// journaled mark always bounds when its create could reach Replicate (`Policy::create_reach`).
+pub const SEND_GRACE: Duration = Duration::from_secs(5);
+
+/// How an `ensure_prediction` call ended.
+#[derive(Debug)]
+pub(crate) enum Ensured {
+    /// Created now.
+    Created(Prediction),
+    /// Made by an earlier create whose answer was lost; found in the list.
+    Found(Prediction),
+    /// Not sent: the runtime no longer wanted it (the task was canceled meanwhile), or its
+    /// mark took too long to become durable.
+    Withdrawn,
 }
 
-/// Cancels the step's prediction at Replicate. Without an id (the create's answer never
-/// reached the journal), first look for the prediction that create may have made.
-pub async fn cancel_prediction(
-    job: EnsureJob,
-    prediction_id: Option<String>,
-) -> Result<CancelOutcome, ClientError> {
+/// Asks the runtime to journal that the step's create is about to be sent.
+pub(crate) struct SendMark {
+    pub outbox: mpsc::Sender<Msg>,
+    pub id: TaskId,
+    pub step: u32,
+    pub attempt: u32,
+}
+
+impl SendMark {
+    /// True once the mark is durable, soon enough that the create may still go.
+    async fn journal(&self) -> bool {
+        let asked = Instant::now();
+        let (reply, answer): (AckReply, oneshot::Receiver<Result<(), ControlError>>) = oneshot::channel();
+        let message = Msg::Sending { id: self.id, step: self.step, attempt: self.attempt, reply };
+        if self.outbox.send(message).await.is_err() {
+            return false;
+        }
+        matches!(answer.await, Ok(Ok(()))) && asked.elapsed() <= SEND_GRACE
+    }
+}
+
+/// What `ensure_prediction` needs to know about the step.
+pub(crate) struct EnsureJob {
+    pub client: ReplicateClient,
+    pub finder: Finder,
+    pub target: Target,
+    pub input: Value,
+    /// A create for this attempt may have reached Replicate unanswered: look for its
+    /// prediction among those created in this window (ms) before creating.
+    pub search: Option<(Millis, Millis)>,
+    /// Sent as `Cancel-After`, so Replicate stops the prediction even if we cannot.
+    pub cancel_after: Option<Duration>,
+    /// Where Replicate should post this attempt's `start` and `completed` webhooks.
+    pub webhook: Option<String>,
+    pub mark: SendMark,
+}
+
+/// Cancels the step's prediction at Replicate. Without an id (no create answer reached the
+/// journal), only a create that may have reached Replicate can have made one: look for it.
+pub(crate) async fn cancel_prediction(job: EnsureJob, prediction_id: Option<String>) -> Result<CancelOutcome, ClientError> {
     let Some(id) = prediction_id else {
-        return Ok(match find_unowned(&job).await? {
+        let Some((from, until)) = job.search else { return Ok(CancelOutcome::Settled) };
+        return Ok(match job.finder.find(job.input, from, until).await? {
             Some(prediction) => CancelOutcome::Found(prediction),
             None => CancelOutcome::Settled,
         });
@@ -51,32 +84,33 @@ pub async fn cancel_prediction(
     }
 }
 
-/// A prediction made for this intent: created between the intent and the last moment a
-/// create for it could have been sent, with exactly this input, and owned by no task yet.
-async fn find_unowned(job: &EnsureJob) -> Result<Option<Prediction>, ClientError> {
-    let store = job.store.clone();
-    let input = &job.input;
-    let (from, until) = (job.intent_at - CLOCK_SKEW_MS, job.sent_by + CLOCK_SKEW_MS);
-    job.client
-        .find_between(from, until, |p| {
-            // An owner journaled this prediction after it existed, so after `from - skew`.
-            p.input.as_ref() == Some(input) && matches!(store.prediction_owner(&p.id, from - CLOCK_SKEW_MS), Ok(None))
-        })
-        .await
-}
-
-/// Makes sure one prediction exists for the step: after a restart or an ambiguous failure,
-/// first look among the predictions created since the intent for one with exactly this
-/// input that no task owns yet; create only when there is none.
-pub async fn ensure_prediction(job: EnsureJob) -> Result<(Prediction, bool), ClientError> {
-    if !job.fresh {
-        if let Some(prediction) = find_unowned(&job).await? {
-            return Ok((prediction, true));
+/// Makes sure one prediction exists for the step: when an earlier create may have made one,
+/// look for it first; create only when there is none, and only once the create is journaled
+/// as sent. The bool says whether a search ran to its end without finding one.
+pub(crate) async fn ensure_prediction(job: EnsureJob) -> (Result<Ensured, ClientError>, bool) {
+    let mut searched = false;
+    if let Some((from, until)) = job.search {
+        match job.finder.find(job.input.clone(), from, until).await {
+            Ok(Some(prediction)) => return (Ok(Ensured::Found(prediction)), false),
+            Ok(None) => searched = true,
+            Err(error) => return (Err(error), false),
         }
     }
-    let created = job.client.create(&job.target, &job.input, job.cancel_after, job.webhook.as_deref()).await?;
-    crash_after_create_hook();
-    Ok((created, false))
+    job.client.create_slot().await;
+    // No search over this input runs until the answer is claimed.
+    let guard = job.finder.create_guard(&job.input).await;
+    if !job.mark.journal().await {
+        return (Ok(Ensured::Withdrawn), searched);
+    }
+    let created = job.client.create(&job.target, &job.input, job.cancel_after, job.webhook.as_deref()).await;
+    if let Ok(prediction) = &created {
+        job.finder.claim(&prediction.id);
+    }
+    drop(guard);
+    if created.is_ok() {
+        crash_after_create_hook();
+    }
+    (created.map(Ensured::Created), searched)
 }
 
 /// Fault injection for crash tests: with `STEPWISE_FAULT_CRASH_AFTER_CREATE=N` in the
@@ -97,7 +131,3 @@ fn crash_after_create_hook() {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "calls_tests.rs"]
-mod tests;

@@ -74,7 +74,7 @@ impl Runtime {
         }
         if !self.active.contains_key(&id) {
             self.set_deadline(&task, now);
-            self.active.insert(id, new_active(task, false, self.policy.poll_initial));
+            self.active.insert(id, new_active(task, None, self.policy.poll_initial));
         }
         self.record(id, Event::TaskRetried { at: now });
         self.advance(id);
@@ -108,7 +108,7 @@ impl Runtime {
         let at = crate::time::now_millis();
         let ended = active.task.status.is_terminal();
         match result {
-            Err(ClientError::Retryable { message, retry_after }) => {
+            Err(ClientError::Retryable { message, retry_after, .. }) => {
                 active.failures += 1;
                 let delay = backoff(&policy, active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, "Cancel failed; will retry.");

@@ -67,7 +67,7 @@ impl Runtime {
     /// Writes everything recorded so far and waits for it: the running commit, then the
     /// current group, then what their ends started (recovery, shutdown).
     pub(super) async fn commit_group(&mut self) {
-        while self.inflight.is_some() || !self.group.is_empty() {
+        while self.failed.is_none() && (self.inflight.is_some() || !self.group.is_empty()) {
             if self.inflight.is_none() {
                 self.start_commit();
             }
@@ -145,11 +145,9 @@ impl Runtime {
             Err(error) => {
                 // The current group was recorded on top of this one's state: it goes too.
                 let next = std::mem::take(&mut self.group);
-                let mut touched = group.touched;
-                touched.extend(next.touched.into_iter().filter(|id| !group.touched_set.contains(id)));
                 let mut waiters = group.waiters;
                 waiters.extend(next.waiters);
-                self.roll_back(touched, waiters, error)
+                self.stop_on_failure(waiters, error)
             }
         }
     }
@@ -193,46 +191,27 @@ impl Runtime {
         }
     }
 
-    /// The group did not reach the disk: answer its callers with an error and put every
-    /// touched task back to its durable state; timers bring them forward again.
-    fn roll_back(&mut self, touched: Vec<TaskId>, waiters: Vec<Waiter>, error: StoreError) {
-        tracing::error!(%error, tasks = touched.len(), "Journal commit failed; the group was rolled back.");
+    /// The group may or may not have reached the disk: sled applies a batch to its cache
+    /// before the flush and the fsync that failed, and keeps failing after an I/O error, so
+    /// neither the store nor memory tells what is durable. Like PostgreSQL after a failed
+    /// fsync, stop: tell every caller of the failed groups that the outcome is unknown (never
+    /// "not done"), and let the process restart from what is on disk.
+    fn stop_on_failure(&mut self, waiters: Vec<Waiter>, error: StoreError) {
+        tracing::error!(%error, callers = waiters.len(), "Journal commit failed; stopping. What is durable is read back from disk at the next start.");
         for waiter in waiters {
-            let cause = error.to_string();
             match waiter {
                 Waiter::Start { reply, .. } => {
-                    let _ = reply.send(Err(StartError::Unavailable(cause)));
+                    let _ = reply.send(Err(StartError::Interrupted));
                 }
                 Waiter::Control { reply, .. } => {
-                    let _ = reply.send(Err(ControlError::Unavailable(cause)));
+                    let _ = reply.send(Err(ControlError::Interrupted));
                 }
                 Waiter::Ack { reply } => {
-                    let _ = reply.send(Err(ControlError::Unavailable(cause)));
+                    let _ = reply.send(Err(ControlError::Interrupted));
                 }
             }
         }
-        for id in touched {
-            match self.store.task(&id) {
-                Ok(Some(task)) if !task.is_settled() => {
-                    if let Some(active) = self.active.get_mut(&id) {
-                        active.task = Arc::new(task);
-                        active.unsaved.clear();
-                        active.committing = false;
-                        active.fresh_intent = false;
-                    }
-                    self.schedule(id, self.policy.retry_base);
-                }
-                _ => {
-                    self.active.remove(&id);
-                    self.timers.cancel(&id);
-                    self.deadlines.cancel(&id);
-                    for next in self.admission.release(&id) {
-                        self.group.touch(next);
-                        self.advance(next);
-                    }
-                }
-            }
-        }
+        self.failed.get_or_insert(error);
     }
 
     /// The task's new state is durable: start what it needs next.

@@ -2,7 +2,7 @@
 //! events to record and which calls to start. Called only from the runtime loop, which owns
 //! all the state touched here.
 
-use super::calls::{cancel_prediction, ensure_prediction, EnsureJob};
+use super::calls::{cancel_prediction, ensure_prediction, EnsureJob, Ensured, SendMark, CLOCK_SKEW_MS};
 use super::group::Waiter;
 use super::{new_active, Msg, Policy, PreparedStart, Runtime, StartError, StartReply};
 use crate::event::Event;
@@ -87,7 +87,7 @@ impl Runtime {
             }
         };
         self.set_deadline(&task, now);
-        let mut active = new_active(task, true, self.policy.poll_initial);
+        let mut active = new_active(task, None, self.policy.poll_initial);
         active.unsaved.push((1, event));
         self.active.insert(id, active);
         if let Some(key) = request.idempotency_key {
@@ -106,17 +106,24 @@ impl Runtime {
         id: TaskId,
         step: u32,
         attempt: u32,
-        result: Result<(Prediction, bool), ClientError>,
+        result: Result<Ensured, ClientError>,
+        searched: bool,
     ) {
         let initial = self.policy.first_poll();
         let Some(active) = self.active.get_mut(&id) else { return };
         active.calling = false;
+        if searched {
+            // Every create sent before the search was looked for and made nothing.
+            active.unresolved = None;
+        }
         // Re-evaluated after the commit, even if this result changes nothing.
         self.group.touch(id);
         match result {
-            Ok((prediction, found)) => {
+            Ok(ensured @ (Ensured::Created(_) | Ensured::Found(_))) => {
+                let found = matches!(ensured, Ensured::Found(_));
+                let (Ensured::Created(prediction) | Ensured::Found(prediction)) = ensured else { return };
                 active.failures = 0;
-                active.create_failed_at = None;
+                active.unresolved = None;
                 active.poll_delay = initial;
                 tracing::info!(task_id = %id, step, prediction_id = %prediction.id, found, "Prediction created.");
                 let at = crate::time::now_millis();
@@ -124,16 +131,18 @@ impl Runtime {
                 self.record(id, Event::PredictionCreated { step, attempt, prediction_id, at });
                 self.observe(id, step, &prediction);
             }
+            Ok(Ensured::Withdrawn) => {}
             Err(ClientError::Final { status, detail }) => {
                 tracing::warn!(task_id = %id, step, status, %detail, "Replicate refused to create the prediction.");
                 let at = crate::time::now_millis();
                 let error = format!("Replicate refused the prediction (HTTP {status}): {detail}");
                 self.record(id, Event::StepFailed { step, prediction_id: None, error, canceled: false, at });
             }
-            Err(ClientError::Retryable { message, retry_after }) => {
-                // The create may have gone through before the failure: look before creating again.
-                active.fresh_intent = false;
-                active.create_failed_at = Some(crate::time::now_millis());
+            Err(ClientError::Retryable { message, retry_after, refused }) => {
+                if !refused && active.task.step(step).is_some_and(|s| s.sent.is_some()) {
+                    // The create may have gone through: look for it before creating again.
+                    active.unresolved = Some(crate::time::now_millis());
+                }
                 active.failures += 1;
                 let delay = backoff(&self.policy, active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, retry_in_ms = delay.as_millis() as u64, "Create failed; will retry.");
@@ -141,6 +150,23 @@ impl Runtime {
                 self.schedule(id, delay);
             }
         }
+    }
+
+    /// A create call is about to leave: journal it as sent, unless the step no longer wants
+    /// it (the task was canceled or moved on while the call waited for its turn).
+    pub(super) fn on_sending(&mut self, id: TaskId, step: u32, attempt: u32, reply: super::AckReply) {
+        let wanted = self.active.get(&id).is_some_and(|active| {
+            !active.task.status.is_terminal()
+                && active.task.step(step).is_some_and(|s| {
+                    s.attempt == attempt && s.status == crate::model::StepStatus::Starting && s.prediction_id.is_none()
+                })
+        });
+        if !wanted {
+            let _ = reply.send(Err(super::ControlError::Conflict("the create is no longer wanted".into())));
+            return;
+        }
+        self.record(id, Event::CreateSent { step, attempt, at: crate::time::now_millis() });
+        self.group.waiters.push(Waiter::Ack { reply });
     }
 
     pub(super) fn on_checked(
@@ -271,18 +297,17 @@ impl Runtime {
             return;
         }
         let Some(workflow) = self.workflows.get(&active.task.workflow) else { return };
+        let outbox = self.outbox.clone();
         let step_input = |step: u32, input: serde_json::Value| EnsureJob {
             client: self.client.clone(),
-            store: self.store.clone(),
+            finder: self.finder.clone(),
             target: workflow.target.clone(),
             input,
-            intent_at: intent_at(&active.task, step),
-            sent_by: active.create_failed_at.unwrap_or(self.started_at).max(intent_at(&active.task, step)),
-            fresh: active.fresh_intent,
+            search: active.unresolved.map(|until| (sent_from(&active.task, step) - CLOCK_SKEW_MS, until + CLOCK_SKEW_MS)),
             cancel_after: workflow.step_timeout,
             webhook: None,
+            mark: SendMark { outbox: outbox.clone(), id, step, attempt: active.task.step(step).map_or(0, |s| s.attempt) },
         };
-        let outbox = self.outbox.clone();
         match machine::decide(&active.task) {
             Some(Command::Request { .. }) => return self.advance(id),
             Some(Command::EnsurePrediction { step, attempt, input }) => {
@@ -291,10 +316,10 @@ impl Runtime {
                 let mut job = step_input(step, input.value());
                 job.webhook = self.webhook_url.as_ref().map(|url| format!("{url}?task={id}&step={step}&attempt={attempt}"));
                 tokio::spawn(async move {
-                    let result = ensure_prediction(job).await;
+                    let (result, searched) = ensure_prediction(job).await;
                     // Free before the answer lands, so its turn can hand the permit on.
                     drop(permit);
-                    let _ = outbox.send(Msg::Created { id, step, attempt, result }).await;
+                    let _ = outbox.send(Msg::Created { id, step, attempt, result, searched }).await;
                 });
             }
             Some(Command::Watch { step, prediction_id }) if self.step_timed_out(id, step) => {
@@ -315,8 +340,7 @@ impl Runtime {
             }
             Some(Command::CancelPrediction { step, attempt, prediction_id, input }) => {
                 let input = input.map(|input| input.value()).unwrap_or_default();
-                let mut job = step_input(step, input);
-                job.fresh = false;
+                let job = step_input(step, input);
                 tokio::spawn(async move {
                     let result = cancel_prediction(job, prediction_id).await;
                     let _ = outbox.send(Msg::CancelDone { id, step, attempt, result }).await;
@@ -330,8 +354,12 @@ impl Runtime {
     }
 }
 
-fn intent_at(task: &Task, step: u32) -> i64 {
-    task.step(step).and_then(|s| s.started_at).unwrap_or(0)
+/// The earliest a create for the step's current attempt can have been sent: its first
+/// `CreateSent`, or (journaled by a version without those marks) its intent.
+pub(super) fn sent_from(task: &Task, step: u32) -> i64 {
+    let step = task.step(step);
+    let sent = step.and_then(|s| s.sent).map(|sent| sent.first);
+    sent.or_else(|| step.and_then(|s| s.started_at)).unwrap_or(0)
 }
 
 /// Exponential backoff with full jitter, never sooner than the server asked.

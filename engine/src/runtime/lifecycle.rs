@@ -25,7 +25,7 @@ impl Runtime {
         // otherwise delete. Under steady load that moment never comes by itself, so a due
         // sweep stops the intake until the commits in hand are written.
         let mut sweep_due = false;
-        loop {
+        while self.failed.is_none() {
             if sweep_due && self.inflight.is_none() && self.group.is_empty() {
                 sweep_due = false;
                 self.sweep().await;
@@ -58,13 +58,16 @@ impl Runtime {
                 self.release_waiting_creates();
             }
             // One commit runs at a time; what arrives meanwhile is the next group.
-            if self.inflight.is_none() && !self.group.is_empty() {
+            if self.failed.is_none() && self.inflight.is_none() && !self.group.is_empty() {
                 self.start_commit();
             }
             self.gauges.unfinished.store(self.active.len(), std::sync::atomic::Ordering::Relaxed);
         }
         // Nothing recorded stays unwritten: the callers waiting on it get their answers.
         self.commit_group().await;
+        if let Some(error) = self.failed.take() {
+            return Err(error);
+        }
         tracing::info!(unfinished = self.active.len(), "Runtime stopped; unfinished tasks resume at next start.");
         if let Some(mover) = self.mover.take() {
             mover.finish().await;
@@ -113,9 +116,11 @@ impl Runtime {
             Err(error) => tracing::warn!(%error, "Moving settled tasks to the archive panicked; will try at the next start."),
         }
         let store = self.store.clone();
-        let mut tasks = tokio::task::spawn_blocking(move || store.active())
+        let now = self.started_at;
+        let (marks_since, mut tasks) = tokio::task::spawn_blocking(move || Ok::<_, StoreError>((store.create_marks_since(now)?, store.active()?)))
             .await
             .map_err(|e| StoreError::Io(e.to_string()))??;
+        self.marks_since = marks_since;
         tracing::info!(tasks = tasks.len(), "Resuming unfinished tasks.");
         tasks.sort_by_key(|task| (task.created_at, task.id));
         let now = crate::time::now_millis();
@@ -127,20 +132,43 @@ impl Runtime {
                 self.admission.hold(task.id, &task.workflow);
             }
             self.set_deadline(&task, now);
-            self.active.insert(task.id, new_active(task, false, Duration::ZERO));
+            let unresolved = self.unresolved_after_restart(&task);
+            self.active.insert(task.id, new_active(task, unresolved, Duration::ZERO));
         }
         for id in order {
             self.group.touch(id);
             self.advance(id);
         }
-        while !self.group.is_empty() {
+        while self.failed.is_none() && !self.group.is_empty() {
             self.commit_group().await;
+        }
+        if let Some(error) = self.failed.take() {
+            return Err(error);
         }
         self.gauges.unfinished.store(self.active.len(), std::sync::atomic::Ordering::Relaxed);
         tracing::info!(tasks = self.active.len(), "Unfinished tasks resumed.");
         Ok(())
     }
 
+}
+
+impl Runtime {
+    /// For a task read back at start: the latest moment a create sent by an earlier run for
+    /// its step in flight could have made a prediction, when one may have been sent. A step
+    /// with no `CreateSent` never reached Replicate, unless an older version journaled its
+    /// intent (before `marks_since`) and sent creates without marks.
+    fn unresolved_after_restart(&self, task: &Task) -> Option<i64> {
+        use crate::model::StepStatus;
+        let step = task.steps.iter().find(|s| {
+            s.prediction_id.is_none() && (s.status == StepStatus::Starting || s.cancel_pending)
+        })?;
+        let reach = self.policy.create_reach.as_millis() as i64;
+        match step.sent {
+            Some(sent) => Some((sent.last + reach).min(self.started_at)),
+            None if step.started_at.unwrap_or(0) < self.marks_since => Some(self.started_at),
+            None => None,
+        }
+    }
 }
 
 /// Metrics of a journaled event: starts, step durations by outcome, retried attempts.

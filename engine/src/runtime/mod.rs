@@ -11,6 +11,7 @@ mod calls;
 mod committer;
 mod control;
 mod creates;
+mod finder;
 mod mover;
 mod group;
 mod handlers;
@@ -18,6 +19,7 @@ mod keep;
 mod lifecycle;
 
 pub use admission::QueueView;
+pub use calls::SEND_GRACE;
 
 /// Live counters the runtime publishes once per loop turn, for health checks and metrics.
 #[derive(Default)]
@@ -75,6 +77,11 @@ pub enum StartError {
     Invalid(String),
     #[error("the engine cannot accept tasks right now: {0}")]
     Unavailable(String),
+    /// The journal failed while this start was being written: whether the task exists is
+    /// unknown until the engine restarts from what is on disk. Not an answer to give a
+    /// client (it would read as "not done"); the server lets the connection drop instead.
+    #[error("the journal failed while the task was written; the engine stops")]
+    Interrupted,
 }
 
 /// Why a cancel or retry was refused.
@@ -86,6 +93,9 @@ pub enum ControlError {
     Conflict(String),
     #[error("the engine cannot take writes right now: {0}")]
     Unavailable(String),
+    /// As `StartError::Interrupted`: the outcome is unknown until the engine restarts.
+    #[error("the journal failed while the change was written; the engine stops")]
+    Interrupted,
 }
 
 pub(crate) type StartReply = oneshot::Sender<Result<Started, StartError>>;
@@ -119,7 +129,11 @@ pub(crate) enum Msg {
     Start { start: PreparedStart, reply: StartReply },
     Cancel { id: TaskId, reply: ControlReply },
     Retry { id: TaskId, reply: ControlReply },
-    Created { id: TaskId, step: u32, attempt: u32, result: Result<(Prediction, bool), ClientError> },
+    /// An `ensure_prediction` call ended; `searched`: its search for an earlier create's
+    /// prediction ran to the end (found nothing), so no earlier create is left unresolved.
+    Created { id: TaskId, step: u32, attempt: u32, result: Result<calls::Ensured, ClientError>, searched: bool },
+    /// A create call is about to be sent: journal `CreateSent`, then answer.
+    Sending { id: TaskId, step: u32, attempt: u32, reply: AckReply },
     Checked { id: TaskId, step: u32, prediction_id: String, result: Result<Prediction, ClientError> },
     /// A download of a succeeded step's output files ended.
     Kept { id: TaskId, step: u32, prediction: Prediction, result: Result<serde_json::Value, crate::outputs::Transient> },
@@ -153,6 +167,9 @@ pub struct Policy {
     /// Create calls allowed out at once (see `creates`): the create burst, at least
     /// `creates::MIN_CREATES_OUT`.
     pub max_creates_out: usize,
+    /// How long after its `CreateSent` a create call can still make a prediction: the grace
+    /// for sending it (`calls::SEND_GRACE`) and the whole request timeout.
+    pub create_reach: Duration,
 }
 
 impl Policy {
@@ -185,8 +202,10 @@ struct Active {
     calling: bool,
     /// Events of this task are in the commit that is running: not durable yet.
     committing: bool,
-    /// See `calls::EnsureJob::fresh`.
-    fresh_intent: bool,
+    /// A create for the current attempt may have reached Replicate without its answer being
+    /// journaled: the latest time (ms) it could have made a prediction. Such a prediction is
+    /// searched for (`finder`) before anything is created again.
+    unresolved: Option<i64>,
     /// Delay before the next status check; doubles up to `Policy::poll_max`.
     poll_delay: Duration,
     /// Consecutive failed calls, for backoff.
@@ -196,9 +215,6 @@ struct Active {
     /// The task's `seq` when its timer was set: a timer set before the task changed is
     /// obsolete when the change needs a call now.
     timer_seq: u64,
-    /// When the last create call for the current intent failed in a way that leaves open
-    /// whether it went through.
-    create_failed_at: Option<i64>,
 }
 
 pub(crate) struct Runtime {
@@ -222,8 +238,13 @@ pub(crate) struct Runtime {
     admission: Admission,
     creates: creates::CreateGate,
     inbox: mpsc::Receiver<Msg>,
-    /// When this runtime started: intents journaled before it had their creates sent before it.
+    /// When this runtime started: no create sent by an earlier run can be newer.
     started_at: i64,
+    /// Since when the data dir journals every create as sent (`Store::create_marks_since`);
+    /// read at recovery.
+    marks_since: i64,
+    /// Searches for predictions of lost create answers, shared by every call.
+    finder: finder::Finder,
     /// Handed to spawned calls so their results come back.
     outbox: mpsc::Sender<Msg>,
     group: Group,
@@ -235,6 +256,8 @@ pub(crate) struct Runtime {
     gauges: Arc<Gauges>,
     /// Started by `run`, so it lives on the runtime's own tokio runtime.
     mover: Option<mover::Mover>,
+    /// A commit failed: the runtime stops writing and `run` ends with this error.
+    failed: Option<crate::journal::StoreError>,
 }
 
 impl Runtime {
@@ -255,6 +278,7 @@ impl Runtime {
             .filter_map(|(name, w)| w.max_in_flight.map(|max| (name.clone(), max)))
             .collect();
         Runtime {
+            finder: finder::Finder::new(client.clone(), store.clone()),
             store,
             client,
             workflows,
@@ -270,6 +294,7 @@ impl Runtime {
             creates: creates::CreateGate::new(policy.max_creates_out),
             inbox: channel.1,
             started_at: crate::time::now_millis(),
+            marks_since: 0,
             outbox: channel.0,
             group: Group::default(),
             inflight: None,
@@ -277,6 +302,7 @@ impl Runtime {
             changes: crate::changes::Changes::default(),
             gauges: Arc::default(),
             mover: None,
+            failed: None,
         }
     }
 
@@ -297,7 +323,8 @@ impl Runtime {
             Msg::Start { start, reply } => self.on_start(start, reply),
             Msg::Cancel { id, reply } => self.on_cancel(id, reply),
             Msg::Retry { id, reply } => self.on_retry(id, reply),
-            Msg::Created { id, step, attempt, result } => self.on_created(id, step, attempt, result),
+            Msg::Created { id, step, attempt, result, searched } => self.on_created(id, step, attempt, result, searched),
+            Msg::Sending { id, step, attempt, reply } => self.on_sending(id, step, attempt, reply),
             Msg::Checked { id, step, prediction_id, result } => {
                 self.on_checked(id, step, &prediction_id, result)
             }
@@ -344,10 +371,9 @@ impl Runtime {
                 (1, Some(input)) => handlers::step_requested(&active.task, step, input),
                 _ => handlers::request_step(&self.workflows, &active.task, step),
             };
-            let requested = matches!(event, Event::StepRequested { .. });
             self.record(id, event);
             if let Some(active) = self.active.get_mut(&id) {
-                active.fresh_intent = requested;
+                active.unresolved = None;
             }
         }
     }
@@ -376,7 +402,17 @@ fn count_retry(call: &str) {
     crate::metrics::global().inc("stepwise_call_retries_total", help, &[("call", call)]);
 }
 
-fn new_active(task: Task, fresh_intent: bool, poll_delay: Duration) -> Box<Active> {
+fn new_active(task: Task, unresolved: Option<i64>, poll_delay: Duration) -> Box<Active> {
     let timer_seq = task.seq;
-    Box::new(Active { task: Arc::new(task), unsaved: vec![], calling: false, committing: false, fresh_intent, poll_delay, failures: 0, keep_failures: 0, timer_seq, create_failed_at: None })
+    Box::new(Active {
+        task: Arc::new(task),
+        unsaved: vec![],
+        calling: false,
+        committing: false,
+        unresolved,
+        poll_delay,
+        failures: 0,
+        keep_failures: 0,
+        timer_seq,
+    })
 }
