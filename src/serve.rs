@@ -35,18 +35,27 @@ pub fn run(config_path: Option<PathBuf>, simulate: bool) -> anyhow::Result<()> {
     })
 }
 
+/// The simulator keeps its predictions in the data dir, so a restarted engine finds them again.
+const SIMULATOR_STATE: &str = "simulator.jsonl";
+
 async fn start_simulator(config: &mut Config) -> anyhow::Result<replicate_sim::SimHandle> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let data_dir = &config.storage.data_dir;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let state_file = data_dir.join(SIMULATOR_STATE);
+    let listener = bind_simulator(&state_file).await?;
     let sim_config = replicate_sim::SimConfig {
         default_model: replicate_sim::ModelBehavior {
             starting_ms: 500,
             processing_ms: 2_000,
             ..Default::default()
         },
+        state_file: Some(state_file.clone()),
         ..Default::default()
     };
     let token = sim_config.token.clone();
-    let handle = replicate_sim::start(sim_config, listener).await?;
+    let handle = replicate_sim::start(sim_config, listener)
+        .await
+        .with_context(|| format!("cannot start the simulator on {}", state_file.display()))?;
     tracing::info!(url = %handle.base_url(), "Simulated Replicate started.");
     config.replicate.api_base = handle.base_url();
     config.replicate.api_token = Some(token);
@@ -56,6 +65,18 @@ async fn start_simulator(config: &mut Config) -> anyhow::Result<replicate_sim::S
         config.replicate.webhook_base_url = Some(format!("http://{}", config.server.listen));
     }
     Ok(handle)
+}
+
+/// A loopback listener for the simulator: on the port it had before (recorded in its state
+/// file) when that is free, so the output URLs it served keep working; else on a random one.
+async fn bind_simulator(state_file: &std::path::Path) -> anyhow::Result<tokio::net::TcpListener> {
+    if let Some(addr) = replicate_sim::persist::previous_addr(state_file).filter(|a| a.ip().is_loopback()) {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(error) => tracing::info!(%addr, %error, "The simulator's previous port is taken; using another."),
+        }
+    }
+    Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
 }
 
 async fn serve(mut config: Config) -> anyhow::Result<()> {
@@ -75,7 +96,11 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let http_stop = CancellationToken::new();
     let app = stepwise_server::router(engine, &config.server, http_stop.clone());
     let http = tokio::spawn(stepwise_server::serve(listener, app, http_stop.clone()));
-    wait_for_signal().await;
+    let mut runtime = runtime;
+    tokio::select! {
+        () = wait_for_signal() => {}
+        ended = &mut runtime => exit_on_journal_failure(ended),
+    }
     tracing::info!("Shutting down: no new requests; finishing the current group.");
     http_stop.cancel();
     if tokio::time::timeout(HTTP_GRACE, http).await.is_err() {
@@ -86,6 +111,21 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     tracing::info!("Stopped cleanly.");
     Ok(())
 }
+
+/// The runtime ended by itself: its journal failed (or it panicked). What is durable is
+/// only known from disk, so exit at once, answering none of the requests it left waiting
+/// (`stepwise_server::error::unanswered`); the supervisor starts the engine again.
+fn exit_on_journal_failure(ended: Result<Result<(), stepwise_engine::journal::StoreError>, tokio::task::JoinError>) -> ! {
+    match ended {
+        Ok(Err(error)) => tracing::error!(%error, "The journal failed; exiting so that the engine restarts from what is on disk."),
+        Err(error) => tracing::error!(%error, "The runtime panicked; exiting so that the engine restarts from what is on disk."),
+        Ok(Ok(())) => tracing::error!("The runtime stopped unexpectedly; exiting."),
+    }
+    std::process::exit(EXIT_JOURNAL_FAILED)
+}
+
+/// The exit code after a journal failure (EX_IOERR in sysexits.h).
+const EXIT_JOURNAL_FAILED: i32 = 74;
 
 /// Webhooks are on but no secret was configured: ask Replicate for the account's, retrying
 /// briefly so a flaky start does not fail the whole process.

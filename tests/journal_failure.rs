@@ -27,24 +27,27 @@ async fn a_failed_fsync_stops_the_engine_and_no_error_answered_start_runs() {
     let plain = "[workflows.plain]\nmodel = \"test/tryon\"\n[workflows.plain.input]\nx = \"{{item.x}}\"\n";
     let config = config_toml(dir.path(), &sim.base_url(), plain);
     // Open, marks and the first few groups succeed; a later commit fails after applying.
-    let mut app = App::spawn_with_env(dir.path(), &config, &[("STEPWISE_FAULT_FAIL_SYNC_AFTER", "12")]);
+    let mut app = App::spawn_with_env(dir.path(), &config, &[("STEPWISE_FAULT_FAIL_SYNC_AFTER", "8")]);
     let base = app.url.clone();
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let starts = (0..STARTS).map(|i| {
-        let (client, base) = (client.clone(), base.clone());
-        tokio::spawn(async move {
-            let body = json!({"workflow": "plain", "items": [{"x": i}]});
-            let sent = client.post(format!("{base}/v1/tasks")).header("idempotency-key", format!("k{i}")).json(&body).send().await;
-            match sent {
-                Ok(response) if response.status() == 201 => Outcome::Created,
-                Ok(response) => Outcome::Refused(response.status().as_u16()),
-                Err(_) => Outcome::Unanswered,
-            }
-        })
-    });
+    // Waves of concurrent starts, so the failing commit lands among them.
     let mut outcomes = vec![];
-    for start in starts.collect::<Vec<_>>() {
-        outcomes.push(start.await.unwrap());
+    for wave in 0..STARTS / 10 {
+        let starts = (wave * 10..wave * 10 + 10).map(|i| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                let body = json!({"workflow": "plain", "items": [{"x": i}]});
+                let key = format!("k{i}");
+                match client.post(format!("{base}/v1/tasks")).header("idempotency-key", key).json(&body).send().await {
+                    Ok(response) if response.status() == 201 => Outcome::Created,
+                    Ok(response) => Outcome::Refused(response.status().as_u16()),
+                    Err(_) => Outcome::Unanswered,
+                }
+            })
+        });
+        for start in starts.collect::<Vec<_>>() {
+            outcomes.push(start.await.unwrap());
+        }
     }
     let status = app.wait_for_exit(Duration::from_secs(60)).await;
     assert_eq!(status.code(), Some(74), "the engine exits with EX_IOERR after a failed commit");

@@ -346,6 +346,9 @@ impl Dispatcher {
             }
             tracing::warn!(msg_id = %delivery.msg_id, url = %delivery.url, "Gave up on a terminal webhook.");
         }
+        if let Some(persister) = self.state.upgrade().as_ref().and_then(SimState::persister) {
+            persister.webhook_done(&delivery.prediction_id); // Not owed after a restart.
+        }
         self.release_start(&delivery.prediction_id);
     }
 

@@ -18,6 +18,8 @@
 //! - [`webhooks`]: webhook signing, event filters, the retry schedule and webhook fault draws.
 //! - [`delivery`]: the one background task that sends webhooks at each prediction's terminal
 //!   time, with retries.
+//! - [`persist`]: the optional state file ([`SimConfig::state_file`]) that lets a restarted
+//!   simulator keep serving its predictions.
 //!
 //! Statuses are computed from the clock at read time, so no per-prediction timers exist; the
 //! webhook dispatcher keeps one heap of due deliveries for the whole simulator.
@@ -28,6 +30,7 @@ pub mod gate;
 pub mod headers;
 pub mod list;
 pub mod output;
+pub mod persist;
 pub mod prediction;
 pub mod problem;
 pub mod ratelimit;
@@ -39,6 +42,7 @@ pub mod webhooks;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -83,6 +87,11 @@ pub struct SimConfig {
     pub webhook_retry_scale: f64,
     /// Timeout of one webhook attempt (connect, send and answer).
     pub webhook_timeout: Duration,
+    /// Keep the predictions (and the webhook secret) in this file, so a simulator started again
+    /// on it serves the same predictions on the same timelines and still delivers the terminal
+    /// webhooks it owed (see [`persist`]). Creates and cancels are answered once fsynced. The
+    /// file's secret is used unless `webhook_secret` is set. `None` keeps everything in memory.
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for SimConfig {
@@ -100,6 +109,7 @@ impl Default for SimConfig {
             webhook_secret: None,
             webhook_retry_scale: 1.0,
             webhook_timeout: Duration::from_secs(10),
+            state_file: None,
         }
     }
 }
@@ -193,7 +203,7 @@ impl SimHandle {
         self.state.webhook_secret().to_string()
     }
 
-    /// Number of successful create calls.
+    /// Number of successful create calls (with a state file: also those of earlier runs).
     pub fn create_calls(&self) -> u64 {
         self.state.store().create_calls()
     }
@@ -231,7 +241,8 @@ impl SimHandle {
     }
 
     /// Stops accepting connections, releases `Prefer: wait` requests and waits briefly for
-    /// open connections; after one second the server task is aborted.
+    /// open connections; after one second the server task is aborted. Then fsyncs the state
+    /// file, if any.
     pub async fn shutdown(self) {
         self.state.begin_shutdown();
         let mut server = self.server;
@@ -241,6 +252,11 @@ impl SimHandle {
         {
             tracing::warn!(addr = %self.addr, "Simulator did not stop within 1 s; aborting it.");
             server.abort();
+        }
+        if let Some(persister) = self.state.persister() {
+            if let Err(error) = persister.flush().await {
+                tracing::warn!(%error, "The simulator state was not fully written.");
+            }
         }
     }
 }
@@ -255,9 +271,10 @@ pub struct PredictionTimes {
 }
 
 /// Serves the simulator on `listener` in a spawned task. Fails with `InvalidInput` when
-/// `config.webhook_secret` is not `whsec_<base64>`.
+/// `config.webhook_secret` is not `whsec_<base64>`, and with `InvalidData` (naming the path)
+/// when `config.state_file` exists but cannot be read back.
 pub async fn start(
-    config: SimConfig,
+    mut config: SimConfig,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<SimHandle> {
     if let Some(secret) = &config.webhook_secret {
@@ -273,7 +290,15 @@ pub async fn start(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
+    let state_file = config.state_file.clone();
+    let loaded = match &state_file {
+        Some(path) => Some(load_state(path, &mut config)?),
+        None => None,
+    };
     let state = SimState::new(config, base);
+    if let (Some(path), Some(loaded)) = (state_file, loaded) {
+        restore_state(&state, &path, addr, loaded)?;
+    }
     let app = router(state.clone());
     let mut stop = state.shutdown_signal();
     let server = tokio::spawn(async move {
@@ -292,4 +317,76 @@ pub async fn start(
         addr,
         server,
     })
+}
+
+/// Reads the state file; its webhook secret applies unless `config` sets one.
+fn load_state(path: &Path, config: &mut SimConfig) -> std::io::Result<persist::Loaded> {
+    let loaded = persist::load(path)?;
+    if let (None, Some(secret)) = (&config.webhook_secret, &loaded.webhook_secret) {
+        if !webhooks::valid_secret(secret) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "cannot load simulator state file {}: its webhook secret is not whsec_ followed by base64",
+                    path.display()
+                ),
+            ));
+        }
+        config.webhook_secret = Some(secret.clone());
+    }
+    Ok(loaded)
+}
+
+/// Puts the loaded predictions in the store, rewrites the state file compacted and starts
+/// appending to it, and schedules the terminal webhooks still owed (due at once for the
+/// predictions that finished while the simulator was down).
+fn restore_state(
+    state: &SimState,
+    path: &Path,
+    addr: SocketAddr,
+    loaded: persist::Loaded,
+) -> std::io::Result<()> {
+    let persist::Loaded {
+        predictions,
+        webhooks_done,
+        ..
+    } = loaded;
+    let owed: Vec<delivery::Msg> = predictions
+        .iter()
+        .filter(|p| !webhooks_done.contains(&p.id))
+        .filter(|p| {
+            webhooks::wants(
+                p.webhook_events_filter.as_deref(),
+                webhooks::Event::Completed,
+            )
+        })
+        .filter_map(|p| {
+            Some(delivery::Msg::Created {
+                id: p.id.clone(),
+                url: p.webhook.clone()?,
+                start_body: None,
+                completed: true,
+                terminal_at: p.terminal_at(),
+            })
+        })
+        .collect();
+    let count = predictions.len();
+    let persister = {
+        let mut store = state.store();
+        store.restore(predictions);
+        persist::open(
+            path,
+            addr,
+            state.webhook_secret(),
+            store.all(),
+            &webhooks_done,
+        )?
+    };
+    state.set_persister(persister);
+    let owed_count = owed.len();
+    for msg in owed {
+        state.send_webhook(msg);
+    }
+    tracing::info!(path = %path.display(), predictions = count, webhooks_owed = owed_count, "Simulator state loaded.");
+    Ok(())
 }

@@ -44,6 +44,9 @@ struct Args {
     /// A fixed whsec_<base64> webhook signing secret [default: a random one].
     #[arg(long, value_parser = webhook_secret)]
     webhook_secret: Option<String>,
+    /// Keep predictions and the webhook secret in this file, so a restart serves them again.
+    #[arg(long)]
+    state_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     faults: FaultArgs,
 }
@@ -191,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
         seed: args.seed,
         webhook_secret: args.webhook_secret,
         webhook_retry_scale: args.webhook_retry_scale,
+        state_file: args.state_file,
         rate_limits: if args.low_credit {
             Some(RateLimits::low_credit())
         } else {

@@ -209,7 +209,13 @@ impl StoredPrediction {
         obj.insert("id".into(), json!(self.id));
         obj.insert("model".into(), json!(self.model));
         obj.insert("version".into(), json!(self.version));
-        obj.insert("input".into(), self.input.clone());
+        // Replicate deletes an API prediction's input with its output (`data_removed`).
+        let input = if removed {
+            Value::Null
+        } else {
+            self.input.clone()
+        };
+        obj.insert("input".into(), input);
         obj.insert("logs".into(), logs);
         if !omit {
             obj.insert("output".into(), output);

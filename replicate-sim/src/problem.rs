@@ -31,6 +31,9 @@ pub enum ApiError {
     /// A server error injected by the fault switches.
     #[error("injected {status} error")]
     Injected { status: u16 },
+    /// The state file could not be written (the change is not durable).
+    #[error("storage failed: {0}")]
+    Storage(String),
 }
 
 impl ApiError {
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::Injected { status } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
+            ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -98,6 +102,11 @@ impl ApiError {
                 "detail": format!("Request was throttled. Your rate limit resets in ~{retry_after}s."),
                 "status": status,
                 "retry_after": retry_after,
+            }),
+            ApiError::Storage(detail) => json!({
+                "title": "Internal Server Error",
+                "detail": detail,
+                "status": status,
             }),
             ApiError::Injected { .. } => {
                 let reason = self.status().canonical_reason().unwrap_or("Server error");

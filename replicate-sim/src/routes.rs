@@ -20,6 +20,7 @@ use crate::delivery::Msg;
 use crate::gate::{fault_gate, ReceivedAt};
 use crate::headers::{parse_cancel_after, parse_prefer, WaitPreference};
 use crate::list::{plan_page, Cursor};
+use crate::persist::Durable;
 use crate::problem::ApiError;
 use crate::request::{parse_create, CreateRoute};
 use crate::state::SimState;
@@ -156,17 +157,22 @@ async fn create(
 
     let now = OffsetDateTime::now_utc();
     let received = received.map_or(now, |Extension(ReceivedAt(at))| at.min(now));
-    let (id, mut prediction, hook) = {
+    let (id, mut prediction, hook, durable) = {
         let mut store = state.store();
         let position = store.create(new, received);
         let stored = store.at(position);
+        // Queued under the lock, so the state file keeps the store's order.
+        let durable = state
+            .persister()
+            .map_or_else(Durable::none, |p| p.created(stored));
         let hook = stored.webhook.clone().map(|url| {
             let filter = stored.webhook_events_filter.as_deref();
             let events = (wants(filter, Event::Start), wants(filter, Event::Completed));
             (url, events, stored.terminal_at())
         });
-        (stored.id.clone(), state.render(stored, now), hook)
+        (stored.id.clone(), state.render(stored, now), hook, durable)
     };
+    durable.wait().await.map_err(ApiError::Storage)?;
     tracing::debug!(prediction_id = %id, model = %prediction["model"], "Prediction created.");
     if let Some((url, (start, completed), terminal_at)) = hook {
         let start_body =
@@ -242,12 +248,22 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let (prediction, changed, hooked) = {
+    let (prediction, changed, hooked, durable) = {
         let mut store = state.store();
         let stored = store.get_mut(&id).ok_or(ApiError::NotFound)?;
         let changed = stored.cancel(now);
-        (state.render(stored, now), changed, stored.webhook.is_some())
+        let durable = match (changed, state.persister()) {
+            (true, Some(persister)) => persister.canceled(&id, now),
+            _ => Durable::none(),
+        };
+        (
+            state.render(stored, now),
+            changed,
+            stored.webhook.is_some(),
+            durable,
+        )
     };
+    durable.wait().await.map_err(ApiError::Storage)?;
     if changed {
         tracing::debug!(prediction_id = %id, "Prediction canceled.");
         state.changed().notify_waiters();
@@ -318,7 +334,10 @@ async fn webhook_secret(State(state): State<SimState>) -> Json<Value> {
     Json(json!({ "key": state.webhook_secret() }))
 }
 
-async fn output_file(State(state): State<SimState>, Path((hash, _name)): Path<(String, String)>) -> Response {
+async fn output_file(
+    State(state): State<SimState>,
+    Path((hash, _name)): Path<(String, String)>,
+) -> Response {
     if hash.len() != 16 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
         return ApiError::NotFound.into_response();
     }

@@ -4,7 +4,7 @@
 //! short, synchronous sections and never both at once.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -16,6 +16,7 @@ use tokio::sync::{watch, Notify};
 use crate::delivery::{Hub, Msg, Settings};
 use crate::faults::{chance, LifecycleFaults};
 use crate::gate::Gate;
+use crate::persist::Persister;
 use crate::prediction::{Plan, RenderCtx, StoredPrediction};
 use crate::webhooks::random_secret;
 use crate::{ModelBehavior, SimConfig};
@@ -163,6 +164,19 @@ impl Store {
     pub fn set_lifecycle(&mut self, lifecycle: LifecycleFaults) {
         self.lifecycle = lifecycle;
     }
+
+    /// Replaces every prediction with `predictions` (read back from a state file), sorted by
+    /// creation time; they count as create calls.
+    pub fn restore(&mut self, mut predictions: Vec<StoredPrediction>) {
+        predictions.sort_by_key(|p| p.created_at);
+        self.index = predictions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.id.clone(), i))
+            .collect();
+        self.create_calls = predictions.len() as u64;
+        self.predictions = predictions;
+    }
 }
 
 /// Everything the handlers share; cheap to clone.
@@ -186,6 +200,8 @@ struct Inner {
     /// Flips to true when the server shuts down, so waiting requests return early. The sender
     /// lives here so it outlives every receiver.
     shutdown: watch::Sender<bool>,
+    /// Set once at start when the simulator persists its state ([`crate::persist`]).
+    persist: OnceLock<Persister>,
 }
 
 impl SimState {
@@ -218,6 +234,7 @@ impl SimState {
                 gate: Mutex::new(gate),
                 changed: Notify::new(),
                 shutdown: watch::Sender::new(false),
+                persist: OnceLock::new(),
             }),
         }
     }
@@ -262,6 +279,16 @@ impl SimState {
         WeakSimState(Arc::downgrade(&self.inner))
     }
 
+    /// Where creates, cancels and webhook notes are written, when the state is persisted.
+    pub fn persister(&self) -> Option<&Persister> {
+        self.inner.persist.get()
+    }
+
+    pub(crate) fn set_persister(&self, persister: Persister) {
+        // Called once, by `start`, before any request is served.
+        let _ = self.inner.persist.set(persister);
+    }
+
     pub fn changed(&self) -> &Notify {
         &self.inner.changed
     }
@@ -286,7 +313,9 @@ impl SimState {
     /// Whether the output file with this hash is still served: some prediction with that
     /// output has not passed its output retention (or none is set).
     pub fn file_alive(&self, hash: &str, now: time::OffsetDateTime) -> bool {
-        let Some(retention) = self.inner.output_retention else { return true };
+        let Some(retention) = self.inner.output_retention else {
+            return true;
+        };
         let store = self.inner.store.lock().unwrap_or_else(|p| p.into_inner());
         store.all().iter().any(|p| {
             let snap = p.snapshot(now);

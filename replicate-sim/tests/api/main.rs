@@ -6,6 +6,7 @@ mod faults;
 mod helpers;
 mod lifecycle;
 mod listing;
+mod persistence;
 mod receiver;
 mod retention;
 mod sync;
