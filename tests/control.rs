@@ -173,3 +173,39 @@ async fn with_an_api_token_cancel_and_retry_need_it() {
     let ok = app.http.post(format!("{}/v1/tasks/{id}/cancel", app.url)).bearer_auth("s3cret").send().await.unwrap();
     assert_eq!(ok.status(), 200);
 }
+
+/// A task canceled while its create waits for the rate limiter never creates a prediction:
+/// the create is journaled as sent only when it may leave, and a canceled task refuses that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_canceled_while_its_create_waits_for_the_rate_limit_makes_no_prediction() {
+    let sim = start_sim(100).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_toml(dir.path(), &sim.base_url(), "")
+        .replace("creates_per_minute = 60000", "creates_per_minute = 30")
+        .replace("create_burst = 1000", "create_burst = 1");
+    let app = App::spawn(dir.path(), &config);
+    let first = app.start_ok(&tryon_body("first", 1)).await;
+    let mut waiting = vec![];
+    for n in 0..3 {
+        let id = app.start_ok(&tryon_body(&format!("waiting{n}"), 1)).await;
+        let (status, body) = app.control(&id, "cancel").await;
+        assert_eq!(status, 200, "{body}");
+        waiting.push(id);
+    }
+    // Creates are let out every 2 s: the canceled tasks' turns come and go unused.
+    for id in &waiting {
+        let deadline = std::time::Instant::now() + WITHIN;
+        loop {
+            let journal: Value = app.http.get(format!("{}/v1/tasks/{id}/journal", app.url)).send().await.unwrap().json().await.unwrap();
+            let kinds: Vec<&str> = journal["events"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+            if kinds.contains(&"cancel_settled") {
+                assert!(!kinds.contains(&"create_sent"), "{kinds:?}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the cancel never settled: {kinds:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(app.wait_until_finished(&first, WITHIN).await["status"], "succeeded");
+    assert_eq!(sim.create_calls(), 1, "only the task that was not canceled made a prediction");
+}

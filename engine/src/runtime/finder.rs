@@ -43,6 +43,8 @@ struct State {
     running: bool,
     /// Predictions a create or search returned, not yet known to be journaled.
     claimed: HashMap<String, Instant>,
+    /// When `claimed` last dropped its expired entries.
+    pruned: Option<Instant>,
     /// One lock per input: creates hold it shared while out, a pass holds it exclusively.
     locks: HashMap<u64, Weak<RwLock<()>>>,
 }
@@ -98,7 +100,13 @@ impl Finder {
 
     /// Marks a prediction as this process's, until its owner is journaled.
     pub fn claim(&self, prediction_id: &str) {
-        self.state().claimed.insert(prediction_id.to_owned(), Instant::now());
+        let mut state = self.state();
+        state.claimed.insert(prediction_id.to_owned(), Instant::now());
+        // Every create claims one: drop expired claims now and then, searches or not.
+        if state.pruned.is_none_or(|at| at.elapsed() >= CLAIM_TTL / 15) {
+            state.claimed.retain(|_, at| at.elapsed() < CLAIM_TTL);
+            state.pruned = Some(Instant::now());
+        }
     }
 
     fn lock_for(&self, key: u64) -> Arc<RwLock<()>> {
