@@ -349,3 +349,23 @@ fn only_a_failed_task_can_be_retried() {
     apply(&mut canceled, &cancel("x")).unwrap();
     assert_eq!(apply(&mut canceled, &Event::TaskRetried { at: 1 }), Err(Ignored::TaskFinished));
 }
+
+#[test]
+fn create_marks_widen_the_attempts_send_window_and_a_new_attempt_starts_without_one() {
+    let mut task = task(1);
+    apply(&mut task, &requested(1, 1)).unwrap();
+    assert_eq!(task.steps[0].sent, None, "an intent alone never reached Replicate");
+    for at in [2_100, 2_500] {
+        apply(&mut task, &Event::CreateSent { step: 1, attempt: 1, at }).unwrap();
+    }
+    assert_eq!(task.steps[0].sent, Some(crate::model::SendWindow { first: 2_100, last: 2_500 }));
+    let stale = Event::CreateSent { step: 1, attempt: 2, at: 2_600 };
+    assert_eq!(apply(&mut task, &stale), Err(Ignored::Stale { step: 1 }));
+    let failed = Event::AttemptFailed { step: 1, prediction_id: None, error: "reset".into(), at: 2_700 };
+    apply(&mut task, &failed).unwrap();
+    apply(&mut task, &requested(1, 2)).unwrap();
+    assert_eq!(task.steps[0].sent, None, "the new attempt has sent nothing yet");
+    apply(&mut task, &Event::PredictionCreated { step: 1, attempt: 2, prediction_id: pred(1), at: 2_800 }).unwrap();
+    let late = Event::CreateSent { step: 1, attempt: 2, at: 2_900 };
+    assert_eq!(apply(&mut task, &late), Err(Ignored::Stale { step: 1 }), "nothing is sent once the prediction is known");
+}
