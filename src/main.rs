@@ -16,7 +16,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "stepwise", version, about = "A durable workflow engine for Replicate predictions")]
+#[command(
+    name = "stepwise",
+    version,
+    about = "A durable workflow engine for Replicate predictions"
+)]
 struct Cli {
     /// Log lines as human text or as JSON objects (for collectors).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -59,12 +63,16 @@ fn main() -> ExitCode {
         Command::Serve { .. } => "info,sled=warn,hyper=warn",
         _ => "warn",
     };
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("STEPWISE_LOG").unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STEPWISE_LOG")
+        .unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
     match cli.log_format {
         LogFormat::Json => logs.json().init(),
-        LogFormat::Human => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Human => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
     }
     let result = match cli.command {
         Command::Serve { config, simulate } => serve::run(config, simulate),
@@ -72,7 +80,10 @@ fn main() -> ExitCode {
         Command::Tasks(args) => cli::tasks(args),
         Command::Inspect(args) => cli::inspect(args),
         Command::CheckConfig { path } => serve::load_config(path).and_then(|(config, origin)| {
-            println!("# effective configuration from {origin} (secrets masked)\n{}", config.masked_toml()?);
+            println!(
+                "# effective configuration from {origin} (secrets masked)\n{}",
+                config.masked_toml()?
+            );
             Ok(())
         }),
     };

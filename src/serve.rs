@@ -15,17 +15,23 @@ const HTTP_GRACE: Duration = Duration::from_secs(10);
 pub fn load_config(path: Option<PathBuf>) -> anyhow::Result<(Config, String)> {
     match path {
         Some(path) => Ok((Config::load(&path)?, path.display().to_string())),
-        None if std::path::Path::new("config.toml").exists() => {
-            Ok((Config::load("config.toml".as_ref())?, "./config.toml".into()))
-        }
-        None => Ok((Config::from_toml(EMBEDDED_DEFAULT, "(embedded defaults)")?, "embedded defaults".into())),
+        None if std::path::Path::new("config.toml").exists() => Ok((
+            Config::load("config.toml".as_ref())?,
+            "./config.toml".into(),
+        )),
+        None => Ok((
+            Config::from_toml(EMBEDDED_DEFAULT, "(embedded defaults)")?,
+            "embedded defaults".into(),
+        )),
     }
 }
 
 pub fn run(config_path: Option<PathBuf>, simulate: bool) -> anyhow::Result<()> {
     let (mut config, origin) = load_config(config_path)?;
     tracing::info!(config = %origin, "Configuration loaded.");
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let _simulator = if simulate { Some(start_simulator(&mut config).await?) } else { None };
         if config.replicate.api_token.is_none() {
@@ -40,7 +46,8 @@ const SIMULATOR_STATE: &str = "simulator.jsonl";
 
 async fn start_simulator(config: &mut Config) -> anyhow::Result<replicate_sim::SimHandle> {
     let data_dir = &config.storage.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let state_file = data_dir.join(SIMULATOR_STATE);
     let listener = bind_simulator(&state_file).await?;
     let sim_config = replicate_sim::SimConfig {
@@ -70,10 +77,14 @@ async fn start_simulator(config: &mut Config) -> anyhow::Result<replicate_sim::S
 /// A loopback listener for the simulator: on the port it had before (recorded in its state
 /// file) when that is free, so the output URLs it served keep working; else on a random one.
 async fn bind_simulator(state_file: &std::path::Path) -> anyhow::Result<tokio::net::TcpListener> {
-    if let Some(addr) = replicate_sim::persist::previous_addr(state_file).filter(|a| a.ip().is_loopback()) {
+    if let Some(addr) =
+        replicate_sim::persist::previous_addr(state_file).filter(|a| a.ip().is_loopback())
+    {
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => return Ok(listener),
-            Err(error) => tracing::info!(%addr, %error, "The simulator's previous port is taken; using another."),
+            Err(error) => {
+                tracing::info!(%addr, %error, "The simulator's previous port is taken; using another.")
+            }
         }
     }
     Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
@@ -85,7 +96,12 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     }
     let shutdown = CancellationToken::new();
     let (engine, runtime) = Engine::launch(&config, StoreChoice::Disk, shutdown.clone())
-        .with_context(|| format!("cannot start with data dir {}", config.storage.data_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot start with data dir {}",
+                config.storage.data_dir.display()
+            )
+        })?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -107,7 +123,10 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         tracing::warn!("Open requests did not finish in time; closing them.");
     }
     shutdown.cancel();
-    runtime.await.context("the runtime panicked")?.context("the journal failed")?;
+    runtime
+        .await
+        .context("the runtime panicked")?
+        .context("the journal failed")?;
     tracing::info!("Stopped cleanly.");
     Ok(())
 }
@@ -115,10 +134,16 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
 /// The runtime ended by itself: its journal failed (or it panicked). What is durable is
 /// only known from disk, so exit at once, answering none of the requests it left waiting
 /// (`stepwise_server::error::unanswered`); the supervisor starts the engine again.
-fn exit_on_journal_failure(ended: Result<Result<(), stepwise_engine::journal::StoreError>, tokio::task::JoinError>) -> ! {
+fn exit_on_journal_failure(
+    ended: Result<Result<(), stepwise_engine::journal::StoreError>, tokio::task::JoinError>,
+) -> ! {
     match ended {
-        Ok(Err(error)) => tracing::error!(%error, "The journal failed; exiting so that the engine restarts from what is on disk."),
-        Err(error) => tracing::error!(%error, "The runtime panicked; exiting so that the engine restarts from what is on disk."),
+        Ok(Err(error)) => {
+            tracing::error!(%error, "The journal failed; exiting so that the engine restarts from what is on disk.")
+        }
+        Err(error) => {
+            tracing::error!(%error, "The runtime panicked; exiting so that the engine restarts from what is on disk.")
+        }
         Ok(Ok(())) => tracing::error!("The runtime stopped unexpectedly; exiting."),
     }
     std::process::exit(EXIT_JOURNAL_FAILED)
@@ -138,7 +163,9 @@ async fn fetch_webhook_secret(config: &Config) -> anyhow::Result<String> {
                 tracing::info!("Webhook signing secret fetched from Replicate.");
                 return Ok(secret);
             }
-            Err(stepwise_engine::replicate::ClientError::Retryable { message, .. }) if attempt < 5 => {
+            Err(stepwise_engine::replicate::ClientError::Retryable { message, .. })
+                if attempt < 5 =>
+            {
                 attempt += 1;
                 tracing::warn!(%message, attempt, "Fetching the webhook secret failed; retrying.");
                 tokio::time::sleep(Duration::from_millis(500 << attempt)).await;

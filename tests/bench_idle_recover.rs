@@ -21,13 +21,26 @@ fn bench(args: &[&str]) -> Value {
         String::from_utf8_lossy(&output.stdout)
     );
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("bench {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&output.stdout))
+        panic!(
+            "bench {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
     })
 }
 
 #[test]
 fn idle_reports_memory_and_cpu_of_waiting_tasks() {
-    let report = bench(&["idle", "--tasks", "200", "--steps", "2", "--settle-seconds", "0.5", "--idle-seconds", "1"]);
+    let report = bench(&[
+        "idle",
+        "--tasks",
+        "200",
+        "--steps",
+        "2",
+        "--settle-seconds",
+        "0.5",
+        "--idle-seconds",
+        "1",
+    ]);
     assert_eq!(report["scenario"], "idle");
     let results = report["results"].as_array().expect("results");
     assert_eq!(results.len(), 1);

@@ -16,8 +16,12 @@ fn bench(args: &[&str]) -> Value {
         .expect("the stepwise binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "bench {args:?} failed: {stderr}\n{stdout}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("bench {args:?} printed no JSON ({e}): {stdout}"))
+    assert!(
+        output.status.success(),
+        "bench {args:?} failed: {stderr}\n{stdout}"
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("bench {args:?} printed no JSON ({e}): {stdout}"))
 }
 
 /// A load result: `requests` done, no errors, positive throughput, ordered percentiles.
@@ -30,26 +34,49 @@ fn check_load(what: &str, load: &Value, requests: u64) {
 }
 
 fn check_latency(what: &str, latency: &Value) {
-    let at = |key: &str| latency[key].as_f64().unwrap_or_else(|| panic!("{what}: no {key} in {latency}"));
+    let at = |key: &str| {
+        latency[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{what}: no {key} in {latency}"))
+    };
     assert!(at("p50_ms") >= 0.0, "{what}: {latency}");
-    assert!(at("p50_ms") <= at("p90_ms") && at("p90_ms") <= at("p99_ms") && at("p99_ms") <= at("max_ms"), "{what}: {latency}");
+    assert!(
+        at("p50_ms") <= at("p90_ms")
+            && at("p90_ms") <= at("p99_ms")
+            && at("p99_ms") <= at("max_ms"),
+        "{what}: {latency}"
+    );
 }
 
 fn positive(value: &Value, what: &str) -> f64 {
-    let number = value.as_f64().unwrap_or_else(|| panic!("{what} is not a number: {value}"));
+    let number = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {value}"));
     assert!(number.is_finite() && number > 0.0, "{what} = {number}");
     number
 }
 
 #[test]
 fn start_scenario_reports_the_engine_and_its_three_references() {
-    let report = bench(&["start", "--requests", "200", "--clients", "4", "--warmup", "20", "--fsync-seconds", "0.2"]);
+    let report = bench(&[
+        "start",
+        "--requests",
+        "200",
+        "--clients",
+        "4",
+        "--warmup",
+        "20",
+        "--fsync-seconds",
+        "0.2",
+    ]);
     assert_eq!(report["scenario"], "start");
     check_load("engine", &report["engine"], 200);
     // Each series runs in four interleaved rounds whose shares add up to the plan.
     check_load("bare hyper", &report["reference"]["bare_hyper"], 200);
     assert_eq!(report["rounds"], 4);
-    let per_round = report["ratios"]["engine_vs_bare_hyper_per_round"].as_array().expect("a ratio per round");
+    let per_round = report["ratios"]["engine_vs_bare_hyper_per_round"]
+        .as_array()
+        .expect("a ratio per round");
     assert_eq!(per_round.len(), 4, "{report}");
     for ratio in per_round {
         positive(ratio, "a round's engine / bare hyper");
@@ -58,9 +85,18 @@ fn start_scenario_reports_the_engine_and_its_three_references() {
     positive(&report["ratios"]["engine_vs_floor"], "engine / floor");
     positive(&report["ratios"]["floor_vs_fdatasync"], "floor / fdatasync");
     positive(&report["reference"]["fdatasync"]["syncs"], "fsyncs");
-    positive(&report["reference"]["fdatasync"]["per_second"], "fsyncs per second");
-    positive(&report["ratios"]["engine_vs_bare_hyper"], "engine / bare hyper");
-    positive(&report["ratios"]["group_commit_factor"], "group-commit factor");
+    positive(
+        &report["reference"]["fdatasync"]["per_second"],
+        "fsyncs per second",
+    );
+    positive(
+        &report["ratios"]["engine_vs_bare_hyper"],
+        "engine / bare hyper",
+    );
+    positive(
+        &report["ratios"]["group_commit_factor"],
+        "group-commit factor",
+    );
     positive(&report["journal_groups"], "journal groups");
     assert!(report["targets"].is_object());
 }
@@ -68,31 +104,82 @@ fn start_scenario_reports_the_engine_and_its_three_references() {
 #[test]
 fn start_with_a_create_limit_measures_the_start_path_while_creates_wait() {
     // 60/min: a burst of 6 creates, then one every second; the run is shorter than that.
-    let report = bench(&["start", "--requests", "200", "--clients", "4", "--warmup", "20", "--fsync-seconds", "0.2", "--creates-per-minute", "60"]);
+    let report = bench(&[
+        "start",
+        "--requests",
+        "200",
+        "--clients",
+        "4",
+        "--warmup",
+        "20",
+        "--fsync-seconds",
+        "0.2",
+        "--creates-per-minute",
+        "60",
+    ]);
     check_load("engine", &report["engine"], 200);
     assert_eq!(report["creates_per_minute"], 60);
     let creates = report["creates"].as_u64().expect("creates counted");
-    assert!(creates < 20, "the limit held the creates back: {creates} of 200 went out during the run");
+    assert!(
+        creates < 20,
+        "the limit held the creates back: {creates} of 200 went out during the run"
+    );
     // Without a limit every start's create goes out during the run (or just after).
-    let unlimited = bench(&["start", "--requests", "200", "--clients", "4", "--warmup", "20", "--fsync-seconds", "0.2"]);
+    let unlimited = bench(&[
+        "start",
+        "--requests",
+        "200",
+        "--clients",
+        "4",
+        "--warmup",
+        "20",
+        "--fsync-seconds",
+        "0.2",
+    ]);
     assert!(unlimited["creates_per_minute"].is_null());
     assert!(unlimited["creates"].as_u64().unwrap() > 150, "{unlimited}");
 }
 
 #[test]
 fn status_scenario_reads_the_pool_and_compares_with_bare_hyper() {
-    let report = bench(&["status", "--pool", "50", "--requests", "300", "--clients", "4", "--warmup", "20"]);
+    let report = bench(&[
+        "status",
+        "--pool",
+        "50",
+        "--requests",
+        "300",
+        "--clients",
+        "4",
+        "--warmup",
+        "20",
+    ]);
     assert_eq!(report["scenario"], "status");
     assert_eq!(report["pool"], 50);
     positive(&report["answer_bytes"], "answer size");
     check_load("engine", &report["engine"], 300);
     check_load("bare hyper", &report["reference"]["bare_hyper"], 300);
-    positive(&report["ratios"]["engine_vs_bare_hyper"], "engine / bare hyper");
+    positive(
+        &report["ratios"]["engine_vs_bare_hyper"],
+        "engine / bare hyper",
+    );
 }
 
 #[test]
 fn e2e_scenario_finishes_every_task_and_measures_disk() {
-    let report = bench(&["e2e", "--tasks", "20", "--steps", "2", "--warmup", "4", "--clients", "4", "--payload-bytes", "300", "--idempotency-keys"]);
+    let report = bench(&[
+        "e2e",
+        "--tasks",
+        "20",
+        "--steps",
+        "2",
+        "--warmup",
+        "4",
+        "--clients",
+        "4",
+        "--payload-bytes",
+        "300",
+        "--idempotency-keys",
+    ]);
     assert_eq!(report["scenario"], "e2e");
     assert_eq!(report["payload_bytes"], 300);
     let modes = report["modes"].as_object().unwrap();
@@ -102,7 +189,10 @@ fn e2e_scenario_finishes_every_task_and_measures_disk() {
         assert_eq!(run["steps"], 40, "{mode}");
         assert_eq!(run["succeeded"], 20, "{mode}: {run}");
         assert_eq!(run["errors"], 0, "{mode}: {run}");
-        assert_eq!(run["predictions"], 40, "{mode}: exactly one prediction per step");
+        assert_eq!(
+            run["predictions"], 40,
+            "{mode}: exactly one prediction per step"
+        );
         check_load(mode, &run["starts"], 20);
         positive(&run["steps_per_second"], "steps per second");
         positive(&run["cpu_us_per_step"], "cpu per step");
@@ -111,8 +201,14 @@ fn e2e_scenario_finishes_every_task_and_measures_disk() {
         let disk = &run["disk"];
         positive(&disk["baseline"]["allocated_bytes"], "baseline size");
         positive(&disk["finished"]["allocated_bytes"], "size at finish");
-        assert!(disk["finished"]["allocated_per_task"].is_number(), "{mode}: {disk}");
-        assert!(disk["after_shutdown"]["apparent_per_step"].is_number(), "{mode}: {disk}");
+        assert!(
+            disk["finished"]["allocated_per_task"].is_number(),
+            "{mode}: {disk}"
+        );
+        assert!(
+            disk["after_shutdown"]["apparent_per_step"].is_number(),
+            "{mode}: {disk}"
+        );
         // The journal holds all 24 tasks (4 warm-up + 20), each finished and so sealed: one
         // record of its events, no loose event left, no snapshot checkpoint below 16 events,
         // its two predictions' owners and its idempotency key.
@@ -121,17 +217,31 @@ fn e2e_scenario_finishes_every_task_and_measures_disk() {
         assert_eq!(kinds["c"]["keys"], 24, "{mode}: {run}");
         assert_eq!(kinds["s"]["keys"], 24, "{mode}: {run}");
         assert_eq!(kinds["q"]["keys"], 48, "{mode}: {run}");
-        assert_eq!(kinds["i"]["keys"], 24, "{mode}: one idempotency key per task: {run}");
+        assert_eq!(
+            kinds["i"]["keys"], 24,
+            "{mode}: one idempotency key per task: {run}"
+        );
         assert!(kinds["p"].is_null(), "{mode}: {run}");
         assert!(kinds["e"].is_null(), "{mode}: {run}");
         assert!(kinds["t"].is_null(), "{mode}: {run}");
-        positive(&run["journal_live"]["bytes_per_task"], "journal bytes per task");
+        positive(
+            &run["journal_live"]["bytes_per_task"],
+            "journal bytes per task",
+        );
     }
 }
 
 #[test]
 fn transitions_scenario_times_every_transition_in_both_modes() {
-    let report = bench(&["transitions", "--transitions", "8", "--steps", "3", "--prediction-ms", "200"]);
+    let report = bench(&[
+        "transitions",
+        "--transitions",
+        "8",
+        "--steps",
+        "3",
+        "--prediction-ms",
+        "200",
+    ]);
     assert_eq!(report["scenario"], "transitions");
     for mode in ["webhooks", "polling"] {
         let result = &report["results"][mode];

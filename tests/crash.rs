@@ -15,7 +15,11 @@ const STEPS: usize = 3;
 async fn wait_for_creates(sim: &replicate_sim::SimHandle, at_least: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while sim.create_calls() < at_least {
-        assert!(Instant::now() < deadline, "only {} creates so far", sim.create_calls());
+        assert!(
+            Instant::now() < deadline,
+            "only {} creates so far",
+            sim.create_calls()
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -30,7 +34,12 @@ async fn kill_9_at_any_point_loses_no_task_and_duplicates_no_prediction() {
     for i in 0..TASKS {
         let response = app.start_task(&tryon_body(&format!("k{i}"), STEPS)).await;
         assert_eq!(response.status(), 201);
-        ids.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+        ids.push(
+            response.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
 
     // Kill at random moments in the first 40% of the run (each while predictions are in
@@ -38,7 +47,10 @@ async fn kill_9_at_any_point_loses_no_task_and_duplicates_no_prediction() {
     // one create per task (20) before its abort, and the tasks move in step, so a kill late
     // in the run (or a run started only to be killed) could leave the second abort nothing
     // to create, and it would never come.
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     let mut kill_points: Vec<u64> = (0..3).map(|k| 2 + (seed >> (k * 8)) % 22).collect();
     kill_points.sort();
     eprintln!("kill -9 after these create counts: {kill_points:?}");
@@ -53,7 +65,11 @@ async fn kill_9_at_any_point_loses_no_task_and_duplicates_no_prediction() {
     // Now crash between a create call and its journal write, twice.
     for _ in 0..2 {
         let before = sim.create_calls();
-        app = App::spawn_with_env(dir.path(), &config, &[("STEPWISE_FAULT_CRASH_AFTER_CREATE", "2")]);
+        app = App::spawn_with_env(
+            dir.path(),
+            &config,
+            &[("STEPWISE_FAULT_CRASH_AFTER_CREATE", "2")],
+        );
         let status = app.wait_for_exit(Duration::from_secs(60)).await;
         assert!(!status.success(), "the fault hook aborts the process");
         assert!(sim.create_calls() >= before + 2);
@@ -64,10 +80,20 @@ async fn kill_9_at_any_point_loses_no_task_and_duplicates_no_prediction() {
         let task = app.wait_until_finished(id, Duration::from_secs(60)).await;
         assert_chained(&sim, &task, &format!("k{i}"));
     }
-    assert_eq!(sim.create_calls() as usize, TASKS * STEPS, "one create per step, no more");
+    assert_eq!(
+        sim.create_calls() as usize,
+        TASKS * STEPS,
+        "one create per step, no more"
+    );
     let log = std::fs::read_to_string(dir.path().join("engine.log")).unwrap();
-    let adopted = log.lines().filter(|l| l.contains("Prediction created.") && l.contains("found=true")).count();
-    assert!(adopted >= 2, "recovery adopted the predictions created before each abort ({adopted})");
+    let adopted = log
+        .lines()
+        .filter(|l| l.contains("Prediction created.") && l.contains("found=true"))
+        .count();
+    assert!(
+        adopted >= 2,
+        "recovery adopted the predictions created before each abort ({adopted})"
+    );
 }
 
 /// The worst moment of a move to the archive: its archive batch durable, the journal's
@@ -79,7 +105,11 @@ async fn kill_9_in_the_middle_of_a_move_to_the_archive_loses_and_duplicates_noth
     let sim = start_sim(20).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config_toml(dir.path(), &sim.base_url(), "");
-    let mut app = App::spawn_with_env(dir.path(), &config, &[("STEPWISE_FAULT_CRASH_MID_MOVE", "1")]);
+    let mut app = App::spawn_with_env(
+        dir.path(),
+        &config,
+        &[("STEPWISE_FAULT_CRASH_MID_MOVE", "1")],
+    );
     let mut ids = vec![];
     for i in 0..6 {
         ids.push(app.start_ok(&tryon_body(&format!("m{i}"), 2)).await);
@@ -93,8 +123,21 @@ async fn kill_9_in_the_middle_of_a_move_to_the_archive_loses_and_duplicates_noth
         let task = app.wait_until_finished(id, Duration::from_secs(60)).await;
         assert_chained(&sim, &task, &format!("m{i}"));
     }
-    let listed: Value = app.http.get(format!("{}/v1/tasks?limit=100", app.url)).send().await.unwrap().json().await.unwrap();
-    let mut listed: Vec<&str> = listed["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    let listed: Value = app
+        .http
+        .get(format!("{}/v1/tasks?limit=100", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut listed: Vec<&str> = listed["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
     listed.sort();
     let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
     expected.sort();
@@ -103,10 +146,31 @@ async fn kill_9_in_the_middle_of_a_move_to_the_archive_loses_and_duplicates_noth
 
     let store = KvStore::open(&dir.path().join("data"), 1 << 20).unwrap();
     let unmoved = store.backend().scan(b"c", b"d", false, usize::MAX).unwrap();
-    assert!(unmoved.is_empty(), "every settled task has left the journal: {} left", unmoved.len());
+    assert!(
+        unmoved.is_empty(),
+        "every settled task has left the journal: {} left",
+        unmoved.len()
+    );
     let sealed = store.archive().scan(b"s", b"t", false, usize::MAX).unwrap();
-    assert_eq!(sealed.len(), ids.len(), "each task is one sealed record in the archive");
-    assert_eq!(store.list(&ListQuery { limit: 100, ..Default::default() }).unwrap().tasks.len(), ids.len());
+    assert_eq!(
+        sealed.len(),
+        ids.len(),
+        "each task is one sealed record in the archive"
+    );
+    assert_eq!(
+        store
+            .list(&ListQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .tasks
+            .len(),
+        ids.len()
+    );
     let log = std::fs::read_to_string(dir.path().join("engine.log")).unwrap();
-    assert!(log.contains("a move had been cut short"), "the restart finished the interrupted move");
+    assert!(
+        log.contains("a move had been cut short"),
+        "the restart finished the interrupted move"
+    );
 }

@@ -62,7 +62,14 @@ async fn answer(app: &App, sim: &SimHandle, token: Option<&str>, request: &Value
         }
         Some("heal") => {
             let model = request["model"].as_str().unwrap_or("test/failing");
-            sim.set_model(model, ModelBehavior { starting_ms: 50, processing_ms: 100, ..Default::default() });
+            sim.set_model(
+                model,
+                ModelBehavior {
+                    starting_ms: 50,
+                    processing_ms: 100,
+                    ..Default::default()
+                },
+            );
             json!({"ok": true})
         }
         _ => json!({"error": format!("unknown request {request}")}),
@@ -72,7 +79,12 @@ async fn answer(app: &App, sim: &SimHandle, token: Option<&str>, request: &Value
 /// Starts the simulator and the engine (with `server_extra` in its [server] section), runs one
 /// drive.js scenario against `GET /`, answering its requests; returns its output, or panics
 /// with it (and the engine log's tail) when the scenario failed.
-async fn run_scenario(scenario: &str, server_extra: &str, token: Option<&str>, screenshots: Option<&Path>) -> String {
+async fn run_scenario(
+    scenario: &str,
+    server_extra: &str,
+    token: Option<&str>,
+    screenshots: Option<&Path>,
+) -> String {
     // Try-on predictions take ~1.9 s each, so a running step is visible for a while;
     // `test/failing` fails fast (the retry scenario does not need to wait for it).
     let sim = start_sim(1500).await;
@@ -91,7 +103,10 @@ async fn run_scenario(scenario: &str, server_extra: &str, token: Option<&str>, s
     let app = App::spawn(dir.path(), &config);
 
     let mut args: Vec<String> = vec![
-        repo_root().join("server/dashboard/e2e/drive.js").display().to_string(),
+        repo_root()
+            .join("server/dashboard/e2e/drive.js")
+            .display()
+            .to_string(),
         "--scenario".into(),
         scenario.into(),
         "--url".into(),
@@ -156,13 +171,19 @@ async fn run_scenario(scenario: &str, server_extra: &str, token: Option<&str>, s
             }
         }
     }
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     let engine_log = std::fs::read_to_string(dir.path().join("engine.log")).unwrap_or_default();
     if timed_out {
         panic!("scenario {scenario} did not finish within {SCENARIO_DEADLINE:?}:\n{output}");
     }
     if !status.success() {
-        panic!("scenario {scenario} failed ({status}):\n{output}\n--- engine log (tail) ---\n{}", tail(&engine_log, 40));
+        panic!(
+            "scenario {scenario} failed ({status}):\n{output}\n--- engine log (tail) ---\n{}",
+            tail(&engine_log, 40)
+        );
     }
     println!("{output}");
     output
@@ -187,9 +208,14 @@ async fn with_a_token_the_dashboard_logs_in_follows_cancels_and_retries_tasks() 
     };
     let extra = format!("api_token = \"{TOKEN}\"");
     let output = run_scenario("protected", &extra, Some(TOKEN), Some(&shots)).await;
-    assert!(output.contains(r#""scenario":"protected","ok":true"#), "{output}");
+    assert!(
+        output.contains(r#""scenario":"protected","ok":true"#),
+        "{output}"
+    );
     for name in ["dashboard-task.png", "dashboard-list.png"] {
-        let size = std::fs::metadata(shots.join(name)).map(|m| m.len()).unwrap_or(0);
+        let size = std::fs::metadata(shots.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0);
         assert!(size > 20_000, "{name} is a real screenshot ({size} bytes)");
     }
 }
@@ -200,5 +226,8 @@ async fn without_a_token_the_dashboard_needs_no_login_and_cancels() {
         return;
     }
     let output = run_scenario("open", "", None, None).await;
-    assert!(output.contains(r#""scenario":"open","ok":true"#), "{output}");
+    assert!(
+        output.contains(r#""scenario":"open","ok":true"#),
+        "{output}"
+    );
 }

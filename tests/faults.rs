@@ -31,7 +31,11 @@ fn faults() -> Faults {
     };
     let mut faults = Faults::everywhere(retryable.clone());
     // A few creates are refused for good (422): those tasks must fail with that error.
-    let create = EndpointFaults { error_rate: 0.08, error_statuses: vec![422, 500, 502, 503, 504, 429, 500, 503], ..retryable };
+    let create = EndpointFaults {
+        error_rate: 0.08,
+        error_statuses: vec![422, 500, 502, 503, 504, 429, 500, 503],
+        ..retryable
+    };
     faults.endpoints.insert(Endpoint::Create, create);
     faults.prediction_failure_rate = Some(0.05);
     faults.retry_after_header = true;
@@ -69,7 +73,9 @@ async fn under_twenty_percent_faults_every_task_ends_right_with_one_prediction_p
     let made = predictions_by_garment(&sim);
     let mut outcomes: HashMap<&'static str, usize> = HashMap::new();
     for (i, task) in finished.iter().enumerate() {
-        *outcomes.entry(check_task(task, &format!("f{i}"), &made)).or_default() += 1;
+        *outcomes
+            .entry(check_task(task, &format!("f{i}"), &made))
+            .or_default() += 1;
     }
     let stats = sim.stats();
     eprintln!("outcomes {outcomes:?}; simulator {stats:?}");
@@ -78,12 +84,31 @@ async fn under_twenty_percent_faults_every_task_ends_right_with_one_prediction_p
     // are handled like any other (the outcomes above), and the account's per-minute limits
     // below hold whatever the load.
     let calls: u64 = stats.requests.values().sum();
-    assert!(stats.rate_limited * 200 <= calls, "the engine tripped the simulator's rate limits {} times in {calls} calls", stats.rate_limited);
-    assert!(stats.max_creates_per_minute <= CREATES_PER_MINUTE + 60, "{stats:?}");
-    assert!(stats.max_others_per_minute <= OTHERS_PER_MINUTE + 300, "{stats:?}");
-    assert!(stats.injected_errors > 100 && stats.injected_resets > 50 && stats.injected_hangs > 20, "faults were injected: {stats:?}");
-    assert!(outcomes.get("succeeded").copied().unwrap_or(0) > TASKS / 2, "{outcomes:?}");
-    assert!(outcomes.get("refused").copied().unwrap_or(0) > 0, "some creates were refused for good: {outcomes:?}");
+    assert!(
+        stats.rate_limited * 200 <= calls,
+        "the engine tripped the simulator's rate limits {} times in {calls} calls",
+        stats.rate_limited
+    );
+    assert!(
+        stats.max_creates_per_minute <= CREATES_PER_MINUTE + 60,
+        "{stats:?}"
+    );
+    assert!(
+        stats.max_others_per_minute <= OTHERS_PER_MINUTE + 300,
+        "{stats:?}"
+    );
+    assert!(
+        stats.injected_errors > 100 && stats.injected_resets > 50 && stats.injected_hangs > 20,
+        "faults were injected: {stats:?}"
+    );
+    assert!(
+        outcomes.get("succeeded").copied().unwrap_or(0) > TASKS / 2,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.get("refused").copied().unwrap_or(0) > 0,
+        "some creates were refused for good: {outcomes:?}"
+    );
 }
 
 /// The simulator's predictions of try-on steps, grouped by the step's garment.
@@ -107,10 +132,20 @@ fn check_task(task: &Value, tag: &str, made: &HashMap<String, Vec<Value>>) -> &'
         let attempts = step["attempt"].as_u64().unwrap() as usize;
         match step["status"].as_str().unwrap() {
             "succeeded" => {
-                assert_eq!(predictions.len(), attempts, "one prediction per attempt of {garment}: {task:#}");
-                let winner = predictions.iter().find(|p| p["id"] == step["prediction_id"]).expect("the step's prediction exists");
+                assert_eq!(
+                    predictions.len(),
+                    attempts,
+                    "one prediction per attempt of {garment}: {task:#}"
+                );
+                let winner = predictions
+                    .iter()
+                    .find(|p| p["id"] == step["prediction_id"])
+                    .expect("the step's prediction exists");
                 assert_eq!(winner["status"], "succeeded");
-                assert_eq!(winner["input"]["human_img"], previous, "chained input for {garment}");
+                assert_eq!(
+                    winner["input"]["human_img"], previous,
+                    "chained input for {garment}"
+                );
                 assert_eq!(step["output"], winner["output"]);
                 previous = step["output"].clone();
             }
@@ -118,7 +153,11 @@ fn check_task(task: &Value, tag: &str, made: &HashMap<String, Vec<Value>>) -> &'
                 assert_eq!(task["status"], "failed", "{task:#}");
                 let error = step["error"].as_str().unwrap();
                 if error.contains(REFUSAL) {
-                    assert_eq!(predictions.len(), attempts - 1, "a refused create made nothing: {task:#}");
+                    assert_eq!(
+                        predictions.len(),
+                        attempts - 1,
+                        "a refused create made nothing: {task:#}"
+                    );
                     return "refused";
                 }
                 assert_eq!(error, "Simulated model failure", "{task:#}");
@@ -128,7 +167,10 @@ fn check_task(task: &Value, tag: &str, made: &HashMap<String, Vec<Value>>) -> &'
             }
             "pending" => {
                 assert_eq!(task["status"], "failed", "{task:#}");
-                assert!(predictions.is_empty(), "no prediction for a step that never ran");
+                assert!(
+                    predictions.is_empty(),
+                    "no prediction for a step that never ran"
+                );
             }
             other => panic!("unexpected step status {other}: {task:#}"),
         }

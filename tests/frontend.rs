@@ -30,13 +30,16 @@ async fn serve_frontend() -> String {
     let root = frontend_dir();
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
             let root = root.clone();
             tokio::spawn(async move {
                 let mut request = Vec::new();
                 let mut buf = [0u8; 4096];
                 while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 64 * 1024 {
-                    match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+                    match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await
+                    {
                         Ok(Ok(n)) if n > 0 => request.extend_from_slice(&buf[..n]),
                         _ => return,
                     }
@@ -65,7 +68,11 @@ async fn serve_frontend() -> String {
                         };
                         ("200 OK", content_type, body)
                     }
-                    None => ("404 Not Found", "text/plain; charset=utf-8", b"not found\n".to_vec()),
+                    None => (
+                        "404 Not Found",
+                        "text/plain; charset=utf-8",
+                        b"not found\n".to_vec(),
+                    ),
                 };
                 let header = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
@@ -143,7 +150,9 @@ async fn run_scenario(scenario: &str, extra_args: &[&str]) -> String {
             "scenario {scenario} failed ({status}):\n{output}\n--- engine log (tail) ---\n{}",
             tail(&engine_log(), 40)
         ),
-        None => panic!("scenario {scenario} did not finish within {SCENARIO_DEADLINE:?}:\n{output}"),
+        None => {
+            panic!("scenario {scenario} did not finish within {SCENARIO_DEADLINE:?}:\n{output}")
+        }
     }
 }
 
@@ -166,7 +175,10 @@ async fn the_page_follows_a_task_live_until_every_step_succeeded_in_order() {
     };
     let output = run_scenario("live", &["--screenshot", &screenshot.display().to_string()]).await;
     assert!(output.contains(r#""succeededOrder":[1,2,3]"#), "{output}");
-    assert!(std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 10_000), "a real screenshot was taken");
+    assert!(
+        std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 10_000),
+        "a real screenshot was taken"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

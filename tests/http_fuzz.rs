@@ -41,7 +41,12 @@ struct Request {
 
 impl Request {
     fn new(method: &'static str, target: impl Into<String>) -> Request {
-        Request { method, target: target.into(), headers: vec![], body: Body::Empty }
+        Request {
+            method,
+            target: target.into(),
+            headers: vec![],
+            body: Body::Empty,
+        }
     }
 
     fn header(mut self, name: &'static str, value: impl Into<Vec<u8>>) -> Request {
@@ -64,8 +69,11 @@ impl Request {
     }
 
     fn bytes(&self, host: &str) -> Vec<u8> {
-        let mut out =
-            format!("{} {} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n", self.method, self.target).into_bytes();
+        let mut out = format!(
+            "{} {} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n",
+            self.method, self.target
+        )
+        .into_bytes();
         for (name, value) in &self.headers {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
@@ -100,7 +108,11 @@ impl Request {
                 format!(
                     " body ({} bytes{}): {shown:?}",
                     b.len(),
-                    if matches!(self.body, Body::Chunked(_)) { ", chunked" } else { "" }
+                    if matches!(self.body, Body::Chunked(_)) {
+                        ", chunked"
+                    } else {
+                        ""
+                    }
                 )
             }
         };
@@ -126,7 +138,10 @@ struct Reply {
 
 impl Reply {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn json(&self) -> Option<Value> {
@@ -135,12 +150,19 @@ impl Reply {
 
     fn describe(&self) -> String {
         let body = String::from_utf8_lossy(&self.body[..self.body.len().min(300)]).into_owned();
-        format!("{} (content-type {:?}) {body}", self.status, self.header("content-type"))
+        format!(
+            "{} (content-type {:?}) {body}",
+            self.status,
+            self.header("content-type")
+        )
     }
 }
 
 fn host(app: &App) -> String {
-    app.url.trim_start_matches("http://").trim_end_matches('/').to_owned()
+    app.url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// Sends `request` on a fresh connection and reads one reply. Err when the connection drops
@@ -148,7 +170,9 @@ fn host(app: &App) -> String {
 /// so a server that answers before reading an oversized body is still heard.
 async fn send(host: &str, request: &Request) -> Result<Reply, String> {
     let started = Instant::now();
-    let stream = TcpStream::connect(host).await.map_err(|e| format!("cannot connect: {e}"))?;
+    let stream = TcpStream::connect(host)
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
     let (mut reader, mut writer) = stream.into_split();
     let bytes = request.bytes(host);
     let writing = tokio::spawn(async move {
@@ -164,10 +188,14 @@ async fn send(host: &str, request: &Request) -> Result<Reply, String> {
             }
             match reader.read(&mut buf).await {
                 Ok(0) => {
-                    return parse_reply(&raw, true).ok_or_else(|| "connection closed before a whole reply".to_owned())
+                    return parse_reply(&raw, true)
+                        .ok_or_else(|| "connection closed before a whole reply".to_owned())
                 }
                 Ok(n) => raw.extend_from_slice(&buf[..n]),
-                Err(e) => return parse_reply(&raw, true).ok_or_else(|| format!("connection dropped: {e}")),
+                Err(e) => {
+                    return parse_reply(&raw, true)
+                        .ok_or_else(|| format!("connection dropped: {e}"))
+                }
             }
         }
     })
@@ -175,9 +203,17 @@ async fn send(host: &str, request: &Request) -> Result<Reply, String> {
     writing.abort();
     let shown = String::from_utf8_lossy(&raw[..raw.len().min(200)]).into_owned();
     match outcome {
-        Ok(Ok((status, headers, body))) => Ok(Reply { status, headers, body, elapsed: started.elapsed() }),
+        Ok(Ok((status, headers, body))) => Ok(Reply {
+            status,
+            headers,
+            body,
+            elapsed: started.elapsed(),
+        }),
         Ok(Err(problem)) => Err(format!("{problem}; got {} bytes: {shown:?}", raw.len())),
-        Err(_) => Err(format!("no whole reply within {REPLY_WITHIN:?}; got {} bytes: {shown:?}", raw.len())),
+        Err(_) => Err(format!(
+            "no whole reply within {REPLY_WITHIN:?}; got {} bytes: {shown:?}",
+            raw.len()
+        )),
     }
 }
 
@@ -193,7 +229,12 @@ fn parse_reply(raw: &[u8], eof: bool) -> Option<Parsed> {
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
         .collect();
-    let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
     let rest = &raw[end + 4..];
     let body = if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         dechunk(rest)?
@@ -234,7 +275,11 @@ struct Case {
 }
 
 fn case(what: impl Into<String>, request: Request, status: u16, code: &'static str) -> Case {
-    Case { what: what.into(), request, expect: vec![(status, code)] }
+    Case {
+        what: what.into(),
+        request,
+        expect: vec![(status, code)],
+    }
 }
 
 fn bad(what: impl Into<String>, request: Request) -> Case {
@@ -257,22 +302,38 @@ fn check_error_shape(reply: &Reply) -> Result<String, String> {
     if !content_type.starts_with("application/json") {
         return Err(format!("error is not JSON: {}", reply.describe()));
     }
-    let Some(body) = reply.json() else { return Err(format!("error body does not parse: {}", reply.describe())) };
+    let Some(body) = reply.json() else {
+        return Err(format!("error body does not parse: {}", reply.describe()));
+    };
     let code = body["error"]["code"].as_str().filter(|c| !c.is_empty());
     let message = body["error"]["message"].as_str().filter(|m| !m.is_empty());
-    let keys: Vec<&String> = body.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+    let keys: Vec<&String> = body
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
     match (code, message) {
         (Some(code), Some(_)) if keys == ["error"] => Ok(code.to_owned()),
-        _ => Err(format!("error body lacks the shape {{\"error\":{{\"code\",\"message\"}}}}: {}", reply.describe())),
+        _ => Err(format!(
+            "error body lacks the shape {{\"error\":{{\"code\",\"message\"}}}}: {}",
+            reply.describe()
+        )),
     }
 }
 
 fn check(case: &Case, reply: &Reply) -> Result<(), String> {
     let code = check_error_shape(reply)?;
-    if case.expect.iter().any(|(status, c)| *status == reply.status && *c == code) {
+    if case
+        .expect
+        .iter()
+        .any(|(status, c)| *status == reply.status && *c == code)
+    {
         Ok(())
     } else {
-        Err(format!("expected one of {:?}, got {}", case.expect, reply.describe()))
+        Err(format!(
+            "expected one of {:?}, got {}",
+            case.expect,
+            reply.describe()
+        ))
     }
 }
 
@@ -281,12 +342,24 @@ async fn assert_all_refused(app: &App, cases: &[Case]) {
     let host = host(app);
     let mut failures = vec![];
     for case in cases {
-        let outcome = send(&host, &case.request).await.and_then(|reply| check(case, &reply));
+        let outcome = send(&host, &case.request)
+            .await
+            .and_then(|reply| check(case, &reply));
         if let Err(problem) = outcome {
-            failures.push(format!("- {}\n    request: {}\n    {problem}", case.what, case.request.describe()));
+            failures.push(format!(
+                "- {}\n    request: {}\n    {problem}",
+                case.what,
+                case.request.describe()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 async fn assert_nothing_written(app: &App, sim: &replicate_sim::SimHandle) {
@@ -294,7 +367,11 @@ async fn assert_nothing_written(app: &App, sim: &replicate_sim::SimHandle) {
     assert_eq!(reply.status, 200, "{}", reply.describe());
     let list = reply.json().expect("the list is JSON");
     assert_eq!(list["tasks"], json!([]), "a rejected request wrote a task");
-    assert_eq!(sim.create_calls(), 0, "a rejected request created a prediction");
+    assert_eq!(
+        sim.create_calls(),
+        0,
+        "a rejected request created a prediction"
+    );
 }
 
 /// A valid try-on start body with `items` items, as text.
@@ -351,7 +428,10 @@ fn malformed_json() -> Vec<Case> {
         ("a bad escape", br#"{"workflow":"tr\yon","items":[{}]}"#.to_vec()),
         ("a duplicate workflow key", br#"{"workflow":"nope","workflow":"tryon","params":{"person_image":"p"},"items":[{"garment_image":"g","description":"d"}]}"#.to_vec()),
     ];
-    texts.into_iter().map(|(what, body)| bad(format!("malformed JSON: {what}"), post(body))).collect()
+    texts
+        .into_iter()
+        .map(|(what, body)| bad(format!("malformed JSON: {what}"), post(body)))
+        .collect()
 }
 
 fn mistyped_fields() -> Vec<Case> {
@@ -367,10 +447,22 @@ fn mistyped_fields() -> Vec<Case> {
         json!({}),
         json!({"name": "tryon"}),
     ] {
-        cases.push(bad(format!("`workflow` as {value}"), post(with_field("workflow", value))));
+        cases.push(bad(
+            format!("`workflow` as {value}"),
+            post(with_field("workflow", value)),
+        ));
     }
-    for value in [json!([]), json!([{"person_image": "p"}]), json!("p"), json!(1), json!(true)] {
-        cases.push(bad(format!("`params` as {value}"), post(with_field("params", value))));
+    for value in [
+        json!([]),
+        json!([{"person_image": "p"}]),
+        json!("p"),
+        json!(1),
+        json!(true),
+    ] {
+        cases.push(bad(
+            format!("`params` as {value}"),
+            post(with_field("params", value)),
+        ));
     }
     let items = [
         json!({}),
@@ -389,17 +481,46 @@ fn mistyped_fields() -> Vec<Case> {
         json!([item, item, item, item, item, item]),
     ];
     for value in items {
-        cases.push(bad(format!("`items` as {value}"), post(with_field("items", value))));
+        cases.push(bad(
+            format!("`items` as {value}"),
+            post(with_field("items", value)),
+        ));
     }
     cases.push(bad("no `workflow`", post(without_field("workflow"))));
     cases.push(bad("no `items`", post(without_field("items"))));
-    cases.push(bad("no `params` where a template reads them", post(without_field("params"))));
-    cases.push(bad("an item without a template field", post(with_field("items", json!([{"garment_image": "g"}])))));
-    cases.push(bad("a params object without a template field", post(with_field("params", json!({"person": "p"})))));
-    for field in ["extra", "Workflow", "workflow ", "id", "status", "", "__proto__", "idempotency_key"] {
-        cases.push(bad(format!("the unknown top-level field {field:?}"), post(with_field(field, json!(1)))));
+    cases.push(bad(
+        "no `params` where a template reads them",
+        post(without_field("params")),
+    ));
+    cases.push(bad(
+        "an item without a template field",
+        post(with_field("items", json!([{"garment_image": "g"}]))),
+    ));
+    cases.push(bad(
+        "a params object without a template field",
+        post(with_field("params", json!({"person": "p"}))),
+    ));
+    for field in [
+        "extra",
+        "Workflow",
+        "workflow ",
+        "id",
+        "status",
+        "",
+        "__proto__",
+        "idempotency_key",
+    ] {
+        cases.push(bad(
+            format!("the unknown top-level field {field:?}"),
+            post(with_field(field, json!(1))),
+        ));
     }
-    cases.push(case("an unknown workflow", post(with_field("workflow", json!("nope"))), 404, "unknown_workflow"));
+    cases.push(case(
+        "an unknown workflow",
+        post(with_field("workflow", json!("nope"))),
+        404,
+        "unknown_workflow",
+    ));
     cases.push(case(
         "a workflow name with a case change",
         post(with_field("workflow", json!("TRYON"))),
@@ -456,37 +577,78 @@ fn bad_bytes() -> Vec<Case> {
     let body = valid(1);
     let garbled = |from: &str, to: &[u8]| {
         let at = body.find(from).unwrap();
-        [&body.as_bytes()[..at], to, &body.as_bytes()[at + from.len()..]].concat()
+        [
+            &body.as_bytes()[..at],
+            to,
+            &body.as_bytes()[at + from.len()..],
+        ]
+        .concat()
     };
     let utf16: Vec<u8> = body.encode_utf16().flat_map(u16::to_le_bytes).collect();
     vec![
-        bad("invalid UTF-8 in the workflow name", post(garbled("tryon", b"try\xffon"))),
-        bad("a truncated UTF-8 sequence in a value", post(garbled("person.png", b"person\xc3(.png"))),
-        bad("an overlong UTF-8 encoding of a slash", post(garbled("https://", b"https:\xc0\xaf/"))),
-        bad("invalid UTF-8 in a key", post(garbled("\"params\"", b"\"par\xfeams\""))),
+        bad(
+            "invalid UTF-8 in the workflow name",
+            post(garbled("tryon", b"try\xffon")),
+        ),
+        bad(
+            "a truncated UTF-8 sequence in a value",
+            post(garbled("person.png", b"person\xc3(.png")),
+        ),
+        bad(
+            "an overlong UTF-8 encoding of a slash",
+            post(garbled("https://", b"https:\xc0\xaf/")),
+        ),
+        bad(
+            "invalid UTF-8 in a key",
+            post(garbled("\"params\"", b"\"par\xfeams\"")),
+        ),
         bad("a UTF-16 body", post(utf16)),
-        bad("a UTF-8 byte order mark and garbage", post(b"\xef\xbb\xbf\xff\xfe".to_vec())),
-        bad("a raw NUL inside a string", post(garbled("tryon", b"try\0on"))),
-        bad("a raw NUL between tokens", post(garbled("\"items\"", b"\0\"items\""))),
+        bad(
+            "a UTF-8 byte order mark and garbage",
+            post(b"\xef\xbb\xbf\xff\xfe".to_vec()),
+        ),
+        bad(
+            "a raw NUL inside a string",
+            post(garbled("tryon", b"try\0on")),
+        ),
+        bad(
+            "a raw NUL between tokens",
+            post(garbled("\"items\"", b"\0\"items\"")),
+        ),
         bad("a body of NUL bytes", post(vec![0u8; 1000])),
-        bad("an escaped NUL in a key", post(with_field("workflow\u{0}", json!("tryon")))),
+        bad(
+            "an escaped NUL in a key",
+            post(with_field("workflow\u{0}", json!("tryon"))),
+        ),
         case(
             "an escaped NUL in the workflow name",
             post(with_field("workflow", json!("tryon\u{0}"))),
             404,
             "unknown_workflow",
         ),
-        bad("raw control characters in a string", post(garbled("tryon", b"try\x01\x1bon"))),
+        bad(
+            "raw control characters in a string",
+            post(garbled("tryon", b"try\x01\x1bon")),
+        ),
     ]
 }
 
 fn wrong_methods_types_and_sizes() -> Vec<Case> {
     let body = valid(1);
     let mut cases = vec![];
-    for path in ["/v1/tasks".to_owned(), format!("/v1/tasks/{UNKNOWN_ID}"), "/healthz".to_owned()] {
+    for path in [
+        "/v1/tasks".to_owned(),
+        format!("/v1/tasks/{UNKNOWN_ID}"),
+        "/healthz".to_owned(),
+    ] {
         for method in ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"] {
             let request = Request::new(method, path.clone()).json_body(body.clone());
-            cases.push(case(format!("{method} {path}"), request, 405, "method_not_allowed"));
+            cases.push(case(
+                format!("{method} {path}"),
+                request,
+                405,
+                "method_not_allowed",
+            ));
         }
     }
     for path in [format!("/v1/tasks/{UNKNOWN_ID}"), "/healthz".to_owned()] {
@@ -498,9 +660,26 @@ fn wrong_methods_types_and_sizes() -> Vec<Case> {
         ));
     }
     // `/` is the dashboard: GET serves it, any other method is a 405.
-    cases.push(case("POST to the dashboard", Request::new("POST", "/").json_body(body.clone()), 405, "method_not_allowed"));
-    for path in ["/v1", "/v1/task", "/v2/tasks", "/v1/tasks/x/y/z", "/healthz/", "/V1/TASKS"] {
-        cases.push(case(format!("GET of the unknown route {path}"), get(path), 404, "not_found"));
+    cases.push(case(
+        "POST to the dashboard",
+        Request::new("POST", "/").json_body(body.clone()),
+        405,
+        "method_not_allowed",
+    ));
+    for path in [
+        "/v1",
+        "/v1/task",
+        "/v2/tasks",
+        "/v1/tasks/x/y/z",
+        "/healthz/",
+        "/V1/TASKS",
+    ] {
+        cases.push(case(
+            format!("GET of the unknown route {path}"),
+            get(path),
+            404,
+            "not_found",
+        ));
         cases.push(case(
             format!("POST to the unknown route {path}"),
             Request::new("POST", path).json_body(body.clone()),
@@ -527,16 +706,56 @@ fn wrong_methods_types_and_sizes() -> Vec<Case> {
         "text/json",
         "*/*",
     ] {
-        let request = Request::new("POST", "/v1/tasks").header("content-type", content_type).body(body.clone());
-        cases.push(case(format!("Content-Type {content_type:?}"), request, 415, "unsupported_media_type"));
+        let request = Request::new("POST", "/v1/tasks")
+            .header("content-type", content_type)
+            .body(body.clone());
+        cases.push(case(
+            format!("Content-Type {content_type:?}"),
+            request,
+            415,
+            "unsupported_media_type",
+        ));
     }
-    let over = |n: usize| with_field("items", json!([{"garment_image": "g", "description": "o".repeat(n)}]));
-    cases.push(case("a body of 1 MiB + 1 bytes", post(" ".repeat(MIB + 1)), 413, "too_large"));
-    cases.push(case("a 2 MiB JSON body", post(over(2 * MIB)), 413, "too_large"));
-    cases.push(case("an 8 MiB JSON body", post(over(8 * MIB)), 413, "too_large"));
-    cases.push(case("a chunked body of 1 MiB + 1 bytes", post_chunked(" ".repeat(MIB + 1)), 413, "too_large"));
-    cases.push(case("a chunked 4 MiB JSON body", post_chunked(over(4 * MIB)), 413, "too_large"));
-    cases.push(bad("a small chunked malformed body", post_chunked("{\"workflow\":")));
+    let over = |n: usize| {
+        with_field(
+            "items",
+            json!([{"garment_image": "g", "description": "o".repeat(n)}]),
+        )
+    };
+    cases.push(case(
+        "a body of 1 MiB + 1 bytes",
+        post(" ".repeat(MIB + 1)),
+        413,
+        "too_large",
+    ));
+    cases.push(case(
+        "a 2 MiB JSON body",
+        post(over(2 * MIB)),
+        413,
+        "too_large",
+    ));
+    cases.push(case(
+        "an 8 MiB JSON body",
+        post(over(8 * MIB)),
+        413,
+        "too_large",
+    ));
+    cases.push(case(
+        "a chunked body of 1 MiB + 1 bytes",
+        post_chunked(" ".repeat(MIB + 1)),
+        413,
+        "too_large",
+    ));
+    cases.push(case(
+        "a chunked 4 MiB JSON body",
+        post_chunked(over(4 * MIB)),
+        413,
+        "too_large",
+    ));
+    cases.push(bad(
+        "a small chunked malformed body",
+        post_chunked("{\"workflow\":"),
+    ));
     cases.push(bad("a chunked empty body", post_chunked("")));
     cases.push(bad(
         "Content-Length and chunked together, body not chunked",
@@ -546,7 +765,9 @@ fn wrong_methods_types_and_sizes() -> Vec<Case> {
 }
 
 fn post_chunked(body: impl Into<Vec<u8>>) -> Request {
-    Request::new("POST", "/v1/tasks").header("content-type", "application/json").chunked(body)
+    Request::new("POST", "/v1/tasks")
+        .header("content-type", "application/json")
+        .chunked(body)
 }
 
 fn bad_list_queries() -> Vec<Case> {
@@ -583,7 +804,12 @@ fn bad_list_queries() -> Vec<Case> {
     ];
     queries
         .into_iter()
-        .map(|query| bad(format!("list query ?{}", &query[..query.len().min(40)]), get(format!("/v1/tasks?{query}"))))
+        .map(|query| {
+            bad(
+                format!("list query ?{}", &query[..query.len().min(40)]),
+                get(format!("/v1/tasks?{query}")),
+            )
+        })
         .collect()
 }
 
@@ -618,14 +844,34 @@ fn odd_ids() -> Vec<Case> {
         .into_iter()
         .map(|id| {
             let shown: String = id.chars().take(60).collect();
-            case(format!("GET of the odd id {shown:?}"), get(format!("/v1/tasks/{id}")), 404, "not_found")
+            case(
+                format!("GET of the odd id {shown:?}"),
+                get(format!("/v1/tasks/{id}")),
+                404,
+                "not_found",
+            )
         })
         .collect();
-    cases.push(case("an absolute-form target", get("http://example.com/v1/tasks/x"), 404, "not_found"));
+    cases.push(case(
+        "an absolute-form target",
+        get("http://example.com/v1/tasks/x"),
+        404,
+        "not_found",
+    ));
     // The query is checked before the id is looked up: `wait` is the only parameter.
     let unknown_parameter = get(format!("/v1/tasks/{UNKNOWN_ID}?limit=0"));
-    cases.push(case("an unknown query parameter on a task", unknown_parameter, 400, "invalid_request"));
-    cases.push(case("a long poll over 60 s", get(format!("/v1/tasks/{UNKNOWN_ID}?wait=61")), 400, "invalid_request"));
+    cases.push(case(
+        "an unknown query parameter on a task",
+        unknown_parameter,
+        400,
+        "invalid_request",
+    ));
+    cases.push(case(
+        "a long poll over 60 s",
+        get(format!("/v1/tasks/{UNKNOWN_ID}?wait=61")),
+        400,
+        "invalid_request",
+    ));
     cases
 }
 
@@ -635,8 +881,14 @@ fn bad_idempotency_keys() -> Vec<Case> {
     vec![
         bad("an empty Idempotency-Key", keyed(b"")),
         bad("a blank Idempotency-Key", keyed(b"   ")),
-        bad("a 256-character Idempotency-Key", keyed("k".repeat(256).as_bytes())),
-        bad("a 1000-character Idempotency-Key", keyed("k".repeat(1000).as_bytes())),
+        bad(
+            "a 256-character Idempotency-Key",
+            keyed("k".repeat(256).as_bytes()),
+        ),
+        bad(
+            "a 1000-character Idempotency-Key",
+            keyed("k".repeat(1000).as_bytes()),
+        ),
         bad("a non-ASCII Idempotency-Key", keyed("ключ".as_bytes())),
         bad("an Idempotency-Key with a tab inside", keyed(b"a\tb")),
     ]
@@ -646,9 +898,22 @@ fn bad_idempotency_keys() -> Vec<Case> {
 fn cancel_and_retry_of_unknown_ids() -> Vec<Case> {
     let mut cases = vec![];
     for action in ["cancel", "retry"] {
-        for id in [UNKNOWN_ID, "tsk_ffffffffffffffffffffffffffffffff", "nope", "tsk_", "%FF", "..%2F..", "%E2%9C%93"] {
+        for id in [
+            UNKNOWN_ID,
+            "tsk_ffffffffffffffffffffffffffffffff",
+            "nope",
+            "tsk_",
+            "%FF",
+            "..%2F..",
+            "%E2%9C%93",
+        ] {
             let target = format!("/v1/tasks/{id}/{action}");
-            cases.push(case(format!("POST {target}"), Request::new("POST", target.clone()), 404, "not_found"));
+            cases.push(case(
+                format!("POST {target}"),
+                Request::new("POST", target.clone()),
+                404,
+                "not_found",
+            ));
             cases.push(case(
                 format!("POST {target} with a JSON body"),
                 Request::new("POST", target).json_body("{}"),
@@ -659,7 +924,10 @@ fn cancel_and_retry_of_unknown_ids() -> Vec<Case> {
         for method in ["GET", "PUT", "DELETE", "PATCH"] {
             let target = format!("/v1/tasks/{UNKNOWN_ID}/{action}");
             let request = Request::new(method, target.clone());
-            cases.push(case(format!("{method} {target}"), request, 404, "not_found").or(405, "method_not_allowed"));
+            cases.push(
+                case(format!("{method} {target}"), request, 404, "not_found")
+                    .or(405, "method_not_allowed"),
+            );
         }
     }
     cases
@@ -672,20 +940,58 @@ fn other_routes() -> Vec<Case> {
     for id in [UNKNOWN_ID, "nope", "%FF", "..%2F..", "tsk_%C3%28"] {
         for (suffix, what) in [("events", "event stream"), ("journal", "journal")] {
             let target = format!("/v1/tasks/{id}/{suffix}");
-            cases.push(case(format!("the {what} of {id}"), get(target.clone()), 404, "not_found"));
-            cases.push(case(format!("POST to the {what} of {id}"), Request::new("POST", target), 404, "not_found").or(405, "method_not_allowed"));
+            cases.push(case(
+                format!("the {what} of {id}"),
+                get(target.clone()),
+                404,
+                "not_found",
+            ));
+            cases.push(
+                case(
+                    format!("POST to the {what} of {id}"),
+                    Request::new("POST", target),
+                    404,
+                    "not_found",
+                )
+                .or(405, "method_not_allowed"),
+            );
         }
         let target = format!("/v1/files/{id}/1/0-out.png");
-        cases.push(case(format!("a kept file of {id}"), get(target), 404, "not_found"));
+        cases.push(case(
+            format!("a kept file of {id}"),
+            get(target),
+            404,
+            "not_found",
+        ));
     }
-    for target in [format!("/v1/files/{UNKNOWN_ID}/x/a.png"), format!("/v1/files/{UNKNOWN_ID}/1/..%2F..%2Fdb"), format!("/v1/files/{UNKNOWN_ID}/1")] {
+    for target in [
+        format!("/v1/files/{UNKNOWN_ID}/x/a.png"),
+        format!("/v1/files/{UNKNOWN_ID}/1/..%2F..%2Fdb"),
+        format!("/v1/files/{UNKNOWN_ID}/1"),
+    ] {
         cases.push(case(format!("GET {target}"), get(target), 404, "not_found"));
     }
-    let garbage = Request::new("POST", "/v1/webhooks/replicate?task=x&step=a").json_body("{not json");
-    cases.push(case("a webhook delivery while webhooks are off", garbage, 404, "not_found"));
-    cases.push(case("GET of the webhook route", get("/v1/webhooks/replicate"), 405, "method_not_allowed"));
+    let garbage =
+        Request::new("POST", "/v1/webhooks/replicate?task=x&step=a").json_body("{not json");
+    cases.push(case(
+        "a webhook delivery while webhooks are off",
+        garbage,
+        404,
+        "not_found",
+    ));
+    cases.push(case(
+        "GET of the webhook route",
+        get("/v1/webhooks/replicate"),
+        405,
+        "method_not_allowed",
+    ));
     for (method, target) in [("PUT", "/metrics"), ("DELETE", "/healthz"), ("PATCH", "/")] {
-        cases.push(case(format!("{method} {target}"), Request::new(method, target), 405, "method_not_allowed"));
+        cases.push(case(
+            format!("{method} {target}"),
+            Request::new(method, target),
+            405,
+            "method_not_allowed",
+        ));
     }
     cases
 }
@@ -749,11 +1055,25 @@ async fn a_hundred_thousand_items_are_refused_fast_with_a_message_about_items() 
             vec![item; count].join(",")
         );
         let reply = send(&host(&app), &post(body)).await.unwrap();
-        assert_eq!(check_error_shape(&reply), Ok("invalid_request".into()), "{item} x {count}");
+        assert_eq!(
+            check_error_shape(&reply),
+            Ok("invalid_request".into()),
+            "{item} x {count}"
+        );
         assert_eq!(reply.status, 400);
-        let message = reply.json().unwrap()["error"]["message"].as_str().unwrap().to_owned();
-        assert!(message.contains("items"), "the message is about items: {message}");
-        assert!(reply.elapsed < FAST, "{count} items took {:?}", reply.elapsed);
+        let message = reply.json().unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.contains("items"),
+            "the message is about items: {message}"
+        );
+        assert!(
+            reply.elapsed < FAST,
+            "{count} items took {:?}",
+            reply.elapsed
+        );
     }
     assert_nothing_written(&app, &sim).await;
 }
@@ -817,8 +1137,13 @@ async fn after_the_whole_barrage_the_engine_is_healthy_and_still_runs_a_task() {
     let health = send(&host, &get("/healthz")).await.unwrap();
     assert_eq!(health.status, 200, "{}", health.describe());
     let health = health.json().unwrap();
-    assert_eq!((health["status"].as_str(), health["resumed"].as_bool()), (Some("ok"), Some(true)));
-    let created = send(&host, &post(tryon_body("after", 2).to_string())).await.unwrap();
+    assert_eq!(
+        (health["status"].as_str(), health["resumed"].as_bool()),
+        (Some("ok"), Some(true))
+    );
+    let created = send(&host, &post(tryon_body("after", 2).to_string()))
+        .await
+        .unwrap();
     assert_eq!(created.status, 201, "{}", created.describe());
     let id = created.json().unwrap()["id"].as_str().unwrap().to_owned();
     let mut near_limit = tryon_body("near", 1);
@@ -826,9 +1151,21 @@ async fn after_the_whole_barrage_the_engine_is_healthy_and_still_runs_a_task() {
         near_limit["params"][field] = json!("o".repeat(225 * 1024));
     }
     let reply = send(&host, &post(near_limit.to_string())).await.unwrap();
-    assert_eq!(reply.status, 201, "a 900 KB body is under the 1 MiB limit: {}", reply.describe());
-    let reply = send(&host, &post_chunked(tryon_body("chunked", 1).to_string())).await.unwrap();
-    assert_eq!(reply.status, 201, "a valid chunked body starts a task: {}", reply.describe());
+    assert_eq!(
+        reply.status,
+        201,
+        "a 900 KB body is under the 1 MiB limit: {}",
+        reply.describe()
+    );
+    let reply = send(&host, &post_chunked(tryon_body("chunked", 1).to_string()))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.status,
+        201,
+        "a valid chunked body starts a task: {}",
+        reply.describe()
+    );
     let task = app.wait_until_finished(&id, Duration::from_secs(30)).await;
     assert_chained(&sim, &task, "after");
 }
@@ -837,8 +1174,17 @@ async fn after_the_whole_barrage_the_engine_is_healthy_and_still_runs_a_task() {
 // The property: random start bodies.
 
 const TOP_KEYS: [&str; 3] = ["workflow", "params", "items"];
-const FIELD_NAMES: [&str; 9] =
-    ["workflow", "params", "items", "person_image", "garment_image", "description", "x", "n", "start"];
+const FIELD_NAMES: [&str; 9] = [
+    "workflow",
+    "params",
+    "items",
+    "person_image",
+    "garment_image",
+    "description",
+    "x",
+    "n",
+    "start",
+];
 const WORKFLOWS: [&str; 5] = ["tryon", "failing", "listy", "nope", ""];
 
 fn text() -> BoxedStrategy<String> {
@@ -851,7 +1197,8 @@ fn text() -> BoxedStrategy<String> {
 }
 
 fn key() -> BoxedStrategy<String> {
-    prop_oneof![3 => prop::sample::select(FIELD_NAMES.to_vec()).prop_map(String::from), 1 => text()].boxed()
+    prop_oneof![3 => prop::sample::select(FIELD_NAMES.to_vec()).prop_map(String::from), 1 => text()]
+        .boxed()
 }
 
 fn object_of(pairs: Vec<(String, Value)>) -> Value {
@@ -882,12 +1229,17 @@ fn start_like() -> BoxedStrategy<Value> {
     let workflow = prop_oneof![4 => prop::sample::select(WORKFLOWS.to_vec()).prop_map(Value::from), 1 => json_value()];
     let field_value = prop_oneof![3 => "[a-z:/.]{0,10}".prop_map(Value::from), 1 => json_value()];
     let plausible_object = |names: Vec<&'static str>| {
-        prop::collection::vec((prop::sample::select(names).prop_map(String::from), field_value.clone()), 0..4)
-            .prop_map(object_of)
+        prop::collection::vec(
+            (
+                prop::sample::select(names).prop_map(String::from),
+                field_value.clone(),
+            ),
+            0..4,
+        )
+        .prop_map(object_of)
     };
     let params = prop_oneof![4 => plausible_object(vec!["person_image", "start", "other"]), 1 => json_value()];
-    let item =
-        prop_oneof![8 => plausible_object(vec!["garment_image", "description", "x", "n", "other"]), 1 => json_value()];
+    let item = prop_oneof![8 => plausible_object(vec!["garment_image", "description", "x", "n", "other"]), 1 => json_value()];
     let items = prop_oneof![4 => prop::collection::vec(item, 0..7).prop_map(Value::from), 1 => json_value()];
     let extra = prop::option::weighted(0.1, (key(), json_value()));
     (
@@ -914,7 +1266,13 @@ fn start_like() -> BoxedStrategy<Value> {
 
 /// A valid try-on body of 1 to 6 items (6 is one too many), then one change (or none).
 fn mutated_tryon() -> BoxedStrategy<Value> {
-    (1..=6usize, 0..8u8, any::<prop::sample::Index>(), key(), json_value())
+    (
+        1..=6usize,
+        0..8u8,
+        any::<prop::sample::Index>(),
+        key(),
+        json_value(),
+    )
         .prop_map(|(items, mutation, at, key, value)| {
             let mut body = tryon_body("prop", items);
             let item = at.index(items);
@@ -922,8 +1280,18 @@ fn mutated_tryon() -> BoxedStrategy<Value> {
             match mutation {
                 0 => {}
                 1 => drop(body.as_object_mut().unwrap().remove(TOP_KEYS[at.index(3)])),
-                2 => drop(body["params"].as_object_mut().unwrap().remove("person_image")),
-                3 => drop(body["items"][item].as_object_mut().unwrap().remove(item_field)),
+                2 => drop(
+                    body["params"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("person_image"),
+                ),
+                3 => drop(
+                    body["items"][item]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove(item_field),
+                ),
                 4 => body[TOP_KEYS[at.index(3)]] = value,
                 5 => body["items"][item] = value,
                 6 => body["items"][item][item_field] = value,
@@ -939,19 +1307,29 @@ fn byte_soup() -> BoxedStrategy<Vec<u8>> {
     let valid_bytes = (1..=3usize).prop_map(|n| tryon_body("bytes", n).to_string().into_bytes());
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..256),
-        (valid_bytes.clone(), any::<prop::sample::Index>()).prop_map(|(b, at)| b[..at.index(b.len())].to_vec()),
-        (valid_bytes.clone(), any::<prop::sample::Index>(), any::<u8>()).prop_map(|(mut b, at, byte)| {
-            let at = at.index(b.len());
-            b[at] = byte;
-            b
-        }),
-        (valid_bytes.clone(), any::<prop::sample::Index>(), prop::collection::vec(any::<u8>(), 1..8)).prop_map(
-            |(b, at, junk)| {
+        (valid_bytes.clone(), any::<prop::sample::Index>())
+            .prop_map(|(b, at)| b[..at.index(b.len())].to_vec()),
+        (
+            valid_bytes.clone(),
+            any::<prop::sample::Index>(),
+            any::<u8>()
+        )
+            .prop_map(|(mut b, at, byte)| {
+                let at = at.index(b.len());
+                b[at] = byte;
+                b
+            }),
+        (
+            valid_bytes.clone(),
+            any::<prop::sample::Index>(),
+            prop::collection::vec(any::<u8>(), 1..8)
+        )
+            .prop_map(|(b, at, junk)| {
                 let at = at.index(b.len());
                 [&b[..at], &junk, &b[at..]].concat()
-            }
-        ),
-        (valid_bytes, prop::collection::vec(any::<u8>(), 1..8)).prop_map(|(b, junk)| [b, junk].concat()),
+            }),
+        (valid_bytes, prop::collection::vec(any::<u8>(), 1..8))
+            .prop_map(|(b, junk)| [b, junk].concat()),
     ]
     .boxed()
 }
@@ -965,7 +1343,12 @@ struct Start {
 
 impl std::fmt::Debug for Start {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Content-Type {:?}, body {:?}", self.content_type, String::from_utf8_lossy(&self.body))
+        write!(
+            f,
+            "Content-Type {:?}, body {:?}",
+            self.content_type,
+            String::from_utf8_lossy(&self.body)
+        )
     }
 }
 
@@ -983,28 +1366,40 @@ fn start_request() -> BoxedStrategy<Start> {
         1 => Just(Some("text/plain")),
         1 => Just(None),
     ];
-    (body, content_type).prop_map(|(body, content_type)| Start { body, content_type }).boxed()
+    (body, content_type)
+        .prop_map(|(body, content_type)| Start { body, content_type })
+        .boxed()
 }
 
 /// What the API contract says a start body is: a valid start (expect 201) or not.
 fn is_valid_start(body: &[u8]) -> bool {
-    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(body) else { return false };
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
     if body.keys().any(|k| !TOP_KEYS.contains(&k.as_str())) {
         return false;
     }
-    let Some(Value::String(workflow)) = body.get("workflow") else { return false };
+    let Some(Value::String(workflow)) = body.get("workflow") else {
+        return false;
+    };
     let no_params = json!({});
     let params = match body.get("params") {
         None | Some(Value::Null) => &no_params,
         Some(params @ Value::Object(_)) => params,
         Some(_) => return false,
     };
-    let Some(Value::Array(items)) = body.get("items") else { return false };
+    let Some(Value::Array(items)) = body.get("items") else {
+        return false;
+    };
     // (max_items, fields step 1 reads, fields later steps read) from tests/common's config.
     let (max_items, first, rest): (usize, &[&str], &[&str]) = match workflow.as_str() {
         "tryon" => (
             5,
-            &["params.person_image", "item.garment_image", "item.description"],
+            &[
+                "params.person_image",
+                "item.garment_image",
+                "item.description",
+            ],
             &["item.garment_image", "item.description"],
         ),
         "failing" => (10, &["item.x"], &["item.x"]),
@@ -1018,10 +1413,11 @@ fn is_valid_start(body: &[u8]) -> bool {
     };
     (1..=max_items).contains(&items.len())
         && items.iter().all(Value::is_object)
-        && items
-            .iter()
-            .enumerate()
-            .all(|(i, item)| (if i == 0 { first } else { rest }).iter().all(|path| has(item, path)))
+        && items.iter().enumerate().all(|(i, item)| {
+            (if i == 0 { first } else { rest })
+                .iter()
+                .all(|path| has(item, path))
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1029,7 +1425,12 @@ async fn random_start_bodies_get_201_only_when_valid_and_a_json_error_otherwise(
     let (_sim, _dir, app) = spawn().await;
     let host = host(&app);
     let runtime = tokio::runtime::Handle::current();
-    let mut config = Config { cases: 400, max_shrink_iters: 200, failure_persistence: None, ..Config::default() };
+    let mut config = Config {
+        cases: 400,
+        max_shrink_iters: 200,
+        failure_persistence: None,
+        ..Config::default()
+    };
     if matches!(config.rng_seed, RngSeed::Random) {
         config.rng_seed = RngSeed::Fixed(0x5eed_57e9);
     }
@@ -1042,10 +1443,16 @@ async fn random_start_bodies_get_201_only_when_valid_and_a_json_error_otherwise(
             if let Some(content_type) = content_type {
                 request = request.header("content-type", content_type);
             }
-            let reply = runtime.block_on(send(&host, &request)).map_err(TestCaseError::fail)?;
+            let reply = runtime
+                .block_on(send(&host, &request))
+                .map_err(TestCaseError::fail)?;
             let json_type = content_type.is_some_and(|t| t.starts_with("application/json"));
             let valid = json_type && is_valid_start(&body);
-            prop_assert!([201, 200, 400, 404, 413, 415].contains(&reply.status), "status {}", reply.describe());
+            prop_assert!(
+                [201, 200, 400, 404, 413, 415].contains(&reply.status),
+                "status {}",
+                reply.describe()
+            );
             if valid {
                 prop_assert_eq!(reply.status, 201, "a valid start: {}", reply.describe());
                 let task = reply.json().unwrap_or_default();
@@ -1056,12 +1463,16 @@ async fn random_start_bodies_get_201_only_when_valid_and_a_json_error_otherwise(
             } else {
                 let code = check_error_shape(&reply).map_err(TestCaseError::fail)?;
                 if !json_type {
-                    prop_assert_eq!((reply.status, code.as_str()), (415, "unsupported_media_type"));
+                    prop_assert_eq!(
+                        (reply.status, code.as_str()),
+                        (415, "unsupported_media_type")
+                    );
                 } else if serde_json::from_slice::<Value>(&body).is_err() {
                     prop_assert_eq!((reply.status, code.as_str()), (400, "invalid_request"));
                 } else {
                     prop_assert!(
-                        [(400, "invalid_request"), (404, "unknown_workflow")].contains(&(reply.status, code.as_str())),
+                        [(400, "invalid_request"), (404, "unknown_workflow")]
+                            .contains(&(reply.status, code.as_str())),
                         "an invalid start: {}",
                         reply.describe()
                     );
@@ -1080,9 +1491,17 @@ async fn random_start_bodies_get_201_only_when_valid_and_a_json_error_otherwise(
         "the generator covers both sides: {} created, {refused} refused",
         created.len()
     );
-    let list = send(&host, &get("/v1/tasks?limit=200")).await.unwrap().json().unwrap();
-    let listed: HashSet<String> =
-        list["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect();
+    let list = send(&host, &get("/v1/tasks?limit=200"))
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    let listed: HashSet<String> = list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(listed, created, "exactly the 201s wrote a task");
     assert!(list["next_cursor"].is_null());
 }

@@ -24,12 +24,20 @@ enum Outcome {
 async fn a_failed_fsync_stops_the_engine_and_no_error_answered_start_runs() {
     let sim = start_sim(100).await;
     let dir = tempfile::tempdir().unwrap();
-    let plain = "[workflows.plain]\nmodel = \"test/tryon\"\n[workflows.plain.input]\nx = \"{{item.x}}\"\n";
+    let plain =
+        "[workflows.plain]\nmodel = \"test/tryon\"\n[workflows.plain.input]\nx = \"{{item.x}}\"\n";
     let config = config_toml(dir.path(), &sim.base_url(), plain);
     // Open, marks and the first few groups succeed; a later commit fails after applying.
-    let mut app = App::spawn_with_env(dir.path(), &config, &[("STEPWISE_FAULT_FAIL_SYNC_AFTER", "8")]);
+    let mut app = App::spawn_with_env(
+        dir.path(),
+        &config,
+        &[("STEPWISE_FAULT_FAIL_SYNC_AFTER", "8")],
+    );
     let base = app.url.clone();
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     // Waves of concurrent starts, so the failing commit lands among them.
     let mut outcomes = vec![];
     for wave in 0..STARTS / 10 {
@@ -38,7 +46,13 @@ async fn a_failed_fsync_stops_the_engine_and_no_error_answered_start_runs() {
             tokio::spawn(async move {
                 let body = json!({"workflow": "plain", "items": [{"x": i}]});
                 let key = format!("k{i}");
-                match client.post(format!("{base}/v1/tasks")).header("idempotency-key", key).json(&body).send().await {
+                match client
+                    .post(format!("{base}/v1/tasks"))
+                    .header("idempotency-key", key)
+                    .json(&body)
+                    .send()
+                    .await
+                {
                     Ok(response) if response.status() == 201 => Outcome::Created,
                     Ok(response) => Outcome::Refused(response.status().as_u16()),
                     Err(_) => Outcome::Unanswered,
@@ -50,10 +64,20 @@ async fn a_failed_fsync_stops_the_engine_and_no_error_answered_start_runs() {
         }
     }
     let status = app.wait_for_exit(Duration::from_secs(60)).await;
-    assert_eq!(status.code(), Some(74), "the engine exits with EX_IOERR after a failed commit");
-    assert!(outcomes.iter().any(|o| *o != Outcome::Created), "the fault fired while starts were coming in");
+    assert_eq!(
+        status.code(),
+        Some(74),
+        "the engine exits with EX_IOERR after a failed commit"
+    );
     assert!(
-        outcomes.iter().all(|o| matches!(o, Outcome::Created | Outcome::Unanswered | Outcome::Refused(503))),
+        outcomes.iter().any(|o| *o != Outcome::Created),
+        "the fault fired while starts were coming in"
+    );
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            Outcome::Created | Outcome::Unanswered | Outcome::Refused(503)
+        )),
         "{outcomes:?}"
     );
 
@@ -61,18 +85,35 @@ async fn a_failed_fsync_stops_the_engine_and_no_error_answered_start_runs() {
     let mut running = vec![];
     for (i, outcome) in outcomes.iter().enumerate() {
         let body = json!({"workflow": "plain", "items": [{"x": i}]});
-        let response = client.post(format!("{}/v1/tasks", app.url)).header("idempotency-key", format!("k{i}")).json(&body).send().await.unwrap();
+        let response = client
+            .post(format!("{}/v1/tasks", app.url))
+            .header("idempotency-key", format!("k{i}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let existed = response.status() == 200;
         match outcome {
             Outcome::Created => assert!(existed, "start k{i} was answered 201 and is gone"),
-            Outcome::Refused(code) => assert!(!existed, "start k{i} was answered {code} and exists"),
+            Outcome::Refused(code) => {
+                assert!(!existed, "start k{i} was answered {code} and exists")
+            }
             Outcome::Unanswered => {}
         }
-        running.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+        running.push(
+            response.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     for id in &running {
         let task = app.wait_until_finished(id, Duration::from_secs(60)).await;
         assert_eq!(task["status"], "succeeded", "{task}");
     }
-    assert_eq!(sim.create_calls() as usize, STARTS, "one prediction per task");
+    assert_eq!(
+        sim.create_calls() as usize,
+        STARTS,
+        "one prediction per task"
+    );
 }

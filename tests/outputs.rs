@@ -15,13 +15,26 @@ const WITHIN: Duration = Duration::from_secs(30);
 async fn output_files_are_kept_served_chained_and_outlive_replicates_copies() {
     let config = SimConfig {
         token: SIM_TOKEN.into(),
-        default_model: ModelBehavior { starting_ms: 20, processing_ms: 80, ..Default::default() },
+        default_model: ModelBehavior {
+            starting_ms: 20,
+            processing_ms: 80,
+            ..Default::default()
+        },
         output_retention: Some(Duration::from_secs(2)),
         ..Default::default()
     };
-    let sim = replicate_sim::start(config, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();
+    let sim = replicate_sim::start(
+        config,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = config_toml(dir.path(), &sim.base_url(), "")
         .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
         + "[outputs]\nkeep = true\n[workflows.keeper]\nmodel = \"test/keeper\"\n[workflows.keeper.input]\n\
@@ -33,12 +46,29 @@ async fn output_files_are_kept_served_chained_and_outlive_replicates_copies() {
 
     let first = &task["steps"][0];
     let kept_url = first["kept_output"].as_str().unwrap();
-    assert!(kept_url.starts_with(&format!("http://127.0.0.1:{port}/v1/files/{id}/1/")), "{kept_url}");
-    assert_ne!(first["output"], first["kept_output"], "the original URL is reported too");
-    assert_eq!(task["steps"][1]["input"]["image"], kept_url, "step 2 read the kept copy");
-    assert!(task["kept_output"].as_str().unwrap().contains(&format!("/v1/files/{id}/2/")));
+    assert!(
+        kept_url.starts_with(&format!("http://127.0.0.1:{port}/v1/files/{id}/1/")),
+        "{kept_url}"
+    );
+    assert_ne!(
+        first["output"], first["kept_output"],
+        "the original URL is reported too"
+    );
+    assert_eq!(
+        task["steps"][1]["input"]["image"], kept_url,
+        "step 2 read the kept copy"
+    );
+    assert!(task["kept_output"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("/v1/files/{id}/2/")));
 
-    let original = reqwest::get(first["output"].as_str().unwrap()).await.unwrap().bytes().await.unwrap();
+    let original = reqwest::get(first["output"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let fetch = |url: String| async move { reqwest::get(url).await.unwrap() };
     let kept = fetch(kept_url.to_owned()).await;
     assert_eq!(kept.status(), 200);
@@ -47,15 +77,36 @@ async fn output_files_are_kept_served_chained_and_outlive_replicates_copies() {
 
     // Replicate deletes its copy; ours stays.
     let deadline = Instant::now() + WITHIN;
-    while reqwest::get(first["output"].as_str().unwrap()).await.unwrap().status() != 404 {
-        assert!(Instant::now() < deadline, "the simulator never expired the output");
+    while reqwest::get(first["output"].as_str().unwrap())
+        .await
+        .unwrap()
+        .status()
+        != 404
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the simulator never expired the output"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let prediction: Value = sim.predictions().into_iter().find(|p| p["id"] == first["prediction_id"]).unwrap();
+    let prediction: Value = sim
+        .predictions()
+        .into_iter()
+        .find(|p| p["id"] == first["prediction_id"])
+        .unwrap();
     assert_eq!(prediction["data_removed"], true);
-    assert_eq!(fetch(kept_url.to_owned()).await.status(), 200, "the kept file outlives Replicate's");
+    assert_eq!(
+        fetch(kept_url.to_owned()).await.status(),
+        200,
+        "the kept file outlives Replicate's"
+    );
 
-    for bad in [format!("{id}/1/..%2F..%2Fdata%2Fdb"), format!("{id}/1/nope.png"), format!("{id}/x/a.png"), "tsk_0/1/a".into()] {
+    for bad in [
+        format!("{id}/1/..%2F..%2Fdata%2Fdb"),
+        format!("{id}/1/nope.png"),
+        format!("{id}/x/a.png"),
+        "tsk_0/1/a".into(),
+    ] {
         let response = fetch(format!("{}/v1/files/{bad}", app.url)).await;
         assert_eq!(response.status(), 404, "{bad}");
     }

@@ -16,16 +16,25 @@ const TASKS: usize = 240;
 const CREATES_PER_MINUTE: u32 = 1_200;
 
 /// A one-step workflow, added to the test config's tables.
-const PLAIN: &str = "[workflows.plain]\nmodel = \"test/tryon\"\n[workflows.plain.input]\nx = \"{{item.x}}\"\n";
+const PLAIN: &str =
+    "[workflows.plain]\nmodel = \"test/tryon\"\n[workflows.plain.input]\nx = \"{{item.x}}\"\n";
 
 fn list_calls(sim: &replicate_sim::SimHandle) -> u64 {
-    sim.stats().requests.get(&Endpoint::List).copied().unwrap_or(0)
+    sim.stats()
+        .requests
+        .get(&Endpoint::List)
+        .copied()
+        .unwrap_or(0)
 }
 
 async fn wait_for_creates(sim: &replicate_sim::SimHandle, at_least: u64, within: Duration) {
     let deadline = Instant::now() + within;
     while sim.create_calls() < at_least {
-        assert!(Instant::now() < deadline, "only {} creates of {at_least} within {within:?}", sim.create_calls());
+        assert!(
+            Instant::now() < deadline,
+            "only {} creates of {at_least} within {within:?}",
+            sim.create_calls()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -36,7 +45,10 @@ async fn a_restart_with_a_backlog_resumes_creating_at_the_rate_with_one_predicti
     let sim = start_sim_with(200, |config| config.page_size = 4).await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_toml(dir.path(), &sim.base_url(), PLAIN);
-    config = config.replace("creates_per_minute = 60000", &format!("creates_per_minute = {CREATES_PER_MINUTE}"));
+    config = config.replace(
+        "creates_per_minute = 60000",
+        &format!("creates_per_minute = {CREATES_PER_MINUTE}"),
+    );
     config = config.replace("create_burst = 1000", "create_burst = 1");
     let mut app = App::spawn(dir.path(), &config);
     let mut ids = vec![];
@@ -44,7 +56,12 @@ async fn a_restart_with_a_backlog_resumes_creating_at_the_rate_with_one_predicti
         let body = json!({"workflow": "plain", "items": [{"x": i}]});
         let response = app.start_task(&body).await;
         assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-        ids.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+        ids.push(
+            response.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     wait_for_creates(&sim, 30, Duration::from_secs(60)).await;
     app.kill9();
@@ -64,12 +81,25 @@ async fn a_restart_with_a_backlog_resumes_creating_at_the_rate_with_one_predicti
     let mut predictions: Vec<String> = vec![];
     for id in &ids {
         let task = app.get_task(id).await;
-        predictions.push(task["steps"][0]["prediction_id"].as_str().unwrap().to_owned());
+        predictions.push(
+            task["steps"][0]["prediction_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     predictions.sort();
     predictions.dedup();
-    assert_eq!(predictions.len(), TASKS, "every task has a prediction of its own");
-    assert_eq!(sim.create_calls() as usize, TASKS, "one create per step, none paid twice");
+    assert_eq!(
+        predictions.len(),
+        TASKS,
+        "every task has a prediction of its own"
+    );
+    assert_eq!(
+        sim.create_calls() as usize,
+        TASKS,
+        "one create per step, none paid twice"
+    );
     let lists = list_calls(&sim) - lists_before;
     // The steps whose create may have reached Replicate share passes over a few seconds of
     // creates (4 a page); queued steps never list.
@@ -86,23 +116,42 @@ async fn a_create_lost_after_the_restart_is_found_without_paging_through_older_p
     let dir = tempfile::tempdir().unwrap();
     let config = config_toml(dir.path(), &sim.base_url(), PLAIN);
     let lists_before = list_calls(&sim);
-    let mut app = App::spawn_with_env(dir.path(), &config, &[("STEPWISE_FAULT_CRASH_AFTER_CREATE", "1")]);
-    let id = app.start_ok(&json!({"workflow": "plain", "items": [{"x": "lost"}]})).await;
+    let mut app = App::spawn_with_env(
+        dir.path(),
+        &config,
+        &[("STEPWISE_FAULT_CRASH_AFTER_CREATE", "1")],
+    );
+    let id = app
+        .start_ok(&json!({"workflow": "plain", "items": [{"x": "lost"}]}))
+        .await;
     let status = app.wait_for_exit(Duration::from_secs(60)).await;
-    assert!(!status.success(), "the fault hook aborts right after the create");
+    assert!(
+        !status.success(),
+        "the fault hook aborts right after the create"
+    );
     assert_eq!(sim.create_calls(), 301);
 
     let app = App::spawn(dir.path(), &config);
     let task = app.wait_until_finished(&id, Duration::from_secs(60)).await;
     assert_eq!(task["status"], "succeeded", "{task}");
-    assert_eq!(sim.create_calls(), 301, "the lost create's prediction was adopted, not made again");
+    assert_eq!(
+        sim.create_calls(),
+        301,
+        "the lost create's prediction was adopted, not made again"
+    );
     let lists = list_calls(&sim) - lists_before;
-    assert!(lists <= 5, "{lists} list calls: the search read past its window");
+    assert!(
+        lists <= 5,
+        "{lists} list calls: the search read past its window"
+    );
 }
 
 async fn sim_create(sim: &replicate_sim::SimHandle, input: Value) {
     let response = reqwest::Client::new()
-        .post(format!("{}/v1/models/test/tryon/predictions", sim.base_url()))
+        .post(format!(
+            "{}/v1/models/test/tryon/predictions",
+            sim.base_url()
+        ))
         .bearer_auth(SIM_TOKEN)
         .json(&json!({ "input": input }))
         .send()

@@ -13,7 +13,11 @@ fn data_dir_bytes(dir: &std::path::Path) -> u64 {
         .flatten()
         .map(|e| {
             let meta = e.metadata().unwrap();
-            if meta.is_dir() { data_dir_bytes(&e.path()) } else { meta.len() }
+            if meta.is_dir() {
+                data_dir_bytes(&e.path())
+            } else {
+                meta.len()
+            }
         })
         .sum()
 }
@@ -22,14 +26,21 @@ fn data_dir_bytes(dir: &std::path::Path) -> u64 {
 async fn finished_tasks_go_after_their_retention_and_the_data_dir_stays_bounded() {
     let sim = start_sim(10).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config_toml(dir.path(), &sim.base_url(), "").replace("[storage]", "[storage]\nretention = \"2s\"");
+    let config = config_toml(dir.path(), &sim.base_url(), "")
+        .replace("[storage]", "[storage]\nretention = \"2s\"");
     let app = App::spawn(dir.path(), &config);
 
     let first = app.start_ok(&tryon_body("kept-then-gone", 1)).await;
-    app.wait_until_finished(&first, Duration::from_secs(30)).await;
+    app.wait_until_finished(&first, Duration::from_secs(30))
+        .await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let response = app.http.get(format!("{}/v1/tasks/{first}", app.url)).send().await.unwrap();
+        let response = app
+            .http
+            .get(format!("{}/v1/tasks/{first}", app.url))
+            .send()
+            .await
+            .unwrap();
         if response.status() == 404 {
             break;
         }
@@ -50,7 +61,15 @@ async fn finished_tasks_go_after_their_retention_and_the_data_dir_stays_bounded(
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let list: Value = app.http.get(format!("{}/v1/tasks?limit=200", app.url)).send().await.unwrap().json().await.unwrap();
+            let list: Value = app
+                .http
+                .get(format!("{}/v1/tasks?limit=200", app.url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             if list["tasks"].as_array().unwrap().is_empty() {
                 break;
             }

@@ -23,7 +23,11 @@ struct Server {
 impl Server {
     fn spawn(dir: &Path) -> Server {
         let log_path = dir.join("engine.log");
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_stepwise"))
             .args(["serve", "--simulate", "--config"])
             .arg(dir.join("config.toml"))
@@ -44,7 +48,9 @@ impl Server {
             }
         });
         let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        let url = rx.recv_timeout(LIMIT).unwrap_or_else(|_| panic!("stepwise did not start; log:\n{}", read_log()));
+        let url = rx
+            .recv_timeout(LIMIT)
+            .unwrap_or_else(|_| panic!("stepwise did not start; log:\n{}", read_log()));
         // The simulator logs its URL before the engine listens; the last such line is this run's.
         let log = read_log();
         let sim_url = log
@@ -55,7 +61,11 @@ impl Server {
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_else(|| panic!("no simulator URL in the log:\n{log}"))
             .to_owned();
-        Server { child, url, sim_url }
+        Server {
+            child,
+            url,
+            sim_url,
+        }
     }
 
     /// `kill -9`: no chance to flush or clean up.
@@ -99,13 +109,19 @@ human_img = "{{{{params.person_image}}}}"
 }
 
 /// Polls `check` until it returns a value, failing the test after `LIMIT`.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut check: impl FnMut() -> F) -> T {
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
     let give_up = Instant::now() + LIMIT;
     loop {
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < give_up, "{what} did not happen within {LIMIT:?}");
+        assert!(
+            Instant::now() < give_up,
+            "{what} did not happen within {LIMIT:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -127,7 +143,9 @@ async fn sim_predictions(http: &reqwest::Client, sim_url: &str) -> Vec<Value> {
     let mut all = vec![];
     let mut next = Some(format!("{sim_url}/v1/predictions"));
     while let Some(url) = next {
-        let page = get_json(http, &url, Some(SIM_TOKEN)).await.expect("the simulator lists its predictions");
+        let page = get_json(http, &url, Some(SIM_TOKEN))
+            .await
+            .expect("the simulator lists its predictions");
         all.extend(page["results"].as_array().expect("results").iter().cloned());
         next = page["next"].as_str().map(str::to_owned);
     }
@@ -140,7 +158,11 @@ async fn kill_9_in_simulate_mode_resumes_the_task_on_the_same_predictions() {
     let dir: PathBuf = tmp.path().to_owned();
     let _log = print_log_on_failure(&dir);
     // A known engine port, so the simulator's webhooks reach the engine in both runs.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     std::fs::write(dir.join("config.toml"), config(&dir, port)).unwrap();
     let http = reqwest::Client::new();
 
@@ -154,47 +176,90 @@ async fn kill_9_in_simulate_mode_resumes_the_task_on_the_same_predictions() {
             {"garment_image": "https://example.com/scarf.jpg",  "description": "red scarf"}
         ]
     });
-    let response = http.post(format!("{}/v1/tasks", first.url)).json(&body).send().await.unwrap();
+    let response = http
+        .post(format!("{}/v1/tasks", first.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 201);
-    let task_id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let task_id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let task_url = format!("{}/v1/tasks/{task_id}", first.url);
     let step1 = eventually("step 1 has a prediction", || async {
         let task = get_json(&http, &task_url, None).await?;
-        task["steps"][0]["prediction_id"].as_str().map(str::to_owned)
+        task["steps"][0]["prediction_id"]
+            .as_str()
+            .map(str::to_owned)
     })
     .await;
     let secret_url = format!("{}/v1/webhooks/default/secret", first.sim_url);
-    let secret = get_json(&http, &secret_url, Some(SIM_TOKEN)).await.expect("the simulator's secret");
+    let secret = get_json(&http, &secret_url, Some(SIM_TOKEN))
+        .await
+        .expect("the simulator's secret");
     first.kill9();
 
     let second = Server::spawn(&dir);
-    assert_eq!(second.sim_url, first.sim_url, "the simulator is back on its port");
+    assert_eq!(
+        second.sim_url, first.sim_url,
+        "the simulator is back on its port"
+    );
     let secret_url = format!("{}/v1/webhooks/default/secret", second.sim_url);
-    assert_eq!(get_json(&http, &secret_url, Some(SIM_TOKEN)).await, Some(secret), "the same webhook secret");
+    assert_eq!(
+        get_json(&http, &secret_url, Some(SIM_TOKEN)).await,
+        Some(secret),
+        "the same webhook secret"
+    );
     let task_url = format!("{}/v1/tasks/{task_id}", second.url);
     let task = eventually("the task finishes", || async {
         let task = get_json(&http, &task_url, None).await?;
-        ["succeeded", "failed", "canceled"].contains(&task["status"].as_str()?).then_some(task)
+        ["succeeded", "failed", "canceled"]
+            .contains(&task["status"].as_str()?)
+            .then_some(task)
     })
     .await;
     assert_eq!(task["status"], "succeeded", "{task:#}");
     let steps = task["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 3, "{task:#}");
-    assert_eq!(steps[0]["prediction_id"], step1.as_str(), "step 1 kept the first run's prediction");
+    assert_eq!(
+        steps[0]["prediction_id"],
+        step1.as_str(),
+        "step 1 kept the first run's prediction"
+    );
 
     // One prediction per step at the simulator, each the one its step recorded, chained.
     let predictions = sim_predictions(&http, &second.sim_url).await;
-    assert!(predictions.iter().any(|p| p["id"] == step1.as_str()), "the first run's prediction is still listed");
-    assert_eq!(predictions.len(), 3, "no second prediction for any step: {predictions:#?}");
+    assert!(
+        predictions.iter().any(|p| p["id"] == step1.as_str()),
+        "the first run's prediction is still listed"
+    );
+    assert_eq!(
+        predictions.len(),
+        3,
+        "no second prediction for any step: {predictions:#?}"
+    );
     let mut previous = json!("https://example.com/me.jpg");
     for (step, item) in steps.iter().zip(body["items"].as_array().unwrap()) {
-        let for_step: Vec<&Value> =
-            predictions.iter().filter(|p| p["input"]["garm_img"] == item["garment_image"]).collect();
-        assert_eq!(for_step.len(), 1, "exactly one prediction for {}: {for_step:#?}", item["garment_image"]);
+        let for_step: Vec<&Value> = predictions
+            .iter()
+            .filter(|p| p["input"]["garm_img"] == item["garment_image"])
+            .collect();
+        assert_eq!(
+            for_step.len(),
+            1,
+            "exactly one prediction for {}: {for_step:#?}",
+            item["garment_image"]
+        );
         assert_eq!(step["prediction_id"], for_step[0]["id"]);
         assert_eq!(step["status"], "succeeded");
         assert_eq!(for_step[0]["status"], "succeeded");
-        assert_eq!(for_step[0]["input"]["human_img"], previous, "step {} chains", step["index"]);
+        assert_eq!(
+            for_step[0]["input"]["human_img"], previous,
+            "step {} chains",
+            step["index"]
+        );
         previous = for_step[0]["output"].clone();
     }
     assert_eq!(task["output"], previous);
@@ -206,7 +271,10 @@ fn print_log_on_failure(dir: &Path) -> impl Drop + '_ {
     impl Drop for Guard<'_> {
         fn drop(&mut self) {
             if std::thread::panicking() {
-                eprintln!("engine log:\n{}", std::fs::read_to_string(self.0.join("engine.log")).unwrap_or_default());
+                eprintln!(
+                    "engine log:\n{}",
+                    std::fs::read_to_string(self.0.join("engine.log")).unwrap_or_default()
+                );
             }
         }
     }

@@ -32,14 +32,23 @@ struct Delivery {
 
 impl Delivery {
     fn of(prediction: &Value) -> Self {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         let id = format!("msg_{}", prediction["id"].as_str().unwrap_or("x"));
-        Delivery { id, timestamp: now, body: prediction.to_string() }
+        Delivery {
+            id,
+            timestamp: now,
+            body: prediction.to_string(),
+        }
     }
 
     async fn send(&self, app: &App, query: &str, signature: Option<String>) -> reqwest::Response {
         let key = WebhookKey::parse(SECRET).unwrap();
-        let signature = signature.unwrap_or_else(|| key.sign(&self.id, &self.timestamp.to_string(), self.body.as_bytes()));
+        let signature = signature.unwrap_or_else(|| {
+            key.sign(&self.id, &self.timestamp.to_string(), self.body.as_bytes())
+        });
         app.http
             .post(format!("{}/v1/webhooks/replicate?{query}", app.url))
             .header("content-type", "application/json")
@@ -57,7 +66,11 @@ impl Delivery {
 async fn finished_prediction(sim: &replicate_sim::SimHandle, id: &Value) -> Value {
     let deadline = Instant::now() + WITHIN;
     loop {
-        let prediction = sim.predictions().into_iter().find(|p| p["id"] == *id).unwrap();
+        let prediction = sim
+            .predictions()
+            .into_iter()
+            .find(|p| p["id"] == *id)
+            .unwrap();
         if prediction["status"] == "succeeded" {
             return prediction;
         }
@@ -67,7 +80,12 @@ async fn finished_prediction(sim: &replicate_sim::SimHandle, id: &Value) -> Valu
 }
 
 async fn etag(app: &App, id: &str) -> String {
-    let response = app.http.get(format!("{}/v1/tasks/{id}", app.url)).send().await.unwrap();
+    let response = app
+        .http
+        .get(format!("{}/v1/tasks/{id}", app.url))
+        .send()
+        .await
+        .unwrap();
     response.headers()["etag"].to_str().unwrap().to_owned()
 }
 
@@ -75,12 +93,27 @@ async fn etag(app: &App, id: &str) -> String {
 async fn creates_ask_for_webhooks_tagged_with_the_step() {
     let sim = start_sim(50).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &webhook_config(dir.path(), &sim.base_url(), 600_000));
+    let app = App::spawn(
+        dir.path(),
+        &webhook_config(dir.path(), &sim.base_url(), 600_000),
+    );
     let id = app.start_ok(&tryon_body("tag", 1)).await;
-    let task = app.wait_for(&id, WITHIN, |t| t["steps"][0]["prediction_id"].is_string()).await;
-    let prediction = sim.predictions().into_iter().find(|p| p["id"] == task["steps"][0]["prediction_id"]).unwrap();
-    assert_eq!(prediction["webhook"], format!("http://127.0.0.1:9/v1/webhooks/replicate?task={id}&step=1&attempt=1"));
-    assert_eq!(prediction["webhook_events_filter"], json!(["start", "completed"]));
+    let task = app
+        .wait_for(&id, WITHIN, |t| t["steps"][0]["prediction_id"].is_string())
+        .await;
+    let prediction = sim
+        .predictions()
+        .into_iter()
+        .find(|p| p["id"] == task["steps"][0]["prediction_id"])
+        .unwrap();
+    assert_eq!(
+        prediction["webhook"],
+        format!("http://127.0.0.1:9/v1/webhooks/replicate?task={id}&step=1&attempt=1")
+    );
+    assert_eq!(
+        prediction["webhook_events_filter"],
+        json!(["start", "completed"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,38 +121,92 @@ async fn a_valid_delivery_moves_the_task_on_and_bad_ones_change_nothing() {
     let sim = start_sim(50).await;
     let dir = tempfile::tempdir().unwrap();
     // The safety-net poll is far away: only deliveries can move this task.
-    let app = App::spawn(dir.path(), &webhook_config(dir.path(), &sim.base_url(), 600_000));
+    let app = App::spawn(
+        dir.path(),
+        &webhook_config(dir.path(), &sim.base_url(), 600_000),
+    );
     let id = app.start_ok(&tryon_body("hook", 2)).await;
-    let task = app.wait_for(&id, WITHIN, |t| t["steps"][0]["prediction_id"].is_string()).await;
+    let task = app
+        .wait_for(&id, WITHIN, |t| t["steps"][0]["prediction_id"].is_string())
+        .await;
     let done = finished_prediction(&sim, &task["steps"][0]["prediction_id"]).await;
     let query = format!("task={id}&step=1&attempt=1");
     let before = etag(&app, &id).await;
 
     let delivery = Delivery::of(&done);
-    let forged = delivery.send(&app, &query, Some("v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into())).await;
+    let forged = delivery
+        .send(
+            &app,
+            &query,
+            Some("v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()),
+        )
+        .await;
     assert_eq!(forged.status(), 401);
-    assert_eq!(forged.json::<Value>().await.unwrap()["error"]["code"], "unauthorized");
-    let stale = Delivery { timestamp: delivery.timestamp - 400, ..Delivery::of(&done) };
+    assert_eq!(
+        forged.json::<Value>().await.unwrap()["error"]["code"],
+        "unauthorized"
+    );
+    let stale = Delivery {
+        timestamp: delivery.timestamp - 400,
+        ..Delivery::of(&done)
+    };
     assert_eq!(stale.send(&app, &query, None).await.status(), 401);
-    let tampered = Delivery { body: delivery.body.replace("succeeded", "failed"), ..Delivery::of(&done) };
-    let signature = WebhookKey::parse(SECRET).unwrap().sign(&delivery.id, &delivery.timestamp.to_string(), delivery.body.as_bytes());
-    assert_eq!(tampered.send(&app, &query, Some(signature)).await.status(), 401);
-    let other_attempt = delivery.send(&app, &format!("task={id}&step=1&attempt=2"), None).await;
-    assert_eq!(other_attempt.status(), 200, "an old or unknown attempt is acknowledged");
-    assert_eq!(etag(&app, &id).await, before, "none of these changed the task");
+    let tampered = Delivery {
+        body: delivery.body.replace("succeeded", "failed"),
+        ..Delivery::of(&done)
+    };
+    let signature = WebhookKey::parse(SECRET).unwrap().sign(
+        &delivery.id,
+        &delivery.timestamp.to_string(),
+        delivery.body.as_bytes(),
+    );
+    assert_eq!(
+        tampered.send(&app, &query, Some(signature)).await.status(),
+        401
+    );
+    let other_attempt = delivery
+        .send(&app, &format!("task={id}&step=1&attempt=2"), None)
+        .await;
+    assert_eq!(
+        other_attempt.status(),
+        200,
+        "an old or unknown attempt is acknowledged"
+    );
+    assert_eq!(
+        etag(&app, &id).await,
+        before,
+        "none of these changed the task"
+    );
 
     assert_eq!(delivery.send(&app, &query, None).await.status(), 200);
     let moved = app.get_task(&id).await;
-    assert_eq!(moved["steps"][0]["status"], "succeeded", "applied before the answer: {moved:#}");
+    assert_eq!(
+        moved["steps"][0]["status"], "succeeded",
+        "applied before the answer: {moved:#}"
+    );
     assert_eq!(moved["steps"][0]["output"], done["output"]);
-    assert_ne!(moved["steps"][1]["status"], "pending", "step 2 started at once");
+    assert_ne!(
+        moved["steps"][1]["status"], "pending",
+        "step 2 started at once"
+    );
 
-    assert_eq!(delivery.send(&app, &query, None).await.status(), 200, "a replay is acknowledged");
+    assert_eq!(
+        delivery.send(&app, &query, None).await.status(),
+        200,
+        "a replay is acknowledged"
+    );
     let mut start = done.clone();
     start["status"] = json!("processing");
-    assert_eq!(Delivery::of(&start).send(&app, &query, None).await.status(), 200, "a late start is acknowledged");
+    assert_eq!(
+        Delivery::of(&start).send(&app, &query, None).await.status(),
+        200,
+        "a late start is acknowledged"
+    );
     let later = app.get_task(&id).await;
-    assert_eq!(later["steps"][0], moved["steps"][0], "neither the replay nor the late start changed step 1");
+    assert_eq!(
+        later["steps"][0], moved["steps"][0],
+        "neither the replay nor the late start changed step 1"
+    );
     assert_eq!(predictions_for(&sim, "https://img/hook/g1.png").len(), 1);
 }
 
@@ -127,7 +214,10 @@ async fn a_valid_delivery_moves_the_task_on_and_bad_ones_change_nothing() {
 async fn lost_webhooks_only_delay_the_task_until_the_safety_net_poll() {
     let sim = start_sim(50).await;
     let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &webhook_config(dir.path(), &sim.base_url(), 300));
+    let app = App::spawn(
+        dir.path(),
+        &webhook_config(dir.path(), &sim.base_url(), 300),
+    );
     let id = app.start_ok(&tryon_body("lost", 2)).await;
     let task = app.wait_until_finished(&id, WITHIN).await;
     assert_chained(&sim, &task, "lost");
@@ -139,13 +229,23 @@ async fn deliveries_are_refused_when_webhooks_are_off() {
     let dir = tempfile::tempdir().unwrap();
     let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
     let delivery = Delivery::of(&json!({"id": "p", "status": "succeeded"}));
-    let response = delivery.send(&app, "task=tsk_00000000000000000000000000000000&step=1&attempt=1", None).await;
+    let response = delivery
+        .send(
+            &app,
+            "task=tsk_00000000000000000000000000000000&step=1&attempt=1",
+            None,
+        )
+        .await;
     assert_eq!(response.status(), 404);
 }
 
 /// A config whose webhooks go to the engine itself, on a port picked before it starts.
 fn self_webhook_config(dir: &std::path::Path, sim: &replicate_sim::SimHandle) -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     config_toml(dir, &sim.base_url(), "")
         .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
         .replace(
@@ -183,5 +283,8 @@ async fn the_simulators_own_deliveries_drive_tasks_through_duplicates_delays_and
     }
     let stats = sim.stats();
     assert!(stats.webhooks_delivered >= 30, "{stats:?}");
-    assert!(stats.webhooks_dropped > 0, "some attempts were dropped and retried: {stats:?}");
+    assert!(
+        stats.webhooks_dropped > 0,
+        "some attempts were dropped and retried: {stats:?}"
+    );
 }

@@ -32,15 +32,25 @@ enum Owners {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("{:<10} {:<14} {:>10} {:>12} {:>12}", "in flight", "owner keys", "disk MB", "disk B/task", "live B/task");
-    for (in_flight, owners) in [200, 1_000].into_iter().flat_map(|n| [(n, Owners::Random), (n, Owners::TimeOrdered), (n, Owners::None)]) {
+    println!(
+        "{:<10} {:<14} {:>10} {:>12} {:>12}",
+        "in flight", "owner keys", "disk MB", "disk B/task", "live B/task"
+    );
+    for (in_flight, owners) in [200, 1_000].into_iter().flat_map(|n| {
+        [
+            (n, Owners::Random),
+            (n, Owners::TimeOrdered),
+            (n, Owners::None),
+        ]
+    }) {
         let dir = tempfile::tempdir()?;
         let backend = SledBackend::open(dir.path(), 32 << 20)?;
         let before = dir_bytes(dir.path())?;
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         let mut stage = vec![0u64; in_flight as usize];
         let mut task_of = (0..in_flight).collect::<Vec<u64>>();
-        let (mut next_task, mut finished, mut batch_no, mut cursor) = (in_flight, 0u64, 0u64, 0usize);
+        let (mut next_task, mut finished, mut batch_no, mut cursor) =
+            (in_flight, 0u64, 0u64, 0usize);
         while finished < TASKS {
             let mut ops: Vec<Op> = vec![];
             for _ in 0..PER_BATCH {
@@ -59,10 +69,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     s if s < STAGES => {
                         ops.push((event(s), Some(noise(&mut rng, 190))));
                         if s % 3 == 0 {
-                            let prediction: Vec<u8> = noise(&mut rng, 26).iter().map(|b| b'a' + b % 26).collect();
+                            let prediction: Vec<u8> =
+                                noise(&mut rng, 26).iter().map(|b| b'a' + b % 26).collect();
                             let key = match owners {
                                 Owners::Random => Some([&[b'p'][..], &prediction].concat()),
-                                Owners::TimeOrdered => Some([&[b'q'][..], &batch_no.to_be_bytes(), &prediction].concat()),
+                                Owners::TimeOrdered => Some(
+                                    [&[b'q'][..], &batch_no.to_be_bytes(), &prediction].concat(),
+                                ),
                                 Owners::None => None,
                             };
                             if let Some(key) = key {
@@ -75,7 +88,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             ops.push((event(seq), None));
                         }
                         ops.push(([&[b'a'][..], &id, &[0; 8]].concat(), None));
-                        ops.push(([&[b's'][..], &id, &[0; 8]].concat(), Some(noise(&mut rng, 720))));
+                        ops.push((
+                            [&[b's'][..], &id, &[0; 8]].concat(),
+                            Some(noise(&mut rng, 720)),
+                        ));
                         finished += 1;
                         stage[slot] = 0;
                         task_of[slot] = next_task;
@@ -93,7 +109,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Owners::TimeOrdered => "time-ordered",
             Owners::None => "none",
         };
-        println!("{:<10} {:<14} {:>10.1} {:>12.0} {:>12}", in_flight, name, grown as f64 / 1e6, grown as f64 / finished as f64, live_per_task);
+        println!(
+            "{:<10} {:<14} {:>10.1} {:>12.0} {:>12}",
+            in_flight,
+            name,
+            grown as f64 / 1e6,
+            grown as f64 / finished as f64,
+            live_per_task
+        );
     }
     Ok(())
 }

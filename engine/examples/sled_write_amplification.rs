@@ -19,7 +19,10 @@ const ENTRIES: u64 = 40_000;
 const BATCH: u64 = 100;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("{:<10} {:>7} {:>12} {:>12} {:>6} {:>14}", "keys", "value B", "content B", "disk B", "ratio", "disk B/entry");
+    println!(
+        "{:<10} {:>7} {:>12} {:>12} {:>6} {:>14}",
+        "keys", "value B", "content B", "disk B", "ratio", "disk B/entry"
+    );
     for ascending in [true, false] {
         for value_bytes in [50usize, 200, 1000] {
             let dir = tempfile::tempdir()?;
@@ -38,7 +41,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         key.extend_from_slice(&(if ascending { n } else { state }).to_be_bytes());
                         key.extend_from_slice(&[0; 8]);
                         key.extend_from_slice(&n.to_be_bytes());
-                        let value = (0..value_bytes).map(|i| (state >> (i % 57)) as u8).collect::<Vec<u8>>();
+                        let value = (0..value_bytes)
+                            .map(|i| (state >> (i % 57)) as u8)
+                            .collect::<Vec<u8>>();
                         content += (key.len() + value.len()) as u64;
                         (key, Some(value))
                     })

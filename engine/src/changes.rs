@@ -27,7 +27,9 @@ pub struct Changes {
 }
 
 impl Changes {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, broadcast::Sender<Arc<TaskChange>>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<TaskId, broadcast::Sender<Arc<TaskChange>>>> {
         // Only map operations run under this lock; a poisoned guard still holds a whole map.
         self.channels.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -35,8 +37,16 @@ impl Changes {
     /// Changes of `id` committed from now on. Subscribe before reading the task, so no change
     /// falls between the read and the subscription.
     pub fn subscribe(&self, id: TaskId) -> Watch {
-        let receiver = self.lock().entry(id).or_insert_with(|| broadcast::channel(BACKLOG).0).subscribe();
-        Watch { receiver, id, changes: self.clone() }
+        let receiver = self
+            .lock()
+            .entry(id)
+            .or_insert_with(|| broadcast::channel(BACKLOG).0)
+            .subscribe();
+        Watch {
+            receiver,
+            id,
+            changes: self.clone(),
+        }
     }
 
     /// True when someone watches `id` (so the runtime builds a change only then).
@@ -49,7 +59,9 @@ impl Changes {
         let id = change.task.id;
         let settled = change.task.is_settled();
         let mut channels = self.lock();
-        let Some(sender) = channels.get(&id) else { return };
+        let Some(sender) = channels.get(&id) else {
+            return;
+        };
         if sender.receiver_count() == 0 || sender.send(Arc::new(change)).is_err() || settled {
             channels.remove(&id);
         }
@@ -79,7 +91,10 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         let mut channels = self.changes.lock();
-        if channels.get(&self.id).is_some_and(|sender| sender.receiver_count() <= 1) {
+        if channels
+            .get(&self.id)
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
             channels.remove(&self.id);
         }
     }
@@ -92,7 +107,13 @@ mod tests {
     use crate::model::Json;
 
     fn task(seq: u64, finished: bool) -> Task {
-        let created = Event::TaskCreated { workflow: "w".into(), params: Json("{}".into()), items: vec![Json("{}".into())], idempotency_key: None, at: 1 };
+        let created = Event::TaskCreated {
+            workflow: "w".into(),
+            params: Json("{}".into()),
+            items: vec![Json("{}".into())],
+            idempotency_key: None,
+            at: 1,
+        };
         let mut task = crate::machine::create(TaskId([3; 16]), &created).unwrap();
         task.seq = seq;
         if finished {
@@ -105,11 +126,19 @@ mod tests {
     async fn watchers_get_each_change_and_the_channel_goes_with_the_last_watcher() {
         let changes = Changes::default();
         let id = TaskId([3; 16]);
-        changes.publish(TaskChange { seq: 1, kinds: vec![], task: task(1, false) });
+        changes.publish(TaskChange {
+            seq: 1,
+            kinds: vec![],
+            task: task(1, false),
+        });
         let mut a = changes.subscribe(id);
         let mut b = changes.subscribe(id);
         assert!(changes.is_watched(&id));
-        changes.publish(TaskChange { seq: 2, kinds: vec!["step_requested"], task: task(2, false) });
+        changes.publish(TaskChange {
+            seq: 2,
+            kinds: vec!["step_requested"],
+            task: task(2, false),
+        });
         assert_eq!(a.next().await.unwrap().seq, 2);
         assert_eq!(b.next().await.unwrap().kinds, vec!["step_requested"]);
         drop(a);
@@ -122,9 +151,16 @@ mod tests {
     async fn a_settled_task_closes_its_channel_after_the_last_change() {
         let changes = Changes::default();
         let mut watch = changes.subscribe(TaskId([3; 16]));
-        changes.publish(TaskChange { seq: 5, kinds: vec![], task: task(5, true) });
+        changes.publish(TaskChange {
+            seq: 5,
+            kinds: vec![],
+            task: task(5, true),
+        });
         assert_eq!(watch.next().await.unwrap().seq, 5);
-        assert!(matches!(watch.next().await, Err(broadcast::error::RecvError::Closed)));
+        assert!(matches!(
+            watch.next().await,
+            Err(broadcast::error::RecvError::Closed)
+        ));
         assert_eq!(changes.watched(), 0);
     }
 }

@@ -43,7 +43,11 @@ pub struct OutputsConfig {
 
 impl Default for OutputsConfig {
     fn default() -> Self {
-        OutputsConfig { keep: false, max_file_bytes: 100 * 1024 * 1024, public_base_url: None }
+        OutputsConfig {
+            keep: false,
+            max_file_bytes: 100 * 1024 * 1024,
+            public_base_url: None,
+        }
     }
 }
 
@@ -60,7 +64,10 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         // Replicate suggests data: URLs only up to 256 KB; anything larger should be a URL.
-        LimitsConfig { max_string_bytes: 256 * 1024, max_input_bytes: 512 * 1024 }
+        LimitsConfig {
+            max_string_bytes: 256 * 1024,
+            max_input_bytes: 512 * 1024,
+        }
     }
 }
 
@@ -76,7 +83,11 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: "127.0.0.1:8080".into(), api_token: None, cors_origins: vec![] }
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            api_token: None,
+            cors_origins: vec![],
+        }
     }
 }
 
@@ -87,7 +98,10 @@ pub struct StorageConfig {
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
     /// Finished tasks are deleted, with their journal, this long after they ended.
-    #[serde(deserialize_with = "duration::required", serialize_with = "duration::write")]
+    #[serde(
+        deserialize_with = "duration::required",
+        serialize_with = "duration::write"
+    )]
     pub retention: Duration,
 }
 
@@ -171,10 +185,20 @@ pub struct WorkflowConfig {
     pub step_retries: u32,
     /// A prediction still starting or processing after this long is canceled and counts as
     /// failed (so it is retried while retries remain). Also sent as `Cancel-After`.
-    #[serde(default, deserialize_with = "duration::optional", serialize_with = "duration::write_optional", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "duration::optional",
+        serialize_with = "duration::write_optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub step_timeout: Option<Duration>,
     /// A task older than this is canceled.
-    #[serde(default, deserialize_with = "duration::optional", serialize_with = "duration::write_optional", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "duration::optional",
+        serialize_with = "duration::write_optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub task_timeout: Option<Duration>,
     /// Most tasks of this workflow running at once (on top of the global cap).
     #[serde(default)]
@@ -197,10 +221,14 @@ pub mod duration {
         }
         let (mut total, mut rest) = (Duration::ZERO, text);
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let number: u64 = rest[..digits].parse().ok()?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let unit = match &rest[..unit_len] {
                 "ms" => Duration::from_millis(1),
                 "s" => Duration::from_secs(1),
@@ -218,7 +246,12 @@ pub mod duration {
     /// The shortest text `parse` reads back to the same duration.
     pub fn format(duration: Duration) -> String {
         let ms = duration.as_millis();
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+        ] {
             if ms % size == 0 {
                 return format!("{}{unit}", ms / size);
             }
@@ -230,7 +263,10 @@ pub mod duration {
         s.serialize_str(&format(*duration))
     }
 
-    pub fn write_optional<S: serde::Serializer>(duration: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn write_optional<S: serde::Serializer>(
+        duration: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match duration {
             Some(duration) => write(duration, s),
             None => s.serialize_none(),
@@ -265,7 +301,11 @@ pub mod duration {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}")]
-    Read { path: PathBuf, #[source] source: std::io::Error },
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid config {origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("invalid config: {}", .0.join("; "))]
@@ -275,15 +315,19 @@ pub enum ConfigError {
 impl Config {
     /// Reads `path`, applies environment overrides and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
     /// Parses `text` (from `origin`, for messages), applies environment overrides, validates.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { origin: origin.to_owned(), message: e.to_string() })?;
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
         config.apply_env(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
         config.validate()?;
         Ok(config)
@@ -319,7 +363,9 @@ impl Config {
         }
         if let Some(url) = &self.replicate.webhook_base_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
-                problems.push(format!("replicate.webhook_base_url {url:?} must be an http(s) URL"));
+                problems.push(format!(
+                    "replicate.webhook_base_url {url:?} must be an http(s) URL"
+                ));
             }
         }
         if let Some(secret) = &self.replicate.webhook_secret {
@@ -331,7 +377,8 @@ impl Config {
             problems.push("no [workflows.NAME] section: nothing could be started".to_owned());
         }
         for (name, workflow) in &self.workflows {
-            if let Err(mut errors) = crate::workflow::Workflow::compile(name, workflow, self.limits) {
+            if let Err(mut errors) = crate::workflow::Workflow::compile(name, workflow, self.limits)
+            {
                 problems.append(&mut errors);
             }
         }
@@ -389,11 +436,20 @@ mod tests {
         config.server.api_token = Some("hunter2".into());
         config.replicate.api_token = Some("r8_secret".into());
         let text = config.masked_toml().unwrap();
-        assert!(!text.contains("hunter2") && !text.contains("r8_secret"), "{text}");
-        assert!(text.contains("api_token = \"***\"") && text.contains("retention = \"7d\""), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("r8_secret"),
+            "{text}"
+        );
+        assert!(
+            text.contains("api_token = \"***\"") && text.contains("retention = \"7d\""),
+            "{text}"
+        );
         let again: Config = toml::from_str(&text).unwrap();
         assert_eq!(again.storage.retention, config.storage.retention);
-        assert_eq!(again.workflows["tryon"].input, config.workflows["tryon"].input);
+        assert_eq!(
+            again.workflows["tryon"].input,
+            config.workflows["tryon"].input
+        );
         assert_eq!(duration::format(Duration::from_millis(1500)), "1500ms");
         assert_eq!(duration::format(Duration::from_secs(90)), "90s");
     }
@@ -407,10 +463,15 @@ mod tests {
         for bad in ["", "10x", "m", "0s", "1.5h"] {
             assert_eq!(duration::parse(bad), None, "{bad}");
         }
-        let w: WorkflowConfig = toml::from_str("model = \"a/b\"\nstep_timeout = \"2m\"\ntask_timeout = 30").unwrap();
+        let w: WorkflowConfig =
+            toml::from_str("model = \"a/b\"\nstep_timeout = \"2m\"\ntask_timeout = 30").unwrap();
         assert_eq!(w.step_timeout, Some(Duration::from_secs(120)));
         assert_eq!(w.task_timeout, Some(Duration::from_secs(30)));
-        let err = Config::from_toml("[workflows.w]\nmodel = \"a/b\"\nstep_timeout = \"soon\"", "t").unwrap_err();
+        let err = Config::from_toml(
+            "[workflows.w]\nmodel = \"a/b\"\nstep_timeout = \"soon\"",
+            "t",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("not a duration"), "{err}");
     }
 

@@ -5,7 +5,10 @@ use crate::config::Config;
 use crate::journal::{KvStore, ListPage, ListQuery, Store, StoreError};
 use crate::model::{Task, TaskId};
 use crate::replicate::ReplicateClient;
-use crate::runtime::{Committer, ControlError, Msg, Policy, PreparedStart, QueueView, Runtime, StartError, StartRequest, Started};
+use crate::runtime::{
+    Committer, ControlError, Msg, Policy, PreparedStart, QueueView, Runtime, StartError,
+    StartRequest, Started,
+};
 use crate::workflow::Workflow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -63,7 +66,10 @@ impl Engine {
     ) -> Result<(Engine, JoinHandle<Result<(), StoreError>>), LaunchError> {
         let data_dir = matches!(choice, StoreChoice::Disk).then(|| config.storage.data_dir.clone());
         let store: Arc<dyn Store> = match choice {
-            StoreChoice::Disk => Arc::new(KvStore::open(&config.storage.data_dir, config.storage.cache_bytes)?),
+            StoreChoice::Disk => Arc::new(KvStore::open(
+                &config.storage.data_dir,
+                config.storage.cache_bytes,
+            )?),
             StoreChoice::Memory => Arc::new(KvStore::in_memory()),
             StoreChoice::Given(store) => store,
         };
@@ -81,29 +87,49 @@ impl Engine {
             return Err(LaunchError::Workflow(problems));
         }
         let workflows = Arc::new(workflows);
-        let client = ReplicateClient::new(&config.replicate).map_err(|e| LaunchError::Client(e.to_string()))?;
+        let client = ReplicateClient::new(&config.replicate)
+            .map_err(|e| LaunchError::Client(e.to_string()))?;
         let replicate = &config.replicate;
         let policy = Policy {
             poll_initial: Duration::from_millis(replicate.poll_initial_ms),
             poll_max: Duration::from_millis(replicate.poll_max_ms),
             retry_base: Duration::from_millis(replicate.retry_initial_ms),
-            retry_max: Duration::from_millis(replicate.retry_max_ms.max(replicate.retry_initial_ms)),
-            safety_poll: replicate.webhook_base_url.as_ref().map(|_| Duration::from_millis(replicate.safety_poll_ms)),
+            retry_max: Duration::from_millis(
+                replicate.retry_max_ms.max(replicate.retry_initial_ms),
+            ),
+            safety_poll: replicate
+                .webhook_base_url
+                .as_ref()
+                .map(|_| Duration::from_millis(replicate.safety_poll_ms)),
             max_creates_out: replicate.create_burst as usize,
-            create_reach: crate::runtime::SEND_GRACE + Duration::from_millis(replicate.request_timeout_ms),
+            create_reach: crate::runtime::SEND_GRACE
+                + Duration::from_millis(replicate.request_timeout_ms),
         };
         let webhook_key = match (&replicate.webhook_base_url, &replicate.webhook_secret) {
             (None, _) => None,
-            (Some(_), None) => return Err(LaunchError::Client("webhooks need a signing secret (fetch it with ReplicateClient::webhook_secret)".into())),
-            (Some(_), Some(secret)) => Some(crate::webhook::WebhookKey::parse(secret).map_err(LaunchError::Client)?),
+            (Some(_), None) => return Err(LaunchError::Client(
+                "webhooks need a signing secret (fetch it with ReplicateClient::webhook_secret)"
+                    .into(),
+            )),
+            (Some(_), Some(secret)) => {
+                Some(crate::webhook::WebhookKey::parse(secret).map_err(LaunchError::Client)?)
+            }
         };
         let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
         let max_in_flight = (replicate.max_in_flight > 0).then_some(replicate.max_in_flight);
         let keeper = match (&data_dir, config.outputs.keep) {
             (Some(dir), true) => {
-                let base = config.outputs.public_base_url.clone().or_else(|| replicate.webhook_base_url.clone());
+                let base = config
+                    .outputs
+                    .public_base_url
+                    .clone()
+                    .or_else(|| replicate.webhook_base_url.clone());
                 let base = base.unwrap_or_else(|| format!("http://{}", config.server.listen));
-                let keeper = crate::outputs::Keeper::new(dir.join("files"), &base, config.outputs.max_file_bytes);
+                let keeper = crate::outputs::Keeper::new(
+                    dir.join("files"),
+                    &base,
+                    config.outputs.max_file_bytes,
+                );
                 Some(keeper.map_err(|e| LaunchError::Client(e.to_string()))?)
             }
             _ => None,
@@ -118,13 +144,28 @@ impl Engine {
             keeper.clone(),
             replicate.webhook_base_url.as_deref(),
             (sender.clone(), receiver),
-            Committer::start().map_err(|e| StoreError::Io(format!("cannot start the journal commit thread: {e}")))?,
+            Committer::start().map_err(|e| {
+                StoreError::Io(format!("cannot start the journal commit thread: {e}"))
+            })?,
         );
         let queue = runtime.queue_view();
         let changes = runtime.changes();
         let gauges = runtime.gauges();
         let handle = tokio::spawn(runtime.run(shutdown));
-        Ok((Engine { inbox: sender, store, workflows, queue, changes, gauges, data_dir, keeper, webhook_key }, handle))
+        Ok((
+            Engine {
+                inbox: sender,
+                store,
+                workflows,
+                queue,
+                changes,
+                gauges,
+                data_dir,
+                keeper,
+                webhook_key,
+            },
+            handle,
+        ))
     }
 
     /// Validates and durably records a new task; returns once it is on disk. With an
@@ -140,7 +181,10 @@ impl Engine {
         let start = PreparedStart::new(request, first_input);
         let (reply, answer) = oneshot::channel();
         let stopped = || StartError::Unavailable("the engine is shutting down".into());
-        self.inbox.send(Msg::Start { start, reply }).await.map_err(|_| stopped())?;
+        self.inbox
+            .send(Msg::Start { start, reply })
+            .await
+            .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -162,7 +206,10 @@ impl Engine {
     ) -> Result<T, ControlError> {
         let (reply, answer) = oneshot::channel();
         let stopped = || ControlError::Unavailable("the engine is shutting down".into());
-        self.inbox.send(message(reply)).await.map_err(|_| stopped())?;
+        self.inbox
+            .send(message(reply))
+            .await
+            .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -179,7 +226,9 @@ impl Engine {
     /// Bytes of the files in the data dir (`None` for an in-memory journal).
     pub fn data_dir_bytes(&self) -> Option<u64> {
         fn walk(dir: &std::path::Path) -> u64 {
-            let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return 0;
+            };
             entries
                 .flatten()
                 .map(|entry| match entry.metadata() {
@@ -214,7 +263,14 @@ impl Engine {
         attempt: u32,
         prediction: crate::replicate::Prediction,
     ) -> Result<(), ControlError> {
-        self.ask(|reply| Msg::Webhook { id, step, attempt, prediction, reply }).await
+        self.ask(|reply| Msg::Webhook {
+            id,
+            step,
+            attempt,
+            prediction,
+            reply,
+        })
+        .await
     }
 
     /// Changes of `id` committed from now on (subscribe, then read the task).

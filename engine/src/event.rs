@@ -17,12 +17,31 @@ pub enum Event {
     },
     /// The intent to create a prediction for `step`, journaled before the create call, so a
     /// restart knows a prediction may exist and looks for it before creating another.
-    StepRequested { step: u32, attempt: u32, input: Json, at: Millis },
+    StepRequested {
+        step: u32,
+        attempt: u32,
+        input: Json,
+        at: Millis,
+    },
     /// Replicate accepted the create call (or recovery found the prediction it made).
-    PredictionCreated { step: u32, attempt: u32, prediction_id: String, at: Millis },
+    PredictionCreated {
+        step: u32,
+        attempt: u32,
+        prediction_id: String,
+        at: Millis,
+    },
     /// The prediction moved to `processing`.
-    PredictionStarted { step: u32, prediction_id: String, at: Millis },
-    StepSucceeded { step: u32, prediction_id: String, output: Json, at: Millis },
+    PredictionStarted {
+        step: u32,
+        prediction_id: String,
+        at: Millis,
+    },
+    StepSucceeded {
+        step: u32,
+        prediction_id: String,
+        output: Json,
+        at: Millis,
+    },
     /// The step ended without output. `prediction_id` is `None` when no prediction could be
     /// made (a final create error, an input that cannot be built). `canceled` marks a
     /// prediction that Replicate reports as canceled or aborted.
@@ -35,7 +54,12 @@ pub enum Event {
     },
     /// A prediction attempt failed and the workflow allows another: the step goes back to
     /// pending, keeping its attempt count and the error.
-    AttemptFailed { step: u32, prediction_id: Option<String>, error: String, at: Millis },
+    AttemptFailed {
+        step: u32,
+        prediction_id: Option<String>,
+        error: String,
+        at: Millis,
+    },
     /// The task was canceled (through the API or by its task timeout). Pending steps become
     /// canceled; a step whose prediction may still run is marked `cancel_pending`.
     TaskCanceled { reason: String, at: Millis },
@@ -45,7 +69,12 @@ pub enum Event {
     TaskRetried { at: Millis },
     /// The step's output files were copied into the data dir; `kept_output` is the output
     /// with their URLs replaced. Journaled just before the step's success.
-    OutputsKept { step: u32, prediction_id: String, kept_output: Json, at: Millis },
+    OutputsKept {
+        step: u32,
+        prediction_id: String,
+        kept_output: Json,
+        at: Millis,
+    },
     /// A create call for this attempt is about to be sent, journaled before it leaves: an
     /// attempt without one never reached Replicate, so a restart creates it directly instead
     /// of searching for a prediction that cannot exist.

@@ -14,6 +14,7 @@
 
 pub mod changes;
 pub mod config;
+mod engine;
 pub mod event;
 pub mod journal;
 pub mod machine;
@@ -21,13 +22,12 @@ pub mod metrics;
 pub mod model;
 pub mod outputs;
 pub mod ratelimit;
-pub mod time;
-pub mod webhook;
-pub mod workflow;
 pub mod replicate;
 pub mod runtime;
 pub mod scheduler;
-mod engine;
+pub mod time;
+pub mod webhook;
+pub mod workflow;
 
 pub use engine::{Engine, LaunchError, StoreChoice};
 pub use runtime::{ControlError, StartError, StartRequest, Started};

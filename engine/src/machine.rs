@@ -13,9 +13,14 @@ pub enum Ignored {
     TaskFinished,
     NoSuchStep(u32),
     /// The step is not in a state that this event can move it from.
-    WrongState { step: u32, status: StepStatus },
+    WrongState {
+        step: u32,
+        status: StepStatus,
+    },
     /// The event names another attempt or prediction than the step's current one.
-    Stale { step: u32 },
+    Stale {
+        step: u32,
+    },
     NotFirstEvent,
     /// The event only applies to a finished task.
     NotFinished,
@@ -28,17 +33,33 @@ pub enum Command {
     Request { step: u32 },
     /// Make sure a prediction exists for the journaled intent (create it, or after a restart
     /// find the one a previous run created), then journal its id.
-    EnsurePrediction { step: u32, attempt: u32, input: Json },
+    EnsurePrediction {
+        step: u32,
+        attempt: u32,
+        input: Json,
+    },
     /// Follow the prediction until it ends.
     Watch { step: u32, prediction_id: String },
     /// The task ended while this step's prediction may still run: cancel it at Replicate.
     /// Without an id (the create's answer was never journaled), find the prediction first.
-    CancelPrediction { step: u32, attempt: u32, prediction_id: Option<String>, input: Option<Json> },
+    CancelPrediction {
+        step: u32,
+        attempt: u32,
+        prediction_id: Option<String>,
+        input: Option<Json>,
+    },
 }
 
 /// A new task from its `TaskCreated` event, which becomes sequence 1.
 pub fn create(id: TaskId, event: &Event) -> Result<Task, Ignored> {
-    let Event::TaskCreated { workflow, params, items, idempotency_key, at } = event else {
+    let Event::TaskCreated {
+        workflow,
+        params,
+        items,
+        idempotency_key,
+        at,
+    } = event
+    else {
         return Err(Ignored::NotFirstEvent);
     };
     let steps = items
@@ -79,7 +100,12 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
     let at = event.at();
     match event {
         Event::TaskCreated { .. } => return Err(Ignored::NotFirstEvent),
-        Event::StepRequested { step, attempt, input, .. } => {
+        Event::StepRequested {
+            step,
+            attempt,
+            input,
+            ..
+        } => {
             check_is_current(task, *step)?;
             let s = step_in(task, *step)?;
             expect_status(s, &[StepStatus::Pending])?;
@@ -98,7 +124,12 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
             s.sent = None;
             task.status = TaskStatus::Running;
         }
-        Event::PredictionCreated { step, attempt, prediction_id, .. } => {
+        Event::PredictionCreated {
+            step,
+            attempt,
+            prediction_id,
+            ..
+        } => {
             let s = step_in(task, *step)?;
             expect_status(s, &[StepStatus::Starting])?;
             if *attempt != s.attempt || s.prediction_id.is_some() {
@@ -115,13 +146,22 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
             let first = s.sent.map_or(at, |sent| sent.first);
             s.sent = Some(crate::model::SendWindow { first, last: at });
         }
-        Event::PredictionStarted { step, prediction_id, .. } => {
+        Event::PredictionStarted {
+            step,
+            prediction_id,
+            ..
+        } => {
             let s = step_in(task, *step)?;
             expect_prediction(s, prediction_id)?;
             expect_status(s, &[StepStatus::Starting])?;
             s.status = StepStatus::Processing;
         }
-        Event::StepSucceeded { step, prediction_id, output, .. } => {
+        Event::StepSucceeded {
+            step,
+            prediction_id,
+            output,
+            ..
+        } => {
             let s = step_in(task, *step)?;
             expect_prediction(s, prediction_id)?;
             expect_status(s, &[StepStatus::Starting, StepStatus::Processing])?;
@@ -134,24 +174,44 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
                 task.completed_at = Some(at);
             }
         }
-        Event::StepFailed { step, prediction_id, error, canceled, .. } => {
+        Event::StepFailed {
+            step,
+            prediction_id,
+            error,
+            canceled,
+            ..
+        } => {
             let s = step_in(task, *step)?;
             expect_attempt_result(s, prediction_id.as_deref())?;
-            s.status = if *canceled { StepStatus::Canceled } else { StepStatus::Failed };
+            s.status = if *canceled {
+                StepStatus::Canceled
+            } else {
+                StepStatus::Failed
+            };
             s.error = Some(error.clone());
             s.completed_at = Some(at);
             task.status = TaskStatus::Failed;
             task.error = Some(format!("step {step}: {error}"));
             task.completed_at = Some(at);
         }
-        Event::AttemptFailed { step, prediction_id, error, .. } => {
+        Event::AttemptFailed {
+            step,
+            prediction_id,
+            error,
+            ..
+        } => {
             let s = step_in(task, *step)?;
             expect_attempt_result(s, prediction_id.as_deref())?;
             s.status = StepStatus::Pending;
             s.prediction_id = None;
             s.error = Some(error.clone());
         }
-        Event::OutputsKept { step, prediction_id, kept_output, .. } => {
+        Event::OutputsKept {
+            step,
+            prediction_id,
+            kept_output,
+            ..
+        } => {
             let s = step_in(task, *step)?;
             expect_prediction(s, prediction_id)?;
             expect_status(s, &[StepStatus::Starting, StepStatus::Processing])?;
@@ -160,7 +220,8 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
         Event::TaskCanceled { reason, .. } => {
             for s in task.steps.iter_mut().filter(|s| !s.status.is_terminal()) {
                 // A step past its intent may have a prediction running at Replicate.
-                s.cancel_pending = matches!(s.status, StepStatus::Starting | StepStatus::Processing);
+                s.cancel_pending =
+                    matches!(s.status, StepStatus::Starting | StepStatus::Processing);
                 s.status = StepStatus::Canceled;
                 s.completed_at = Some(at);
             }
@@ -168,7 +229,9 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
             task.error = Some(reason.clone());
             task.completed_at = Some(at);
         }
-        Event::CancelSettled { .. } | Event::TaskRetried { .. } => return Err(Ignored::NotFinished),
+        Event::CancelSettled { .. } | Event::TaskRetried { .. } => {
+            return Err(Ignored::NotFinished)
+        }
     }
     Ok(())
 }
@@ -177,7 +240,12 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
 /// settling that cancel, or retrying a failed task.
 fn apply_after_end(task: &mut Task, event: &Event) -> Result<(), Ignored> {
     match event {
-        Event::PredictionCreated { step, attempt, prediction_id, .. } => {
+        Event::PredictionCreated {
+            step,
+            attempt,
+            prediction_id,
+            ..
+        } => {
             let s = step_in(task, *step)?;
             if !s.cancel_pending || s.prediction_id.is_some() || *attempt != s.attempt {
                 return Err(Ignored::TaskFinished);
@@ -222,7 +290,10 @@ pub fn decide(task: &Task) -> Option<Command> {
             input: step.input.clone(),
         });
     }
-    let step = task.steps.iter().find(|s| s.status != StepStatus::Succeeded)?;
+    let step = task
+        .steps
+        .iter()
+        .find(|s| s.status != StepStatus::Succeeded)?;
     match (step.status, &step.prediction_id, &step.input) {
         (StepStatus::Pending, _, _) => Some(Command::Request { step: step.index }),
         (StepStatus::Starting, None, Some(input)) => Some(Command::EnsurePrediction {
@@ -230,17 +301,25 @@ pub fn decide(task: &Task) -> Option<Command> {
             attempt: step.attempt,
             input: input.clone(),
         }),
-        (StepStatus::Starting | StepStatus::Processing, Some(id), _) => {
-            Some(Command::Watch { step: step.index, prediction_id: id.clone() })
-        }
+        (StepStatus::Starting | StepStatus::Processing, Some(id), _) => Some(Command::Watch {
+            step: step.index,
+            prediction_id: id.clone(),
+        }),
         _ => None,
     }
 }
 
 fn check_is_current(task: &Task, step: u32) -> Result<(), Ignored> {
-    match task.steps.iter().find(|s| s.status != StepStatus::Succeeded) {
+    match task
+        .steps
+        .iter()
+        .find(|s| s.status != StepStatus::Succeeded)
+    {
         Some(current) if current.index == step => Ok(()),
-        Some(current) => Err(Ignored::WrongState { step, status: current.status }),
+        Some(current) => Err(Ignored::WrongState {
+            step,
+            status: current.status,
+        }),
         None => Err(Ignored::TaskFinished),
     }
 }
@@ -253,7 +332,10 @@ fn expect_status(step: &Step, allowed: &[StepStatus]) -> Result<(), Ignored> {
     if allowed.contains(&step.status) {
         Ok(())
     } else {
-        Err(Ignored::WrongState { step: step.index, status: step.status })
+        Err(Ignored::WrongState {
+            step: step.index,
+            status: step.status,
+        })
     }
 }
 
@@ -265,7 +347,14 @@ fn expect_attempt_result(step: &Step, prediction_id: Option<&str>) -> Result<(),
         None if step.prediction_id.is_some() => return Err(Ignored::Stale { step: step.index }),
         None => {}
     }
-    expect_status(step, &[StepStatus::Pending, StepStatus::Starting, StepStatus::Processing])
+    expect_status(
+        step,
+        &[
+            StepStatus::Pending,
+            StepStatus::Starting,
+            StepStatus::Processing,
+        ],
+    )
 }
 
 fn expect_prediction(step: &Step, prediction_id: &str) -> Result<(), Ignored> {

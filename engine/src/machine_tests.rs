@@ -8,7 +8,9 @@ fn created(items: usize) -> Event {
     Event::TaskCreated {
         workflow: "tryon".into(),
         params: Json(r#"{"person_image":"p.png"}"#.into()),
-        items: (0..items).map(|i| Json(format!(r#"{{"n":{i}}}"#))).collect(),
+        items: (0..items)
+            .map(|i| Json(format!(r#"{{"n":{i}}}"#)))
+            .collect(),
         idempotency_key: None,
         at: 1_000,
     }
@@ -19,7 +21,12 @@ fn task(items: usize) -> Task {
 }
 
 fn requested(step: u32, attempt: u32) -> Event {
-    Event::StepRequested { step, attempt, input: Json(format!(r#"{{"s":{step}}}"#)), at: 2_000 }
+    Event::StepRequested {
+        step,
+        attempt,
+        input: Json(format!(r#"{{"s":{step}}}"#)),
+        at: 2_000,
+    }
 }
 
 fn pred(step: u32) -> String {
@@ -27,7 +34,12 @@ fn pred(step: u32) -> String {
 }
 
 fn prediction_created(step: u32) -> Event {
-    Event::PredictionCreated { step, attempt: 1, prediction_id: pred(step), at: 3_000 }
+    Event::PredictionCreated {
+        step,
+        attempt: 1,
+        prediction_id: pred(step),
+        at: 3_000,
+    }
 }
 
 fn succeeded(step: u32) -> Event {
@@ -53,7 +65,11 @@ fn failed(step: u32, canceled: bool) -> Event {
 fn run_step(task: &mut Task, step: u32) {
     apply(task, &requested(step, 1)).unwrap();
     apply(task, &prediction_created(step)).unwrap();
-    let started = Event::PredictionStarted { step, prediction_id: pred(step), at: 4_000 };
+    let started = Event::PredictionStarted {
+        step,
+        prediction_id: pred(step),
+        at: 4_000,
+    };
     apply(task, &started).unwrap();
     apply(task, &succeeded(step)).unwrap();
 }
@@ -69,7 +85,10 @@ fn a_new_task_is_pending_at_step_zero_and_asks_for_its_first_step() {
 
 #[test]
 fn only_task_created_can_create_a_task() {
-    assert_eq!(create(TaskId([1; 16]), &requested(1, 1)), Err(Ignored::NotFirstEvent));
+    assert_eq!(
+        create(TaskId([1; 16]), &requested(1, 1)),
+        Err(Ignored::NotFirstEvent)
+    );
     let mut t = task(1);
     assert_eq!(apply(&mut t, &created(1)), Err(Ignored::NotFirstEvent));
 }
@@ -84,7 +103,11 @@ fn a_requested_step_runs_the_task_and_asks_to_ensure_its_prediction() {
     assert_eq!(t.steps[0].started_at, Some(2_000));
     assert_eq!(
         decide(&t),
-        Some(Command::EnsurePrediction { step: 1, attempt: 1, input: Json(r#"{"s":1}"#.into()) })
+        Some(Command::EnsurePrediction {
+            step: 1,
+            attempt: 1,
+            input: Json(r#"{"s":1}"#.into())
+        })
     );
 }
 
@@ -93,9 +116,20 @@ fn a_created_prediction_is_watched_through_processing() {
     let mut t = task(2);
     apply(&mut t, &requested(1, 1)).unwrap();
     apply(&mut t, &prediction_created(1)).unwrap();
-    let watch = Some(Command::Watch { step: 1, prediction_id: pred(1) });
+    let watch = Some(Command::Watch {
+        step: 1,
+        prediction_id: pred(1),
+    });
     assert_eq!(decide(&t), watch);
-    apply(&mut t, &Event::PredictionStarted { step: 1, prediction_id: pred(1), at: 4_000 }).unwrap();
+    apply(
+        &mut t,
+        &Event::PredictionStarted {
+            step: 1,
+            prediction_id: pred(1),
+            at: 4_000,
+        },
+    )
+    .unwrap();
     assert_eq!(t.steps[0].status, StepStatus::Processing);
     assert_eq!(decide(&t), watch);
 }
@@ -154,8 +188,13 @@ fn a_canceled_prediction_fails_the_task_and_marks_the_step_canceled() {
 #[test]
 fn a_step_can_fail_before_any_prediction_exists() {
     let mut t = task(2);
-    let no_input =
-        Event::StepFailed { step: 1, prediction_id: None, error: "bad".into(), canceled: false, at: 9 };
+    let no_input = Event::StepFailed {
+        step: 1,
+        prediction_id: None,
+        error: "bad".into(),
+        canceled: false,
+        at: 9,
+    };
     apply(&mut t, &no_input).unwrap();
     assert_eq!(t.status, TaskStatus::Failed);
     assert_eq!(t.current_step(), 1);
@@ -174,9 +213,17 @@ fn results_for_another_prediction_are_ignored() {
         at: 9,
     };
     assert_eq!(apply(&mut t, &other), Err(Ignored::Stale { step: 1 }));
-    let failed_without_id =
-        Event::StepFailed { step: 1, prediction_id: None, error: "x".into(), canceled: false, at: 9 };
-    assert_eq!(apply(&mut t, &failed_without_id), Err(Ignored::Stale { step: 1 }));
+    let failed_without_id = Event::StepFailed {
+        step: 1,
+        prediction_id: None,
+        error: "x".into(),
+        canceled: false,
+        at: 9,
+    };
+    assert_eq!(
+        apply(&mut t, &failed_without_id),
+        Err(Ignored::Stale { step: 1 })
+    );
     assert_eq!(t, before, "an ignored event changes nothing");
 }
 
@@ -185,8 +232,14 @@ fn a_duplicate_result_is_ignored() {
     let mut t = task(2);
     run_step(&mut t, 1);
     let before = t.clone();
-    assert!(matches!(apply(&mut t, &succeeded(1)), Err(Ignored::WrongState { step: 1, .. })));
-    assert!(matches!(apply(&mut t, &failed(1, false)), Err(Ignored::WrongState { step: 1, .. })));
+    assert!(matches!(
+        apply(&mut t, &succeeded(1)),
+        Err(Ignored::WrongState { step: 1, .. })
+    ));
+    assert!(matches!(
+        apply(&mut t, &failed(1, false)),
+        Err(Ignored::WrongState { step: 1, .. })
+    ));
     assert_eq!(t, before);
 }
 
@@ -194,8 +247,15 @@ fn a_duplicate_result_is_ignored() {
 fn a_late_processing_after_success_is_ignored() {
     let mut t = task(2);
     run_step(&mut t, 1);
-    let late = Event::PredictionStarted { step: 1, prediction_id: pred(1), at: 9 };
-    assert!(matches!(apply(&mut t, &late), Err(Ignored::WrongState { .. })));
+    let late = Event::PredictionStarted {
+        step: 1,
+        prediction_id: pred(1),
+        at: 9,
+    };
+    assert!(matches!(
+        apply(&mut t, &late),
+        Err(Ignored::WrongState { .. })
+    ));
 }
 
 #[test]
@@ -212,7 +272,12 @@ fn a_second_prediction_id_for_the_same_attempt_is_ignored() {
     let mut t = task(1);
     apply(&mut t, &requested(1, 1)).unwrap();
     apply(&mut t, &prediction_created(1)).unwrap();
-    let again = Event::PredictionCreated { step: 1, attempt: 1, prediction_id: "dup".into(), at: 9 };
+    let again = Event::PredictionCreated {
+        step: 1,
+        attempt: 1,
+        prediction_id: "dup".into(),
+        at: 9,
+    };
     assert_eq!(apply(&mut t, &again), Err(Ignored::Stale { step: 1 }));
     assert_eq!(t.steps[0].prediction_id.as_deref(), Some("pred1"));
 }
@@ -220,11 +285,27 @@ fn a_second_prediction_id_for_the_same_attempt_is_ignored() {
 #[test]
 fn steps_cannot_run_out_of_order() {
     let mut t = task(3);
-    assert!(matches!(apply(&mut t, &requested(2, 1)), Err(Ignored::WrongState { step: 2, .. })));
-    assert_eq!(apply(&mut t, &requested(9, 1)), Err(Ignored::WrongState { step: 9, status: StepStatus::Pending }));
-    assert_eq!(apply(&mut t, &requested(1, 2)), Err(Ignored::Stale { step: 1 }), "attempts count from 1");
+    assert!(matches!(
+        apply(&mut t, &requested(2, 1)),
+        Err(Ignored::WrongState { step: 2, .. })
+    ));
+    assert_eq!(
+        apply(&mut t, &requested(9, 1)),
+        Err(Ignored::WrongState {
+            step: 9,
+            status: StepStatus::Pending
+        })
+    );
+    assert_eq!(
+        apply(&mut t, &requested(1, 2)),
+        Err(Ignored::Stale { step: 1 }),
+        "attempts count from 1"
+    );
     apply(&mut t, &requested(1, 1)).unwrap();
-    assert!(matches!(apply(&mut t, &requested(1, 2)), Err(Ignored::WrongState { .. })));
+    assert!(matches!(
+        apply(&mut t, &requested(1, 2)),
+        Err(Ignored::WrongState { .. })
+    ));
 }
 
 #[test]
@@ -241,7 +322,11 @@ fn replaying_the_events_rebuilds_the_same_task() {
     let mut live = task(2);
     let mut events = vec![];
     for step in 1..=2 {
-        for e in [requested(step, 1), prediction_created(step), succeeded(step)] {
+        for e in [
+            requested(step, 1),
+            prediction_created(step),
+            succeeded(step),
+        ] {
             apply(&mut live, &e).unwrap();
             events.push(e);
         }
@@ -254,7 +339,10 @@ fn replaying_the_events_rebuilds_the_same_task() {
 }
 
 fn cancel(reason: &str) -> Event {
-    Event::TaskCanceled { reason: reason.into(), at: 7_000 }
+    Event::TaskCanceled {
+        reason: reason.into(),
+        at: 7_000,
+    }
 }
 
 #[test]
@@ -262,19 +350,37 @@ fn a_failed_attempt_sends_the_step_back_to_pending_for_a_new_attempt() {
     let mut t = task(2);
     apply(&mut t, &requested(1, 1)).unwrap();
     apply(&mut t, &prediction_created(1)).unwrap();
-    let failed = Event::AttemptFailed { step: 1, prediction_id: Some(pred(1)), error: "oom".into(), at: 6 };
+    let failed = Event::AttemptFailed {
+        step: 1,
+        prediction_id: Some(pred(1)),
+        error: "oom".into(),
+        at: 6,
+    };
     apply(&mut t, &failed).unwrap();
     assert_eq!(t.status, TaskStatus::Running);
     assert_eq!(t.steps[0].status, StepStatus::Pending);
     assert_eq!(t.steps[0].error.as_deref(), Some("oom"));
     assert_eq!(t.steps[0].prediction_id, None);
     assert_eq!(decide(&t), Some(Command::Request { step: 1 }));
-    assert_eq!(apply(&mut t, &requested(1, 1)), Err(Ignored::Stale { step: 1 }), "attempt 1 is spent");
+    assert_eq!(
+        apply(&mut t, &requested(1, 1)),
+        Err(Ignored::Stale { step: 1 }),
+        "attempt 1 is spent"
+    );
     apply(&mut t, &requested(1, 2)).unwrap();
     assert_eq!(t.steps[0].attempt, 2);
     assert_eq!(t.steps[0].error, None);
-    let late = Event::StepSucceeded { step: 1, prediction_id: pred(1), output: Json("1".into()), at: 9 };
-    assert_eq!(apply(&mut t, &late), Err(Ignored::Stale { step: 1 }), "attempt 1's result is stale");
+    let late = Event::StepSucceeded {
+        step: 1,
+        prediction_id: pred(1),
+        output: Json("1".into()),
+        at: 9,
+    };
+    assert_eq!(
+        apply(&mut t, &late),
+        Err(Ignored::Stale { step: 1 }),
+        "attempt 1's result is stale"
+    );
 }
 
 #[test]
@@ -287,17 +393,32 @@ fn canceling_a_running_task_marks_the_prediction_for_cancel_at_replicate() {
     assert_eq!(t.status, TaskStatus::Canceled);
     assert_eq!(t.error.as_deref(), Some("canceled by request"));
     let statuses: Vec<StepStatus> = t.steps.iter().map(|s| s.status).collect();
-    assert_eq!(statuses, vec![StepStatus::Succeeded, StepStatus::Canceled, StepStatus::Canceled]);
+    assert_eq!(
+        statuses,
+        vec![
+            StepStatus::Succeeded,
+            StepStatus::Canceled,
+            StepStatus::Canceled
+        ]
+    );
     assert!(t.steps[1].cancel_pending && !t.steps[2].cancel_pending);
     assert!(!t.is_settled());
     assert_eq!(
         decide(&t),
-        Some(Command::CancelPrediction { step: 2, attempt: 1, prediction_id: Some(pred(2)), input: Some(Json(r#"{"s":2}"#.into())) })
+        Some(Command::CancelPrediction {
+            step: 2,
+            attempt: 1,
+            prediction_id: Some(pred(2)),
+            input: Some(Json(r#"{"s":2}"#.into()))
+        })
     );
     apply(&mut t, &Event::CancelSettled { step: 2, at: 8 }).unwrap();
     assert!(t.is_settled());
     assert_eq!(decide(&t), None);
-    assert_eq!(apply(&mut t, &Event::CancelSettled { step: 2, at: 9 }), Err(Ignored::TaskFinished));
+    assert_eq!(
+        apply(&mut t, &Event::CancelSettled { step: 2, at: 9 }),
+        Err(Ignored::TaskFinished)
+    );
 }
 
 #[test]
@@ -305,11 +426,32 @@ fn a_prediction_created_after_the_cancel_is_recorded_so_it_can_be_canceled() {
     let mut t = task(1);
     apply(&mut t, &requested(1, 1)).unwrap();
     apply(&mut t, &cancel("stop")).unwrap();
-    assert!(matches!(decide(&t), Some(Command::CancelPrediction { prediction_id: None, .. })));
+    assert!(matches!(
+        decide(&t),
+        Some(Command::CancelPrediction {
+            prediction_id: None,
+            ..
+        })
+    ));
     apply(&mut t, &prediction_created(1)).unwrap();
-    assert!(matches!(decide(&t), Some(Command::CancelPrediction { prediction_id: Some(_), .. })));
-    let result = Event::StepSucceeded { step: 1, prediction_id: pred(1), output: Json("1".into()), at: 9 };
-    assert_eq!(apply(&mut t, &result), Err(Ignored::TaskFinished), "a canceled task stays canceled");
+    assert!(matches!(
+        decide(&t),
+        Some(Command::CancelPrediction {
+            prediction_id: Some(_),
+            ..
+        })
+    ));
+    let result = Event::StepSucceeded {
+        step: 1,
+        prediction_id: pred(1),
+        output: Json("1".into()),
+        at: 9,
+    };
+    assert_eq!(
+        apply(&mut t, &result),
+        Err(Ignored::TaskFinished),
+        "a canceled task stays canceled"
+    );
 }
 
 #[test]
@@ -341,31 +483,86 @@ fn a_retried_task_runs_again_from_its_failed_step_and_keeps_earlier_outputs() {
 #[test]
 fn only_a_failed_task_can_be_retried() {
     let mut running = task(1);
-    assert_eq!(apply(&mut running, &Event::TaskRetried { at: 1 }), Err(Ignored::NotFinished));
+    assert_eq!(
+        apply(&mut running, &Event::TaskRetried { at: 1 }),
+        Err(Ignored::NotFinished)
+    );
     let mut done = task(1);
     run_step(&mut done, 1);
-    assert_eq!(apply(&mut done, &Event::TaskRetried { at: 1 }), Err(Ignored::TaskFinished));
+    assert_eq!(
+        apply(&mut done, &Event::TaskRetried { at: 1 }),
+        Err(Ignored::TaskFinished)
+    );
     let mut canceled = task(1);
     apply(&mut canceled, &cancel("x")).unwrap();
-    assert_eq!(apply(&mut canceled, &Event::TaskRetried { at: 1 }), Err(Ignored::TaskFinished));
+    assert_eq!(
+        apply(&mut canceled, &Event::TaskRetried { at: 1 }),
+        Err(Ignored::TaskFinished)
+    );
 }
 
 #[test]
 fn create_marks_widen_the_attempts_send_window_and_a_new_attempt_starts_without_one() {
     let mut task = task(1);
     apply(&mut task, &requested(1, 1)).unwrap();
-    assert_eq!(task.steps[0].sent, None, "an intent alone never reached Replicate");
+    assert_eq!(
+        task.steps[0].sent, None,
+        "an intent alone never reached Replicate"
+    );
     for at in [2_100, 2_500] {
-        apply(&mut task, &Event::CreateSent { step: 1, attempt: 1, at }).unwrap();
+        apply(
+            &mut task,
+            &Event::CreateSent {
+                step: 1,
+                attempt: 1,
+                at,
+            },
+        )
+        .unwrap();
     }
-    assert_eq!(task.steps[0].sent, Some(crate::model::SendWindow { first: 2_100, last: 2_500 }));
-    let stale = Event::CreateSent { step: 1, attempt: 2, at: 2_600 };
+    assert_eq!(
+        task.steps[0].sent,
+        Some(crate::model::SendWindow {
+            first: 2_100,
+            last: 2_500
+        })
+    );
+    let stale = Event::CreateSent {
+        step: 1,
+        attempt: 2,
+        at: 2_600,
+    };
     assert_eq!(apply(&mut task, &stale), Err(Ignored::Stale { step: 1 }));
-    let failed = Event::AttemptFailed { step: 1, prediction_id: None, error: "reset".into(), at: 2_700 };
+    let failed = Event::AttemptFailed {
+        step: 1,
+        prediction_id: None,
+        error: "reset".into(),
+        at: 2_700,
+    };
     apply(&mut task, &failed).unwrap();
     apply(&mut task, &requested(1, 2)).unwrap();
-    assert_eq!(task.steps[0].sent, None, "the new attempt has sent nothing yet");
-    apply(&mut task, &Event::PredictionCreated { step: 1, attempt: 2, prediction_id: pred(1), at: 2_800 }).unwrap();
-    let late = Event::CreateSent { step: 1, attempt: 2, at: 2_900 };
-    assert_eq!(apply(&mut task, &late), Err(Ignored::Stale { step: 1 }), "nothing is sent once the prediction is known");
+    assert_eq!(
+        task.steps[0].sent, None,
+        "the new attempt has sent nothing yet"
+    );
+    apply(
+        &mut task,
+        &Event::PredictionCreated {
+            step: 1,
+            attempt: 2,
+            prediction_id: pred(1),
+            at: 2_800,
+        },
+    )
+    .unwrap();
+    let late = Event::CreateSent {
+        step: 1,
+        attempt: 2,
+        at: 2_900,
+    };
+    assert_eq!(
+        apply(&mut task, &late),
+        Err(Ignored::Stale { step: 1 }),
+        "nothing is sent once the prediction is known"
+    );
 }

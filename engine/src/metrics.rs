@@ -7,8 +7,12 @@ use std::fmt::Write;
 use std::sync::{Mutex, OnceLock};
 
 /// Upper bounds of histogram buckets, in the metric's unit.
-pub const SECONDS_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
-pub const COUNT_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0];
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+];
+pub const COUNT_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0,
+];
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -48,7 +52,13 @@ impl Metrics {
     }
 
     /// Adds `by` to a counter.
-    pub fn add(&self, name: &'static str, help: &'static str, pairs: &[(&'static str, &str)], by: f64) {
+    pub fn add(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        pairs: &[(&'static str, &str)],
+        by: f64,
+    ) {
         let mut registry = self.lock();
         registry.help.entry(name).or_insert(help);
         *registry.counters.entry((name, labels(pairs))).or_default() += by;
@@ -69,12 +79,15 @@ impl Metrics {
     ) {
         let mut registry = self.lock();
         registry.help.entry(name).or_insert(help);
-        let histogram = registry.histograms.entry((name, labels(pairs))).or_insert_with(|| Histogram {
-            bounds,
-            counts: vec![0; bounds.len()],
-            sum: 0.0,
-            count: 0,
-        });
+        let histogram = registry
+            .histograms
+            .entry((name, labels(pairs)))
+            .or_insert_with(|| Histogram {
+                bounds,
+                counts: vec![0; bounds.len()],
+                sum: 0.0,
+                count: 0,
+            });
         for (i, bound) in histogram.bounds.iter().enumerate() {
             if value <= *bound {
                 histogram.counts[i] += 1;
@@ -89,7 +102,10 @@ impl Metrics {
         let registry = self.lock();
         let mut out = String::new();
         for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         let mut last = "";
         for ((name, pairs), value) in &registry.counters {
@@ -107,18 +123,40 @@ impl Metrics {
                 last = name;
             }
             for (bound, count) in histogram.bounds.iter().zip(&histogram.counts) {
-                let _ = writeln!(out, "{name}_bucket{} {count}", format_labels(pairs, Some(&bound.to_string())));
+                let _ = writeln!(
+                    out,
+                    "{name}_bucket{} {count}",
+                    format_labels(pairs, Some(&bound.to_string()))
+                );
             }
-            let _ = writeln!(out, "{name}_bucket{} {}", format_labels(pairs, Some("+Inf")), histogram.count);
-            let _ = writeln!(out, "{name}_sum{} {}", format_labels(pairs, None), histogram.sum);
-            let _ = writeln!(out, "{name}_count{} {}", format_labels(pairs, None), histogram.count);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{} {}",
+                format_labels(pairs, Some("+Inf")),
+                histogram.count
+            );
+            let _ = writeln!(
+                out,
+                "{name}_sum{} {}",
+                format_labels(pairs, None),
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "{name}_count{} {}",
+                format_labels(pairs, None),
+                histogram.count
+            );
         }
         out
     }
 }
 
 fn format_labels(pairs: &Labels, le: Option<&str>) -> String {
-    let mut parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    let mut parts: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
     if let Some(le) = le {
         parts.push(format!("le=\"{le}\""));
     }
@@ -130,7 +168,10 @@ fn format_labels(pairs: &Labels, le: Option<&str>) -> String {
 }
 
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -146,7 +187,10 @@ mod tests {
         metrics.observe("demo_seconds", "Demo histogram.", &[0.1, 1.0], &[], 0.5);
         metrics.observe("demo_seconds", "Demo histogram.", &[0.1, 1.0], &[], 5.0);
         let text = metrics.render(&[("demo_gauge", "A gauge.", 7.0)]);
-        assert!(text.contains("# TYPE demo_gauge gauge\ndemo_gauge 7\n"), "{text}");
+        assert!(
+            text.contains("# TYPE demo_gauge gauge\ndemo_gauge 7\n"),
+            "{text}"
+        );
         assert!(text.contains("# TYPE demo_total counter\n"));
         assert!(text.contains("demo_total{outcome=\"ok\"} 3\n"));
         assert!(text.contains("demo_total{outcome=\"say \\\"hi\\\"\"} 1\n"));

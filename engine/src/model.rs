@@ -71,7 +71,8 @@ impl IdHasher {
 }
 
 /// A map keyed by task ids, hashed with `IdHasher`.
-pub type TaskIdMap<V> = std::collections::HashMap<TaskId, V, std::hash::BuildHasherDefault<IdHasher>>;
+pub type TaskIdMap<V> =
+    std::collections::HashMap<TaskId, V, std::hash::BuildHasherDefault<IdHasher>>;
 /// A set of task ids, hashed with `IdHasher`.
 pub type TaskIdSet = std::collections::HashSet<TaskId, std::hash::BuildHasherDefault<IdHasher>>;
 
@@ -136,7 +137,10 @@ pub enum TaskStatus {
 
 impl TaskStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(self, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Canceled)
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Canceled
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -150,9 +154,15 @@ impl TaskStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Running, Self::Succeeded, Self::Failed, Self::Canceled]
-            .into_iter()
-            .find(|status| status.as_str() == s)
+        [
+            Self::Pending,
+            Self::Running,
+            Self::Succeeded,
+            Self::Failed,
+            Self::Canceled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
     }
 }
 
@@ -171,7 +181,10 @@ pub enum StepStatus {
 
 impl StepStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(self, StepStatus::Succeeded | StepStatus::Failed | StepStatus::Canceled)
+        matches!(
+            self,
+            StepStatus::Succeeded | StepStatus::Failed | StepStatus::Canceled
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -269,7 +282,11 @@ impl Task {
         if self.status == TaskStatus::Succeeded {
             return self.steps.len() as u32;
         }
-        match self.steps.iter().find(|step| step.status != StepStatus::Succeeded) {
+        match self
+            .steps
+            .iter()
+            .find(|step| step.status != StepStatus::Succeeded)
+        {
             Some(step) if step.status == StepStatus::Pending && !self.status.is_terminal() => {
                 step.index - 1
             }
@@ -286,7 +303,10 @@ impl Task {
 
     /// Number of steps that succeeded.
     pub fn completed_steps(&self) -> u32 {
-        self.steps.iter().filter(|step| step.status == StepStatus::Succeeded).count() as u32
+        self.steps
+            .iter()
+            .filter(|step| step.status == StepStatus::Succeeded)
+            .count() as u32
     }
 
     pub fn step(&self, index: u32) -> Option<&Step> {
@@ -318,10 +338,16 @@ mod tests {
     fn id_hashes_of_one_millisecond_spread_over_low_and_high_bits() {
         use std::hash::BuildHasher;
         let hasher = std::hash::BuildHasherDefault::<IdHasher>::default();
-        let hashes: Vec<u64> = (0..4096).map(|_| hasher.hash_one(TaskId::time_ordered(7_000).unwrap())).collect();
+        let hashes: Vec<u64> = (0..4096)
+            .map(|_| hasher.hash_one(TaskId::time_ordered(7_000).unwrap()))
+            .collect();
         let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xfff).collect();
         let high: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
-        assert!(low.len() > 2500, "{} distinct low 12 bits of 4096", low.len());
+        assert!(
+            low.len() > 2500,
+            "{} distinct low 12 bits of 4096",
+            low.len()
+        );
         assert_eq!(high.len(), 128, "every top-7-bit value");
         let mut map = TaskIdMap::default();
         map.insert(TaskId([1; 16]), 1);
@@ -331,11 +357,21 @@ mod tests {
 
     #[test]
     fn ids_sort_by_creation_time_and_differ_in_80_random_bits() {
-        let (a, b) = (TaskId::time_ordered(5_000).unwrap(), TaskId::time_ordered(5_000).unwrap());
+        let (a, b) = (
+            TaskId::time_ordered(5_000).unwrap(),
+            TaskId::time_ordered(5_000).unwrap(),
+        );
         assert_ne!(a, b, "same millisecond, different random part");
         assert_eq!(a.0[..6], b.0[..6]);
-        assert!(TaskId::time_ordered(4_999).unwrap() < a && a < TaskId::time_ordered(5_001).unwrap());
+        assert!(
+            TaskId::time_ordered(4_999).unwrap() < a && a < TaskId::time_ordered(5_001).unwrap()
+        );
         let late = TaskId::time_ordered(1_764_000_000_000).unwrap();
-        assert_eq!(u64::from_be_bytes([0, 0, late.0[0], late.0[1], late.0[2], late.0[3], late.0[4], late.0[5]]), 1_764_000_000_000);
+        assert_eq!(
+            u64::from_be_bytes([
+                0, 0, late.0[0], late.0[1], late.0[2], late.0[3], late.0[4], late.0[5]
+            ]),
+            1_764_000_000_000
+        );
     }
 }

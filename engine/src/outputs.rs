@@ -23,12 +23,21 @@ pub struct Keeper {
 pub struct Transient(pub String);
 
 impl Keeper {
-    pub fn new(dir: PathBuf, public_base: &str, max_file_bytes: u64) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        dir: PathBuf,
+        public_base: &str,
+        max_file_bytes: u64,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
             .build()?;
-        Ok(Keeper { dir, public_base: public_base.trim_end_matches('/').to_owned(), max_file_bytes, http })
+        Ok(Keeper {
+            dir,
+            public_base: public_base.trim_end_matches('/').to_owned(),
+            max_file_bytes,
+            http,
+        })
     }
 
     /// The folder of one step's files.
@@ -52,16 +61,27 @@ impl Keeper {
             let name = file_name(url, i);
             if let Some(bytes) = self.download(url).await? {
                 let path = dir.join(&name);
-                let written = tokio::task::spawn_blocking(move || write_durably(&path, &bytes)).await;
-                written.map_err(|e| Transient(e.to_string()))?.map_err(|e| Transient(format!("writing {name}: {e}")))?;
-                kept.insert(url.clone(), format!("{}/v1/files/{task}/{step}/{name}", self.public_base));
+                let written =
+                    tokio::task::spawn_blocking(move || write_durably(&path, &bytes)).await;
+                written
+                    .map_err(|e| Transient(e.to_string()))?
+                    .map_err(|e| Transient(format!("writing {name}: {e}")))?;
+                kept.insert(
+                    url.clone(),
+                    format!("{}/v1/files/{task}/{step}/{name}", self.public_base),
+                );
             }
         }
         Ok(replace_urls(output, &kept))
     }
 
     async fn download(&self, url: &str) -> Result<Option<Vec<u8>>, Transient> {
-        let mut response = self.http.get(url).send().await.map_err(|e| Transient(format!("{url}: {e}")))?;
+        let mut response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| Transient(format!("{url}: {e}")))?;
         let status = response.status();
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(Transient(format!("{url}: HTTP {status}")));
@@ -71,7 +91,11 @@ impl Keeper {
             return Ok(None);
         }
         let mut bytes = vec![];
-        while let Some(chunk) = response.chunk().await.map_err(|e| Transient(format!("{url}: {e}")))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Transient(format!("{url}: {e}")))?
+        {
             if (bytes.len() + chunk.len()) as u64 > self.max_file_bytes {
                 tracing::warn!(%url, max = self.max_file_bytes, "Output file not kept: too large.");
                 return Ok(None);
@@ -85,7 +109,9 @@ impl Keeper {
 /// Every http(s) URL among the strings of `value`, once each, in order.
 pub fn collect_urls(value: &Value, out: &mut Vec<String>) {
     match value {
-        Value::String(s) if (s.starts_with("https://") || s.starts_with("http://")) && !out.contains(s) => {
+        Value::String(s)
+            if (s.starts_with("https://") || s.starts_with("http://")) && !out.contains(s) =>
+        {
             out.push(s.clone())
         }
         Value::Array(items) => items.iter().for_each(|v| collect_urls(v, out)),
@@ -96,9 +122,15 @@ pub fn collect_urls(value: &Value, out: &mut Vec<String>) {
 
 fn replace_urls(value: &Value, kept: &std::collections::HashMap<String, String>) -> Value {
     match value {
-        Value::String(s) => kept.get(s).map_or_else(|| value.clone(), |url| Value::String(url.clone())),
+        Value::String(s) => kept
+            .get(s)
+            .map_or_else(|| value.clone(), |url| Value::String(url.clone())),
         Value::Array(items) => Value::Array(items.iter().map(|v| replace_urls(v, kept)).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), replace_urls(v, kept))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), replace_urls(v, kept)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -109,7 +141,11 @@ fn file_name(url: &str, index: usize) -> String {
     let path = url.split(['?', '#']).next().unwrap_or("");
     let last = path.rsplit('/').next().unwrap_or("");
     let safe = safe_name(last);
-    if safe.is_empty() { format!("{index}-file") } else { format!("{index}-{safe}") }
+    if safe.is_empty() {
+        format!("{index}-file")
+    } else {
+        format!("{index}-{safe}")
+    }
 }
 
 fn safe_name(name: &str) -> String {
@@ -122,7 +158,9 @@ fn safe_name(name: &str) -> String {
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
     std::fs::create_dir_all(dir)?;
     let temp = path.with_extension("partial");
     let mut file = std::fs::File::create(&temp)?;
@@ -142,14 +180,25 @@ mod tests {
         let output = json!({"images": ["https://a/x.png", "https://a/y.png?sig=1"], "meta": {"u": "http://b/z"}, "n": 3, "t": "not a url"});
         let mut urls = vec![];
         collect_urls(&output, &mut urls);
-        assert_eq!(urls, vec!["https://a/x.png", "https://a/y.png?sig=1", "http://b/z"]);
-        let kept = [("https://a/x.png".to_owned(), "K1".to_owned())].into_iter().collect();
-        assert_eq!(replace_urls(&output, &kept)["images"], json!(["K1", "https://a/y.png?sig=1"]));
+        assert_eq!(
+            urls,
+            vec!["https://a/x.png", "https://a/y.png?sig=1", "http://b/z"]
+        );
+        let kept = [("https://a/x.png".to_owned(), "K1".to_owned())]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            replace_urls(&output, &kept)["images"],
+            json!(["K1", "https://a/y.png?sig=1"])
+        );
     }
 
     #[test]
     fn file_names_are_safe_and_distinct() {
-        assert_eq!(file_name("https://r.delivery/abc/out-0.png?x=1", 0), "0-out-0.png");
+        assert_eq!(
+            file_name("https://r.delivery/abc/out-0.png?x=1", 0),
+            "0-out-0.png"
+        );
         assert_eq!(file_name("https://r/../../etc/passwd", 1), "1-passwd");
         assert_eq!(file_name("https://r/", 2), "2-file");
         assert_eq!(file_name("https://r/..%2f..", 3), "3-2f..");

@@ -27,7 +27,10 @@ impl RateLimiter {
         let interval = Duration::from_secs(60) / rate.max(1);
         let now = Instant::now();
         RateLimiter {
-            state: Mutex::new(State { next: now, paused_until: now }),
+            state: Mutex::new(State {
+                next: now,
+                paused_until: now,
+            }),
             interval,
             tolerance: interval * burst.max(1).saturating_sub(1),
         }
@@ -50,7 +53,11 @@ impl RateLimiter {
             let at = self.reserve(Instant::now());
             tokio::time::sleep_until(at).await;
             // A 429 that arrived while we slept moves everyone back.
-            let paused_until = self.state.lock().unwrap_or_else(|p| p.into_inner()).paused_until;
+            let paused_until = self
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .paused_until;
             if paused_until <= Instant::now() {
                 return start.elapsed();
             }
@@ -91,7 +98,12 @@ mod tests {
             times.push(Instant::now());
         }
         let max_in_window = (0..times.len())
-            .map(|i| times[i..].iter().take_while(|t| **t - times[i] < Duration::from_secs(60)).count())
+            .map(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|t| **t - times[i] < Duration::from_secs(60))
+                    .count()
+            })
             .max()
             .unwrap();
         assert!(max_in_window <= 600 + 10, "{max_in_window}");

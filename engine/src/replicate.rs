@@ -5,10 +5,10 @@
 use crate::config::ReplicateConfig;
 use crate::model::Millis;
 use crate::ratelimit::RateLimiter;
-use std::sync::Arc;
 use crate::workflow::Target;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often one list page is fetched again after a retryable failure.
@@ -71,7 +71,11 @@ pub enum ClientError {
     /// the call surely did nothing (a 429, or no connection was made), so a create it stood
     /// for made no prediction.
     #[error("{message}")]
-    Retryable { message: String, retry_after: Option<Duration>, refused: bool },
+    Retryable {
+        message: String,
+        retry_after: Option<Duration>,
+        refused: bool,
+    },
     /// Trying again will not help; `detail` is the provider's explanation.
     #[error("HTTP {status}: {detail}")]
     Final { status: u16, detail: String },
@@ -104,7 +108,11 @@ pub struct Page {
 impl ClientError {
     /// A failure worth retrying that may have had an effect.
     pub fn retryable(message: String) -> Self {
-        ClientError::Retryable { message, retry_after: None, refused: false }
+        ClientError::Retryable {
+            message,
+            retry_after: None,
+            refused: false,
+        }
     }
 
     /// The call surely did nothing at Replicate.
@@ -125,8 +133,14 @@ impl ReplicateClient {
             http,
             base: config.api_base.trim_end_matches('/').to_owned(),
             auth: format!("Bearer {}", config.api_token.as_deref().unwrap_or_default()),
-            creates: Arc::new(RateLimiter::per_minute(config.creates_per_minute, config.create_burst)),
-            others: Arc::new(RateLimiter::per_minute(config.other_calls_per_minute, config.other_burst)),
+            creates: Arc::new(RateLimiter::per_minute(
+                config.creates_per_minute,
+                config.create_burst,
+            )),
+            others: Arc::new(RateLimiter::per_minute(
+                config.other_calls_per_minute,
+                config.other_burst,
+            )),
         })
     }
 
@@ -146,9 +160,10 @@ impl ReplicateClient {
         webhook: Option<&str>,
     ) -> Result<Prediction, ClientError> {
         let (url, mut body) = match target {
-            Target::Model(model) => {
-                (format!("{}/v1/models/{model}/predictions", self.base), json!({ "input": input }))
-            }
+            Target::Model(model) => (
+                format!("{}/v1/models/{model}/predictions", self.base),
+                json!({ "input": input }),
+            ),
             Target::Version(version) => (
                 format!("{}/v1/predictions", self.base),
                 json!({ "version": version, "input": input }),
@@ -166,7 +181,12 @@ impl ReplicateClient {
     }
 
     pub async fn get(&self, id: &str) -> Result<Prediction, ClientError> {
-        self.send("get", &self.others, self.http.get(format!("{}/v1/predictions/{id}", self.base))).await
+        self.send(
+            "get",
+            &self.others,
+            self.http.get(format!("{}/v1/predictions/{id}", self.base)),
+        )
+        .await
     }
 
     pub async fn cancel(&self, id: &str) -> Result<Prediction, ClientError> {
@@ -181,16 +201,25 @@ impl ReplicateClient {
             key: String,
         }
         let url = format!("{}/v1/webhooks/default/secret", self.base);
-        let secret: Secret = self.send("secret", &self.others, self.http.get(url)).await?;
+        let secret: Secret = self
+            .send("secret", &self.others, self.http.get(url))
+            .await?;
         Ok(secret.key)
     }
 
     /// The first page of the predictions created in `[from, until]` (ms).
     pub fn list_url(&self, from: Millis, until: Millis) -> Result<reqwest::Url, ClientError> {
         // `created_before` is exclusive at Replicate: one ms past `until`.
-        let window = [("created_after", crate::time::rfc3339(from)), ("created_before", crate::time::rfc3339(until + 1))];
-        reqwest::Url::parse_with_params(&format!("{}/v1/predictions", self.base), &window)
-            .map_err(|e| ClientError::Final { status: 0, detail: format!("bad list URL: {e}") })
+        let window = [
+            ("created_after", crate::time::rfc3339(from)),
+            ("created_before", crate::time::rfc3339(until + 1)),
+        ];
+        reqwest::Url::parse_with_params(&format!("{}/v1/predictions", self.base), &window).map_err(
+            |e| ClientError::Final {
+                status: 0,
+                detail: format!("bad list URL: {e}"),
+            },
+        )
     }
 
     /// One page of the list. A page that fails is fetched again a few times, so one flaky
@@ -198,14 +227,23 @@ impl ReplicateClient {
     pub async fn list_page(&self, url: reqwest::Url) -> Result<Page, ClientError> {
         let page = self.page(url).await?;
         // A `next` that is not a URL ends the walk, as its absence does.
-        let next = page.next.as_deref().and_then(|next| reqwest::Url::parse(next).ok());
-        Ok(Page { next, results: page.results })
+        let next = page
+            .next
+            .as_deref()
+            .and_then(|next| reqwest::Url::parse(next).ok());
+        Ok(Page {
+            next,
+            results: page.results,
+        })
     }
 
     async fn page(&self, url: reqwest::Url) -> Result<RawPage, ClientError> {
         let mut tries = 0;
         loop {
-            match self.send("list", &self.others, self.http.get(url.clone())).await {
+            match self
+                .send("list", &self.others, self.http.get(url.clone()))
+                .await
+            {
                 Err(ClientError::Retryable { retry_after, .. }) if tries < PAGE_RETRIES => {
                     tries += 1;
                     let wait = retry_after.unwrap_or(Duration::from_millis(100 << tries));
@@ -229,7 +267,11 @@ impl ReplicateClient {
 
     /// Waits for the limiter's next slot and counts the wait.
     async fn wait(&self, endpoint: &'static str, limiter: &RateLimiter) {
-        let bucket = if endpoint == "create" { "creates" } else { "others" };
+        let bucket = if endpoint == "create" {
+            "creates"
+        } else {
+            "others"
+        };
         let waited = limiter.acquire().await;
         crate::metrics::global().add(
             "stepwise_rate_limiter_wait_seconds_total",
@@ -249,22 +291,35 @@ impl ReplicateClient {
         let metrics = crate::metrics::global();
         let count = |status: &str| {
             let help = "Calls to Replicate by endpoint and HTTP status (or error).";
-            metrics.inc("stepwise_replicate_calls_total", help, &[("endpoint", endpoint), ("status", status)]);
+            metrics.inc(
+                "stepwise_replicate_calls_total",
+                help,
+                &[("endpoint", endpoint), ("status", status)],
+            );
         };
-        let sent = request.header(reqwest::header::AUTHORIZATION, &self.auth).send().await;
+        let sent = request
+            .header(reqwest::header::AUTHORIZATION, &self.auth)
+            .send()
+            .await;
         let response = sent.map_err(|e| {
             count(if e.is_timeout() { "timeout" } else { "error" });
             // No connection, no request: nothing reached Replicate.
             let refused = e.is_connect();
-            ClientError::Retryable { message: format!("request failed: {}", describe(&e)), retry_after: None, refused }
+            ClientError::Retryable {
+                message: format!("request failed: {}", describe(&e)),
+                retry_after: None,
+                refused,
+            }
         })?;
         let status = response.status();
         count(status.as_str());
         let retry_after = header_seconds(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| retryable(format!("reading the response failed: {}", describe(&e)), None))?;
+        let body = response.bytes().await.map_err(|e| {
+            retryable(
+                format!("reading the response failed: {}", describe(&e)),
+                None,
+            )
+        })?;
         if status.is_success() {
             return serde_json::from_slice(&body)
                 .map_err(|e| retryable(format!("unreadable response from Replicate: {e}"), None));
@@ -283,15 +338,26 @@ impl ReplicateClient {
                 limiter.pause(retry_after.unwrap_or(Duration::from_secs(1)));
             }
             let message = format!("HTTP {code}: {detail}");
-            Err(ClientError::Retryable { message, retry_after, refused: code == 429 })
+            Err(ClientError::Retryable {
+                message,
+                retry_after,
+                refused: code == 429,
+            })
         } else {
-            Err(ClientError::Final { status: code, detail })
+            Err(ClientError::Final {
+                status: code,
+                detail,
+            })
         }
     }
 }
 
 fn retryable(message: String, retry_after: Option<Duration>) -> ClientError {
-    ClientError::Retryable { message, retry_after, refused: false }
+    ClientError::Retryable {
+        message,
+        retry_after,
+        refused: false,
+    }
 }
 
 fn header_seconds(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

@@ -4,8 +4,8 @@
 
 use crate::model::IdHasher;
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::future::poll_fn;
+use std::hash::BuildHasherDefault;
 use std::hash::Hash;
 use std::time::Duration;
 use tokio_util::time::delay_queue::{DelayQueue, Key};
@@ -23,7 +23,10 @@ pub struct Scheduler<T> {
 
 impl<T: Eq + Hash + Clone> Default for Scheduler<T> {
     fn default() -> Self {
-        Scheduler { queue: DelayQueue::new(), keys: HashMap::default() }
+        Scheduler {
+            queue: DelayQueue::new(),
+            keys: HashMap::default(),
+        }
     }
 }
 

@@ -19,7 +19,12 @@ pub fn rfc3339(millis: Millis) -> String {
         return rfc3339_by_time(millis);
     }
     let (secs, ms) = (ms_of_day / 1000, ms_of_day % 1000);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
@@ -27,11 +32,16 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 } as u32;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -47,13 +57,15 @@ fn rfc3339_by_time(millis: Millis) -> String {
 
 /// Parses an RFC 3339 timestamp (any precision, any offset) into milliseconds.
 pub fn parse_rfc3339(text: &str) -> Option<Millis> {
-    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     Some((at.unix_timestamp_nanos() / 1_000_000) as Millis)
 }
 
 /// Parses an RFC 3339 timestamp into microseconds since the Unix epoch.
 pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
-    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     Some((at.unix_timestamp_nanos() / 1_000) as i64)
 }
 
@@ -66,7 +78,10 @@ mod tests {
         let text = rfc3339(1_764_379_323_456);
         assert_eq!(text, "2025-11-29T01:22:03.456Z");
         assert_eq!(parse_rfc3339(&text), Some(1_764_379_323_456));
-        assert_eq!(parse_rfc3339("2023-08-16T18:57:08.36078514Z"), Some(1_692_212_228_360));
+        assert_eq!(
+            parse_rfc3339("2023-08-16T18:57:08.36078514Z"),
+            Some(1_692_212_228_360)
+        );
         assert_eq!(parse_rfc3339("nope"), None);
     }
 
@@ -86,7 +101,9 @@ mod tests {
         ];
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for _ in 0..20_000 {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             samples.push((x >> 16) as i64 % 253_402_300_800_000);
         }
         for millis in samples {

@@ -29,8 +29,13 @@ pub struct WebhookKey(Vec<u8>);
 impl WebhookKey {
     /// Parses `whsec_<base64>` (the prefix is optional).
     pub fn parse(secret: &str) -> Result<Self, String> {
-        let encoded = secret.trim().strip_prefix("whsec_").unwrap_or(secret.trim());
-        let key = STANDARD.decode(encoded).map_err(|e| format!("the webhook secret is not whsec_<base64>: {e}"))?;
+        let encoded = secret
+            .trim()
+            .strip_prefix("whsec_")
+            .unwrap_or(secret.trim());
+        let key = STANDARD
+            .decode(encoded)
+            .map_err(|e| format!("the webhook secret is not whsec_<base64>: {e}"))?;
         if key.is_empty() {
             return Err("the webhook secret is empty".into());
         }
@@ -50,7 +55,10 @@ impl WebhookKey {
 
     /// The `v1,<base64>` signature of a message, as a sender would put it.
     pub fn sign(&self, id: &str, timestamp: &str, body: &[u8]) -> String {
-        format!("v1,{}", STANDARD.encode(self.mac(id, timestamp, body).finalize().into_bytes()))
+        format!(
+            "v1,{}",
+            STANDARD.encode(self.mac(id, timestamp, body).finalize().into_bytes())
+        )
     }
 
     /// Checks a delivery; `now` is Unix seconds.
@@ -65,15 +73,21 @@ impl WebhookKey {
         let id = id.ok_or(WebhookError::MissingHeader("webhook-id"))?;
         let timestamp = timestamp.ok_or(WebhookError::MissingHeader("webhook-timestamp"))?;
         let signature = signature.ok_or(WebhookError::MissingHeader("webhook-signature"))?;
-        let sent: i64 = timestamp.trim().parse().map_err(|_| WebhookError::BadTimestamp)?;
+        let sent: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| WebhookError::BadTimestamp)?;
         if (now - sent).abs() > TOLERANCE_SECS {
             return Err(WebhookError::Stale);
         }
-        let matches = signature.split(' ').filter_map(|entry| entry.strip_prefix("v1,")).any(|encoded| {
-            STANDARD
-                .decode(encoded)
-                .is_ok_and(|given| self.mac(id, timestamp, body).verify_slice(&given).is_ok())
-        });
+        let matches = signature
+            .split(' ')
+            .filter_map(|entry| entry.strip_prefix("v1,"))
+            .any(|encoded| {
+                STANDARD
+                    .decode(encoded)
+                    .is_ok_and(|given| self.mac(id, timestamp, body).verify_slice(&given).is_ok())
+            });
         if matches {
             Ok(())
         } else {
@@ -96,9 +110,15 @@ mod tests {
     fn the_standard_webhooks_test_vector_signs_and_verifies() {
         let key = WebhookKey::parse(SECRET).unwrap();
         assert_eq!(key.sign(ID, TS, BODY), EXPECTED);
-        assert_eq!(key.verify(Some(ID), Some(TS), Some(EXPECTED), BODY, 1614265330), Ok(()));
+        assert_eq!(
+            key.verify(Some(ID), Some(TS), Some(EXPECTED), BODY, 1614265330),
+            Ok(())
+        );
         let several = format!("v1,bm90IGl0 {EXPECTED} v2,xyz");
-        assert_eq!(key.verify(Some(ID), Some(TS), Some(&several), BODY, 1614265330 + 299), Ok(()));
+        assert_eq!(
+            key.verify(Some(ID), Some(TS), Some(&several), BODY, 1614265330 + 299),
+            Ok(())
+        );
     }
 
     #[test]
@@ -106,15 +126,39 @@ mod tests {
         let key = WebhookKey::parse(SECRET).unwrap();
         let at = 1614265330;
         let tampered = br#"{"test": 2432232315}"#;
-        assert_eq!(key.verify(Some(ID), Some(TS), Some(EXPECTED), tampered, at), Err(WebhookError::BadSignature));
-        assert_eq!(key.verify(Some("msg_other"), Some(TS), Some(EXPECTED), BODY, at), Err(WebhookError::BadSignature));
-        assert_eq!(key.verify(Some(ID), Some(TS), Some("v1,!!notbase64"), BODY, at), Err(WebhookError::BadSignature));
-        assert_eq!(key.verify(Some(ID), Some(TS), Some(EXPECTED), BODY, at + 301), Err(WebhookError::Stale));
-        assert_eq!(key.verify(Some(ID), Some(TS), Some(EXPECTED), BODY, at - 301), Err(WebhookError::Stale));
-        assert_eq!(key.verify(Some(ID), Some("soon"), Some(EXPECTED), BODY, at), Err(WebhookError::BadTimestamp));
-        assert_eq!(key.verify(None, Some(TS), Some(EXPECTED), BODY, at), Err(WebhookError::MissingHeader("webhook-id")));
+        assert_eq!(
+            key.verify(Some(ID), Some(TS), Some(EXPECTED), tampered, at),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            key.verify(Some("msg_other"), Some(TS), Some(EXPECTED), BODY, at),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            key.verify(Some(ID), Some(TS), Some("v1,!!notbase64"), BODY, at),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            key.verify(Some(ID), Some(TS), Some(EXPECTED), BODY, at + 301),
+            Err(WebhookError::Stale)
+        );
+        assert_eq!(
+            key.verify(Some(ID), Some(TS), Some(EXPECTED), BODY, at - 301),
+            Err(WebhookError::Stale)
+        );
+        assert_eq!(
+            key.verify(Some(ID), Some("soon"), Some(EXPECTED), BODY, at),
+            Err(WebhookError::BadTimestamp)
+        );
+        assert_eq!(
+            key.verify(None, Some(TS), Some(EXPECTED), BODY, at),
+            Err(WebhookError::MissingHeader("webhook-id"))
+        );
         let other = WebhookKey::parse("whsec_c2VjcmV0LW90aGVy").unwrap();
-        assert_eq!(other.verify(Some(ID), Some(TS), Some(EXPECTED), BODY, at), Err(WebhookError::BadSignature));
+        assert_eq!(
+            other.verify(Some(ID), Some(TS), Some(EXPECTED), BODY, at),
+            Err(WebhookError::BadSignature)
+        );
         assert!(WebhookKey::parse("whsec_***").is_err());
     }
 }

@@ -59,7 +59,9 @@ impl Workflow {
         let target = match (&config.model, &config.version) {
             (Some(model), None) if valid_model(model) => Some(Target::Model(model.clone())),
             (Some(model), None) => {
-                problems.push(format!("{key}.model: {model:?} is not of the form owner/name"));
+                problems.push(format!(
+                    "{key}.model: {model:?} is not of the form owner/name"
+                ));
                 None
             }
             (None, Some(version)) if !version.trim().is_empty() => {
@@ -78,7 +80,9 @@ impl Workflow {
             problems.push(format!("{key}.max_items must be at least 1"));
         }
         if config.max_in_flight == Some(0) {
-            problems.push(format!("{key}.max_in_flight must be at least 1 (leave it out for no cap)"));
+            problems.push(format!(
+                "{key}.max_in_flight must be at least 1 (leave it out for no cap)"
+            ));
         }
         let mut first = config.input.clone();
         first.extend(config.first.clone());
@@ -116,7 +120,11 @@ impl Workflow {
     /// Checks that every item of a start request can build its input, apart from what only
     /// the previous step's output can tell. Returns step 1's input, exactly as `step_input`
     /// builds it (`None` only if step 1 read `previous`, which loading a workflow refuses).
-    pub fn check_start(&self, params: &Value, items: &[Value]) -> Result<Option<Value>, InputError> {
+    pub fn check_start(
+        &self,
+        params: &Value,
+        items: &[Value],
+    ) -> Result<Option<Value>, InputError> {
         if items.is_empty() {
             return Err(InputError("`items` must hold at least one item".into()));
         }
@@ -137,12 +145,18 @@ impl Workflow {
             if let Some(path) = long_string_in(item, || format!("items[{i}]"), max) {
                 return Err(InputError(format!("`{path}` is longer than {max} bytes")));
             }
-            let scope = Scope { params, item, previous_output: None, previous_kept_output: None };
+            let scope = Scope {
+                params,
+                item,
+                previous_output: None,
+                previous_kept_output: None,
+            };
             if i == 0 {
                 // Step 1 has no previous step, so its input is final now. (A template reading
                 // `previous` would fail here; loading refuses those, and the check skips it.)
                 if let Ok(input) = resolve(&self.first, &scope, false) {
-                    self.check_size(&input).map_err(|e| InputError(format!("items[{i}]: {e}")))?;
+                    self.check_size(&input)
+                        .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
                     first_input = Some(input);
                     continue;
                 }
@@ -150,7 +164,8 @@ impl Workflow {
             let template = if i == 0 { &self.first } else { &self.rest };
             let input = resolve(template, &scope, true)
                 .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
-            self.check_size(&input).map_err(|e| InputError(format!("items[{i}]: {e}")))?;
+            self.check_size(&input)
+                .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
         }
         Ok(first_input)
     }
@@ -159,7 +174,9 @@ impl Workflow {
         let size = json_len(input);
         let max = self.limits.max_input_bytes;
         if size > max {
-            return Err(InputError(format!("the prediction input would be {size} bytes, over the {max}-byte limit")));
+            return Err(InputError(format!(
+                "the prediction input would be {size} bytes, over the {max}-byte limit"
+            )));
         }
         Ok(())
     }
@@ -250,7 +267,9 @@ fn check_template(value: &Value, key: &str, allow_previous: bool, problems: &mut
             }
         }
         _ => {
-            let Some(path) = placeholder(value) else { return };
+            let Some(path) = placeholder(value) else {
+                return;
+            };
             let mut parts = path.split('.');
             match (parts.next(), parts.next()) {
                 (Some("params" | "item"), Some(field)) if !field.is_empty() => {}
@@ -285,18 +304,24 @@ fn resolve(template: &Value, scope: &Scope, skip_previous: bool) -> Result<Value
             }
             Ok(Value::Object(out))
         }
-        Value::Array(items) => {
-            items.iter().map(|inner| resolve(inner, scope, skip_previous)).collect()
-        }
+        Value::Array(items) => items
+            .iter()
+            .map(|inner| resolve(inner, scope, skip_previous))
+            .collect(),
         _ => {
-            let Some(path) = placeholder(template) else { return Ok(template.clone()) };
+            let Some(path) = placeholder(template) else {
+                return Ok(template.clone());
+            };
             let mut parts = path.split('.');
             let (root, rest): (Option<&Value>, Vec<&str>) = match parts.next() {
                 Some("params") => (Some(scope.params), parts.collect()),
                 Some("item") => (Some(scope.item), parts.collect()),
                 Some("previous") if skip_previous => return Ok(template.clone()),
                 Some("previous") => match parts.next() {
-                    Some("kept_output") => (scope.previous_kept_output.or(scope.previous_output), parts.collect()),
+                    Some("kept_output") => (
+                        scope.previous_kept_output.or(scope.previous_output),
+                        parts.collect(),
+                    ),
                     _ => (scope.previous_output, parts.collect()),
                 },
                 _ => (None, vec![]),

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stepwise_engine::config::Config;
-use stepwise_engine::{Engine, StartRequest, StoreChoice};
 use stepwise_engine::model::{TaskId, TaskStatus};
+use stepwise_engine::{Engine, StartRequest, StoreChoice};
 
 const TASKS: usize = 150;
 const STEPS: usize = 6;
@@ -36,8 +36,15 @@ async fn reads_racing_commits_never_fail_nor_go_back() {
 
     let mut ids: Vec<TaskId> = vec![];
     for t in 0..TASKS {
-        let items = (0..STEPS).map(|s| serde_json::json!({ "n": format!("{t}-{s}") })).collect();
-        let request = StartRequest { workflow: "chain".into(), params: serde_json::json!({}), items, idempotency_key: None };
+        let items = (0..STEPS)
+            .map(|s| serde_json::json!({ "n": format!("{t}-{s}") }))
+            .collect();
+        let request = StartRequest {
+            workflow: "chain".into(),
+            params: serde_json::json!({}),
+            items,
+            idempotency_key: None,
+        };
         ids.push(engine.start(request).await.unwrap().task.id);
     }
     let ids = Arc::new(ids);
@@ -52,11 +59,22 @@ async fn reads_racing_commits_never_fail_nor_go_back() {
                 let mut reads = 0u64;
                 while !done.load(Ordering::Relaxed) {
                     for (i, id) in ids.iter().enumerate().skip(r).step_by(READERS) {
-                        let task = engine.task(id).expect("a read during commits").expect("the task exists");
-                        assert!(task.seq >= seen[i], "{id} went back from seq {} to {}", seen[i], task.seq);
+                        let task = engine
+                            .task(id)
+                            .expect("a read during commits")
+                            .expect("the task exists");
+                        assert!(
+                            task.seq >= seen[i],
+                            "{id} went back from seq {} to {}",
+                            seen[i],
+                            task.seq
+                        );
                         seen[i] = task.seq;
                         let events = engine.events(id).expect("the journal during commits");
-                        assert!(events.len() as u64 >= task.seq, "{id}: journal behind the task read before it");
+                        assert!(
+                            events.len() as u64 >= task.seq,
+                            "{id}: journal behind the task read before it"
+                        );
                         reads += 2;
                     }
                 }
@@ -67,7 +85,11 @@ async fn reads_racing_commits_never_fail_nor_go_back() {
 
     let deadline = Instant::now() + Duration::from_secs(120);
     for id in ids.iter() {
-        while engine.task(id).unwrap().is_none_or(|t| t.status != TaskStatus::Succeeded) {
+        while engine
+            .task(id)
+            .unwrap()
+            .is_none_or(|t| t.status != TaskStatus::Succeeded)
+        {
             assert!(Instant::now() < deadline, "tasks did not finish");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -77,8 +99,15 @@ async fn reads_racing_commits_never_fail_nor_go_back() {
     for reader in readers {
         reads += reader.await.expect("a reader failed");
     }
-    assert!(reads >= 2 * TASKS as u64, "the readers ran alongside the commits ({reads} reads)");
-    assert_eq!(sim.predictions().len(), TASKS * STEPS, "one prediction per step");
+    assert!(
+        reads >= 2 * TASKS as u64,
+        "the readers ran alongside the commits ({reads} reads)"
+    );
+    assert_eq!(
+        sim.predictions().len(),
+        TASKS * STEPS,
+        "one prediction per step"
+    );
     shutdown.cancel();
     runtime.await.unwrap().unwrap();
 }

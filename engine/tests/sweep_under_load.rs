@@ -14,7 +14,12 @@ use stepwise_engine::{Engine, StartRequest, StoreChoice};
 
 fn request(n: usize) -> StartRequest {
     let items = vec![serde_json::json!({ "n": n.to_string() })];
-    StartRequest { workflow: "echo".into(), params: serde_json::json!({}), items, idempotency_key: None }
+    StartRequest {
+        workflow: "echo".into(),
+        params: serde_json::json!({}),
+        items,
+        idempotency_key: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,17 +33,25 @@ async fn finished_tasks_are_swept_while_commits_never_stop() {
     let config = Config::from_toml(&toml, "test").unwrap();
     // A disk that takes 10 ms per commit: with eight clients starting tasks back to back, the
     // next group always has something in it when a commit ends.
-    let store = CommitWith::new(KvStore::in_memory(), |inner: &KvStore<MemoryBackend>, group: &[TaskWrite]| {
-        std::thread::sleep(Duration::from_millis(10));
-        inner.commit(group)
-    });
+    let store = CommitWith::new(
+        KvStore::in_memory(),
+        |inner: &KvStore<MemoryBackend>, group: &[TaskWrite]| {
+            std::thread::sleep(Duration::from_millis(10));
+            inner.commit(group)
+        },
+    );
     let shared: Arc<dyn Store> = Arc::new(store);
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let (engine, runtime) = Engine::launch(&config, StoreChoice::Given(shared), shutdown.clone()).unwrap();
+    let (engine, runtime) =
+        Engine::launch(&config, StoreChoice::Given(shared), shutdown.clone()).unwrap();
 
     let first = engine.start(request(0)).await.unwrap().task.id;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while engine.task(&first).unwrap().is_none_or(|task| task.status != TaskStatus::Succeeded) {
+    while engine
+        .task(&first)
+        .unwrap()
+        .is_none_or(|task| task.status != TaskStatus::Succeeded)
+    {
         assert!(Instant::now() < deadline, "the first task did not finish");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -50,7 +63,10 @@ async fn finished_tasks_are_swept_while_commits_never_stop() {
         clients.push(tokio::spawn(async move {
             let mut started = 0;
             while load.load(Ordering::Relaxed) {
-                engine.start(request(1000 * (client + 1) + started)).await.unwrap();
+                engine
+                    .start(request(1000 * (client + 1) + started))
+                    .await
+                    .unwrap();
                 started += 1;
             }
             started
@@ -69,7 +85,10 @@ async fn finished_tasks_are_swept_while_commits_never_stop() {
     for client in clients {
         started += client.await.unwrap();
     }
-    assert!(started > 100, "the load kept commits busy: {started} starts");
+    assert!(
+        started > 100,
+        "the load kept commits busy: {started} starts"
+    );
     shutdown.cancel();
     runtime.await.unwrap().unwrap();
 }

@@ -83,7 +83,11 @@ impl IntoResponse for ApiError {
             tracing::error!(%cause, "Answering 503.");
         }
         let (status, code, message) = self.parts();
-        (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+        (
+            status,
+            Json(json!({ "error": { "code": code, "message": message } })),
+        )
+            .into_response()
     }
 }
 

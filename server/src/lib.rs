@@ -49,7 +49,9 @@ impl std::ops::Deref for AppState {
 impl Shared {
     /// Checks `Authorization: Bearer <token>` when a token is configured.
     fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(expected) = &self.api_token else { return Ok(()) };
+        let Some(expected) = &self.api_token else {
+            return Ok(());
+        };
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -75,33 +77,69 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// the server to stop).
 pub fn router(engine: Engine, config: &ServerConfig, shutdown: CancellationToken) -> Router {
     let api_token = config.api_token.as_deref().map(Arc::from);
-    let state = AppState(Arc::new(Shared { engine, api_token, shutdown }));
+    let state = AppState(Arc::new(Shared {
+        engine,
+        api_token,
+        shutdown,
+    }));
     let router = Router::new()
         .route(
             "/v1/tasks",
-            get(routes::list_tasks).post(routes::start_task).fallback(routes::method_not_allowed),
+            get(routes::list_tasks)
+                .post(routes::start_task)
+                .fallback(routes::method_not_allowed),
         )
-        .route("/v1/tasks/{id}", get(routes::get_task).fallback(routes::method_not_allowed))
-        .route("/v1/tasks/{id}/events", get(routes::task_events).fallback(routes::method_not_allowed))
-        .route("/v1/tasks/{id}/journal", get(routes::task_journal).fallback(routes::method_not_allowed))
+        .route(
+            "/v1/tasks/{id}",
+            get(routes::get_task).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/v1/tasks/{id}/events",
+            get(routes::task_events).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/v1/tasks/{id}/journal",
+            get(routes::task_journal).fallback(routes::method_not_allowed),
+        )
         .route(
             "/v1/webhooks/replicate",
             post(webhook::replicate_webhook).fallback(routes::method_not_allowed),
         )
-        .route("/v1/files/{task}/{step}/{name}", get(routes::kept_file).fallback(routes::method_not_allowed))
-        .route("/v1/tasks/{id}/cancel", post(routes::cancel_task).fallback(routes::method_not_allowed))
-        .route("/v1/tasks/{id}/retry", post(routes::retry_task).fallback(routes::method_not_allowed))
-        .route("/", get(routes::dashboard).fallback(routes::method_not_allowed))
-        .route("/healthz", get(routes::healthz).fallback(routes::method_not_allowed))
-        .route("/metrics", get(routes::metrics).fallback(routes::method_not_allowed))
+        .route(
+            "/v1/files/{task}/{step}/{name}",
+            get(routes::kept_file).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/v1/tasks/{id}/cancel",
+            post(routes::cancel_task).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/v1/tasks/{id}/retry",
+            post(routes::retry_task).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/",
+            get(routes::dashboard).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/healthz",
+            get(routes::healthz).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/metrics",
+            get(routes::metrics).fallback(routes::method_not_allowed),
+        )
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     if config.cors_origins.is_empty() {
         return router;
     }
-    let origins: Vec<HeaderValue> =
-        config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     router.layer(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
@@ -131,5 +169,7 @@ pub async fn serve(
             tracing::debug!(%error, "Could not set TCP_NODELAY on a connection.");
         }
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }

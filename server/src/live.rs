@@ -26,11 +26,17 @@ pub fn etag(task: &Task) -> HeaderValue {
 
 /// True when the request's `If-None-Match` names the task's current version.
 pub fn not_modified(headers: &HeaderMap, task: &Task) -> bool {
-    let Some(value) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let current = format!("\"{}\"", task.seq);
-    value.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == current)
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/") == current)
 }
 
 /// The task with its `ETag`, or `304` when the caller has it already. With `wait`, a caller
@@ -54,7 +60,11 @@ pub async fn task_response(
     }
     let body = render::task(&task, state.engine.queue_position(&id));
     let cache = HeaderValue::from_static("no-cache");
-    Ok(([(header::ETAG, etag(&task)), (header::CACHE_CONTROL, cache)], body).into_response())
+    Ok((
+        [(header::ETAG, etag(&task)), (header::CACHE_CONTROL, cache)],
+        body,
+    )
+        .into_response())
 }
 
 fn not_found(id: TaskId) -> ApiError {
@@ -66,7 +76,12 @@ fn unchanged(task: &Task) -> Response {
 }
 
 /// Waits until the task moves past `seq` (true), or `wait` passes or the server stops (false).
-async fn changed(watch: &mut Watch, seq: u64, wait: Duration, shutdown: &CancellationToken) -> bool {
+async fn changed(
+    watch: &mut Watch,
+    seq: u64,
+    wait: Duration,
+    shutdown: &CancellationToken,
+) -> bool {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         tokio::select! {
@@ -87,15 +102,22 @@ async fn changed(watch: &mut Watch, seq: u64, wait: Duration, shutdown: &Cancell
 /// closing after the task ends. Messages carry the journal sequence as their id, so a
 /// reconnect with `Last-Event-ID` resumes where it left off; a reconnect after the end gets
 /// `204`, which tells `EventSource` to stop.
-pub async fn task_events(state: &AppState, id: TaskId, headers: &HeaderMap) -> Result<Response, ApiError> {
+pub async fn task_events(
+    state: &AppState,
+    id: TaskId,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let watch = state.engine.watch(id);
     let task = state.engine.task(&id)?.ok_or_else(|| not_found(id))?;
-    let last_seen: Option<u64> =
-        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    let last_seen: Option<u64> = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
     if task.status.is_terminal() && last_seen.is_some_and(|seen| seen >= task.seq) {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let first = (last_seen != Some(task.seq)).then(|| message(state, "snapshot", &["snapshot"], &task));
+    let first =
+        (last_seen != Some(task.seq)).then(|| message(state, "snapshot", &["snapshot"], &task));
     let stream = Stream {
         state: state.clone(),
         id,
@@ -105,7 +127,9 @@ pub async fn task_events(state: &AppState, id: TaskId, headers: &HeaderMap) -> R
         first,
     };
     let events = futures::stream::unfold(stream, Stream::next);
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")).into_response())
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response())
 }
 
 struct Stream {
@@ -134,13 +158,11 @@ impl Stream {
             let (task, kinds) = match change {
                 Ok(change) if change.seq <= self.sent => continue,
                 Ok(change) => (change.task.clone(), change.kinds.clone()),
-                Err(RecvError::Lagged(_)) => {
-                    match self.state.engine.task(&self.id) {
-                        Ok(Some(task)) if task.seq > self.sent => (task, vec!["snapshot"]),
-                        Ok(Some(_)) => continue,
-                        _ => return None,
-                    }
-                }
+                Err(RecvError::Lagged(_)) => match self.state.engine.task(&self.id) {
+                    Ok(Some(task)) if task.seq > self.sent => (task, vec!["snapshot"]),
+                    Ok(Some(_)) => continue,
+                    _ => return None,
+                },
                 Err(RecvError::Closed) => return None,
             };
             self.sent = task.seq;
@@ -161,7 +183,12 @@ fn message(state: &AppState, kind: &str, kinds: &[&str], task: &Task) -> Event {
         task: render::TaskView<'a>,
     }
     let task_view = render::task(task, state.engine.queue_position(&task.id));
-    let message = Message { kind, kinds, seq: task.seq, task: task_view };
+    let message = Message {
+        kind,
+        kinds,
+        seq: task.seq,
+        task: task_view,
+    };
     // Plain structs of strings and numbers always serialize.
     let data = serde_json::to_string(&message).expect("a task view serializes");
     Event::default().id(task.seq.to_string()).data(data)

@@ -116,7 +116,11 @@ impl axum::response::IntoResponse for TaskView<'_> {
         // Writing to a Vec does no I/O, and a view holds strings, numbers and valid raw JSON
         // under string keys: serde_json has nothing to refuse.
         serde_json::to_writer(&mut body, &self).expect("a task view serializes");
-        ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }
 
@@ -132,31 +136,71 @@ pub fn event(seq: u64, event: &stepwise_engine::event::Event) -> Value {
     use stepwise_engine::event::Event;
     let mut out = json!({ "seq": seq, "kind": event.kind(), "at": rfc3339(event.at()) });
     let details = match event {
-        Event::TaskCreated { workflow, items, idempotency_key, .. } => {
+        Event::TaskCreated {
+            workflow,
+            items,
+            idempotency_key,
+            ..
+        } => {
             json!({ "workflow": workflow, "items": items.len(), "idempotency_key": idempotency_key })
         }
-        Event::StepRequested { step, attempt, input, .. } => {
+        Event::StepRequested {
+            step,
+            attempt,
+            input,
+            ..
+        } => {
             json!({ "step": step, "attempt": attempt, "input": input.value() })
         }
-        Event::PredictionCreated { step, attempt, prediction_id, .. } => {
+        Event::PredictionCreated {
+            step,
+            attempt,
+            prediction_id,
+            ..
+        } => {
             json!({ "step": step, "attempt": attempt, "prediction_id": prediction_id })
         }
-        Event::PredictionStarted { step, prediction_id, .. } => {
+        Event::PredictionStarted {
+            step,
+            prediction_id,
+            ..
+        } => {
             json!({ "step": step, "prediction_id": prediction_id })
         }
-        Event::StepSucceeded { step, prediction_id, output, .. } => {
+        Event::StepSucceeded {
+            step,
+            prediction_id,
+            output,
+            ..
+        } => {
             json!({ "step": step, "prediction_id": prediction_id, "output": output.value() })
         }
-        Event::StepFailed { step, prediction_id, error, canceled, .. } => {
+        Event::StepFailed {
+            step,
+            prediction_id,
+            error,
+            canceled,
+            ..
+        } => {
             json!({ "step": step, "prediction_id": prediction_id, "error": error, "canceled": canceled })
         }
-        Event::AttemptFailed { step, prediction_id, error, .. } => {
+        Event::AttemptFailed {
+            step,
+            prediction_id,
+            error,
+            ..
+        } => {
             json!({ "step": step, "prediction_id": prediction_id, "error": error })
         }
         Event::TaskCanceled { reason, .. } => json!({ "reason": reason }),
         Event::CancelSettled { step, .. } => json!({ "step": step }),
         Event::TaskRetried { .. } => json!({}),
-        Event::OutputsKept { step, prediction_id, kept_output, .. } => {
+        Event::OutputsKept {
+            step,
+            prediction_id,
+            kept_output,
+            ..
+        } => {
             json!({ "step": step, "prediction_id": prediction_id, "kept_output": kept_output.value() })
         }
         Event::CreateSent { step, attempt, .. } => json!({ "step": step, "attempt": attempt }),

@@ -44,13 +44,22 @@ pub async fn start_task(
         .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))?;
     let params = body.params.unwrap_or_else(|| json!({}));
     if !params.is_object() {
-        return Err(ApiError::InvalidRequest("`params` must be a JSON object".into()));
+        return Err(ApiError::InvalidRequest(
+            "`params` must be a JSON object".into(),
+        ));
     }
     if let Some(i) = body.items.iter().position(|item| !item.is_object()) {
-        return Err(ApiError::InvalidRequest(format!("items[{i}] must be a JSON object")));
+        return Err(ApiError::InvalidRequest(format!(
+            "items[{i}] must be a JSON object"
+        )));
     }
     let idempotency_key = idempotency_key(&headers)?;
-    let request = StartRequest { workflow: body.workflow, params, items: body.items, idempotency_key };
+    let request = StartRequest {
+        workflow: body.workflow,
+        params,
+        items: body.items,
+        idempotency_key,
+    };
     let started = match state.engine.start(request).await {
         Ok(started) => started,
         Err(StartError::UnknownWorkflow(name)) => return Err(ApiError::UnknownWorkflow(name)),
@@ -59,7 +68,11 @@ pub async fn start_task(
         Err(StartError::Interrupted) => return Err(crate::error::unanswered().await),
     };
     let location = format!("/v1/tasks/{}", started.task.id);
-    let status = if started.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if started.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let position = state.engine.queue_position(&started.task.id);
     let body = render::task(&started.task, position);
     Ok((status, [(header::LOCATION, location)], body).into_response())
@@ -79,11 +92,13 @@ pub async fn get_task(
 ) -> Result<Response, ApiError> {
     let id = path_id(id)?;
     let task_id = parse_id(&id)?;
-    let Query(params) =
-        params.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))?;
+    let Query(params) = params
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))?;
     if params.wait.is_some_and(|wait| wait > live::MAX_WAIT_SECS) {
         let max = live::MAX_WAIT_SECS;
-        return Err(ApiError::InvalidRequest(format!("`wait` must be 0 to {max} seconds")));
+        return Err(ApiError::InvalidRequest(format!(
+            "`wait` must be 0 to {max} seconds"
+        )));
     }
     live::task_response(&state, task_id, &headers, params.wait).await
 }
@@ -99,7 +114,10 @@ pub async fn task_journal(
     if events.is_empty() {
         return Err(not_found_task(&id));
     }
-    let events: Vec<Value> = events.iter().map(|(seq, event)| render::event(*seq, event)).collect();
+    let events: Vec<Value> = events
+        .iter()
+        .map(|(seq, event)| render::event(*seq, event))
+        .collect();
     Ok(Json(json!({ "id": id, "events": events })))
 }
 
@@ -157,7 +175,8 @@ async fn control(
 
 /// The `{id}` segment; one that is not UTF-8 cannot name a task.
 fn path_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    id.map(|Path(id)| id).map_err(|_| ApiError::NotFound("no task with that id".into()))
+    id.map(|Path(id)| id)
+        .map_err(|_| ApiError::NotFound("no task with that id".into()))
 }
 
 fn parse_id(id: &str) -> Result<TaskId, ApiError> {
@@ -193,8 +212,8 @@ pub async fn list_tasks(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers)?;
-    let Query(params) =
-        params.map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))?;
+    let Query(params) = params
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))?;
     let status = match params.status.as_deref() {
         None => None,
         Some(text) => Some(TaskStatus::parse(text).ok_or_else(|| {
@@ -205,12 +224,27 @@ pub async fn list_tasks(
     };
     let limit = params.limit.unwrap_or(50);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidRequest(format!("`limit` must be 1 to {MAX_PAGE}")));
+        return Err(ApiError::InvalidRequest(format!(
+            "`limit` must be 1 to {MAX_PAGE}"
+        )));
     }
-    let query = ListQuery { status, workflow: params.workflow, limit, cursor: params.cursor };
+    let query = ListQuery {
+        status,
+        workflow: params.workflow,
+        limit,
+        cursor: params.cursor,
+    };
     let page = state.engine.list(&query)?;
-    let tasks = page.tasks.iter().map(|task| render::task(task, state.engine.queue_position(&task.id))).collect();
-    Ok(Json(render::PageView { tasks, next_cursor: page.next_cursor }).into_response())
+    let tasks = page
+        .tasks
+        .iter()
+        .map(|task| render::task(task, state.engine.queue_position(&task.id)))
+        .collect();
+    Ok(Json(render::PageView {
+        tasks,
+        next_cursor: page.next_cursor,
+    })
+    .into_response())
 }
 
 /// A kept output file: `GET /v1/files/{task}/{step}/{name}`. Like reading a task, it needs
@@ -222,9 +256,17 @@ pub async fn kept_file(
     let not_found = || ApiError::NotFound("no such file".into());
     let Path((task, step, name)) = parts.map_err(|_| not_found())?;
     let task: TaskId = task.parse().map_err(|_| not_found())?;
-    let path = state.engine.kept_file(&task, step, &name).ok_or_else(not_found)?;
+    let path = state
+        .engine
+        .kept_file(&task, step, &name)
+        .ok_or_else(not_found)?;
     let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
-    let content_type = match name.rsplit('.').next().map(str::to_ascii_lowercase).as_deref() {
+    let content_type = match name
+        .rsplit('.')
+        .next()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("png") => "image/png",
         Some("jpg" | "jpeg") => "image/jpeg",
         Some("webp") => "image/webp",
@@ -239,7 +281,10 @@ pub async fn kept_file(
     let headers = [
         (header::CONTENT_TYPE, content_type),
         (header::CACHE_CONTROL, "private, max-age=86400, immutable"),
-        (header::HeaderName::from_static("x-content-type-options"), "nosniff"),
+        (
+            header::HeaderName::from_static("x-content-type-options"),
+            "nosniff",
+        ),
     ];
     Ok((headers, bytes).into_response())
 }
@@ -250,7 +295,10 @@ pub async fn dashboard() -> Response {
     let headers = [
         (header::CONTENT_TYPE, "text/html; charset=utf-8"),
         (header::CACHE_CONTROL, "no-cache"),
-        (header::HeaderName::from_static("x-content-type-options"), "nosniff"),
+        (
+            header::HeaderName::from_static("x-content-type-options"),
+            "nosniff",
+        ),
         (header::HeaderName::from_static("x-frame-options"), "DENY"),
     ];
     (headers, page).into_response()
@@ -261,17 +309,48 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     use std::sync::atomic::Ordering::Relaxed;
     let gauges = state.engine.gauges();
     let mut values = vec![
-        ("stepwise_tasks_in_flight", "Unfinished tasks in memory.", gauges.unfinished.load(Relaxed) as f64),
-        ("stepwise_tasks_queued", "Tasks held back by a concurrency cap.", state.engine.queued() as f64),
-        ("stepwise_tasks_watched", "Tasks with an open event stream or long poll.", state.engine.watched() as f64),
-        ("stepwise_creates_waiting", "Tasks waiting for one of the create calls allowed out at once.", gauges.creates_waiting.load(Relaxed) as f64),
-        ("stepwise_recovered", "1 once recovery after start has finished.", f64::from(u8::from(gauges.resumed.load(Relaxed)))),
+        (
+            "stepwise_tasks_in_flight",
+            "Unfinished tasks in memory.",
+            gauges.unfinished.load(Relaxed) as f64,
+        ),
+        (
+            "stepwise_tasks_queued",
+            "Tasks held back by a concurrency cap.",
+            state.engine.queued() as f64,
+        ),
+        (
+            "stepwise_tasks_watched",
+            "Tasks with an open event stream or long poll.",
+            state.engine.watched() as f64,
+        ),
+        (
+            "stepwise_creates_waiting",
+            "Tasks waiting for one of the create calls allowed out at once.",
+            gauges.creates_waiting.load(Relaxed) as f64,
+        ),
+        (
+            "stepwise_recovered",
+            "1 once recovery after start has finished.",
+            f64::from(u8::from(gauges.resumed.load(Relaxed))),
+        ),
     ];
     if let Some(bytes) = state.engine.data_dir_bytes() {
-        values.push(("stepwise_data_dir_bytes", "Size of the files in the data dir.", bytes as f64));
+        values.push((
+            "stepwise_data_dir_bytes",
+            "Size of the files in the data dir.",
+            bytes as f64,
+        ));
     }
     let body = stepwise_engine::metrics::global().render(&values);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Liveness, and whether recovery has finished (`resumed`), with the runtime's counts.
@@ -296,8 +375,16 @@ pub async fn method_not_allowed() -> ApiError {
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let essence = content_type.map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let essence = content_type.map(|v| {
+        v.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
     match essence.as_deref() {
         Some("application/json") => Ok(()),
         _ => Err(ApiError::UnsupportedMediaType),
@@ -305,7 +392,9 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
     let key = value
         .to_str()
         .ok()

@@ -30,7 +30,9 @@ pub async fn replicate_webhook(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Some(key) = state.engine.webhook_key() else {
-        return Err(ApiError::NotFound("webhooks are not enabled on this server".into()));
+        return Err(ApiError::NotFound(
+            "webhooks are not enabled on this server".into(),
+        ));
     };
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge,
@@ -38,16 +40,31 @@ pub async fn replicate_webhook(
     })?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = stepwise_engine::time::now_millis() / 1000;
-    let verified = key.verify(header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"), &body, now);
-    count(if verified.is_ok() { "verified" } else { "rejected" });
+    let verified = key.verify(
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+        &body,
+        now,
+    );
+    count(if verified.is_ok() {
+        "verified"
+    } else {
+        "rejected"
+    });
     verified.map_err(|e| ApiError::BadSignature(e.to_string()))?;
-    let Query(tag) = tag.map_err(|e| ApiError::InvalidRequest(format!("invalid webhook URL: {}", e.body_text())))?;
+    let Query(tag) = tag
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid webhook URL: {}", e.body_text())))?;
     let prediction: Prediction = serde_json::from_slice(&body)
         .map_err(|e| ApiError::InvalidRequest(format!("the body is not a prediction: {e}")))?;
     let Ok(task_id) = tag.task.parse::<TaskId>() else {
         return Ok(accepted("no such task"));
     };
-    match state.engine.webhook(task_id, tag.step, tag.attempt, prediction).await {
+    match state
+        .engine
+        .webhook(task_id, tag.step, tag.attempt, prediction)
+        .await
+    {
         Ok(()) => Ok(accepted("applied")),
         Err(ControlError::NotFound | ControlError::Conflict(_)) => Ok(accepted("nothing to do")),
         Err(ControlError::Unavailable(cause)) => Err(ApiError::Unavailable(cause)),
@@ -57,10 +74,17 @@ pub async fn replicate_webhook(
 
 fn count(result: &str) {
     let help = "Webhook deliveries received, by signature check result.";
-    stepwise_engine::metrics::global().inc("stepwise_webhook_deliveries_total", help, &[("result", result)]);
+    stepwise_engine::metrics::global().inc(
+        "stepwise_webhook_deliveries_total",
+        help,
+        &[("result", result)],
+    );
 }
 
 /// A 200: Replicate must not retry a delivery we have taken in, even one that changed nothing.
 fn accepted(outcome: &str) -> (StatusCode, Json<Value>) {
-    (StatusCode::OK, Json(json!({ "ok": true, "outcome": outcome })))
+    (
+        StatusCode::OK,
+        Json(json!({ "ok": true, "outcome": outcome })),
+    )
 }

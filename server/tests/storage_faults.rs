@@ -26,7 +26,9 @@ x = "{{item.x}}"
 async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, Value) {
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
@@ -34,7 +36,9 @@ fn start(key: &str) -> Request<Body> {
     Request::post("/v1/tasks")
         .header("content-type", "application/json")
         .header("idempotency-key", key)
-        .body(Body::from(json!({"workflow": "echo", "items": [{"x": 1}]}).to_string()))
+        .body(Body::from(
+            json!({"workflow": "echo", "items": [{"x": 1}]}).to_string(),
+        ))
         .unwrap()
 }
 
@@ -43,16 +47,25 @@ fn get(path: &str) -> Request<Body> {
 }
 
 /// Launches an engine and its router on `store`.
-fn launch(store: Arc<dyn Store>) -> (Engine, axum::Router, tokio::task::JoinHandle<Result<(), StoreError>>) {
+fn launch(
+    store: Arc<dyn Store>,
+) -> (
+    Engine,
+    axum::Router,
+    tokio::task::JoinHandle<Result<(), StoreError>>,
+) {
     let config = Config::from_toml(CONFIG, "test").unwrap();
     let shutdown = CancellationToken::new();
-    let (engine, runtime) = Engine::launch(&config, StoreChoice::Given(store), shutdown.clone()).unwrap();
+    let (engine, runtime) =
+        Engine::launch(&config, StoreChoice::Given(store), shutdown.clone()).unwrap();
     let app = stepwise_server::router(engine.clone(), &config.server, shutdown);
     (engine, app, runtime)
 }
 
 /// Waits (with a deadline) for the runtime to stop on its own, and returns its outcome.
-async fn stopped(runtime: tokio::task::JoinHandle<Result<(), StoreError>>) -> Result<(), StoreError> {
+async fn stopped(
+    runtime: tokio::task::JoinHandle<Result<(), StoreError>>,
+) -> Result<(), StoreError> {
     tokio::time::timeout(std::time::Duration::from_secs(20), runtime)
         .await
         .expect("the runtime stops after a failed commit")
@@ -61,7 +74,9 @@ async fn stopped(runtime: tokio::task::JoinHandle<Result<(), StoreError>>) -> Re
 
 /// True when the request has not been answered (and, the engine being stopped, never will).
 async fn unanswered(request: &mut tokio::task::JoinHandle<(StatusCode, Value)>) -> bool {
-    tokio::time::timeout(std::time::Duration::from_millis(200), request).await.is_err()
+    tokio::time::timeout(std::time::Duration::from_millis(200), request)
+        .await
+        .is_err()
 }
 
 /// A commit fails after the store applied it to its cache (as sled's does when its flush or
@@ -72,13 +87,18 @@ async fn unanswered(request: &mut tokio::task::JoinHandle<(StatusCode, Value)>) 
 async fn a_commit_failing_after_it_applied_stops_the_engine_and_no_error_answer_is_a_lie() {
     let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let armed = fail.clone();
-    let store = CommitWith::new(KvStore::in_memory(), move |inner: &KvStore<MemoryBackend>, group: &[TaskWrite]| {
-        inner.commit(group)?;
-        if armed.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StoreError::Io("injected: fsync failed after the batch was applied".into()));
-        }
-        Ok(())
-    });
+    let store = CommitWith::new(
+        KvStore::in_memory(),
+        move |inner: &KvStore<MemoryBackend>, group: &[TaskWrite]| {
+            inner.commit(group)?;
+            if armed.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Io(
+                    "injected: fsync failed after the batch was applied".into(),
+                ));
+            }
+            Ok(())
+        },
+    );
     let store: Arc<dyn Store> = Arc::new(store);
     let (_engine, app, runtime) = launch(store.clone());
     let (status, first) = send(&app, start("a")).await;
@@ -90,8 +110,14 @@ async fn a_commit_failing_after_it_applied_stops_the_engine_and_no_error_answer_
         let app = app.clone();
         tokio::spawn(async move { send(&app, start("b")).await })
     };
-    assert!(stopped(runtime).await.is_err(), "the runtime ends with the journal's error");
-    assert!(unanswered(&mut writing).await, "the start being written gets no answer");
+    assert!(
+        stopped(runtime).await.is_err(),
+        "the runtime ends with the journal's error"
+    );
+    assert!(
+        unanswered(&mut writing).await,
+        "the start being written gets no answer"
+    );
     let (status, error) = send(&app, start("c")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
     assert_eq!(error["error"]["code"], "unavailable");
@@ -103,9 +129,17 @@ async fn a_commit_failing_after_it_applied_stops_the_engine_and_no_error_answer_
     fail.store(false, std::sync::atomic::Ordering::SeqCst);
     let (_engine, app, runtime) = launch(store);
     let (status, body) = send(&app, start("c")).await;
-    assert_eq!(status, StatusCode::CREATED, "the start answered 503 was never recorded: {body}");
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the start answered 503 was never recorded: {body}"
+    );
     let (status, body) = send(&app, start("b")).await;
-    assert_eq!(status, StatusCode::OK, "the unanswered start had reached the store, and runs: {body}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the unanswered start had reached the store, and runs: {body}"
+    );
     drop(app);
     runtime.abort();
 }
@@ -125,16 +159,31 @@ async fn a_failing_disk_stops_the_engine_and_a_restart_finds_only_what_was_ackno
         tokio::spawn(async move { send(&app, start("b")).await })
     };
     assert!(stopped(runtime).await.is_err());
-    assert!(unanswered(&mut writing).await, "the start being written gets no answer");
+    assert!(
+        unanswered(&mut writing).await,
+        "the start being written gets no answer"
+    );
     let (_, listed) = send(&app, get("/v1/tasks")).await;
-    assert_eq!(listed["tasks"].as_array().unwrap().len(), 1, "nothing of the failed write is visible: {listed}");
+    assert_eq!(
+        listed["tasks"].as_array().unwrap().len(),
+        1,
+        "nothing of the failed write is visible: {listed}"
+    );
 
     store.backend().fail_writes(false);
     let (_engine, app, runtime) = launch(store);
     let (status, body) = send(&app, start("a")).await;
-    assert_eq!(status, StatusCode::OK, "the acknowledged task is there: {body}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the acknowledged task is there: {body}"
+    );
     let (status, body) = send(&app, start("b")).await;
-    assert_eq!(status, StatusCode::CREATED, "the failed write left nothing: {body}");
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the failed write left nothing: {body}"
+    );
     drop(app);
     runtime.abort();
 }
@@ -194,10 +243,13 @@ async fn wait_until(door: &Door, what: &str, done: impl Fn() -> bool) {
 async fn a_failed_commit_also_stops_the_group_recorded_while_it_was_written() {
     let door = Arc::new(Door::default());
     let behind = door.clone();
-    let store = CommitWith::new(KvStore::in_memory(), move |inner: &KvStore<MemoryBackend>, group: &[TaskWrite]| {
-        behind.pass()?;
-        inner.commit(group)
-    });
+    let store = CommitWith::new(
+        KvStore::in_memory(),
+        move |inner: &KvStore<MemoryBackend>, group: &[TaskWrite]| {
+            behind.pass()?;
+            inner.commit(group)
+        },
+    );
     let (engine, app, runtime) = launch(Arc::new(store));
 
     door.set(true, false);
@@ -206,17 +258,33 @@ async fn a_failed_commit_also_stops_the_group_recorded_while_it_was_written() {
         tokio::spawn(async move { send(&app, start(key)).await })
     };
     let first = spawn_start("a");
-    wait_until(&door, "the first start's commit is at the door", || door.waiting() == 1).await;
+    wait_until(&door, "the first start's commit is at the door", || {
+        door.waiting() == 1
+    })
+    .await;
     // Spawned in this order on this one-thread runtime, they reach the engine in this order.
     let again = spawn_start("a");
     let other = spawn_start("b");
-    let unfinished = || engine.gauges().unfinished.load(std::sync::atomic::Ordering::Relaxed);
-    wait_until(&door, "both tasks are recorded while the first commit waits", || unfinished() == 2).await;
+    let unfinished = || {
+        engine
+            .gauges()
+            .unfinished
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    wait_until(
+        &door,
+        "both tasks are recorded while the first commit waits",
+        || unfinished() == 2,
+    )
+    .await;
     assert_eq!(door.waiting(), 1, "one commit at a time");
 
     door.set(false, true);
     assert!(stopped(runtime).await.is_err());
     for (what, mut answer) in [("first", first), ("repeated", again), ("other", other)] {
-        assert!(unanswered(&mut answer).await, "the {what} start got an answer");
+        assert!(
+            unanswered(&mut answer).await,
+            "the {what} start got an answer"
+        );
     }
 }

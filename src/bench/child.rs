@@ -85,7 +85,10 @@ impl EngineProcess {
     pub async fn spawn(config: &ChildConfig, within: Duration) -> anyhow::Result<EngineProcess> {
         let config_path = config.dir.join("config.toml");
         std::fs::write(&config_path, config.toml())?;
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(config.log_path())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config.log_path())?;
         let exe = std::env::current_exe().context("cannot find this executable")?;
         let spawned_at = Instant::now();
         // `STEPWISE_BENCH_CHILD_WRAPPER="valgrind --tool=massif"` runs the child under a
@@ -133,7 +136,9 @@ impl EngineProcess {
             log: config.log_path(),
             spawned_at,
             listening_at: spawned_at,
-            http: reqwest::Client::builder().pool_max_idle_per_host(256).build()?,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(256)
+                .build()?,
         };
         match tokio::time::timeout(within, rx).await {
             Ok(Ok((url, at))) => {
@@ -143,9 +148,15 @@ impl EngineProcess {
             }
             Ok(Err(_)) => {
                 let status = process.child.as_mut().and_then(|c| c.wait().ok());
-                anyhow::bail!("the engine exited ({status:?}) before listening; log:\n{}", process.log_tail())
+                anyhow::bail!(
+                    "the engine exited ({status:?}) before listening; log:\n{}",
+                    process.log_tail()
+                )
             }
-            Err(_) => anyhow::bail!("the engine did not listen within {within:?}; log:\n{}", process.log_tail()),
+            Err(_) => anyhow::bail!(
+                "the engine did not listen within {within:?}; log:\n{}",
+                process.log_tail()
+            ),
         }
     }
 
@@ -169,10 +180,21 @@ impl EngineProcess {
             status
                 .lines()
                 .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
                 .map_or(0, |kib| kib * 1024)
         };
-        let memory = Memory { rss: field("VmRSS:"), anon: field("RssAnon:"), file: field("RssFile:"), peak: field("VmHWM:") };
+        let memory = Memory {
+            rss: field("VmRSS:"),
+            anon: field("RssAnon:"),
+            file: field("RssFile:"),
+            peak: field("VmHWM:"),
+        };
         anyhow::ensure!(memory.rss > 0, "no VmRSS for process {}", self.pid);
         Ok(memory)
     }
@@ -181,7 +203,10 @@ impl EngineProcess {
     pub fn cpu_ticks(&self) -> anyhow::Result<u64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
         // The command name may hold spaces and parentheses: fields start after the last ')'.
-        let rest = stat.rsplit_once(')').map(|(_, rest)| rest).context("unreadable /proc/PID/stat")?;
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .context("unreadable /proc/PID/stat")?;
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // After ')': state is field 3 of the man page, so utime (14) and stime (15) are at 11, 12.
         let utime: u64 = fields.get(11).context("no utime")?.parse()?;
@@ -201,10 +226,15 @@ impl EngineProcess {
         let mut threads = HashMap::new();
         for entry in std::fs::read_dir(format!("/proc/{}/task", self.pid))? {
             let entry = entry?;
-            let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+            let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+                continue;
+            };
             let total = status
                 .lines()
-                .filter_map(|line| line.strip_prefix("voluntary_ctxt_switches:").or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:")))
+                .filter_map(|line| {
+                    line.strip_prefix("voluntary_ctxt_switches:")
+                        .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+                })
                 .map(|n| n.trim().parse::<u64>().unwrap_or(0))
                 .sum();
             threads.insert(entry.file_name().to_string_lossy().into_owned(), total);
@@ -228,7 +258,9 @@ impl EngineProcess {
     /// SIGTERM (a clean shutdown, which lets a profiler wrapping the child write its
     /// output), then SIGKILL if it has not exited within `grace`.
     pub fn terminate(&mut self, grace: Duration) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         // SAFETY: signals our own child, which has not been reaped yet (so the pid is its).
         unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + grace;
@@ -253,7 +285,10 @@ impl EngineProcess {
             .error_for_status()?
             .json()
             .await?;
-        Ok(Health { resumed: body["resumed"] == true, unfinished: body["unfinished"].as_u64().unwrap_or(0) })
+        Ok(Health {
+            resumed: body["resumed"] == true,
+            unfinished: body["unfinished"].as_u64().unwrap_or(0),
+        })
     }
 
     /// Polls `/healthz` every 5 ms until it says `resumed: true` and `unfinished` satisfies
@@ -272,7 +307,10 @@ impl EngineProcess {
                 last = Some(health);
             }
             self.ensure_running()?;
-            anyhow::ensure!(Instant::now() < deadline, "the engine did not resume in time (last /healthz: {last:?})");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the engine did not resume in time (last /healthz: {last:?})"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -281,11 +319,18 @@ impl EngineProcess {
     pub fn ensure_running(&self) -> anyhow::Result<()> {
         if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
             // A zombie (exited, not reaped yet) counts as gone.
-            if !status.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')) {
+            if !status
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            {
                 return Ok(());
             }
         }
-        anyhow::bail!("the engine process {} exited; log:\n{}", self.pid(), self.log_tail())
+        anyhow::bail!(
+            "the engine process {} exited; log:\n{}",
+            self.pid(),
+            self.log_tail()
+        )
     }
 
     /// Warnings and errors the child logged so far: their count and the first few distinct
@@ -294,11 +339,23 @@ impl EngineProcess {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let mut count = 0;
         let mut distinct: Vec<String> = vec![];
-        for line in log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")) {
+        for line in log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        {
             count += 1;
             // `2026-…Z  WARN target: message key=value…`: keep level, target and message.
-            let text = line.split_once(" WARN ").or_else(|| line.split_once(" ERROR ")).map_or(line, |(_, rest)| rest);
-            let message: String = text.split(" task_id=").next().unwrap_or(text).chars().take(200).collect();
+            let text = line
+                .split_once(" WARN ")
+                .or_else(|| line.split_once(" ERROR "))
+                .map_or(line, |(_, rest)| rest);
+            let message: String = text
+                .split(" task_id=")
+                .next()
+                .unwrap_or(text)
+                .chars()
+                .take(200)
+                .collect();
             if distinct.len() < 5 && !distinct.contains(&message) {
                 distinct.push(message);
             }
@@ -324,7 +381,10 @@ impl Drop for EngineProcess {
 /// threads alive in both, plus all of those born in between (threads that exited in between
 /// are not counted).
 pub fn switches_between(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64 {
-    after.iter().map(|(tid, &n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0))).sum()
+    after
+        .iter()
+        .map(|(tid, &n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum()
 }
 
 /// Memory figures of the child, in bytes.

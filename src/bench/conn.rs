@@ -28,18 +28,25 @@ impl Endpoint {
         if authority.is_empty() || authority.contains('/') {
             return Err(format!("{base}: expected http://host:port"));
         }
-        Ok(Endpoint { authority: authority.to_owned() })
+        Ok(Endpoint {
+            authority: authority.to_owned(),
+        })
     }
 
     /// A request for `path` with `body` (JSON when not empty).
     pub fn request(&self, method: Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
-        let mut request = Request::builder().method(method).uri(path).header(hyper::header::HOST, &self.authority);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, &self.authority);
         if !body.is_empty() {
             request = request.header(hyper::header::CONTENT_TYPE, "application/json");
         }
         // The builder fails only on an invalid method, URI or header value; the paths are
         // ours (a task path or a fixed one) and the host came from a parsed base URL.
-        request.body(Full::new(body)).unwrap_or_else(|e| panic!("a load request for {path} is valid: {e}"))
+        request
+            .body(Full::new(body))
+            .unwrap_or_else(|e| panic!("a load request for {path} is valid: {e}"))
     }
 }
 
@@ -50,22 +57,47 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(endpoint: &Endpoint) -> Result<Conn, String> {
-        let stream = tokio::net::TcpStream::connect(&endpoint.authority).await.map_err(|e| format!("connect: {e}"))?;
-        stream.set_nodelay(true).map_err(|e| format!("connect: {e}"))?;
-        let (send, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("connect: {e}"))?;
+        let stream = tokio::net::TcpStream::connect(&endpoint.authority)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("connect: {e}"))?;
+        let (send, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
         // Drives the connection; ends when `send` is dropped or the server closes it.
         tokio::spawn(connection);
         Ok(Conn { send })
     }
 
     /// Sends `request`, reads the whole answer, and fails unless its status is `expect`.
-    pub async fn send(&mut self, request: Request<Full<Bytes>>, expect: u16) -> Result<Bytes, String> {
-        self.send.ready().await.map_err(|e| format!("transport: {e}"))?;
-        let response = self.send.send_request(request).await.map_err(|e| format!("transport: {e}"))?;
+    pub async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        expect: u16,
+    ) -> Result<Bytes, String> {
+        self.send
+            .ready()
+            .await
+            .map_err(|e| format!("transport: {e}"))?;
+        let response = self
+            .send
+            .send_request(request)
+            .await
+            .map_err(|e| format!("transport: {e}"))?;
         let status = response.status().as_u16();
-        let body = response.into_body().collect().await.map_err(|e| format!("reading the body: {e}"))?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("reading the body: {e}"))?
+            .to_bytes();
         if status != expect {
-            return Err(format!("status {status} (wanted {expect}): {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
+            return Err(format!(
+                "status {status} (wanted {expect}): {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ));
         }
         Ok(body)
     }
@@ -73,7 +105,12 @@ impl Conn {
 
 /// Sends `request` over `conn`, opening it first when there is none; a connection that failed
 /// is dropped, so the next request opens a fresh one.
-pub async fn send_on(conn: Option<Conn>, endpoint: &Endpoint, request: Request<Full<Bytes>>, expect: u16) -> (Option<Conn>, Result<Bytes, String>) {
+pub async fn send_on(
+    conn: Option<Conn>,
+    endpoint: &Endpoint,
+    request: Request<Full<Bytes>>,
+    expect: u16,
+) -> (Option<Conn>, Result<Bytes, String>) {
     let mut conn = match conn {
         Some(conn) => conn,
         None => match Conn::open(endpoint).await {
@@ -94,8 +131,14 @@ mod tests {
 
     #[test]
     fn endpoints_are_plain_http_host_and_port() {
-        assert_eq!(Endpoint::parse("http://127.0.0.1:8080").unwrap().authority, "127.0.0.1:8080");
-        assert_eq!(Endpoint::parse("http://127.0.0.1:8080/").unwrap().authority, "127.0.0.1:8080");
+        assert_eq!(
+            Endpoint::parse("http://127.0.0.1:8080").unwrap().authority,
+            "127.0.0.1:8080"
+        );
+        assert_eq!(
+            Endpoint::parse("http://127.0.0.1:8080/").unwrap().authority,
+            "127.0.0.1:8080"
+        );
         assert!(Endpoint::parse("https://example.com").is_err());
         assert!(Endpoint::parse("http://host:1/v1").is_err());
         assert!(Endpoint::parse("http://").is_err());

@@ -47,7 +47,10 @@ pub fn live_bytes(dir: &std::path::Path) -> anyhow::Result<Vec<(char, u64, u64)>
     let mut by_kind: std::collections::BTreeMap<char, (u64, u64)> = Default::default();
     tally(store.backend(), &mut by_kind)?;
     tally(store.archive(), &mut by_kind)?;
-    Ok(by_kind.into_iter().map(|(kind, (keys, bytes))| (kind, keys, bytes)).collect())
+    Ok(by_kind
+        .into_iter()
+        .map(|(kind, (keys, bytes))| (kind, keys, bytes))
+        .collect())
 }
 
 /// Adds the keys and their bytes of one store to `by_kind`.
@@ -58,7 +61,9 @@ fn tally(
     let mut from = vec![0u8];
     loop {
         let chunk = backend.scan(&from, &[0xff; 8], false, 4096)?;
-        let Some((last, _)) = chunk.last() else { return Ok(()) };
+        let Some((last, _)) = chunk.last() else {
+            return Ok(());
+        };
         from = last.clone();
         from.push(0);
         for (key, value) in &chunk {

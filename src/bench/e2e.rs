@@ -14,9 +14,9 @@
 //!   after a warm-up, when every task has finished, and after a clean shutdown; the growth
 //!   divided by N is the cost of one finished K-step task.
 
-use super::harness::{Harness, Setup};
 use super::disk::{self, DiskUse};
 use super::e2e_tasks::{bodies, post_tasks, read_back, until_idle};
+use super::harness::{Harness, Setup};
 use super::load::{self, Outcome};
 use super::stats::Summary;
 use super::Report;
@@ -157,12 +157,26 @@ impl Run {
 }
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
-    anyhow::ensure!(options.tasks > 0 && options.steps > 0, "--tasks and --steps must be at least 1");
-    anyhow::ensure!(options.steps <= 100, "--steps must be at most 100 (the workflow's max_items)");
-    let modes: Vec<(String, bool)> = [("webhooks".to_owned(), true), (format!("polling {} ms", options.poll_ms), false)]
-        .into_iter()
-        .filter(|(name, _)| options.only.as_deref().is_none_or(|only| name.starts_with(only)))
-        .collect();
+    anyhow::ensure!(
+        options.tasks > 0 && options.steps > 0,
+        "--tasks and --steps must be at least 1"
+    );
+    anyhow::ensure!(
+        options.steps <= 100,
+        "--steps must be at most 100 (the workflow's max_items)"
+    );
+    let modes: Vec<(String, bool)> = [
+        ("webhooks".to_owned(), true),
+        (format!("polling {} ms", options.poll_ms), false),
+    ]
+    .into_iter()
+    .filter(|(name, _)| {
+        options
+            .only
+            .as_deref()
+            .is_none_or(|only| name.starts_with(only))
+    })
+    .collect();
     anyhow::ensure!(!modes.is_empty(), "--only takes `webhooks` or `polling`");
     let mut runs = vec![];
     for (name, webhooks) in modes {
@@ -183,7 +197,15 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     );
     table += &format!(
         "{:<16} {:>7} {:>8} {:>9} {:>8} {:>10} | {:>32} | {:>9} {:>6}\n",
-        "mode", "steps", "wall s", "steps/s", "tasks/s", "ovh ms/st", "per-task ovh ms/step p50/p90/p99/max", "cpu us/st", "errors"
+        "mode",
+        "steps",
+        "wall s",
+        "steps/s",
+        "tasks/s",
+        "ovh ms/st",
+        "per-task ovh ms/step p50/p90/p99/max",
+        "cpu us/st",
+        "errors"
     );
     for run in &runs {
         let o = &run.overhead;
@@ -200,7 +222,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
                 0 => format!("{:.3}", run.amortised_overhead_ms(&options)),
                 _ => "-".to_string(),
             },
-            format!("{:.1} / {:.1} / {:.1} / {:.1}", o.p50_ms, o.p90_ms, o.p99_ms, o.max_ms),
+            format!(
+                "{:.1} / {:.1} / {:.1} / {:.1}",
+                o.p50_ms, o.p90_ms, o.p99_ms, o.max_ms
+            ),
             run.cpu.as_secs_f64() * 1e6 / run.steps(&options) as f64,
             run.errors()
         );
@@ -209,13 +234,19 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     table += "disk: growth of the data dir over the baseline taken after the warm-up (apparent = file lengths; allocated = blocks x 512, as du)\n";
     table += &format!(
         "{:<16} {:>14} {:>22} {:>22} {:>22}\n",
-        "mode", "baseline KiB", "at finish KiB app/alloc", "per task B app/alloc", "after close B/task"
+        "mode",
+        "baseline KiB",
+        "at finish KiB app/alloc",
+        "per task B app/alloc",
+        "after close B/task"
     );
     for run in &runs {
         let per_task = |at: DiskUse| {
             (
-                (at.apparent_bytes as f64 - run.baseline.apparent_bytes as f64) / options.tasks as f64,
-                (at.allocated_bytes as f64 - run.baseline.allocated_bytes as f64) / options.tasks as f64,
+                (at.apparent_bytes as f64 - run.baseline.apparent_bytes as f64)
+                    / options.tasks as f64,
+                (at.allocated_bytes as f64 - run.baseline.allocated_bytes as f64)
+                    / options.tasks as f64,
             )
         };
         let (fa, fb) = per_task(run.finished);
@@ -223,8 +254,16 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         table += &format!(
             "{:<16} {:>14} {:>22} {:>22} {:>22}\n",
             run.mode,
-            format!("{:.0}/{:.0}", kib(run.baseline.apparent_bytes as f64), kib(run.baseline.allocated_bytes as f64)),
-            format!("{:.0}/{:.0}", kib(run.finished.apparent_bytes as f64), kib(run.finished.allocated_bytes as f64)),
+            format!(
+                "{:.0}/{:.0}",
+                kib(run.baseline.apparent_bytes as f64),
+                kib(run.baseline.allocated_bytes as f64)
+            ),
+            format!(
+                "{:.0}/{:.0}",
+                kib(run.finished.apparent_bytes as f64),
+                kib(run.finished.allocated_bytes as f64)
+            ),
             format!("{fa:.0}/{fb:.0}"),
             format!("{ca:.0}/{cb:.0}"),
         );
@@ -233,12 +272,28 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let mut targets = serde_json::Map::new();
     for run in &runs {
         let rate = run.steps_per_second(&options);
-        table += &format!("{}: {rate:.0} steps/s (target >= 2000: {})", run.mode, met(rate >= 2000.0));
-        targets.insert(format!("{}_steps_per_second_at_least_2000", key(&run.mode)), json!(rate >= 2000.0));
+        table += &format!(
+            "{}: {rate:.0} steps/s (target >= 2000: {})",
+            run.mode,
+            met(rate >= 2000.0)
+        );
+        targets.insert(
+            format!("{}_steps_per_second_at_least_2000", key(&run.mode)),
+            json!(rate >= 2000.0),
+        );
         if options.steps == 3 {
-            let per_task = (run.finished.allocated_bytes as f64 - run.baseline.allocated_bytes as f64) / options.tasks as f64;
-            table += &format!("; {:.0} B allocated per 3-step task (target < 4096: {})", per_task, met(per_task < 4096.0));
-            targets.insert(format!("{}_disk_under_4_kib_per_task", key(&run.mode)), json!(per_task < 4096.0));
+            let per_task = (run.finished.allocated_bytes as f64
+                - run.baseline.allocated_bytes as f64)
+                / options.tasks as f64;
+            table += &format!(
+                "; {:.0} B allocated per 3-step task (target < 4096: {})",
+                per_task,
+                met(per_task < 4096.0)
+            );
+            targets.insert(
+                format!("{}_disk_under_4_kib_per_task", key(&run.mode)),
+                json!(per_task < 4096.0),
+            );
         }
         table += &format!(
             "; {} predictions, {} journal groups ({:.1} task writes each)\n",
@@ -247,8 +302,18 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             run.groups.1 as f64 / run.groups.0.max(1) as f64
         );
         let live = run.live_bytes() as f64 / run.journal_tasks.max(1) as f64;
-        let kinds: Vec<String> = run.live.iter().map(|(kind, _, bytes)| format!("{kind} {:.0}", *bytes as f64 / run.journal_tasks.max(1) as f64)).collect();
-        let growth = (run.finished.allocated_bytes as f64 - run.baseline.allocated_bytes as f64) / options.tasks as f64;
+        let kinds: Vec<String> = run
+            .live
+            .iter()
+            .map(|(kind, _, bytes)| {
+                format!(
+                    "{kind} {:.0}",
+                    *bytes as f64 / run.journal_tasks.max(1) as f64
+                )
+            })
+            .collect();
+        let growth = (run.finished.allocated_bytes as f64 - run.baseline.allocated_bytes as f64)
+            / options.tasks as f64;
         table += &format!(
             "  journal content after the run: {live:.0} B per task ({}); disk growth / content: {:.1}x\n",
             kinds.join(", "),
@@ -283,13 +348,30 @@ fn key(mode: &str) -> String {
 }
 
 async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Result<Run> {
-    let setup = Setup { prediction_ms: options.prediction_ms, webhooks, poll_initial_ms: options.poll_ms, poll_max_ms: options.poll_ms, creates_per_minute: None };
+    let setup = Setup {
+        prediction_ms: options.prediction_ms,
+        webhooks,
+        poll_initial_ms: options.poll_ms,
+        poll_max_ms: options.poll_ms,
+        creates_per_minute: None,
+    };
     let harness = Harness::start(&setup).await?;
     let budget = Duration::from_secs(600);
 
     if options.warmup > 0 {
-        let (warm, _) = post_tasks(&harness, options.clients, bodies("w", options.warmup, options.steps, options.payload_bytes), "warm-up", options.idempotency_keys).await;
-        anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
+        let (warm, _) = post_tasks(
+            &harness,
+            options.clients,
+            bodies("w", options.warmup, options.steps, options.payload_bytes),
+            "warm-up",
+            options.idempotency_keys,
+        )
+        .await;
+        anyhow::ensure!(
+            warm.errors == 0,
+            "warm-up failed: {}",
+            warm.first_error.unwrap_or_default()
+        );
         until_idle(&harness, options.warmup, budget).await?;
     }
     let baseline = disk::disk_use(&harness.data_dir())?;
@@ -300,7 +382,14 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
     let bodies = bodies("t", options.tasks, options.steps, options.payload_bytes);
     let cpu_before = load::cpu_time();
     let started = Instant::now();
-    let (starts, ids) = post_tasks(&harness, options.clients, bodies, &mode, options.idempotency_keys).await;
+    let (starts, ids) = post_tasks(
+        &harness,
+        options.clients,
+        bodies,
+        &mode,
+        options.idempotency_keys,
+    )
+    .await;
     let mut ended = until_idle(&harness, options.tasks, budget).await?;
     let mut cpu = load::cpu_time().saturating_sub(cpu_before);
     let finished = disk::disk_use(&harness.data_dir())?;
@@ -310,7 +399,10 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
     let mut tasks = read_back(&harness, &ids, options.clients).await?;
     // The runtime's gauge is published at the end of a turn, so in a tiny run it can read 0
     // just before the last start's turn ends: then wait again and take the later time.
-    if tasks.iter().any(|(status, _, _)| !["succeeded", "failed", "canceled"].contains(&status.as_str())) {
+    if tasks
+        .iter()
+        .any(|(status, _, _)| !["succeeded", "failed", "canceled"].contains(&status.as_str()))
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
         ended = until_idle(&harness, options.tasks, budget).await?;
         cpu = load::cpu_time().saturating_sub(cpu_before);
@@ -323,13 +415,23 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
     let mut sim_total = 0.0;
     let mut counted = 0usize;
     for p in &predictions[predictions_before.min(predictions.len())..] {
-        let at = |v: &Value| v.as_str().and_then(stepwise_engine::time::parse_rfc3339_micros);
-        let (Some(created), Some(completed)) = (at(&p["created_at"]), at(&p["completed_at"])) else { continue };
+        let at = |v: &Value| {
+            v.as_str()
+                .and_then(stepwise_engine::time::parse_rfc3339_micros)
+        };
+        let (Some(created), Some(completed)) = (at(&p["created_at"]), at(&p["completed_at"]))
+        else {
+            continue;
+        };
         let ms = (completed - created) as f64 / 1000.0;
         sim_total += ms;
         counted += 1;
     }
-    let sim_mean_ms = if counted == 0 { 0.0 } else { sim_total / counted as f64 };
+    let sim_mean_ms = if counted == 0 {
+        0.0
+    } else {
+        sim_total / counted as f64
+    };
     let overhead: Vec<Duration> = tasks
         .iter()
         .filter(|(status, _, _)| status == "succeeded")
@@ -338,7 +440,10 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
             Duration::from_secs_f64(per_step.max(0.0) / 1000.0)
         })
         .collect();
-    let succeeded = tasks.iter().filter(|(status, _, _)| status == "succeeded").count();
+    let succeeded = tasks
+        .iter()
+        .filter(|(status, _, _)| status == "succeeded")
+        .count();
     let failed = tasks.len() - succeeded;
     let root = harness.stop_keeping_data().await?;
     let closed = disk::disk_use(&root.path().join("data"))?;

@@ -9,7 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The start bodies of `count` tasks tagged `{prefix}{i}`, built before anything is timed.
-pub fn bodies(prefix: &str, count: usize, steps: usize, payload_bytes: usize) -> Vec<hyper::body::Bytes> {
+pub fn bodies(
+    prefix: &str,
+    count: usize,
+    steps: usize,
+    payload_bytes: usize,
+) -> Vec<hyper::body::Bytes> {
     (0..count)
         .map(|i| {
             let tag = format!("{prefix}{i}");
@@ -26,7 +31,9 @@ pub fn bodies(prefix: &str, count: usize, steps: usize, payload_bytes: usize) ->
 /// compresses about as badly as a base64 file (6 bits of entropy per character).
 fn noise(seed: &str, len: usize) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut x = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)) | 1;
+    let mut x = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    }) | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -46,13 +53,21 @@ pub async fn post_tasks(
     idempotency_keys: bool,
 ) -> (Outcome, Vec<String>) {
     let http = load::client(clients);
-    let keys: Vec<Option<String>> =
-        (0..bodies.len()).map(|i| idempotency_keys.then(|| noise(&format!("key-{label}-{i}"), 26))).collect();
+    let keys: Vec<Option<String>> = (0..bodies.len())
+        .map(|i| idempotency_keys.then(|| noise(&format!("key-{label}-{i}"), 26)))
+        .collect();
     let ids = Arc::new(Mutex::new(Vec::with_capacity(bodies.len())));
     let (collected, url) = (ids.clone(), format!("{}/v1/tasks", harness.url));
-    let plan = Plan { clients, requests: Some(bodies.len()), duration: None };
+    let plan = Plan {
+        clients,
+        requests: Some(bodies.len()),
+        duration: None,
+    };
     let outcome = load::run(label, plan, move |i| {
-        let mut request = http.post(&url).header("content-type", "application/json").body(bodies[i].clone());
+        let mut request = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(bodies[i].clone());
         if let Some(key) = &keys[i] {
             request = request.header("idempotency-key", key.as_str());
         }
@@ -60,7 +75,10 @@ pub async fn post_tasks(
         async move {
             let answer = load::expect_status(request, 201).await?;
             let task: Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
-            collected.lock().expect("not poisoned").push(task["id"].as_str().unwrap_or_default().to_owned());
+            collected
+                .lock()
+                .expect("not poisoned")
+                .push(task["id"].as_str().unwrap_or_default().to_owned());
             Ok(())
         }
     })
@@ -70,7 +88,11 @@ pub async fn post_tasks(
 }
 
 /// Waits until the runtime holds no unfinished task; answers when it first saw that.
-pub async fn until_idle(harness: &Harness, total: usize, within: Duration) -> anyhow::Result<Instant> {
+pub async fn until_idle(
+    harness: &Harness,
+    total: usize,
+    within: Duration,
+) -> anyhow::Result<Instant> {
     let deadline = Instant::now() + within;
     let mut progress = super::progress::Progress::new("finishing", total as u64);
     loop {
@@ -80,32 +102,56 @@ pub async fn until_idle(harness: &Harness, total: usize, within: Duration) -> an
             progress.finish();
             return Ok(Instant::now());
         }
-        anyhow::ensure!(Instant::now() < deadline, "{unfinished} tasks still unfinished after {within:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{unfinished} tasks still unfinished after {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
 /// Reads every task back (not timed): (status, created_at ms, completed_at ms) by id.
-pub async fn read_back(harness: &Harness, ids: &[String], clients: usize) -> anyhow::Result<Vec<(String, i64, i64)>> {
+pub async fn read_back(
+    harness: &Harness,
+    ids: &[String],
+    clients: usize,
+) -> anyhow::Result<Vec<(String, i64, i64)>> {
     let http = load::client(clients);
     let ids: Arc<Vec<String>> = Arc::new(ids.to_vec());
     let found = Arc::new(Mutex::new(Vec::with_capacity(ids.len())));
     let (base, collected, list) = (harness.url.clone(), found.clone(), ids.clone());
-    let plan = Plan { clients, requests: Some(ids.len()), duration: None };
+    let plan = Plan {
+        clients,
+        requests: Some(ids.len()),
+        duration: None,
+    };
     let outcome = load::run("reading", plan, move |i| {
         let request = http.get(format!("{base}/v1/tasks/{}", list[i]));
         let collected = collected.clone();
         async move {
             let answer = load::expect_status(request, 200).await?;
             let task: Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
-            let at = |field: &str| task[field].as_str().and_then(stepwise_engine::time::parse_rfc3339).unwrap_or(0);
+            let at = |field: &str| {
+                task[field]
+                    .as_str()
+                    .and_then(stepwise_engine::time::parse_rfc3339)
+                    .unwrap_or(0)
+            };
             let status = task["status"].as_str().unwrap_or("").to_owned();
-            collected.lock().expect("not poisoned").push((status, at("created_at"), at("completed_at")));
+            collected.lock().expect("not poisoned").push((
+                status,
+                at("created_at"),
+                at("completed_at"),
+            ));
             Ok(())
         }
     })
     .await;
-    anyhow::ensure!(outcome.errors == 0, "reading the tasks back failed: {}", outcome.first_error.unwrap_or_default());
+    anyhow::ensure!(
+        outcome.errors == 0,
+        "reading the tasks back failed: {}",
+        outcome.first_error.unwrap_or_default()
+    );
     let found = std::mem::take(&mut *found.lock().expect("not poisoned"));
     Ok(found)
 }

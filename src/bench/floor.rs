@@ -23,7 +23,12 @@ type Commit = (Vec<Op>, oneshot::Sender<bool>);
 
 /// `POST {floor}/v1/tasks` with `body` under `plan`; the data goes to a scratch dir in `dir`.
 /// `answer_len`: the bytes of the engine's answer to the same start.
-pub async fn durable_post(plan: Plan, dir: &Path, body: Bytes, answer_len: usize) -> anyhow::Result<Outcome> {
+pub async fn durable_post(
+    plan: Plan,
+    dir: &Path,
+    body: Bytes,
+    answer_len: usize,
+) -> anyhow::Result<Outcome> {
     let scratch = tempfile::tempdir_in(dir)?;
     let backend = SledBackend::open(scratch.path(), 32 << 20)?;
     let (commits, inbox) = mpsc::channel::<Commit>();
@@ -33,22 +38,44 @@ pub async fn durable_post(plan: Plan, dir: &Path, body: Bytes, answer_len: usize
         drop(backend);
         drop(scratch);
     });
-    let answer = Bytes::from(format!("{{\"status\":\"running\",\"pad\":\"{}\"}}", "x".repeat(answer_len.saturating_sub(30))));
+    let answer = Bytes::from(format!(
+        "{{\"status\":\"running\",\"pad\":\"{}\"}}",
+        "x".repeat(answer_len.saturating_sub(30))
+    ));
     let next_id = Arc::new(AtomicU64::new(1));
     let server = Hello::serve(move |request: Request<Incoming>| {
         let (commits, answer, next_id) = (commits.clone(), answer.clone(), next_id.clone());
         async move {
-            let body = request.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let (done, durable) = oneshot::channel();
             let id = next_id.fetch_add(1, Ordering::Relaxed);
-            let written = commits.send((start_entries(id, &body), done)).is_ok() && durable.await.unwrap_or(false);
-            let mut response = Response::new(Full::new(if written { answer } else { Bytes::new() }));
-            *response.status_mut() = if written { StatusCode::CREATED } else { StatusCode::SERVICE_UNAVAILABLE };
+            let written = commits.send((start_entries(id, &body), done)).is_ok()
+                && durable.await.unwrap_or(false);
+            let mut response =
+                Response::new(Full::new(if written { answer } else { Bytes::new() }));
+            *response.status_mut() = if written {
+                StatusCode::CREATED
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
             Ok::<_, Infallible>(response)
         }
     })
     .await?;
-    let outcome = load::post_json("hyper + sled floor", plan, &server.url, "/v1/tasks", body, 201).await;
+    let outcome = load::post_json(
+        "hyper + sled floor",
+        plan,
+        &server.url,
+        "/v1/tasks",
+        body,
+        201,
+    )
+    .await;
     server.stop().await;
     Ok(outcome)
 }
@@ -58,7 +85,10 @@ fn commit_groups(backend: &SledBackend, inbox: mpsc::Receiver<Commit>) {
     while let Ok(first) = inbox.recv() {
         let mut group = vec![first];
         group.extend(inbox.try_iter());
-        let ops = group.iter_mut().flat_map(|(entries, _)| std::mem::take(entries)).collect();
+        let ops = group
+            .iter_mut()
+            .flat_map(|(entries, _)| std::mem::take(entries))
+            .collect();
         let durable = backend.apply(ops).is_ok();
         for (_, done) in group {
             let _ = done.send(durable);
@@ -77,5 +107,8 @@ fn start_entries(n: u64, body: &[u8]) -> Vec<Op> {
     let key = |parts: &[&[u8]]| parts.concat();
     let mut events = body.to_vec();
     events.extend_from_slice(&vec![7u8; 48 + body.len() / 2 + 40]);
-    vec![(key(&[b"c", &ms.to_be_bytes(), &id]), Some(key(&[b"r", &2u64.to_be_bytes(), &events])))]
+    vec![(
+        key(&[b"c", &ms.to_be_bytes(), &id]),
+        Some(key(&[b"r", &2u64.to_be_bytes(), &events])),
+    )]
 }

@@ -43,13 +43,28 @@ impl Harness {
     pub async fn start(setup: &Setup) -> anyhow::Result<Harness> {
         let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", api.local_addr()?);
-        let behavior = ModelBehavior { starting_ms: setup.prediction_ms / 5, processing_ms: setup.prediction_ms, ..Default::default() };
-        let sim_config = SimConfig { default_model: behavior, ..Default::default() };
+        let behavior = ModelBehavior {
+            starting_ms: setup.prediction_ms / 5,
+            processing_ms: setup.prediction_ms,
+            ..Default::default()
+        };
+        let sim_config = SimConfig {
+            default_model: behavior,
+            ..Default::default()
+        };
         let token = sim_config.token.clone();
-        let sim = replicate_sim::start(sim_config, tokio::net::TcpListener::bind("127.0.0.1:0").await?).await?;
+        let sim = replicate_sim::start(
+            sim_config,
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        )
+        .await?;
         let root = tempfile::tempdir()?;
         let data = root.path().join("data");
-        let webhooks = if setup.webhooks { format!("webhook_base_url = \"{url}\"\n") } else { String::new() };
+        let webhooks = if setup.webhooks {
+            format!("webhook_base_url = \"{url}\"\n")
+        } else {
+            String::new()
+        };
         let toml = format!(
             "[storage]\ndata_dir = {data:?}\n[replicate]\napi_base = \"{sim}\"\napi_token = \"{token}\"\n\
              poll_initial_ms = {initial}\npoll_max_ms = {max}\ncreates_per_minute = {creates}\ncreate_burst = {burst}\n\
@@ -75,7 +90,16 @@ impl Harness {
         let (engine, runtime) = Engine::launch(&config, StoreChoice::Disk, shutdown.clone())?;
         let app = stepwise_server::router(engine.clone(), &config.server, shutdown.clone());
         let server = tokio::spawn(stepwise_server::serve(api, app, shutdown.clone()));
-        Ok(Harness { sim, url, http: reqwest::Client::new(), engine, shutdown, runtime, server, root })
+        Ok(Harness {
+            sim,
+            url,
+            http: reqwest::Client::new(),
+            engine,
+            shutdown,
+            runtime,
+            server,
+            root,
+        })
     }
 
     /// The engine's data dir (sled's files).
@@ -90,22 +114,41 @@ impl Harness {
 
     /// Tasks the runtime holds in memory (unfinished); updated once per runtime turn.
     pub fn unfinished(&self) -> usize {
-        self.engine.gauges().unfinished.load(std::sync::atomic::Ordering::Relaxed)
+        self.engine
+            .gauges()
+            .unfinished
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Journal groups committed so far (each one `apply_batch` + flush + `fdatasync`), and
     /// the task writes they carried.
     pub fn groups(&self) -> (u64, u64) {
         let gauges = self.engine.gauges();
-        (gauges.groups.load(std::sync::atomic::Ordering::Relaxed), gauges.group_tasks.load(std::sync::atomic::Ordering::Relaxed))
+        (
+            gauges.groups.load(std::sync::atomic::Ordering::Relaxed),
+            gauges
+                .group_tasks
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Starts a chain task of `steps` steps; returns its id.
     pub async fn start_chain(&self, tag: usize, steps: usize) -> anyhow::Result<String> {
-        let items: Vec<serde_json::Value> = (0..steps).map(|n| serde_json::json!({ "n": format!("{tag}-{n}") })).collect();
+        let items: Vec<serde_json::Value> = (0..steps)
+            .map(|n| serde_json::json!({ "n": format!("{tag}-{n}") }))
+            .collect();
         let body = serde_json::json!({ "workflow": "chain", "params": { "start": format!("s{tag}") }, "items": items });
-        let response = self.http.post(format!("{}/v1/tasks", self.url)).json(&body).send().await?;
-        anyhow::ensure!(response.status() == 201, "start answered {}", response.status());
+        let response = self
+            .http
+            .post(format!("{}/v1/tasks", self.url))
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            response.status() == 201,
+            "start answered {}",
+            response.status()
+        );
         let task: serde_json::Value = response.json().await?;
         Ok(task["id"].as_str().unwrap_or_default().to_owned())
     }
@@ -118,12 +161,27 @@ impl Harness {
         for (done, id) in ids.iter().enumerate() {
             progress.set(done as u64);
             loop {
-                let task: serde_json::Value = self.http.get(format!("{}/v1/tasks/{id}", self.url)).send().await?.json().await?;
-                if ["succeeded", "failed", "canceled"].contains(&task["status"].as_str().unwrap_or("")) {
-                    anyhow::ensure!(task["status"] == "succeeded", "task {id} ended {}", task["status"]);
+                let task: serde_json::Value = self
+                    .http
+                    .get(format!("{}/v1/tasks/{id}", self.url))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                if ["succeeded", "failed", "canceled"]
+                    .contains(&task["status"].as_str().unwrap_or(""))
+                {
+                    anyhow::ensure!(
+                        task["status"] == "succeeded",
+                        "task {id} ended {}",
+                        task["status"]
+                    );
                     break;
                 }
-                anyhow::ensure!(tokio::time::Instant::now() < deadline, "tasks did not finish in {within:?}");
+                anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "tasks did not finish in {within:?}"
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -158,16 +216,29 @@ impl Target {
     /// `Own` with predictions so long (10 min, no status check before then) that started
     /// tasks only wait: the measurement sees the API and the journal, not the predictions.
     /// `creates_per_minute` as in `Setup`.
-    pub async fn start(external: Option<String>, creates_per_minute: Option<u32>) -> anyhow::Result<Target> {
+    pub async fn start(
+        external: Option<String>,
+        creates_per_minute: Option<u32>,
+    ) -> anyhow::Result<Target> {
         match external {
             Some(url) => {
                 let url = url.trim_end_matches('/').to_owned();
                 let health = reqwest::get(format!("{url}/healthz")).await?;
-                anyhow::ensure!(health.status().is_success(), "{url}/healthz answered {}", health.status());
+                anyhow::ensure!(
+                    health.status().is_success(),
+                    "{url}/healthz answered {}",
+                    health.status()
+                );
                 Ok(Target::External { url })
             }
             None => {
-                let setup = Setup { prediction_ms: 600_000, webhooks: false, poll_initial_ms: 600_000, poll_max_ms: 600_000, creates_per_minute };
+                let setup = Setup {
+                    prediction_ms: 600_000,
+                    webhooks: false,
+                    poll_initial_ms: 600_000,
+                    poll_max_ms: 600_000,
+                    creates_per_minute,
+                };
                 Ok(Target::Own(Harness::start(&setup).await?))
             }
         }
@@ -189,11 +260,18 @@ impl Target {
 
     /// The start body: `body` when given; else a chain of `items` steps for our own engine,
     /// or the README's try-on (workflow `tryon` of the shipped config) for an external one.
-    pub fn start_body(&self, body: Option<&str>, items: usize) -> anyhow::Result<hyper::body::Bytes> {
+    pub fn start_body(
+        &self,
+        body: Option<&str>,
+        items: usize,
+    ) -> anyhow::Result<hyper::body::Bytes> {
         let value: serde_json::Value = match (body, self) {
-            (Some(text), _) => serde_json::from_str(text).map_err(|e| anyhow::anyhow!("--body is not JSON: {e}"))?,
+            (Some(text), _) => serde_json::from_str(text)
+                .map_err(|e| anyhow::anyhow!("--body is not JSON: {e}"))?,
             (None, Target::Own(_)) => {
-                let items: Vec<_> = (0..items).map(|n| serde_json::json!({ "n": format!("item-{n}") })).collect();
+                let items: Vec<_> = (0..items)
+                    .map(|n| serde_json::json!({ "n": format!("item-{n}") }))
+                    .collect();
                 serde_json::json!({ "workflow": "chain", "params": { "start": "https://example.com/me.jpg" }, "items": items })
             }
             (None, Target::External { .. }) => {
@@ -211,7 +289,9 @@ impl Target {
     /// so background work does not leak into the next measurement. Nothing to wait for on an
     /// external one.
     pub async fn settle(&self, creates: u64, within: Duration, quiet: bool) -> anyhow::Result<()> {
-        let Target::Own(harness) = self else { return Ok(()) };
+        let Target::Own(harness) = self else {
+            return Ok(());
+        };
         let deadline = tokio::time::Instant::now() + within;
         let mut last = harness.groups();
         loop {
@@ -221,7 +301,10 @@ impl Target {
             if harness.sim.create_calls() >= creates && (now == last || !quiet) {
                 return Ok(());
             }
-            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the engine did not settle within {within:?}");
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the engine did not settle within {within:?}"
+            );
             last = now;
         }
     }

@@ -71,7 +71,10 @@ struct Measured {
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     anyhow::ensure!(options.steps >= 1, "--steps must be at least 1");
-    anyhow::ensure!(!options.tasks.is_empty() && options.tasks.iter().all(|&n| n > 0), "--tasks must be positive");
+    anyhow::ensure!(
+        !options.tasks.is_empty() && options.tasks.iter().all(|&n| n > 0),
+        "--tasks must be positive"
+    );
     let mut rows: Vec<Measured> = vec![];
     for &tasks in &options.tasks {
         rows.push(measure(&options, tasks).await?);
@@ -111,13 +114,17 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             m.waiting.rss as f64 / 1048576.0,
             m.bytes_per_task,
             m.anon_bytes_per_task,
-            m.marginal_bytes_per_task.map_or("-".to_owned(), |b| format!("{b:.0}")),
+            m.marginal_bytes_per_task
+                .map_or("-".to_owned(), |b| format!("{b:.0}")),
             m.idle_cpu_percent,
             m.idle_context_switches_per_second,
             m.status_checks_during_idle,
         ));
     }
-    let largest = rows.iter().max_by_key(|m| m.tasks).expect("at least one size");
+    let largest = rows
+        .iter()
+        .max_by_key(|m| m.tasks)
+        .expect("at least one size");
     let memory_met = largest.bytes_per_task < TARGET_BYTES_PER_TASK;
     let cpu_met = largest.idle_cpu_percent < TARGET_IDLE_CPU_PERCENT;
     table.push_str(&format!(
@@ -151,10 +158,18 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 }
 
 async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
-    let mut rig = Rig::start(PREDICTION_MS, options.poll_initial_ms, options.poll_max_ms, options.steps).await?;
+    let mut rig = Rig::start(
+        PREDICTION_MS,
+        options.poll_initial_ms,
+        options.poll_max_ms,
+        options.steps,
+    )
+    .await?;
     rig.config.cache_bytes = options.cache_bytes;
     let mut engine = EngineProcess::spawn(&rig.config, Duration::from_secs(60)).await?;
-    engine.wait_for_healthz_resumed(Instant::now() + Duration::from_secs(60), |n| n == 0).await?;
+    engine
+        .wait_for_healthz_resumed(Instant::now() + Duration::from_secs(60), |n| n == 0)
+        .await?;
     // The baseline: started, one answered request (the health check), nothing stored.
     tokio::time::sleep(Duration::from_secs_f64(options.settle_seconds.min(2.0))).await;
     let baseline = engine.memory()?;
@@ -162,8 +177,18 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
     let started = Instant::now();
     let ids = rig::start_tasks(&engine, tasks, options.steps, options.clients).await?;
     let start_seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(ids.len() == tasks && ids.iter().all(|id| id.starts_with("tsk_")), "not every start answered an id");
-    rig::wait_created(&rig, &engine, tasks as u64, tasks as u64, Duration::from_secs(600)).await?;
+    anyhow::ensure!(
+        ids.len() == tasks && ids.iter().all(|id| id.starts_with("tsk_")),
+        "not every start answered an id"
+    );
+    rig::wait_created(
+        &rig,
+        &engine,
+        tasks as u64,
+        tasks as u64,
+        Duration::from_secs(600),
+    )
+    .await?;
     tokio::time::sleep(Duration::from_secs_f64(options.settle_seconds)).await;
     let waiting = engine.memory()?;
 
@@ -180,7 +205,9 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
     let health = engine.health().await?;
     let predictions_created = rig.sim.create_calls();
     let threads = engine.threads();
-    let data_dir_bytes = super::disk::disk_use(&rig.config.data_dir).map(|d| d.apparent_bytes).unwrap_or(0);
+    let data_dir_bytes = super::disk::disk_use(&rig.config.data_dir)
+        .map(|d| d.apparent_bytes)
+        .unwrap_or(0);
     // A clean stop, so a profiler wrapping the child (STEPWISE_BENCH_CHILD_WRAPPER) can write.
     engine.terminate(Duration::from_secs(120));
     rig.stop().await;
@@ -198,7 +225,9 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
         idle_seconds: window,
         idle_cpu_seconds,
         idle_cpu_percent: 100.0 * idle_cpu_seconds / window,
-        idle_context_switches_per_second: child::switches_between(&switches_before, &switches_after) as f64 / window,
+        idle_context_switches_per_second: child::switches_between(&switches_before, &switches_after)
+            as f64
+            / window,
         status_checks_during_idle,
         marginal_bytes_per_task: None,
         threads,

@@ -8,9 +8,9 @@
 use super::conn::{self, Conn, Endpoint};
 use super::progress::Progress;
 use super::stats::Summary;
-use serde_json::{json, Value};
 use hyper::body::Bytes;
 use hyper::Method;
+use serde_json::{json, Value};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -35,11 +35,17 @@ impl Plan {
     /// the engine's ratio to it (docs/BENCHMARKS.md, round 7).
     pub fn measured(clients: usize, requests: Option<usize>, seconds: Option<f64>) -> Plan {
         match (seconds, requests) {
-            (None, Some(n)) => Plan { clients, requests: Some(n), duration: None },
+            (None, Some(n)) => Plan {
+                clients,
+                requests: Some(n),
+                duration: None,
+            },
             (seconds, _) => Plan {
                 clients,
                 requests: None,
-                duration: Some(Duration::from_secs_f64(seconds.unwrap_or(Self::DEFAULT_SECONDS))),
+                duration: Some(Duration::from_secs_f64(
+                    seconds.unwrap_or(Self::DEFAULT_SECONDS),
+                )),
             },
         }
     }
@@ -50,7 +56,9 @@ impl Plan {
         let rounds = rounds.max(1);
         Plan {
             clients: self.clients,
-            requests: self.requests.map(|n| n / rounds + usize::from(i < n % rounds)),
+            requests: self
+                .requests
+                .map(|n| n / rounds + usize::from(i < n % rounds)),
             duration: self.duration.map(|d| d / rounds as u32),
         }
     }
@@ -71,12 +79,23 @@ pub struct Outcome {
 impl Outcome {
     /// No requests, no time.
     fn empty() -> Outcome {
-        Outcome { requests: 0, errors: 0, elapsed: Duration::ZERO, latency: Summary::of(&[]), first_error: None, samples: vec![] }
+        Outcome {
+            requests: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            latency: Summary::of(&[]),
+            first_error: None,
+            samples: vec![],
+        }
     }
 
     /// A run that could not send anything.
     fn failed(error: String) -> Outcome {
-        Outcome { errors: 1, first_error: Some(error), ..Outcome::empty() }
+        Outcome {
+            errors: 1,
+            first_error: Some(error),
+            ..Outcome::empty()
+        }
     }
 
     /// One outcome for several runs of the same load (a series' rounds): their requests,
@@ -138,10 +157,15 @@ where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), String>> + Send + 'static,
 {
-    run_each(label, plan, || (), move |(), i| {
-        let sent = request(i);
-        async move { ((), sent.await) }
-    })
+    run_each(
+        label,
+        plan,
+        || (),
+        move |(), i| {
+            let sent = request(i);
+            async move { ((), sent.await) }
+        },
+    )
     .await
 }
 
@@ -165,7 +189,12 @@ where
         opening.spawn(async move { Conn::open(&endpoint).await.ok() });
     }
     let opened = std::sync::Mutex::new(opening.join_all().await);
-    let take = move || opened.lock().map(|mut opened| opened.pop().flatten()).unwrap_or(None);
+    let take = move || {
+        opened
+            .lock()
+            .map(|mut opened| opened.pop().flatten())
+            .unwrap_or(None)
+    };
     run_each(label, plan, take, move |conn, i| {
         let (method, path, body) = request(i);
         let (request, endpoint) = (endpoint.request(method, &path, body), endpoint.clone());
@@ -179,9 +208,19 @@ where
 
 /// `POST base+path` with the JSON `body` from `plan.clients` clients; a request fails unless
 /// it answers `expect`.
-pub async fn post_json(label: &str, plan: Plan, base: &str, path: &str, body: Bytes, expect: u16) -> Outcome {
+pub async fn post_json(
+    label: &str,
+    plan: Plan,
+    base: &str,
+    path: &str,
+    body: Bytes,
+    expect: u16,
+) -> Outcome {
     let path = path.to_owned();
-    requests(label, plan, base, expect, move |_| (Method::POST, path.clone(), body.clone())).await
+    requests(label, plan, base, expect, move |_| {
+        (Method::POST, path.clone(), body.clone())
+    })
+    .await
 }
 
 /// The engine of [`run`] and [`requests`]: each client task starts with `state()` (say, no
@@ -201,7 +240,8 @@ where
     let limit = plan.requests.unwrap_or(usize::MAX);
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..plan.clients.max(1) {
-        let (request, next, done, mut state) = (request.clone(), next.clone(), done.clone(), state());
+        let (request, next, done, mut state) =
+            (request.clone(), next.clone(), done.clone(), state());
         workers.spawn(async move {
             let mut latencies = Vec::new();
             let (mut errors, mut first_error) = (0usize, None);
@@ -258,7 +298,14 @@ where
     let elapsed = started.elapsed();
     progress.set(total);
     progress.finish();
-    Outcome { requests: latencies.len(), errors, elapsed, latency: Summary::of(&latencies), first_error, samples: latencies }
+    Outcome {
+        requests: latencies.len(),
+        errors,
+        elapsed,
+        latency: Summary::of(&latencies),
+        first_error,
+        samples: latencies,
+    }
 }
 
 /// A client for load: keep-alive connections, one per concurrent client.
@@ -271,12 +318,24 @@ pub fn client(clients: usize) -> reqwest::Client {
 }
 
 /// Sends `request`, reads the whole answer, and fails unless the status is `expect`.
-pub async fn expect_status(request: reqwest::RequestBuilder, expect: u16) -> Result<hyper::body::Bytes, String> {
-    let response = request.send().await.map_err(|e| format!("transport: {e}"))?;
+pub async fn expect_status(
+    request: reqwest::RequestBuilder,
+    expect: u16,
+) -> Result<hyper::body::Bytes, String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("transport: {e}"))?;
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|e| format!("reading the body: {e}"))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("reading the body: {e}"))?;
     if status != expect {
-        return Err(format!("status {status} (wanted {expect}): {}", String::from_utf8_lossy(&body[..body.len().min(200)])));
+        return Err(format!(
+            "status {status} (wanted {expect}): {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ));
     }
     Ok(body)
 }
@@ -288,7 +347,9 @@ pub fn cpu_time() -> Duration {
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
         return Duration::ZERO;
     }
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
@@ -299,39 +360,79 @@ mod tests {
     #[test]
     fn a_measured_run_lasts_five_seconds_unless_a_count_alone_is_asked() {
         let five = Plan::measured(64, None, None);
-        assert_eq!((five.requests, five.duration), (None, Some(Duration::from_secs(5))));
+        assert_eq!(
+            (five.requests, five.duration),
+            (None, Some(Duration::from_secs(5)))
+        );
         let count = Plan::measured(64, Some(200), None);
         assert_eq!((count.requests, count.duration), (Some(200), None));
         // A time wins over a count, as --requests' help says.
         let both = Plan::measured(4, Some(200), Some(1.5));
-        assert_eq!((both.requests, both.duration, both.clients), (None, Some(Duration::from_millis(1500)), 4));
+        assert_eq!(
+            (both.requests, both.duration, both.clients),
+            (None, Some(Duration::from_millis(1500)), 4)
+        );
     }
 
     #[test]
     fn a_plan_shared_over_rounds_adds_up_to_the_plan() {
-        let count = Plan { clients: 8, requests: Some(10), duration: None };
-        let shares: Vec<usize> = (0..4).map(|i| count.share(i, 4).requests.unwrap()).collect();
+        let count = Plan {
+            clients: 8,
+            requests: Some(10),
+            duration: None,
+        };
+        let shares: Vec<usize> = (0..4)
+            .map(|i| count.share(i, 4).requests.unwrap())
+            .collect();
         assert_eq!(shares, [3, 3, 2, 2]);
         let timed = Plan::measured(8, None, Some(6.0)).share(2, 4);
-        assert_eq!((timed.duration, timed.requests, timed.clients), (Some(Duration::from_millis(1500)), None, 8));
+        assert_eq!(
+            (timed.duration, timed.requests, timed.clients),
+            (Some(Duration::from_millis(1500)), None, 8)
+        );
     }
 
     #[tokio::test]
     async fn merged_rounds_add_up_and_summarise_every_request() {
-        let plan = |n| Plan { clients: 2, requests: Some(n), duration: None };
+        let plan = |n| Plan {
+            clients: 2,
+            requests: Some(n),
+            duration: None,
+        };
         let first = run("a", plan(30), |_| async { Ok(()) }).await;
-        let second = run("b", plan(20), |i| async move { if i == 3 { Err("third".to_owned()) } else { Ok(()) } }).await;
+        let second = run("b", plan(20), |i| async move {
+            if i == 3 {
+                Err("third".to_owned())
+            } else {
+                Ok(())
+            }
+        })
+        .await;
         let elapsed = first.elapsed + second.elapsed;
         let merged = Outcome::merge(vec![first, second]);
-        assert_eq!((merged.requests, merged.errors, merged.latency.count), (50, 1, 50));
+        assert_eq!(
+            (merged.requests, merged.errors, merged.latency.count),
+            (50, 1, 50)
+        );
         assert_eq!(merged.elapsed, elapsed);
         assert_eq!(merged.first_error.as_deref(), Some("third"));
     }
 
     #[tokio::test]
     async fn runs_exactly_the_requests_asked_and_counts_errors() {
-        let plan = Plan { clients: 4, requests: Some(100), duration: None };
-        let outcome = run("test", plan, |i| async move { if i % 10 == 0 { Err(format!("bad {i}")) } else { Ok(()) } }).await;
+        let plan = Plan {
+            clients: 4,
+            requests: Some(100),
+            duration: None,
+        };
+        let outcome = run("test", plan, |i| async move {
+            if i % 10 == 0 {
+                Err(format!("bad {i}"))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
         assert_eq!(outcome.requests, 100);
         assert_eq!(outcome.errors, 10);
         assert!(outcome.first_error.is_some());
@@ -342,7 +443,10 @@ mod tests {
 /// the process holds besides the load generator) and the first error, if any.
 pub fn footer(cpu: Duration, outcome: &Outcome, unit: &str, whose: &str) -> String {
     let per = cpu.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64;
-    let mut out = format!("process CPU during the run: {:.2} s, {per:.1} us per {unit} ({whose})\n", cpu.as_secs_f64());
+    let mut out = format!(
+        "process CPU during the run: {:.2} s, {per:.1} us per {unit} ({whose})\n",
+        cpu.as_secs_f64()
+    );
     if let Some(error) = &outcome.first_error {
         out += &format!("first engine error: {error}\n");
     }

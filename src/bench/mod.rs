@@ -14,8 +14,8 @@ mod load;
 mod progress;
 mod recover;
 mod reference;
-mod rounds;
 mod rig;
+mod rounds;
 mod start;
 mod stats;
 mod status;
@@ -53,7 +53,9 @@ enum Scenario {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let report = match args.scenario {
             Scenario::Start(options) => start::run(options).await?,

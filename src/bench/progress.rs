@@ -13,17 +13,31 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(label: &str, total: u64) -> Self {
-        Progress { label: label.to_owned(), total: total.max(1), drawn_at: None, enabled: std::io::stderr().is_terminal() }
+        Progress {
+            label: label.to_owned(),
+            total: total.max(1),
+            drawn_at: None,
+            enabled: std::io::stderr().is_terminal(),
+        }
     }
 
     pub fn set(&mut self, done: u64) {
-        if !self.enabled || self.drawn_at.is_some_and(|at| at.elapsed() < Duration::from_millis(100)) && done < self.total {
+        if !self.enabled
+            || self
+                .drawn_at
+                .is_some_and(|at| at.elapsed() < Duration::from_millis(100))
+                && done < self.total
+        {
             return;
         }
         self.drawn_at = Some(Instant::now());
         let width = 30;
         let filled = (done.min(self.total) * width / self.total) as usize;
-        let bar = format!("{}{}", "#".repeat(filled), "-".repeat(width as usize - filled));
+        let bar = format!(
+            "{}{}",
+            "#".repeat(filled),
+            "-".repeat(width as usize - filled)
+        );
         eprint!("\r{:<12} [{bar}] {done}/{}", self.label, self.total);
         let _ = std::io::stderr().flush();
     }

@@ -71,7 +71,10 @@ struct Measured {
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     anyhow::ensure!(options.steps >= 1, "--steps must be at least 1");
-    anyhow::ensure!(!options.tasks.is_empty() && options.tasks.iter().all(|&n| n > 0), "--tasks must be positive");
+    anyhow::ensure!(
+        !options.tasks.is_empty() && options.tasks.iter().all(|&n| n > 0),
+        "--tasks must be positive"
+    );
     let mut rows = vec![];
     for &tasks in &options.tasks {
         rows.push(measure(&options, tasks).await?);
@@ -109,7 +112,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             m.rss_after_burst as f64 / 1048576.0,
         ));
     }
-    let largest = rows.iter().max_by_key(|m| m.tasks).expect("at least one size");
+    let largest = rows
+        .iter()
+        .max_by_key(|m| m.tasks)
+        .expect("at least one size");
     let resumed_met = largest.resumed_ms < TARGET_RESUMED_MS;
     let status_met = largest.status_ok_ms < TARGET_STATUS_MS;
     table.push_str(&format!(
@@ -139,19 +145,37 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 }
 
 async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
-    let rig = Rig::start(PREDICTION_MS, options.poll_initial_ms, options.poll_max_ms, options.steps).await?;
+    let rig = Rig::start(
+        PREDICTION_MS,
+        options.poll_initial_ms,
+        options.poll_max_ms,
+        options.steps,
+    )
+    .await?;
 
     // Build the data dir: M tasks, each with its prediction created and its id journaled.
     let mut engine = EngineProcess::spawn(&rig.config, Duration::from_secs(60)).await?;
-    engine.wait_for_healthz_resumed(Instant::now() + Duration::from_secs(60), |n| n == 0).await?;
+    engine
+        .wait_for_healthz_resumed(Instant::now() + Duration::from_secs(60), |n| n == 0)
+        .await?;
     let ids = rig::start_tasks(&engine, tasks, options.steps, options.clients).await?;
-    rig::wait_created(&rig, &engine, tasks as u64, tasks as u64, Duration::from_secs(600)).await?;
+    rig::wait_created(
+        &rig,
+        &engine,
+        tasks as u64,
+        tasks as u64,
+        Duration::from_secs(600),
+    )
+    .await?;
     let predictions = journaled_predictions(&engine, &ids, options.clients).await?;
     let rss_before_kill = engine.rss_bytes()?;
     engine.kill9();
     drop(engine);
-    let data_dir_bytes = super::disk::disk_use(&rig.config.data_dir).map(|d| d.apparent_bytes).unwrap_or(0);
-    let tasks_by_index: Arc<Vec<(String, String)>> = Arc::new(ids.into_iter().zip(predictions).collect());
+    let data_dir_bytes = super::disk::disk_use(&rig.config.data_dir)
+        .map(|d| d.apparent_bytes)
+        .unwrap_or(0);
+    let tasks_by_index: Arc<Vec<(String, String)>> =
+        Arc::new(ids.into_iter().zip(predictions).collect());
 
     // The restart.
     let checks_before = rig.status_checks();
@@ -167,7 +191,10 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
             break Instant::now();
         }
         engine.ensure_running()?;
-        anyhow::ensure!(Instant::now() < deadline, "the restarted engine never answered /healthz");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the restarted engine never answered /healthz"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
 
@@ -185,7 +212,11 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
     let (health, resumed) = engine.wait_for_healthz_resumed(deadline, |_| true).await?;
     let rss_after_resumed = engine.rss_bytes()?;
     let cpu_seconds_to_resumed = engine.cpu_seconds()?;
-    anyhow::ensure!(health.unfinished == tasks as u64, "resumed with {} unfinished tasks, expected {tasks}", health.unfinished);
+    anyhow::ensure!(
+        health.unfinished == tasks as u64,
+        "resumed with {} unfinished tasks, expected {tasks}",
+        health.unfinished
+    );
 
     let burst_done = loop {
         if rig.status_checks() - checks_before >= tasks as u64 {
@@ -211,7 +242,11 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rss_after_burst = engine.rss_bytes()?;
     let health = engine.health().await?;
-    anyhow::ensure!(health.unfinished == tasks as u64, "{} tasks unfinished after the burst, expected {tasks}", health.unfinished);
+    anyhow::ensure!(
+        health.unfinished == tasks as u64,
+        "{} tasks unfinished after the burst, expected {tasks}",
+        health.unfinished
+    );
 
     let (engine_warnings, engine_warning_samples) = engine.log_warnings();
     let samples = std::mem::take(&mut *samples.lock().expect("not poisoned"));
@@ -220,7 +255,11 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
         .find(|s| s.2)
         .map(|s| s.0)
         .ok_or_else(|| anyhow::anyhow!("no status request was answered correctly"))?;
-    let during: Vec<Duration> = samples.iter().filter(|s| s.0 <= burst_done).map(|s| s.1).collect();
+    let during: Vec<Duration> = samples
+        .iter()
+        .filter(|s| s.0 <= burst_done)
+        .map(|s| s.1)
+        .collect();
     let wrong = samples.iter().filter(|s| !s.2).count();
     drop(engine);
     rig.stop().await;
@@ -236,7 +275,8 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
         status_ok_ms: ms(status_ok),
         burst_done_ms: ms(burst_done),
         burst_checks,
-        burst_checks_per_second: burst_checks as f64 / burst_done.duration_since(resumed).as_secs_f64().max(1e-3),
+        burst_checks_per_second: burst_checks as f64
+            / burst_done.duration_since(resumed).as_secs_f64().max(1e-3),
         status_during_recovery: Summary::of(&during),
         status_samples_wrong: wrong,
         rss_after_resumed,
@@ -250,39 +290,73 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
 
 /// Reads every task until each shows its first step's prediction id (so the crash comes
 /// after every create answer is journaled); returns those ids, in the order of `ids`.
-async fn journaled_predictions(engine: &EngineProcess, ids: &[String], clients: usize) -> anyhow::Result<Vec<String>> {
+async fn journaled_predictions(
+    engine: &EngineProcess,
+    ids: &[String],
+    clients: usize,
+) -> anyhow::Result<Vec<String>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let deadline = Instant::now() + Duration::from_secs(600);
     let found: Arc<Mutex<Vec<Option<String>>>> = Arc::new(Mutex::new(vec![None; ids.len()]));
     let ids: Arc<Vec<String>> = Arc::new(ids.to_vec());
     let mut progress = super::progress::Progress::new("verifying", ids.len() as u64);
     loop {
-        let missing: Arc<Vec<usize>> =
-            Arc::new(found.lock().expect("not poisoned").iter().enumerate().filter(|(_, f)| f.is_none()).map(|(i, _)| i).collect());
+        let missing: Arc<Vec<usize>> = Arc::new(
+            found
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.is_none())
+                .map(|(i, _)| i)
+                .collect(),
+        );
         if missing.is_empty() {
             break;
         }
-        anyhow::ensure!(Instant::now() < deadline, "{} tasks never showed a prediction id", missing.len());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} tasks never showed a prediction id",
+            missing.len()
+        );
         let next = Arc::new(AtomicUsize::new(0));
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..clients.max(1) {
-            let (next, missing, ids, found) = (next.clone(), missing.clone(), ids.clone(), found.clone());
+            let (next, missing, ids, found) =
+                (next.clone(), missing.clone(), ids.clone(), found.clone());
             let (http, url) = (engine.http.clone(), engine.url().to_owned());
             workers.spawn(async move {
                 while let Some(&i) = missing.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let task: serde_json::Value =
-                        http.get(format!("{url}/v1/tasks/{}", ids[i])).send().await?.error_for_status()?.json().await?;
-                    found.lock().expect("not poisoned")[i] = task["steps"][0]["prediction_id"].as_str().map(str::to_owned);
+                    let task: serde_json::Value = http
+                        .get(format!("{url}/v1/tasks/{}", ids[i]))
+                        .send()
+                        .await?
+                        .error_for_status()?
+                        .json()
+                        .await?;
+                    found.lock().expect("not poisoned")[i] = task["steps"][0]["prediction_id"]
+                        .as_str()
+                        .map(str::to_owned);
                 }
                 anyhow::Ok(())
             });
         }
         while let Some(joined) = workers.join_next().await {
             joined??;
-            let done = found.lock().expect("not poisoned").iter().filter(|f| f.is_some()).count();
+            let done = found
+                .lock()
+                .expect("not poisoned")
+                .iter()
+                .filter(|f| f.is_some())
+                .count();
             progress.set(done as u64);
         }
-        if found.lock().expect("not poisoned").iter().any(Option::is_none) {
+        if found
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .any(Option::is_none)
+        {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -300,7 +374,10 @@ async fn sample_status(
     samples: Arc<Mutex<Vec<(Instant, Duration, bool)>>>,
     stop: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64 | 1;
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as u64
+        | 1;
     while !stop.is_cancelled() {
         // xorshift64: a fresh random task each time, no extra dependency.
         seed ^= seed << 13;
@@ -308,20 +385,29 @@ async fn sample_status(
         seed ^= seed << 17;
         let (id, prediction) = &tasks[(seed % tasks.len() as u64) as usize];
         let sent = Instant::now();
-        let answer = http.get(format!("{url}/v1/tasks/{id}")).timeout(Duration::from_secs(10)).send().await;
+        let answer = http
+            .get(format!("{url}/v1/tasks/{id}"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
         let ok = match answer {
-            Ok(response) if response.status() == 200 => match response.json::<serde_json::Value>().await {
-                Ok(task) => {
-                    task["id"] == id.as_str()
-                        && task["status"] == "running"
-                        && task["steps"][0]["prediction_id"] == prediction.as_str()
+            Ok(response) if response.status() == 200 => {
+                match response.json::<serde_json::Value>().await {
+                    Ok(task) => {
+                        task["id"] == id.as_str()
+                            && task["status"] == "running"
+                            && task["steps"][0]["prediction_id"] == prediction.as_str()
+                    }
+                    Err(_) => false,
                 }
-                Err(_) => false,
-            },
+            }
             _ => false,
         };
         let took = sent.elapsed();
-        samples.lock().expect("not poisoned").push((Instant::now(), took, ok));
+        samples
+            .lock()
+            .expect("not poisoned")
+            .push((Instant::now(), took, ok));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())

@@ -34,7 +34,9 @@ impl Hello {
     pub async fn serve<F, Fut>(handler: F) -> anyhow::Result<Hello>
     where
         F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>>
+            + Send
+            + 'static,
     {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -57,7 +59,8 @@ impl Hello {
                 let handler = handler.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(handler);
-                    let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(connection);
                     tokio::select! {
                         _ = connection.as_mut() => {}
@@ -88,7 +91,10 @@ async fn hello(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
 pub async fn hello_get(plan: Plan, path: &str) -> anyhow::Result<Outcome> {
     let server = Hello::start().await?;
     let path = path.to_owned();
-    let outcome = load::requests("bare hyper", plan, &server.url, 200, move |_| (Method::GET, path.clone(), Bytes::new())).await;
+    let outcome = load::requests("bare hyper", plan, &server.url, 200, move |_| {
+        (Method::GET, path.clone(), Bytes::new())
+    })
+    .await;
     server.stop().await;
     Ok(outcome)
 }
@@ -116,7 +122,10 @@ pub struct Fsync {
 pub async fn fsync_rate(dir: &Path, seconds: f64) -> anyhow::Result<Fsync> {
     let path = dir.join("fdatasync-probe");
     let run = move || -> anyhow::Result<Fsync> {
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
         let record = [b'x'; 100];
         let started = Instant::now();
         let budget = Duration::from_secs_f64(seconds);
@@ -129,7 +138,12 @@ pub async fn fsync_rate(dir: &Path, seconds: f64) -> anyhow::Result<Fsync> {
         let elapsed = started.elapsed().as_secs_f64();
         drop(file);
         let _ = std::fs::remove_file(&path);
-        Ok(Fsync { syncs, seconds: elapsed, per_second: syncs as f64 / elapsed, mean_ms: elapsed * 1000.0 / syncs as f64 })
+        Ok(Fsync {
+            syncs,
+            seconds: elapsed,
+            per_second: syncs as f64 / elapsed,
+            mean_ms: elapsed * 1000.0 / syncs as f64,
+        })
     };
     tokio::task::spawn_blocking(run).await?
 }
@@ -143,6 +157,11 @@ impl Fsync {
     pub fn merge(parts: &[Fsync]) -> Fsync {
         let syncs = parts.iter().map(|part| part.syncs).sum::<u64>();
         let seconds = parts.iter().map(|part| part.seconds).sum::<f64>();
-        Fsync { syncs, seconds, per_second: syncs as f64 / seconds.max(1e-9), mean_ms: seconds * 1000.0 / syncs.max(1) as f64 }
+        Fsync {
+            syncs,
+            seconds,
+            per_second: syncs as f64 / seconds.max(1e-9),
+            mean_ms: seconds * 1000.0 / syncs.max(1) as f64,
+        }
     }
 }

@@ -15,12 +15,30 @@ pub struct Rig {
 }
 
 impl Rig {
-    pub async fn start(processing_ms: u64, poll_initial_ms: u64, poll_max_ms: u64, max_items: usize) -> anyhow::Result<Rig> {
-        let behavior = replicate_sim::ModelBehavior { starting_ms: 0, processing_ms, ..Default::default() };
-        let sim_config = replicate_sim::SimConfig { default_model: behavior, ..Default::default() };
+    pub async fn start(
+        processing_ms: u64,
+        poll_initial_ms: u64,
+        poll_max_ms: u64,
+        max_items: usize,
+    ) -> anyhow::Result<Rig> {
+        let behavior = replicate_sim::ModelBehavior {
+            starting_ms: 0,
+            processing_ms,
+            ..Default::default()
+        };
+        let sim_config = replicate_sim::SimConfig {
+            default_model: behavior,
+            ..Default::default()
+        };
         let token = sim_config.token.clone();
-        let sim = replicate_sim::start(sim_config, tokio::net::TcpListener::bind("127.0.0.1:0").await?).await?;
-        let dir = tempfile::Builder::new().prefix("stepwise-bench-").tempdir()?;
+        let sim = replicate_sim::start(
+            sim_config,
+            tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        )
+        .await?;
+        let dir = tempfile::Builder::new()
+            .prefix("stepwise-bench-")
+            .tempdir()?;
         let config = ChildConfig {
             dir: dir.path().to_owned(),
             data_dir: dir.path().join("data"),
@@ -32,12 +50,21 @@ impl Rig {
             max_items,
             cache_bytes: None,
         };
-        Ok(Rig { sim, config, _dir: dir })
+        Ok(Rig {
+            sim,
+            config,
+            _dir: dir,
+        })
     }
 
     /// Status checks (`GET /v1/predictions/{id}`) the simulator has answered so far.
     pub fn status_checks(&self) -> u64 {
-        self.sim.stats().requests.get(&replicate_sim::Endpoint::Get).copied().unwrap_or(0)
+        self.sim
+            .stats()
+            .requests
+            .get(&replicate_sim::Endpoint::Get)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub async fn stop(self) {
@@ -47,7 +74,12 @@ impl Rig {
 
 /// Starts `count` chain tasks of `steps` steps with `clients` concurrent clients (plain
 /// POSTs, no `Idempotency-Key`); returns their ids in start order.
-pub async fn start_tasks(engine: &EngineProcess, count: usize, steps: usize, clients: usize) -> anyhow::Result<Vec<String>> {
+pub async fn start_tasks(
+    engine: &EngineProcess,
+    count: usize,
+    steps: usize,
+    clients: usize,
+) -> anyhow::Result<Vec<String>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     let next = Arc::new(AtomicUsize::new(0));
@@ -100,7 +132,13 @@ pub async fn start_tasks(engine: &EngineProcess, count: usize, steps: usize, cli
 
 /// Waits until the simulator has received `creates` create calls and the engine reports
 /// `tasks` unfinished tasks.
-pub async fn wait_created(rig: &Rig, engine: &EngineProcess, creates: u64, tasks: u64, within: Duration) -> anyhow::Result<()> {
+pub async fn wait_created(
+    rig: &Rig,
+    engine: &EngineProcess,
+    creates: u64,
+    tasks: u64,
+    within: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + within;
     let mut progress = super::progress::Progress::new("creating", creates);
     loop {
@@ -113,7 +151,10 @@ pub async fn wait_created(rig: &Rig, engine: &EngineProcess, creates: u64, tasks
             }
         }
         engine.ensure_running()?;
-        anyhow::ensure!(Instant::now() < deadline, "only {made} of {creates} predictions were created in {within:?}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {made} of {creates} predictions were created in {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     progress.finish();

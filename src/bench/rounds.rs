@@ -21,7 +21,11 @@ pub fn rates(series: &[Outcome]) -> Vec<f64> {
 
 /// Each round's engine rate over its reference's.
 pub fn ratios(engine: &[Outcome], reference: &[Outcome]) -> Vec<f64> {
-    engine.iter().zip(reference).map(|(e, r)| e.per_second() / r.per_second()).collect()
+    engine
+        .iter()
+        .zip(reference)
+        .map(|(e, r)| e.per_second() / r.per_second())
+        .collect()
 }
 
 /// The progress label of round `round` (0-based) of `scenario`: "start 2/4".
@@ -62,12 +66,19 @@ mod tests {
         assert_eq!(spread(&[0.28]), "");
         assert_eq!(describe(4), ", in 4 interleaved rounds");
         assert_eq!(describe(1), "");
-        assert_eq!((label("start", 1, 4), label("status", 0, 1)), ("start 2/4".to_owned(), "status".to_owned()));
+        assert_eq!(
+            (label("start", 1, 4), label("status", 0, 1)),
+            ("start 2/4".to_owned(), "status".to_owned())
+        );
     }
 
     #[test]
     fn a_run_makes_no_more_rounds_than_it_sends_requests() {
-        let count_of = |requests| Plan { clients: 4, requests, duration: None };
+        let count_of = |requests| Plan {
+            clients: 4,
+            requests,
+            duration: None,
+        };
         assert_eq!(count(4, count_of(Some(3))), 3);
         assert_eq!(count(4, count_of(Some(200))), 4);
         assert_eq!(count(0, count_of(None)), 1);

@@ -15,8 +15,8 @@
 
 use super::harness::{create_burst, Harness, Target};
 use super::load::{self, Outcome, Plan};
-use super::{floor, reference, rounds};
 use super::Report;
+use super::{floor, reference, rounds};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,7 +69,10 @@ pub struct Options {
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     anyhow::ensure!(options.clients > 0, "--clients must be at least 1");
     let plan = Plan::measured(options.clients, options.requests, options.seconds);
-    anyhow::ensure!(options.creates_per_minute != Some(0), "--creates-per-minute must be at least 1");
+    anyhow::ensure!(
+        options.creates_per_minute != Some(0),
+        "--creates-per-minute must be at least 1"
+    );
     anyhow::ensure!(
         options.creates_per_minute.is_none() || options.target.is_none(),
         "--creates-per-minute sets the engine this command starts; with --target, set [replicate] creates_per_minute in the target's config"
@@ -79,17 +82,47 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let url = format!("{}/v1/tasks", target.url());
 
     // One start first, for the size of the engine's answer (the floor answers as much).
-    let answer_len = load::expect_status(load::client(1).post(&url).header("content-type", "application/json").body(body.clone()), 201)
-        .await
-        .map_err(|e| anyhow::anyhow!("the first start failed: {e}"))?
-        .len();
+    let answer_len = load::expect_status(
+        load::client(1)
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone()),
+        201,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("the first start failed: {e}"))?
+    .len();
     // Warm up the engine (connections, sled's first pages), then let its creates finish.
-    let warmup = Plan { clients: options.clients, requests: Some(options.warmup), duration: None };
-    let warm = load::post_json("warm-up", warmup, target.url(), "/v1/tasks", body.clone(), 201).await;
-    anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
+    let warmup = Plan {
+        clients: options.clients,
+        requests: Some(options.warmup),
+        duration: None,
+    };
+    let warm = load::post_json(
+        "warm-up",
+        warmup,
+        target.url(),
+        "/v1/tasks",
+        body.clone(),
+        201,
+    )
+    .await;
+    anyhow::ensure!(
+        warm.errors == 0,
+        "warm-up failed: {}",
+        warm.first_error.unwrap_or_default()
+    );
     // With a create limit only the burst goes out now; the rest trickles during the run.
-    let mut owed = 1 + options.creates_per_minute.map_or(options.warmup, |rate| options.warmup.min(create_burst(rate) as usize - 1)) as u64;
-    target.settle(owed, Duration::from_secs(60), options.creates_per_minute.is_none()).await?;
+    let mut owed = 1 + options.creates_per_minute.map_or(options.warmup, |rate| {
+        options.warmup.min(create_burst(rate) as usize - 1)
+    }) as u64;
+    target
+        .settle(
+            owed,
+            Duration::from_secs(60),
+            options.creates_per_minute.is_none(),
+        )
+        .await?;
 
     // The engine and its references in turns (`rounds.rs`); each round's references run
     // while the engine is idle.
@@ -104,13 +137,22 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let (mut cpu, mut during) = (Duration::ZERO, [0u64; 3]);
     for round in 0..rounds {
         let share = plan.share(round, rounds);
-        fsyncs.push(reference::fsync_rate(&probe_dir, options.fsync_seconds / rounds as f64).await?);
+        fsyncs
+            .push(reference::fsync_rate(&probe_dir, options.fsync_seconds / rounds as f64).await?);
         hypers.push(reference::hello_post(share, "/v1/tasks", body.clone()).await?);
         floors.push(floor::durable_post(share, &probe_dir, body.clone(), answer_len).await?);
 
         let counters_before = target.harness().map(engine_counters);
         let cpu_before = load::cpu_time();
-        let engine = load::post_json(&rounds::label("start", round, rounds), share, target.url(), "/v1/tasks", body.clone(), 201).await;
+        let engine = load::post_json(
+            &rounds::label("start", round, rounds),
+            share,
+            target.url(),
+            "/v1/tasks",
+            body.clone(),
+            201,
+        )
+        .await;
         cpu += load::cpu_time().saturating_sub(cpu_before);
         if let (Some(harness), Some(before)) = (target.harness(), counters_before) {
             let after = engine_counters(harness);
@@ -135,8 +177,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "floor": rounds::rates(&floors),
         "fdatasync": fsyncs.iter().map(|f| f.per_second).collect::<Vec<_>>(),
     });
-    let (fsync, hyper, floor, engine) =
-        (reference::Fsync::merge(&fsyncs), Outcome::merge(hypers), Outcome::merge(floors), Outcome::merge(engines));
+    let (fsync, hyper, floor, engine) = (
+        reference::Fsync::merge(&fsyncs),
+        Outcome::merge(hypers),
+        Outcome::merge(floors),
+        Outcome::merge(engines),
+    );
     target.stop().await?;
 
     let vs_hyper = engine.per_second() / hyper.per_second();
@@ -194,7 +240,11 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         vs_floor * 100.0
     );
     if options.clients == 64 {
-        table += &format!("engine p99: {:.2} ms (target < 20 ms at 64 clients: {})\n", engine.latency.p99_ms, met(engine.latency.p99_ms < 20.0));
+        table += &format!(
+            "engine p99: {:.2} ms (target < 20 ms at 64 clients: {})\n",
+            engine.latency.p99_ms,
+            met(engine.latency.p99_ms < 20.0)
+        );
     }
     if options.target.is_none() && options.creates_per_minute.is_none() {
         table += "(the targets are read on the start path alone: --creates-per-minute 600, the engine's\n \
@@ -207,7 +257,11 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             engine.requests as f64 / g.max(1) as f64
         );
     }
-    let whose = if options.target.is_some() { "this process: the load generator only" } else { "engine, simulator and load generator together" };
+    let whose = if options.target.is_some() {
+        "this process: the load generator only"
+    } else {
+        "engine, simulator and load generator together"
+    };
     table += &load::footer(cpu, &engine, "start", whose);
     let json = json!({
         "scenario": "start",

@@ -24,7 +24,11 @@ impl Summary {
             let index = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
             sorted[index.clamp(1, sorted.len()) - 1]
         };
-        let mean = if sorted.is_empty() { 0.0 } else { sorted.iter().sum::<f64>() / sorted.len() as f64 };
+        let mean = if sorted.is_empty() {
+            0.0
+        } else {
+            sorted.iter().sum::<f64>() / sorted.len() as f64
+        };
         Summary {
             count: sorted.len(),
             p50_ms: rank(50.0),
@@ -44,7 +48,10 @@ impl Summary {
     }
 
     pub fn header() -> String {
-        format!("{:<24} {:>7} {:>10} {:>10} {:>10} {:>10}", "", "n", "p50 ms", "p90 ms", "p99 ms", "max ms")
+        format!(
+            "{:<24} {:>7} {:>10} {:>10} {:>10} {:>10}",
+            "", "n", "p50 ms", "p90 ms", "p99 ms", "max ms"
+        )
     }
 }
 
@@ -56,7 +63,15 @@ mod tests {
     fn percentiles_are_nearest_rank() {
         let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         let summary = Summary::of(&samples);
-        assert_eq!((summary.p50_ms, summary.p90_ms, summary.p99_ms, summary.max_ms), (50.0, 90.0, 99.0, 100.0));
+        assert_eq!(
+            (
+                summary.p50_ms,
+                summary.p90_ms,
+                summary.p99_ms,
+                summary.max_ms
+            ),
+            (50.0, 90.0, 99.0, 100.0)
+        );
         assert_eq!(summary.count, 100);
         assert_eq!(Summary::of(&[]).p99_ms, 0.0);
     }

@@ -4,8 +4,8 @@
 
 use super::harness::Target;
 use super::load::{self, Outcome, Plan};
-use super::{reference, rounds};
 use super::Report;
+use super::{reference, rounds};
 use hyper::body::Bytes;
 use hyper::Method;
 use serde_json::json;
@@ -48,7 +48,10 @@ pub struct Options {
 }
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
-    anyhow::ensure!(options.clients > 0 && options.pool > 0, "--clients and --pool must be at least 1");
+    anyhow::ensure!(
+        options.clients > 0 && options.pool > 0,
+        "--clients and --pool must be at least 1"
+    );
     let plan = Plan::measured(options.clients, options.requests, options.seconds);
     let target = Target::start(options.target.clone(), None).await?;
     let body = target.start_body(options.body.as_deref(), options.items)?;
@@ -57,23 +60,41 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let ids = Arc::new(Mutex::new(Vec::with_capacity(options.pool)));
     let http = load::client(options.clients);
     let (url, collected) = (format!("{}/v1/tasks", target.url()), ids.clone());
-    let pool_plan = Plan { clients: options.clients, requests: Some(options.pool), duration: None };
+    let pool_plan = Plan {
+        clients: options.clients,
+        requests: Some(options.pool),
+        duration: None,
+    };
     let made = load::run("pool", pool_plan, move |_| {
-        let request = http.post(&url).header("content-type", "application/json").body(body.clone());
+        let request = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body.clone());
         let collected = collected.clone();
         async move {
             let answer = load::expect_status(request, 201).await?;
-            let task: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+            let task: serde_json::Value =
+                serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
             let id = task["id"].as_str().ok_or("no id in the answer")?.to_owned();
             collected.lock().expect("not poisoned").push(id);
             Ok(())
         }
     })
     .await;
-    anyhow::ensure!(made.errors == 0, "creating the pool failed: {}", made.first_error.unwrap_or_default());
-    target.settle(options.pool as u64, Duration::from_secs(120), true).await?;
+    anyhow::ensure!(
+        made.errors == 0,
+        "creating the pool failed: {}",
+        made.first_error.unwrap_or_default()
+    );
+    target
+        .settle(options.pool as u64, Duration::from_secs(120), true)
+        .await?;
     let ids: Arc<Vec<String>> = Arc::new(std::mem::take(&mut *ids.lock().expect("not poisoned")));
-    let sample = reqwest::get(format!("{}/v1/tasks/{}", target.url(), ids[0])).await?.bytes().await?.len();
+    let sample = reqwest::get(format!("{}/v1/tasks/{}", target.url(), ids[0]))
+        .await?
+        .bytes()
+        .await?
+        .len();
 
     let get = |label: String, plan: Plan, base: String| {
         let ids = ids.clone();
@@ -86,8 +107,21 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             .await
         }
     };
-    let warm = get("warm-up".to_owned(), Plan { clients: options.clients, requests: Some(options.warmup), duration: None }, target.url().to_owned()).await;
-    anyhow::ensure!(warm.errors == 0, "warm-up failed: {}", warm.first_error.unwrap_or_default());
+    let warm = get(
+        "warm-up".to_owned(),
+        Plan {
+            clients: options.clients,
+            requests: Some(options.warmup),
+            duration: None,
+        },
+        target.url().to_owned(),
+    )
+    .await;
+    anyhow::ensure!(
+        warm.errors == 0,
+        "warm-up failed: {}",
+        warm.first_error.unwrap_or_default()
+    );
 
     // Bare hyper and the engine in turns (`rounds.rs`).
     let rounds = rounds::count(options.rounds, plan);
@@ -96,7 +130,14 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         let share = plan.share(round, rounds);
         hypers.push(reference::hello_get(share, &format!("/v1/tasks/{}", ids[0])).await?);
         let cpu_before = load::cpu_time();
-        engines.push(get(rounds::label("status", round, rounds), share, target.url().to_owned()).await);
+        engines.push(
+            get(
+                rounds::label("status", round, rounds),
+                share,
+                target.url().to_owned(),
+            )
+            .await,
+        );
         cpu += load::cpu_time().saturating_sub(cpu_before);
     }
     let per_round = rounds::ratios(&engines, &hypers);
@@ -120,8 +161,16 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     table += "\n";
     table += &hyper.row("bare hyper GET (hello)");
     table += "\n";
-    table += &format!("engine / bare hyper: {:.1}% (target >= 60%: {met}){}\n", vs_hyper * 100.0, rounds::spread(&per_round));
-    let whose = if options.target.is_some() { "this process: the load generator only" } else { "engine and load generator together" };
+    table += &format!(
+        "engine / bare hyper: {:.1}% (target >= 60%: {met}){}\n",
+        vs_hyper * 100.0,
+        rounds::spread(&per_round)
+    );
+    let whose = if options.target.is_some() {
+        "this process: the load generator only"
+    } else {
+        "engine and load generator together"
+    };
     table += &load::footer(cpu, &engine, "GET", whose);
     let json = json!({
         "scenario": "status",

@@ -32,7 +32,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .into_iter()
         .filter(|(name, _)| options.only.as_deref().is_none_or(|only| only == *name))
         .collect();
-    let mut table = format!("step transitions ({} steps/task, predictions of {} ms)\n{}\n", options.steps, options.prediction_ms, Summary::header());
+    let mut table = format!(
+        "step transitions ({} steps/task, predictions of {} ms)\n{}\n",
+        options.steps,
+        options.prediction_ms,
+        Summary::header()
+    );
     let mut results = serde_json::Map::new();
     for (name, webhooks) in modes {
         let summary = measure(&options, webhooks).await?;
@@ -40,19 +45,29 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         table.push('\n');
         results.insert(name.to_owned(), json!(summary));
     }
-    Ok(Report { table, json: json!({ "scenario": "transitions", "steps": options.steps, "prediction_ms": options.prediction_ms, "results": results }) })
+    Ok(Report {
+        table,
+        json: json!({ "scenario": "transitions", "steps": options.steps, "prediction_ms": options.prediction_ms, "results": results }),
+    })
 }
 
 async fn measure(options: &Options, webhooks: bool) -> anyhow::Result<Summary> {
     // The shipped defaults: 1 s first check, backing off to 10 s.
-    let setup = Setup { prediction_ms: options.prediction_ms, webhooks, poll_initial_ms: 1000, poll_max_ms: 10_000, creates_per_minute: None };
+    let setup = Setup {
+        prediction_ms: options.prediction_ms,
+        webhooks,
+        poll_initial_ms: 1000,
+        poll_max_ms: 10_000,
+        creates_per_minute: None,
+    };
     let harness = Harness::start(&setup).await?;
     let tasks = options.transitions.div_ceil(options.steps - 1);
     let mut ids = Vec::with_capacity(tasks);
     for tag in 0..tasks {
         ids.push(harness.start_chain(tag, options.steps).await?);
     }
-    let budget = Duration::from_millis(options.prediction_ms * options.steps as u64 * 4) + Duration::from_secs(120);
+    let budget = Duration::from_millis(options.prediction_ms * options.steps as u64 * 4)
+        + Duration::from_secs(120);
     harness.wait_all(&ids, budget).await?;
     let samples = transitions(&harness.sim.predictions());
     harness.stop().await?;
@@ -63,7 +78,10 @@ async fn measure(options: &Options, webhooks: bool) -> anyhow::Result<Summary> {
 
 /// For every chain, each step's create time minus the previous step's completion time.
 fn transitions(predictions: &[Value]) -> Vec<Duration> {
-    let at = |v: &Value| v.as_str().and_then(stepwise_engine::time::parse_rfc3339_micros);
+    let at = |v: &Value| {
+        v.as_str()
+            .and_then(stepwise_engine::time::parse_rfc3339_micros)
+    };
     let mut by_item: HashMap<String, &Value> = HashMap::new();
     for p in predictions {
         if let Some(n) = p["input"]["n"].as_str() {
@@ -72,14 +90,22 @@ fn transitions(predictions: &[Value]) -> Vec<Duration> {
     }
     let mut samples = vec![];
     for (n, p) in &by_item {
-        let Some((tag, step)) = n.split_once('-') else { continue };
-        let Ok(step) = step.parse::<usize>() else { continue };
+        let Some((tag, step)) = n.split_once('-') else {
+            continue;
+        };
+        let Ok(step) = step.parse::<usize>() else {
+            continue;
+        };
         if step == 0 {
             continue;
         }
-        let Some(previous) = by_item.get(&format!("{tag}-{}", step - 1)) else { continue };
+        let Some(previous) = by_item.get(&format!("{tag}-{}", step - 1)) else {
+            continue;
+        };
         if let (Some(done), Some(created)) = (at(&previous["completed_at"]), at(&p["created_at"])) {
-            samples.push(Duration::from_micros(created.saturating_sub(done).max(0) as u64));
+            samples.push(Duration::from_micros(
+                created.saturating_sub(done).max(0) as u64
+            ));
         }
     }
     samples

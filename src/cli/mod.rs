@@ -9,7 +9,9 @@ pub use inspect::InspectArgs;
 pub use tasks::TasksArgs;
 
 pub fn tasks(args: TasksArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(tasks::run(args))
 }
 

@@ -7,7 +7,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(header: &[&str]) -> Self {
-        Table { header: header.iter().map(|h| h.to_string()).collect(), rows: vec![] }
+        Table {
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: vec![],
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -17,12 +20,20 @@ impl Table {
     pub fn render(&self) -> String {
         let widths: Vec<usize> = (0..self.header.len())
             .map(|i| {
-                let cells = self.rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count());
+                let cells = self
+                    .rows
+                    .iter()
+                    .filter_map(|r| r.get(i))
+                    .map(|c| c.chars().count());
                 cells.chain([self.header[i].len()]).max().unwrap_or(0)
             })
             .collect();
         let line = |cells: &[String]| {
-            let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
             padded.join("  ").trim_end().to_owned()
         };
         let mut out = vec![line(&self.header)];
@@ -40,6 +51,9 @@ mod tests {
         let mut table = Table::new(&["ID", "STATUS"]);
         table.row(vec!["a".into(), "running".into()]);
         table.row(vec!["longer-id".into(), "ok".into()]);
-        assert_eq!(table.render(), "ID         STATUS\na          running\nlonger-id  ok");
+        assert_eq!(
+            table.render(),
+            "ID         STATUS\na          running\nlonger-id  ok"
+        );
     }
 }

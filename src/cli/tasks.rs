@@ -9,7 +9,12 @@ use serde_json::Value;
 #[derive(Args)]
 pub struct TasksArgs {
     /// The server's base URL.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:8080", env = "STEPWISE_URL")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:8080",
+        env = "STEPWISE_URL"
+    )]
     url: String,
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
@@ -47,28 +52,46 @@ struct Api {
 
 impl Api {
     async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
-        let mut request = self.http.request(method, format!("{}{path}", self.url.trim_end_matches('/')));
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.with_context(|| format!("cannot reach {}", self.url))?;
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
             let message = body["error"]["message"].as_str().unwrap_or("no message");
-            bail!("{} {status}: {message}", body["error"]["code"].as_str().unwrap_or("error"));
+            bail!(
+                "{} {status}: {message}",
+                body["error"]["code"].as_str().unwrap_or("error")
+            );
         }
         Ok(body)
     }
 }
 
 pub async fn run(args: TasksArgs) -> anyhow::Result<()> {
-    let token = std::env::var("STEPWISE_API_TOKEN").ok().filter(|t| !t.is_empty());
-    let api = Api { http: reqwest::Client::new(), url: args.url, token };
+    let token = std::env::var("STEPWISE_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let api = Api {
+        http: reqwest::Client::new(),
+        url: args.url,
+        token,
+    };
     let get = reqwest::Method::GET;
     let post = reqwest::Method::POST;
     match args.command {
-        TaskCommand::List { status, workflow, limit } => {
+        TaskCommand::List {
+            status,
+            workflow,
+            limit,
+        } => {
             let mut query = format!("?limit={limit}");
             for (key, value) in [("status", status), ("workflow", workflow)] {
                 if let Some(value) = value {
@@ -82,7 +105,13 @@ pub async fn run(args: TasksArgs) -> anyhow::Result<()> {
             let task = api.call(get.clone(), &format!("/v1/tasks/{id}")).await?;
             let journal = api.call(get, &format!("/v1/tasks/{id}/journal")).await?;
             let both = serde_json::json!({ "task": task, "journal": journal["events"] });
-            print(args.json, &both, || format!("{}\n\nhistory\n{}", task_table(&task), journal_table(&journal)))
+            print(args.json, &both, || {
+                format!(
+                    "{}\n\nhistory\n{}",
+                    task_table(&task),
+                    journal_table(&journal)
+                )
+            })
         }
         TaskCommand::Watch { id } => watch(&api, &id, args.json).await,
         TaskCommand::Cancel { id } => {
@@ -116,7 +145,14 @@ fn text(value: &Value) -> String {
 fn list_table(page: &Value) -> String {
     let mut table = Table::new(&["ID", "WORKFLOW", "STATUS", "PROGRESS", "CREATED", "ERROR"]);
     for task in page["tasks"].as_array().into_iter().flatten() {
-        let cells = ["id", "workflow", "status", "progress", "created_at", "error"];
+        let cells = [
+            "id",
+            "workflow",
+            "status",
+            "progress",
+            "created_at",
+            "error",
+        ];
         table.row(cells.iter().map(|k| text(&task[*k])).collect());
     }
     let mut out = table.render();
@@ -139,9 +175,21 @@ fn task_table(task: &Value) -> String {
     if !task["error"].is_null() {
         out.push_str(&format!("error: {}\n", text(&task["error"])));
     }
-    let mut table = Table::new(&["STEP", "STATUS", "ATTEMPT", "PREDICTION", "STARTED", "COMPLETED", "OUTPUT / ERROR"]);
+    let mut table = Table::new(&[
+        "STEP",
+        "STATUS",
+        "ATTEMPT",
+        "PREDICTION",
+        "STARTED",
+        "COMPLETED",
+        "OUTPUT / ERROR",
+    ]);
     for step in task["steps"].as_array().into_iter().flatten() {
-        let result = if step["error"].is_null() { text(&step["output"]) } else { text(&step["error"]) };
+        let result = if step["error"].is_null() {
+            text(&step["output"])
+        } else {
+            text(&step["error"])
+        };
         table.row(vec![
             text(&step["index"]),
             text(&step["status"]),
@@ -163,18 +211,30 @@ fn journal_table(journal: &Value) -> String {
             .filter_map(|k| event[*k].as_str().map(|v| format!("{k}={v}")))
             .collect::<Vec<_>>()
             .join(" ");
-        table.row(vec![text(&event["seq"]), text(&event["at"]), text(&event["kind"]), text(&event["step"]), detail]);
+        table.row(vec![
+            text(&event["seq"]),
+            text(&event["at"]),
+            text(&event["kind"]),
+            text(&event["step"]),
+            detail,
+        ]);
     }
     table.render()
 }
 
 /// Follows the task's event stream, one line per change, until the task ends.
 async fn watch(api: &Api, id: &str, json: bool) -> anyhow::Result<()> {
-    let mut request = api.http.get(format!("{}/v1/tasks/{id}/events", api.url.trim_end_matches('/')));
+    let mut request = api.http.get(format!(
+        "{}/v1/tasks/{id}/events",
+        api.url.trim_end_matches('/')
+    ));
     if let Some(token) = &api.token {
         request = request.bearer_auth(token);
     }
-    let mut response = request.send().await.with_context(|| format!("cannot reach {}", api.url))?;
+    let mut response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", api.url))?;
     if !response.status().is_success() {
         bail!("the server answered {}", response.status());
     }
@@ -183,7 +243,9 @@ async fn watch(api: &Api, id: &str, json: bool) -> anyhow::Result<()> {
         buffer.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buffer.find("\n\n") {
             let block: String = buffer.drain(..end + 2).collect();
-            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else { continue };
+            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
+                continue;
+            };
             let message: Value = serde_json::from_str(data.trim())?;
             if json {
                 println!("{message}");
@@ -191,9 +253,13 @@ async fn watch(api: &Api, id: &str, json: bool) -> anyhow::Result<()> {
             }
             let task = &message["task"];
             let current = task["steps"].as_array().and_then(|steps| {
-                steps.iter().find(|s| s["status"] != "succeeded" && s["status"] != "pending")
+                steps
+                    .iter()
+                    .find(|s| s["status"] != "succeeded" && s["status"] != "pending")
             });
-            let step = current.map(|s| format!("step {} {}", text(&s["index"]), text(&s["status"]))).unwrap_or_default();
+            let step = current
+                .map(|s| format!("step {} {}", text(&s["index"]), text(&s["status"])))
+                .unwrap_or_default();
             println!(
                 "{:>4}  {:<20} {:<10} {:<6} {}",
                 text(&message["seq"]),

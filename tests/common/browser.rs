@@ -23,7 +23,9 @@ pub fn repo_root() -> &'static Path {
 }
 
 pub fn chromium_path() -> PathBuf {
-    std::env::var_os("CHROMIUM").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
+    std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
 
 /// The one install of playwright-core both drivers use.
@@ -37,7 +39,10 @@ pub fn tools_present(suite: &str, test: &str) -> bool {
     let mut missing = Vec::new();
     let chromium = chromium_path();
     if !chromium.is_file() {
-        missing.push(format!("{} (apt-get install -y chromium)", chromium.display()));
+        missing.push(format!(
+            "{} (apt-get install -y chromium)",
+            chromium.display()
+        ));
     }
     let node_ok = Command::new("node")
         .arg("--version")
@@ -50,7 +55,10 @@ pub fn tools_present(suite: &str, test: &str) -> bool {
     }
     let modules = node_modules().join("playwright-core");
     if !modules.is_dir() {
-        missing.push(format!("{} (npm ci --prefix examples/frontend/e2e)", modules.display()));
+        missing.push(format!(
+            "{} (npm ci --prefix examples/frontend/e2e)",
+            modules.display()
+        ));
     }
     if missing.is_empty() {
         return true;

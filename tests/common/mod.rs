@@ -20,15 +20,42 @@ pub async fn start_sim(processing_ms: u64) -> SimHandle {
 
 /// `start_sim`, with `tweak` applied to the simulator's config before it starts.
 pub async fn start_sim_with(processing_ms: u64, tweak: impl FnOnce(&mut SimConfig)) -> SimHandle {
-    let quick = |ms| ModelBehavior { starting_ms: ms / 4, processing_ms: ms, ..Default::default() };
-    let mut config = SimConfig { token: SIM_TOKEN.into(), default_model: quick(processing_ms), ..Default::default() };
-    config.models.insert("test/tryon".into(), quick(processing_ms));
+    let quick = |ms| ModelBehavior {
+        starting_ms: ms / 4,
+        processing_ms: ms,
+        ..Default::default()
+    };
+    let mut config = SimConfig {
+        token: SIM_TOKEN.into(),
+        default_model: quick(processing_ms),
+        ..Default::default()
+    };
+    config
+        .models
+        .insert("test/tryon".into(), quick(processing_ms));
     config.models.insert(
         "test/failing".into(),
-        ModelBehavior { failure_rate: 1.0, failure_message: "CUDA out of memory".into(), ..quick(processing_ms) },
+        ModelBehavior {
+            failure_rate: 1.0,
+            failure_message: "CUDA out of memory".into(),
+            ..quick(processing_ms)
+        },
     );
-    config.models.insert("test/list".into(), ModelBehavior { output: OutputShape::UrlList, ..quick(processing_ms) });
-    config.models.insert("test/slow".into(), ModelBehavior { starting_ms: 100, processing_ms: 600_000, ..Default::default() });
+    config.models.insert(
+        "test/list".into(),
+        ModelBehavior {
+            output: OutputShape::UrlList,
+            ..quick(processing_ms)
+        },
+    );
+    config.models.insert(
+        "test/slow".into(),
+        ModelBehavior {
+            starting_ms: 100,
+            processing_ms: 600_000,
+            ..Default::default()
+        },
+    );
     tweak(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     replicate_sim::start(config, listener).await.unwrap()
@@ -116,7 +143,11 @@ impl App {
     pub fn spawn_with_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> App {
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("engine.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("engine.log"))
+            .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_stepwise"))
             .args(["serve", "--config"])
             .arg(&config_path)
@@ -136,10 +167,20 @@ impl App {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
-            panic!("stepwise did not start; log:\n{}", std::fs::read_to_string(dir.join("engine.log")).unwrap_or_default())
-        });
-        App { child: Some(child), url, http: reqwest::Client::new(), dir: dir.to_owned() }
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "stepwise did not start; log:\n{}",
+                    std::fs::read_to_string(dir.join("engine.log")).unwrap_or_default()
+                )
+            });
+        App {
+            child: Some(child),
+            url,
+            http: reqwest::Client::new(),
+            dir: dir.to_owned(),
+        }
     }
 
     /// `kill -9`: no chance to flush or clean up.
@@ -159,7 +200,10 @@ impl App {
                 self.child = None;
                 return status;
             }
-            assert!(Instant::now() < deadline, "the engine did not exit within {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "the engine did not exit within {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -173,12 +217,22 @@ impl App {
     }
 
     pub async fn start_task(&self, body: &Value) -> reqwest::Response {
-        self.http.post(format!("{}/v1/tasks", self.url)).json(body).send().await.unwrap()
+        self.http
+            .post(format!("{}/v1/tasks", self.url))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `POST /v1/tasks/{id}/{action}` (cancel, retry): status and body.
     pub async fn control(&self, id: &str, action: &str) -> (u16, Value) {
-        let response = self.http.post(format!("{}/v1/tasks/{id}/{action}", self.url)).send().await.unwrap();
+        let response = self
+            .http
+            .post(format!("{}/v1/tasks/{id}/{action}", self.url))
+            .send()
+            .await
+            .unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
@@ -186,31 +240,49 @@ impl App {
     pub async fn start_ok(&self, body: &Value) -> String {
         let response = self.start_task(body).await;
         assert_eq!(response.status(), 201);
-        response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+        response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Polls the task until `check` accepts it or `within` passes.
-    pub async fn wait_for(&self, id: &str, within: Duration, check: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        within: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let task = self.get_task(id).await;
             if check(&task) {
                 return task;
             }
-            assert!(Instant::now() < deadline, "condition not met in {within:?}: {task:#}");
+            assert!(
+                Instant::now() < deadline,
+                "condition not met in {within:?}: {task:#}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     pub async fn get_task(&self, id: &str) -> Value {
-        let response = self.http.get(format!("{}/v1/tasks/{id}", self.url)).send().await.unwrap();
+        let response = self
+            .http
+            .get(format!("{}/v1/tasks/{id}", self.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
 
     /// Polls the task until it is terminal or `within` passes.
     pub async fn wait_until_finished(&self, id: &str, within: Duration) -> Value {
-        let terminal = |task: &Value| ["succeeded", "failed", "canceled"].contains(&task["status"].as_str().unwrap_or(""));
+        let terminal = |task: &Value| {
+            ["succeeded", "failed", "canceled"].contains(&task["status"].as_str().unwrap_or(""))
+        };
         self.wait_for(id, within, terminal).await
     }
 }
@@ -231,7 +303,10 @@ pub fn tryon_body(tag: &str, items: usize) -> Value {
 
 /// Every prediction the simulator holds whose input has `garm_img` == `garment`.
 pub fn predictions_for(sim: &SimHandle, garment: &str) -> Vec<Value> {
-    sim.predictions().into_iter().filter(|p| p["input"]["garm_img"] == garment).collect()
+    sim.predictions()
+        .into_iter()
+        .filter(|p| p["input"]["garm_img"] == garment)
+        .collect()
 }
 
 /// Checks a finished try-on task: succeeded, and each step's input carries the previous
@@ -243,9 +318,18 @@ pub fn assert_chained(sim: &SimHandle, task: &Value, tag: &str) {
     for (i, step) in steps.iter().enumerate() {
         let garment = format!("https://img/{tag}/g{}.png", i + 1);
         let predictions = predictions_for(sim, &garment);
-        assert_eq!(predictions.len(), 1, "exactly one prediction for {garment}: {predictions:#?}");
+        assert_eq!(
+            predictions.len(),
+            1,
+            "exactly one prediction for {garment}: {predictions:#?}"
+        );
         let prediction = &predictions[0];
-        assert_eq!(prediction["input"]["human_img"], previous, "step {} input chains", i + 1);
+        assert_eq!(
+            prediction["input"]["human_img"],
+            previous,
+            "step {} input chains",
+            i + 1
+        );
         assert_eq!(step["prediction_id"], prediction["id"]);
         assert_eq!(step["output"], prediction["output"]);
         assert_eq!(step["status"], "succeeded");

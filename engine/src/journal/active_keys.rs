@@ -17,11 +17,17 @@ impl<B: Backend> KvStore<B> {
     /// a task that cannot be found is dropped (older versions skipped it at every start).
     pub(super) fn fold_active_keys(&self) -> Result<usize, StoreError> {
         let prefix = [ACTIVE];
-        let entries = self.backend().scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
+        let entries =
+            self.backend()
+                .scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
         for chunk in entries.chunks(FOLD_BATCH) {
             let mut ops: Vec<Op> = Vec::with_capacity(chunk.len() * 2);
             for (key, mark) in chunk {
-                if let Some(task) = keys::trailing_id(key).map(|id| self.task(&id)).transpose()?.flatten() {
+                if let Some(task) = keys::trailing_id(key)
+                    .map(|id| self.task(&id))
+                    .transpose()?
+                    .flatten()
+                {
                     ops.push((keys::created(task.created_at, &task.id), Some(mark.clone())));
                 }
                 ops.push((key.clone(), None));
@@ -29,7 +35,10 @@ impl<B: Backend> KvStore<B> {
             self.backend().apply(ops)?;
         }
         if !entries.is_empty() {
-            tracing::info!(tasks = entries.len(), "Recovery marks of an older version folded into the listing keys.");
+            tracing::info!(
+                tasks = entries.len(),
+                "Recovery marks of an older version folded into the listing keys."
+            );
         }
         Ok(entries.len())
     }

@@ -18,9 +18,9 @@
 //! kept once. A move cut short (crash, I/O error) leaves the task in both, readable; its
 //! journal `c` key stays marked `TO_MOVE`, and `finish_moves` completes it at the next start.
 
+use super::backend::{Backend, Guarded, Op};
 use super::codec::{self, decode_events, decode_sealed, encode_sealed};
 use super::keys::{self, IDEMPOTENCY, SEALED, TASK};
-use super::backend::{Backend, Guarded, Op};
 use super::kv::{corrupt, inconsistent};
 use super::StoreError;
 use crate::event::Event;
@@ -36,15 +36,26 @@ const MAX_SEALED_BYTES: usize = 64 << 10;
 
 /// The task's events with sequence numbers from `from` on, in order, from the journal's
 /// loose entries and the archive's sealed record. Contiguous from `from`, or an error.
-pub fn journal<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<Vec<(u64, Event)>, StoreError> {
+pub fn journal<B: Backend>(
+    journal: &B,
+    archive: &B,
+    id: &TaskId,
+    from: u64,
+) -> Result<Vec<(u64, Event)>, StoreError> {
     read(journal, archive, id, from).map(|(events, _)| events)
 }
 
 /// `journal`, and the last sequence number in the sealed record (0 without one).
-fn read<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<(Vec<(u64, Event)>, u64), StoreError> {
+fn read<B: Backend>(
+    journal: &B,
+    archive: &B,
+    id: &TaskId,
+    from: u64,
+) -> Result<(Vec<(u64, Event)>, u64), StoreError> {
     let loose_from = keys::event(id, from);
     let loose_to = keys::prefix_end(&keys::with_id(keys::EVENT, id));
-    let mut loose = journal.scan(&loose_from, &loose_to, false, usize::MAX)?
+    let mut loose = journal
+        .scan(&loose_from, &loose_to, false, usize::MAX)?
         .into_iter()
         .map(|(key, value)| decode_run(&key, &value).map(|run| (key, run)))
         .collect::<Result<Vec<_>, _>>()?;
@@ -60,7 +71,13 @@ fn read<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<
     let (mut events, sealed_upto) = match sealed(archive, id)? {
         Some((first, sealed)) => {
             let upto = first + sealed.len() as u64 - 1;
-            ((first..).zip(sealed).filter(|(seq, _)| *seq >= from).collect(), upto)
+            (
+                (first..)
+                    .zip(sealed)
+                    .filter(|(seq, _)| *seq >= from)
+                    .collect(),
+                upto,
+            )
         }
         None => (Vec::new(), 0),
     };
@@ -75,7 +92,10 @@ fn read<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<
     for (n, (seq, _)) in events.iter().enumerate() {
         if *seq != from + n as u64 {
             let key = keys::event(id, *seq);
-            return Err(inconsistent(&key, format!("expected sequence {}", from + n as u64)));
+            return Err(inconsistent(
+                &key,
+                format!("expected sequence {}", from + n as u64),
+            ));
         }
     }
     Ok((events, sealed_upto))
@@ -87,7 +107,11 @@ fn read<B: Backend>(journal: &B, archive: &B, id: &TaskId, from: u64) -> Result<
 /// retried since (the runtime commits while moves run) keeps its journal entries, and its
 /// next move takes the leftovers. A task whose stored events do not add up to its sequence
 /// number stays where it is; its reads report why.
-pub fn move_settled<B: Backend>(journal: &B, archive: &B, tasks: &[&Task]) -> Result<usize, StoreError> {
+pub fn move_settled<B: Backend>(
+    journal: &B,
+    archive: &B,
+    tasks: &[&Task],
+) -> Result<usize, StoreError> {
     let (mut to_archive, mut guarded) = (vec![], vec![]);
     for task in tasks {
         let mut to_delete = vec![];
@@ -107,7 +131,11 @@ pub fn move_settled<B: Backend>(journal: &B, archive: &B, tasks: &[&Task]) -> Re
         } else {
             move_ops(task, &events, record, &mut to_archive, &mut to_delete);
         }
-        guarded.push(Guarded { key: mark, expected: super::kv::TO_MOVE.to_vec(), ops: to_delete });
+        guarded.push(Guarded {
+            key: mark,
+            expected: super::kv::TO_MOVE.to_vec(),
+            ops: to_delete,
+        });
     }
     if guarded.is_empty() {
         return Ok(0);
@@ -125,7 +153,9 @@ pub fn move_settled<B: Backend>(journal: &B, archive: &B, tasks: &[&Task]) -> Re
 fn crash_between_writes_hook() {
     static ARMED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if *ARMED.get_or_init(|| std::env::var_os("STEPWISE_FAULT_CRASH_MID_MOVE").is_some()) {
-        eprintln!("fault injection: aborting between a move's archive batch and its journal deletes");
+        eprintln!(
+            "fault injection: aborting between a move's archive batch and its journal deletes"
+        );
         std::process::abort();
     }
 }
@@ -133,12 +163,22 @@ fn crash_between_writes_hook() {
 /// What a move writes to the archive and deletes from the journal. Everything the task ever
 /// had in the journal is deleted, not only what came after an earlier move: a move whose
 /// guard failed (the task was retried meanwhile) left it all there.
-fn move_ops(task: &Task, events: &[(u64, Event)], record: Vec<u8>, to_archive: &mut Vec<Op>, to_delete: &mut Vec<Op>) {
+fn move_ops(
+    task: &Task,
+    events: &[(u64, Event)],
+    record: Vec<u8>,
+    to_archive: &mut Vec<Op>,
+    to_delete: &mut Vec<Op>,
+) {
     let id = &task.id;
     let owner = id.0.to_vec();
     for (seq, event) in events {
         match event {
-            Event::TaskCreated { at, idempotency_key, .. } => {
+            Event::TaskCreated {
+                at,
+                idempotency_key,
+                ..
+            } => {
                 // Rewritten even when a retried task moves again: the same key, the same value.
                 to_archive.push((keys::created(*at, id), Some(vec![])));
                 to_delete.push((keys::created(*at, id), None));
@@ -147,7 +187,9 @@ fn move_ops(task: &Task, events: &[(u64, Event)], record: Vec<u8>, to_archive: &
                     to_delete.push((keys::with_text(IDEMPOTENCY, key), None));
                 }
             }
-            Event::PredictionCreated { prediction_id, at, .. } => {
+            Event::PredictionCreated {
+                prediction_id, at, ..
+            } => {
                 to_archive.push((keys::owner(*at, prediction_id), Some(owner.clone())));
                 to_delete.push((keys::owner(*at, prediction_id), None));
             }
@@ -164,7 +206,9 @@ fn move_ops(task: &Task, events: &[(u64, Event)], record: Vec<u8>, to_archive: &
 fn sealed<B: Backend>(archive: &B, id: &TaskId) -> Result<Option<(u64, Vec<Event>)>, StoreError> {
     let key = keys::with_id(SEALED, id);
     match archive.get(&key)? {
-        Some(bytes) => decode_sealed(&bytes).map(Some).map_err(|source| corrupt(&key, source)),
+        Some(bytes) => decode_sealed(&bytes)
+            .map(Some)
+            .map_err(|source| corrupt(&key, source)),
         None => Ok(None),
     }
 }
@@ -182,7 +226,13 @@ pub fn scan_both<B: Backend>(
 ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
     let mut entries = journal.scan(from, to, reverse, limit)?;
     entries.extend(archive.scan(from, to, reverse, limit)?);
-    entries.sort_by(|a, b| if reverse { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+    entries.sort_by(|a, b| {
+        if reverse {
+            b.0.cmp(&a.0)
+        } else {
+            a.0.cmp(&b.0)
+        }
+    });
     entries.dedup_by(|a, b| a.0 == b.0);
     entries.truncate(limit);
     Ok(entries)
@@ -193,9 +243,18 @@ pub fn scan_both<B: Backend>(
 fn decode_run(key: &[u8], value: &[u8]) -> Result<(u64, Vec<Event>), StoreError> {
     let last = seq_of(key)?;
     let run = decode_events(value).map_err(|source| corrupt(key, source))?;
-    match (last + 1).checked_sub(run.len() as u64).filter(|first| *first >= 1) {
+    match (last + 1)
+        .checked_sub(run.len() as u64)
+        .filter(|first| *first >= 1)
+    {
         Some(first) => Ok((first, run)),
-        None => Err(inconsistent(key, format!("a run of {} events cannot end at sequence {last}", run.len()))),
+        None => Err(inconsistent(
+            key,
+            format!(
+                "a run of {} events cannot end at sequence {last}",
+                run.len()
+            ),
+        )),
     }
 }
 

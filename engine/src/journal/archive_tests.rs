@@ -20,7 +20,10 @@ fn created(seed: u8) -> TaskWrite {
     let mut id = [seed; 16];
     id[..6].copy_from_slice(&1u64.to_be_bytes()[2..]);
     let task = machine::create(TaskId(id), &event).unwrap();
-    TaskWrite { task: Arc::new(task), events: vec![(1, event)] }
+    TaskWrite {
+        task: Arc::new(task),
+        events: vec![(1, event)],
+    }
 }
 
 /// The write's next events, applied to its task.
@@ -33,22 +36,42 @@ fn then(write: &mut TaskWrite, events: Vec<Event>) {
 }
 
 /// The write's next events: applied to its task, added to `history`, committed.
-fn commit_next<B: Backend>(store: &KvStore<B>, write: &mut TaskWrite, history: &mut Vec<(u64, Event)>, events: Vec<Event>) {
+fn commit_next<B: Backend>(
+    store: &KvStore<B>,
+    write: &mut TaskWrite,
+    history: &mut Vec<(u64, Event)>,
+    events: Vec<Event>,
+) {
     then(write, events);
     history.extend(write.events.clone());
     store.commit(std::slice::from_ref(write)).unwrap();
 }
 
 fn request(attempt: u32) -> Event {
-    Event::StepRequested { step: 1, attempt, input: Json(r#"{"garment":"g.png"}"#.into()), at: 2 }
+    Event::StepRequested {
+        step: 1,
+        attempt,
+        input: Json(r#"{"garment":"g.png"}"#.into()),
+        at: 2,
+    }
 }
 
 fn made(attempt: u32, prediction_id: &str) -> Event {
-    Event::PredictionCreated { step: 1, attempt, prediction_id: prediction_id.into(), at: 3 }
+    Event::PredictionCreated {
+        step: 1,
+        attempt,
+        prediction_id: prediction_id.into(),
+        at: 3,
+    }
 }
 
 fn succeeded(prediction_id: &str) -> Event {
-    Event::StepSucceeded { step: 1, prediction_id: prediction_id.into(), output: Json(r#""out.png""#.into()), at: 4 }
+    Event::StepSucceeded {
+        step: 1,
+        prediction_id: prediction_id.into(),
+        output: Json(r#""out.png""#.into()),
+        at: 4,
+    }
 }
 
 /// The keys a backend holds for task `id`, by tag, the task's own keys only.
@@ -68,38 +91,111 @@ fn retried_task_round_trip<B: Backend>(store: KvStore<B>) {
     let id = write.task.id;
     let mut history = write.events.clone();
     store.commit(&[write.clone()]).unwrap();
-    commit_next(&store, &mut write, &mut history, vec![request(1), made(1, "p1")]);
-    assert_eq!(tags_of(store.backend(), &id), "ceiq", "running: all in the journal");
+    commit_next(
+        &store,
+        &mut write,
+        &mut history,
+        vec![request(1), made(1, "p1")],
+    );
+    assert_eq!(
+        tags_of(store.backend(), &id),
+        "ceiq",
+        "running: all in the journal"
+    );
     assert_eq!(tags_of(store.archive(), &id), "");
 
-    commit_next(&store, &mut write, &mut history, vec![Event::StepFailed { step: 1, prediction_id: Some("p1".into()), error: "nsfw".into(), canceled: false, at: 4 }]);
-    assert_eq!(tags_of(store.backend(), &id), "ceiq", "committed, not moved yet");
+    commit_next(
+        &store,
+        &mut write,
+        &mut history,
+        vec![Event::StepFailed {
+            step: 1,
+            prediction_id: Some("p1".into()),
+            error: "nsfw".into(),
+            canceled: false,
+            at: 4,
+        }],
+    );
+    assert_eq!(
+        tags_of(store.backend(), &id),
+        "ceiq",
+        "committed, not moved yet"
+    );
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
-    assert!(store.active().unwrap().is_empty(), "settled: nothing to resume");
-    assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
-    assert_eq!(tags_of(store.backend(), &id), "", "moved: nothing left in the journal");
-    assert_eq!(tags_of(store.archive(), &id), "ciqs", "listing, idempotency, owner and sealed record");
+    assert!(
+        store.active().unwrap().is_empty(),
+        "settled: nothing to resume"
+    );
+    assert_eq!(
+        store
+            .move_settled(std::slice::from_ref(&write.task))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        tags_of(store.backend(), &id),
+        "",
+        "moved: nothing left in the journal"
+    );
+    assert_eq!(
+        tags_of(store.archive(), &id),
+        "ciqs",
+        "listing, idempotency, owner and sealed record"
+    );
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history);
     assert!(store.active().unwrap().is_empty());
-    assert_eq!(store.owned_predictions(&["p1"], 0, i64::MAX).unwrap(), ["p1"], "claims move with the task");
+    assert_eq!(
+        store.owned_predictions(&["p1"], 0, i64::MAX).unwrap(),
+        ["p1"],
+        "claims move with the task"
+    );
     assert_eq!(store.task_for_idempotency_key("key-1").unwrap(), Some(id));
-    assert_eq!(store.list(&Default::default()).unwrap().tasks, vec![Task::clone(&write.task)]);
+    assert_eq!(
+        store.list(&Default::default()).unwrap().tasks,
+        vec![Task::clone(&write.task)]
+    );
 
-    commit_next(&store, &mut write, &mut history, vec![Event::TaskRetried { at: 5 }, request(2)]);
-    assert_eq!(tags_of(store.backend(), &id), "ce", "a retry appends to the journal after the sealed events");
+    commit_next(
+        &store,
+        &mut write,
+        &mut history,
+        vec![Event::TaskRetried { at: 5 }, request(2)],
+    );
+    assert_eq!(
+        tags_of(store.backend(), &id),
+        "ce",
+        "a retry appends to the journal after the sealed events"
+    );
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history);
     assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
 
-    commit_next(&store, &mut write, &mut history, vec![made(2, "p2"), succeeded("p2")]);
-    assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
+    commit_next(
+        &store,
+        &mut write,
+        &mut history,
+        vec![made(2, "p2"), succeeded("p2")],
+    );
+    assert_eq!(
+        store
+            .move_settled(std::slice::from_ref(&write.task))
+            .unwrap(),
+        1
+    );
     assert_eq!(tags_of(store.backend(), &id), "", "moved again, whole");
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.events(&id).unwrap(), history);
     assert!(store.active().unwrap().is_empty());
-    assert_eq!(store.owned_predictions(&["p2"], 0, i64::MAX).unwrap(), ["p2"]);
-    assert_eq!(store.list(&Default::default()).unwrap().tasks.len(), 1, "listed once");
+    assert_eq!(
+        store.owned_predictions(&["p2"], 0, i64::MAX).unwrap(),
+        ["p2"]
+    );
+    assert_eq!(
+        store.list(&Default::default()).unwrap().tasks.len(),
+        1,
+        "listed once"
+    );
 }
 
 #[test]
@@ -142,7 +238,13 @@ impl Backend for Interleaving {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get(key)
     }
-    fn scan(&self, from: &[u8], to: &[u8], reverse: bool, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         let queued = self.on_scan.lock().unwrap().take();
         let (before, action) = match queued {
             Some((before, action)) => (before, Some(action)),
@@ -164,15 +266,36 @@ impl Backend for Interleaving {
 
 /// A store over two `Interleaving` backends, a second handle on the same data (for the
 /// actions), and a task committed up to its settling write, not moved yet, with its history.
-fn settled_not_moved() -> (KvStore<Interleaving>, KvStore<Interleaving>, TaskWrite, Vec<(u64, Event)>) {
+fn settled_not_moved() -> (
+    KvStore<Interleaving>,
+    KvStore<Interleaving>,
+    TaskWrite,
+    Vec<(u64, Event)>,
+) {
     let (journal, archive) = (Interleaving::default(), Interleaving::default());
     let store = KvStore::new(journal.clone(), archive.clone());
     let other = KvStore::new(journal, archive);
     let mut write = created(2);
     let mut history = write.events.clone();
     store.commit(&[write.clone()]).unwrap();
-    commit_next(&store, &mut write, &mut history, vec![request(1), made(1, "p")]);
-    commit_next(&store, &mut write, &mut history, vec![Event::StepFailed { step: 1, prediction_id: Some("p".into()), error: "busy".into(), canceled: false, at: 4 }]);
+    commit_next(
+        &store,
+        &mut write,
+        &mut history,
+        vec![request(1), made(1, "p")],
+    );
+    commit_next(
+        &store,
+        &mut write,
+        &mut history,
+        vec![Event::StepFailed {
+            step: 1,
+            prediction_id: Some("p".into()),
+            error: "busy".into(),
+            canceled: false,
+            at: 4,
+        }],
+    );
     (store, other, write, history)
 }
 
@@ -185,9 +308,14 @@ fn a_read_that_races_the_move_sees_the_whole_task() {
         // finds no loose event: the record must be read after) or after (it found them all,
         // and the record has them too: each is kept once).
         let settled = Arc::new(task.clone());
-        let action: Action = Box::new(move || assert_eq!(other.move_settled(&[settled]).unwrap(), 1));
+        let action: Action =
+            Box::new(move || assert_eq!(other.move_settled(&[settled]).unwrap(), 1));
         *store.backend().on_scan.lock().unwrap() = Some((moves_before_the_scan_reads, action));
-        assert_eq!(store.events(&task.id).unwrap(), history, "moved before the scan read: {moves_before_the_scan_reads}");
+        assert_eq!(
+            store.events(&task.id).unwrap(),
+            history,
+            "moved before the scan read: {moves_before_the_scan_reads}"
+        );
         assert_eq!(tags_of(store.backend(), &task.id), "", "the move landed");
         assert_eq!(store.task(&task.id).unwrap(), Some(task));
     }
@@ -204,16 +332,45 @@ fn a_task_retried_while_it_moves_keeps_its_journal_and_moves_whole_later() {
     let retry = write.clone();
     let action: Action = Box::new(move || other.commit(&[retry]).unwrap());
     *store.archive().after_apply.lock().unwrap() = Some(action);
-    assert_eq!(store.move_settled(&[settled]).unwrap(), 0, "the guard saw the retry");
-    assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)], "still resumable");
+    assert_eq!(
+        store.move_settled(&[settled]).unwrap(),
+        0,
+        "the guard saw the retry"
+    );
+    assert_eq!(
+        store.active().unwrap(),
+        vec![Task::clone(&write.task)],
+        "still resumable"
+    );
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
-    assert_eq!(store.events(&id).unwrap(), history, "journal and record together, each event once");
+    assert_eq!(
+        store.events(&id).unwrap(),
+        history,
+        "journal and record together, each event once"
+    );
 
-    commit_next(&store, &mut write, &mut history, vec![made(2, "p2"), succeeded("p2")]);
-    assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
-    assert_eq!(tags_of(store.backend(), &id), "", "the leftovers of the first move went too");
+    commit_next(
+        &store,
+        &mut write,
+        &mut history,
+        vec![made(2, "p2"), succeeded("p2")],
+    );
+    assert_eq!(
+        store
+            .move_settled(std::slice::from_ref(&write.task))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        tags_of(store.backend(), &id),
+        "",
+        "the leftovers of the first move went too"
+    );
     assert_eq!(store.events(&id).unwrap(), history);
-    assert_eq!(store.task(&id).unwrap(), Some(Arc::unwrap_or_clone(write.task)));
+    assert_eq!(
+        store.task(&id).unwrap(),
+        Some(Arc::unwrap_or_clone(write.task))
+    );
 }
 
 #[test]
@@ -227,10 +384,22 @@ fn a_move_cut_short_reads_whole_and_the_next_start_finishes_it() {
     store.commit(&[write.clone()]).unwrap();
     then(&mut write, vec![request(1), made(1, "p"), succeeded("p")]);
     store.commit(&[write.clone()]).unwrap();
-    assert!(store.move_settled(std::slice::from_ref(&write.task)).is_err(), "the archive refuses the batch");
+    assert!(
+        store
+            .move_settled(std::slice::from_ref(&write.task))
+            .is_err(),
+        "the archive refuses the batch"
+    );
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
-    assert!(store.active().unwrap().is_empty(), "settled: nothing to resume");
-    assert_eq!(tags_of(store.backend(), &id), "ceiq", "still all in the journal");
+    assert!(
+        store.active().unwrap().is_empty(),
+        "settled: nothing to resume"
+    );
+    assert_eq!(
+        tags_of(store.backend(), &id),
+        "ceiq",
+        "still all in the journal"
+    );
 
     store.archive().fail_writes(false);
     assert_eq!(store.finish_moves().unwrap(), 1);
@@ -259,11 +428,38 @@ fn a_task_too_big_to_seal_stays_in_the_journal_marked_kept() {
         })
         .collect();
     let big = Json(format!(r#""{noise}""#));
-    let failed = Event::StepFailed { step: 1, prediction_id: Some("p".into()), error: "nsfw".into(), canceled: false, at: 4 };
-    then(&mut write, vec![Event::StepRequested { step: 1, attempt: 1, input: big, at: 2 }, made(1, "p"), failed]);
+    let failed = Event::StepFailed {
+        step: 1,
+        prediction_id: Some("p".into()),
+        error: "nsfw".into(),
+        canceled: false,
+        at: 4,
+    };
+    then(
+        &mut write,
+        vec![
+            Event::StepRequested {
+                step: 1,
+                attempt: 1,
+                input: big,
+                at: 2,
+            },
+            made(1, "p"),
+            failed,
+        ],
+    );
     store.commit(&[write.clone()]).unwrap();
-    assert_eq!(store.move_settled(std::slice::from_ref(&write.task)).unwrap(), 1);
-    assert_eq!(tags_of(store.backend(), &id), "ceiq", "kept whole in the journal");
+    assert_eq!(
+        store
+            .move_settled(std::slice::from_ref(&write.task))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        tags_of(store.backend(), &id),
+        "ceiq",
+        "kept whole in the journal"
+    );
     assert_eq!(tags_of(store.archive(), &id), "");
     let mark = store.backend().scan(b"c", b"d", false, 1).unwrap();
     assert_eq!(mark[0].1, b"k".to_vec(), "marked kept");
@@ -273,7 +469,11 @@ fn a_task_too_big_to_seal_stays_in_the_journal_marked_kept() {
 
     then(&mut write, vec![Event::TaskRetried { at: 5 }]);
     store.commit(&[write.clone()]).unwrap();
-    assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)], "retried: resumed at the next start");
+    assert_eq!(
+        store.active().unwrap(),
+        vec![Task::clone(&write.task)],
+        "retried: resumed at the next start"
+    );
 }
 
 /// A data dir of a version that marked tasks in `a` keys: a settled task whose move was due
@@ -288,10 +488,17 @@ fn a_move_an_older_version_left_due_is_finished() {
     store.commit(&[write.clone()]).unwrap();
     let older: Vec<Op> = vec![
         (crate::journal::keys::created(1, &id), Some(vec![])),
-        (crate::journal::keys::with_id(b'a', &id), Some(b"m".to_vec())),
+        (
+            crate::journal::keys::with_id(b'a', &id),
+            Some(b"m".to_vec()),
+        ),
     ];
     store.backend().apply(older).unwrap();
-    assert_eq!(tags_of(store.backend(), &id), "aceiq", "as an older version left it");
+    assert_eq!(
+        tags_of(store.backend(), &id),
+        "aceiq",
+        "as an older version left it"
+    );
 
     assert_eq!(store.finish_moves().unwrap(), 1);
     assert_eq!(tags_of(store.backend(), &id), "");
@@ -311,21 +518,54 @@ fn a_new_task_is_one_journal_entry_until_it_settles() {
     {
         let store = KvStore::open(dir.path(), 1 << 20).unwrap();
         store.commit(&[write.clone()]).unwrap();
-        assert_eq!(tags_of(store.backend(), &id), "ci", "the run in the `c` key, and the idempotency key");
+        assert_eq!(
+            tags_of(store.backend(), &id),
+            "ci",
+            "the run in the `c` key, and the idempotency key"
+        );
         assert_eq!(store.task(&id).unwrap().as_ref(), Some(&*write.task));
-        commit_next(&store, &mut write, &mut history, vec![request(1), made(1, "p1")]);
-        assert_eq!(tags_of(store.backend(), &id), "ceiq", "the next run is an `e` key; the first stays");
+        commit_next(
+            &store,
+            &mut write,
+            &mut history,
+            vec![request(1), made(1, "p1")],
+        );
+        assert_eq!(
+            tags_of(store.backend(), &id),
+            "ceiq",
+            "the next run is an `e` key; the first stays"
+        );
     }
     let store = KvStore::open(dir.path(), 1 << 20).unwrap();
-    assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)], "resumed after reopening");
+    assert_eq!(
+        store.active().unwrap(),
+        vec![Task::clone(&write.task)],
+        "resumed after reopening"
+    );
     assert_eq!(store.events(&id).unwrap(), history);
     commit_next(&store, &mut write, &mut history, vec![succeeded("p1")]);
     let journal_c = crate::journal::keys::created(1, &id);
-    assert_eq!(store.backend().get(&journal_c).unwrap(), Some(b"m".to_vec()), "a bare mark once settled");
-    assert_eq!(store.events(&id).unwrap(), history, "the first run moved to its `e` key");
+    assert_eq!(
+        store.backend().get(&journal_c).unwrap(),
+        Some(b"m".to_vec()),
+        "a bare mark once settled"
+    );
+    assert_eq!(
+        store.events(&id).unwrap(),
+        history,
+        "the first run moved to its `e` key"
+    );
     assert_eq!(store.move_settled(&[write.task.clone()]).unwrap(), 1);
-    assert_eq!(tags_of(store.backend(), &id), "", "nothing left in the journal");
-    assert_eq!(store.events(&id).unwrap(), history, "read from the sealed record");
+    assert_eq!(
+        tags_of(store.backend(), &id),
+        "",
+        "nothing left in the journal"
+    );
+    assert_eq!(
+        store.events(&id).unwrap(),
+        history,
+        "read from the sealed record"
+    );
     assert_eq!(store.task(&id).unwrap().as_ref(), Some(&*write.task));
 }
 
@@ -339,10 +579,22 @@ fn a_damaged_first_run_is_reported() {
     let mut value = store.backend().get(&key).unwrap().unwrap();
     let last = value.len() - 1;
     value[last] ^= 0x40;
-    store.backend().apply(vec![(key.clone(), Some(value))]).unwrap();
-    assert!(matches!(store.task(&write.task.id), Err(StoreError::Corrupt { .. })));
-    store.backend().apply(vec![(key, Some(b"r12".to_vec()))]).unwrap();
-    assert!(matches!(store.task(&write.task.id), Err(StoreError::Corrupt { .. })));
+    store
+        .backend()
+        .apply(vec![(key.clone(), Some(value))])
+        .unwrap();
+    assert!(matches!(
+        store.task(&write.task.id),
+        Err(StoreError::Corrupt { .. })
+    ));
+    store
+        .backend()
+        .apply(vec![(key, Some(b"r12".to_vec()))])
+        .unwrap();
+    assert!(matches!(
+        store.task(&write.task.id),
+        Err(StoreError::Corrupt { .. })
+    ));
 }
 
 /// The settling commit takes the first run out of the `c` key while a read scans the
@@ -357,7 +609,12 @@ fn a_read_that_races_the_settling_commit_sees_the_whole_task() {
     let id = write.task.id;
     let mut history = write.events.clone();
     store.commit(&[write.clone()]).unwrap();
-    commit_next(&store, &mut write, &mut history, vec![request(1), made(1, "p")]);
+    commit_next(
+        &store,
+        &mut write,
+        &mut history,
+        vec![request(1), made(1, "p")],
+    );
     then(&mut write, vec![succeeded("p")]);
     history.extend(write.events.clone());
     let settling = write.clone();

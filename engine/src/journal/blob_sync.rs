@@ -34,7 +34,10 @@ struct State {
 
 impl BlobSync {
     pub fn new(data_dir: &std::path::Path) -> Self {
-        BlobSync { dir: data_dir.join("blobs"), state: Mutex::default() }
+        BlobSync {
+            dir: data_dir.join("blobs"),
+            state: Mutex::default(),
+        }
     }
 
     /// Fsyncs every blob file not synced before, and the directory when there was one.
@@ -46,7 +49,10 @@ impl BlobSync {
             Err(e) => return Err(io(e)),
         };
         // Only the committing thread calls this; a poisoned lock held a consistent set.
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if mtime.is_some() && mtime == state.trusted_mtime {
             return Ok(0);
         }
@@ -67,10 +73,14 @@ impl BlobSync {
             present.insert(name);
         }
         if synced > 0 {
-            std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io)?;
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
         }
         state.synced = present;
-        let old_enough = mtime.and_then(|m| m.elapsed().ok()).is_some_and(|age| age > RACY);
+        let old_enough = mtime
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > RACY);
         state.trusted_mtime = if old_enough { mtime } else { None };
         Ok(synced)
     }
@@ -95,10 +105,17 @@ mod tests {
         assert_eq!(sync.sync().unwrap(), 2);
         assert_eq!(sync.sync().unwrap(), 0, "already synced");
         std::fs::write(dir.path().join("blobs/19"), b"page").unwrap();
-        assert_eq!(sync.sync().unwrap(), 1, "a file added within the racy window is found");
+        assert_eq!(
+            sync.sync().unwrap(),
+            1,
+            "a file added within the racy window is found"
+        );
         std::thread::sleep(RACY * 2);
         assert_eq!(sync.sync().unwrap(), 0);
-        assert!(sync.state.lock().unwrap().trusted_mtime.is_some(), "an old mtime is trusted");
+        assert!(
+            sync.state.lock().unwrap().trusted_mtime.is_some(),
+            "an old mtime is trusted"
+        );
         std::fs::remove_file(dir.path().join("blobs/17")).unwrap();
         std::fs::write(dir.path().join("blobs/20"), b"page").unwrap();
         assert_eq!(sync.sync().unwrap(), 1, "a changed mtime lists again");

@@ -42,8 +42,12 @@ pub fn encode_task(task: &Task) -> Vec<u8> {
 /// Today's task, from a snapshot of any schema this version knows.
 pub fn decode_task(bytes: &[u8]) -> Result<Task, CodecError> {
     match schema_of(bytes) {
-        Some(SCHEMA_TASK_V1) => decode::<super::schema_v1::TaskV1>(SCHEMA_TASK_V1, bytes).map(Task::from),
-        Some(SCHEMA_TASK_V2) => decode::<super::schema_v2::TaskV2>(SCHEMA_TASK_V2, bytes).map(Task::from),
+        Some(SCHEMA_TASK_V1) => {
+            decode::<super::schema_v1::TaskV1>(SCHEMA_TASK_V1, bytes).map(Task::from)
+        }
+        Some(SCHEMA_TASK_V2) => {
+            decode::<super::schema_v2::TaskV2>(SCHEMA_TASK_V2, bytes).map(Task::from)
+        }
         _ => decode(SCHEMA_TASK_V3, bytes),
     }
 }
@@ -77,10 +81,15 @@ pub fn decode_events(bytes: &[u8]) -> Result<Vec<Event>, CodecError> {
 /// A settled task's events from `first_seq` on, as one record. Compressed because a task's
 /// events repeat themselves: every step's input copies its item, prediction ids appear twice,
 /// output URLs share their host and path.
-pub fn encode_sealed<E: std::borrow::Borrow<Event> + Serialize>(first_seq: u64, events: &[E]) -> Vec<u8> {
+pub fn encode_sealed<E: std::borrow::Borrow<Event> + Serialize>(
+    first_seq: u64,
+    events: &[E],
+) -> Vec<u8> {
     use bincode::Options;
     // As in `encode`: serializing our own plain types cannot fail.
-    let payload = bincode::DefaultOptions::new().serialize(&(first_seq, events)).expect("bincode can encode our types");
+    let payload = bincode::DefaultOptions::new()
+        .serialize(&(first_seq, events))
+        .expect("bincode can encode our types");
     let compressed = lz4_flex::compress_prepend_size(&payload);
     let mut out = Vec::with_capacity(3 + compressed.len() + 4);
     out.push(FORMAT);
@@ -96,8 +105,11 @@ pub fn decode_sealed(bytes: &[u8]) -> Result<(u64, Vec<Event>), CodecError> {
     use bincode::Options;
     let payload = open(SCHEMA_SEALED_V1, bytes)?;
     // The CRC matched, so the prepended size is the one we wrote, not a corrupt huge one.
-    let plain = lz4_flex::decompress_size_prepended(payload).map_err(|e| CodecError::Payload(e.to_string()))?;
-    bincode::DefaultOptions::new().deserialize(&plain).map_err(|e| CodecError::Payload(e.to_string()))
+    let plain = lz4_flex::decompress_size_prepended(payload)
+        .map_err(|e| CodecError::Payload(e.to_string()))?;
+    bincode::DefaultOptions::new()
+        .deserialize(&plain)
+        .map_err(|e| CodecError::Payload(e.to_string()))
 }
 
 fn encode<T: Serialize>(schema: u16, value: &T) -> Vec<u8> {
@@ -132,7 +144,10 @@ fn open(expected: u16, bytes: &[u8]) -> Result<&[u8], CodecError> {
     }
     let schema = u16::from_be_bytes([body[1], body[2]]);
     if schema != expected {
-        return Err(CodecError::Schema { found: schema, expected });
+        return Err(CodecError::Schema {
+            found: schema,
+            expected,
+        });
     }
     Ok(&body[3..])
 }

@@ -38,16 +38,54 @@ fn sample_events() -> Vec<Event> {
             idempotency_key: None,
             at: 1,
         },
-        Event::StepRequested { step: 1, attempt: 1, input: Json("{}".into()), at: 2 },
-        Event::PredictionCreated { step: 1, attempt: 1, prediction_id: "p".into(), at: 3 },
-        Event::PredictionStarted { step: 1, prediction_id: "p".into(), at: 4 },
-        Event::StepSucceeded { step: 1, prediction_id: "p".into(), output: Json("1".into()), at: 5 },
-        Event::StepFailed { step: 1, prediction_id: None, error: "e".into(), canceled: true, at: 6 },
-        Event::AttemptFailed { step: 1, prediction_id: Some("p".into()), error: "e".into(), at: 7 },
-        Event::TaskCanceled { reason: "r".into(), at: 8 },
+        Event::StepRequested {
+            step: 1,
+            attempt: 1,
+            input: Json("{}".into()),
+            at: 2,
+        },
+        Event::PredictionCreated {
+            step: 1,
+            attempt: 1,
+            prediction_id: "p".into(),
+            at: 3,
+        },
+        Event::PredictionStarted {
+            step: 1,
+            prediction_id: "p".into(),
+            at: 4,
+        },
+        Event::StepSucceeded {
+            step: 1,
+            prediction_id: "p".into(),
+            output: Json("1".into()),
+            at: 5,
+        },
+        Event::StepFailed {
+            step: 1,
+            prediction_id: None,
+            error: "e".into(),
+            canceled: true,
+            at: 6,
+        },
+        Event::AttemptFailed {
+            step: 1,
+            prediction_id: Some("p".into()),
+            error: "e".into(),
+            at: 7,
+        },
+        Event::TaskCanceled {
+            reason: "r".into(),
+            at: 8,
+        },
         Event::CancelSettled { step: 1, at: 9 },
         Event::TaskRetried { at: 10 },
-        Event::OutputsKept { step: 1, prediction_id: "p".into(), kept_output: Json("2".into()), at: 11 },
+        Event::OutputsKept {
+            step: 1,
+            prediction_id: "p".into(),
+            kept_output: Json("2".into()),
+            at: 11,
+        },
     ]
 }
 
@@ -79,9 +117,18 @@ fn every_flipped_bit_is_caught() {
 fn truncated_and_mistyped_records_are_errors() {
     let bytes = encode_task(&sample_task());
     assert_eq!(decode_task(&bytes[..5]), Err(CodecError::TooShort(5)));
-    assert_eq!(decode_task(&bytes[..bytes.len() - 1]), Err(CodecError::Checksum));
+    assert_eq!(
+        decode_task(&bytes[..bytes.len() - 1]),
+        Err(CodecError::Checksum)
+    );
     let event = encode_event(&sample_events()[0]);
-    assert_eq!(decode_task(&event), Err(CodecError::Schema { found: 2, expected: 6 }));
+    assert_eq!(
+        decode_task(&event),
+        Err(CodecError::Schema {
+            found: 2,
+            expected: 6
+        })
+    );
 }
 
 /// Today's sample: schema 2 adds `kept_output`.
@@ -95,7 +142,11 @@ fn sample_task_v2() -> Task {
 fn golden_task_v1_still_decodes_and_converts_forward() {
     let bytes = hex::decode(fixture("task_v1.hex").trim()).unwrap();
     let task = decode_task(&bytes).unwrap();
-    assert_eq!(task, sample_task(), "a schema-1 step reads with no kept output");
+    assert_eq!(
+        task,
+        sample_task(),
+        "a schema-1 step reads with no kept output"
+    );
     assert!(task.steps.iter().all(|s| s.kept_output.is_none()));
 }
 
@@ -108,7 +159,10 @@ fn golden_task_v2_still_decodes() {
 /// Today's sample: schema 3 adds `sent`.
 fn sample_task_v3() -> Task {
     let mut task = sample_task_v2();
-    task.steps[0].sent = Some(crate::model::SendWindow { first: 12, last: 15 });
+    task.steps[0].sent = Some(crate::model::SendWindow {
+        first: 12,
+        last: 15,
+    });
     task
 }
 
@@ -119,7 +173,11 @@ fn golden_task_v3_still_decodes() {
 }
 
 fn create_sent() -> Event {
-    Event::CreateSent { step: 2, attempt: 3, at: 17 }
+    Event::CreateSent {
+        step: 2,
+        attempt: 3,
+        at: 17,
+    }
 }
 
 #[test]
@@ -131,7 +189,9 @@ fn golden_create_sent_event_still_decodes() {
 #[test]
 fn golden_events_v1_still_decode() {
     let decoded: Vec<Event> = fixture("events_v1.hex")
-        .lines().map(|line| decode_event(&hex::decode(line).unwrap()).unwrap()).collect();
+        .lines()
+        .map(|line| decode_event(&hex::decode(line).unwrap()).unwrap())
+        .collect();
     assert_eq!(decoded, sample_events());
 }
 
@@ -142,7 +202,10 @@ fn sealed_records_round_trip_and_catch_damage() {
     let mut flipped = bytes.clone();
     flipped[5] ^= 0x10;
     assert_eq!(decode_sealed(&flipped), Err(CodecError::Checksum));
-    assert!(matches!(decode_sealed(&encode_event(&sample_events()[0])), Err(CodecError::Schema { .. })));
+    assert!(matches!(
+        decode_sealed(&encode_event(&sample_events()[0])),
+        Err(CodecError::Schema { .. })
+    ));
 }
 
 #[test]
@@ -151,11 +214,17 @@ fn event_runs_round_trip_and_single_events_read_as_runs_of_one() {
     let refs: Vec<&Event> = events.iter().collect();
     let bytes = encode_event_run(&refs);
     assert_eq!(decode_events(&bytes).unwrap(), events);
-    assert_eq!(decode_events(&encode_event(&events[3])).unwrap(), vec![events[3].clone()]);
+    assert_eq!(
+        decode_events(&encode_event(&events[3])).unwrap(),
+        vec![events[3].clone()]
+    );
     let mut flipped = bytes.clone();
     flipped[9] ^= 0x04;
     assert_eq!(decode_events(&flipped), Err(CodecError::Checksum));
-    assert!(matches!(decode_events(&encode_task(&sample_task())), Err(CodecError::Schema { .. })));
+    assert!(matches!(
+        decode_events(&encode_task(&sample_task())),
+        Err(CodecError::Schema { .. })
+    ));
 }
 
 #[test]
@@ -180,12 +249,31 @@ fn golden_fixtures_writer() {
     let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(&dir).unwrap();
     // Schemas 1 and 2 can no longer be written; their fixtures are frozen in the repository.
-    std::fs::write(format!("{dir}/task_v3.hex"), hex::encode(encode_task(&sample_task_v3()))).unwrap();
-    std::fs::write(format!("{dir}/event_create_sent_v1.hex"), hex::encode(encode_event(&create_sent()))).unwrap();
-    let events: Vec<String> = sample_events().iter().map(|e| hex::encode(encode_event(e))).collect();
+    std::fs::write(
+        format!("{dir}/task_v3.hex"),
+        hex::encode(encode_task(&sample_task_v3())),
+    )
+    .unwrap();
+    std::fs::write(
+        format!("{dir}/event_create_sent_v1.hex"),
+        hex::encode(encode_event(&create_sent())),
+    )
+    .unwrap();
+    let events: Vec<String> = sample_events()
+        .iter()
+        .map(|e| hex::encode(encode_event(e)))
+        .collect();
     std::fs::write(format!("{dir}/events_v1.hex"), events.join("\n")).unwrap();
-    std::fs::write(format!("{dir}/sealed_v1.hex"), hex::encode(encode_sealed(1, &sample_events()))).unwrap();
+    std::fs::write(
+        format!("{dir}/sealed_v1.hex"),
+        hex::encode(encode_sealed(1, &sample_events())),
+    )
+    .unwrap();
     let events = sample_events();
     let run: Vec<&Event> = events.iter().collect();
-    std::fs::write(format!("{dir}/event_run_v1.hex"), hex::encode(encode_event_run(&run))).unwrap();
+    std::fs::write(
+        format!("{dir}/event_run_v1.hex"),
+        hex::encode(encode_event_run(&run)),
+    )
+    .unwrap();
 }

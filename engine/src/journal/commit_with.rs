@@ -44,7 +44,12 @@ where
     fn task_for_idempotency_key(&self, key: &str) -> Result<Option<TaskId>, StoreError> {
         self.inner.task_for_idempotency_key(key)
     }
-    fn owned_predictions(&self, prediction_ids: &[&str], from: Millis, until: Millis) -> Result<Vec<String>, StoreError> {
+    fn owned_predictions(
+        &self,
+        prediction_ids: &[&str],
+        from: Millis,
+        until: Millis,
+    ) -> Result<Vec<String>, StoreError> {
         self.inner.owned_predictions(prediction_ids, from, until)
     }
     fn create_marks_since(&self, now: Millis) -> Result<Millis, StoreError> {

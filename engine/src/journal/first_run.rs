@@ -59,15 +59,24 @@ fn run_in(key: &[u8], value: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError
 
 /// The first run the task's journal `c` key carries, as an `e` entry would hold it: its key
 /// (sequence number of its last event) and value.
-pub(super) fn read<B: Backend>(journal: &B, id: &TaskId) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+pub(super) fn read<B: Backend>(
+    journal: &B,
+    id: &TaskId,
+) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
     let key = key_of(id);
-    let Some(value) = journal.get(&key)? else { return Ok(None) };
+    let Some(value) = journal.get(&key)? else {
+        return Ok(None);
+    };
     Ok(run_in(&key, &value)?.map(|(last, run)| (keys::event(id, last), run)))
 }
 
 /// The write moving the run out of a `c` key whose mark is about to change: the run to its
 /// `e` key. Nothing when the key carries no run.
-pub(super) fn move_out<B: Backend>(journal: &B, id: &TaskId, ops: &mut Vec<Op>) -> Result<(), StoreError> {
+pub(super) fn move_out<B: Backend>(
+    journal: &B,
+    id: &TaskId,
+    ops: &mut Vec<Op>,
+) -> Result<(), StoreError> {
     if let Some((key, run)) = read(journal, id)? {
         ops.push((key, Some(run)));
     }

@@ -118,6 +118,9 @@ mod tests {
     #[test]
     fn created_keys_sort_by_time() {
         assert!(created(5, &TaskId([9; 16])) < created(6, &TaskId([0; 16])));
-        assert_eq!(trailing_id(&created(5, &TaskId([9; 16]))), Some(TaskId([9; 16])));
+        assert_eq!(
+            trailing_id(&created(5, &TaskId([9; 16]))),
+            Some(TaskId([9; 16]))
+        );
     }
 }

@@ -9,10 +9,10 @@
 //! themselves and took most of the disk a task used (docs/BENCHMARKS.md). When a commit
 //! settles a task, the task moves to a second store, the archive (`archive`).
 
-use super::codec::{self, decode_task};
 use super::archive;
-use super::keys::{self, CREATED, IDEMPOTENCY, PREDICTION, SEALED, TASK};
 use super::backend::{Backend, Op};
+use super::codec::{self, decode_task};
+use super::keys::{self, CREATED, IDEMPOTENCY, PREDICTION, SEALED, TASK};
 use super::{ListPage, ListQuery, Store, StoreError, TaskWrite};
 use crate::event::Event;
 use crate::machine;
@@ -51,7 +51,10 @@ pub struct KvStore<B> {
 
 impl<B: Backend> KvStore<B> {
     pub fn new(journal: B, archive: B) -> Self {
-        KvStore { backend: journal, archive }
+        KvStore {
+            backend: journal,
+            archive,
+        }
     }
 
     /// The journal.
@@ -80,7 +83,10 @@ impl<B: Backend> KvStore<B> {
             ops.push((keys::with_text(IDEMPOTENCY, key), None));
         }
         for (seq, event) in archive::journal(&self.backend, &self.archive, &task.id, 1)? {
-            if let Event::PredictionCreated { prediction_id, at, .. } = event {
+            if let Event::PredictionCreated {
+                prediction_id, at, ..
+            } = event
+            {
                 ops.push((keys::owner(at, &prediction_id), None));
                 let legacy = keys::with_text(PREDICTION, &prediction_id);
                 if self.id_at(&self.backend, legacy.clone())? == Some(task.id) {
@@ -105,7 +111,9 @@ impl<B: Backend> KvStore<B> {
     fn recovery_index(&self) -> Result<Vec<(TaskId, bool)>, StoreError> {
         self.fold_active_keys()?;
         let prefix = [CREATED];
-        let entries = self.backend.scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
+        let entries = self
+            .backend
+            .scan(&prefix, &keys::prefix_end(&prefix), false, usize::MAX)?;
         Ok(entries
             .into_iter()
             .filter(|(_, value)| value != KEPT)
@@ -113,7 +121,13 @@ impl<B: Backend> KvStore<B> {
             .collect())
     }
 
-    fn scan_both(&self, from: &[u8], to: &[u8], reverse: bool, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_both(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         archive::scan_both(&self.backend, &self.archive, from, to, reverse, limit)
     }
 
@@ -133,18 +147,28 @@ impl<B: Backend> KvStore<B> {
             };
             match folded {
                 Ok(reached) if reached == seq => {}
-                Ok(reached) => return Err(inconsistent(&key, format!("replay reached sequence {reached}"))),
-                Err(ignored) => return Err(inconsistent(&key, format!("does not apply: {ignored:?}"))),
+                Ok(reached) => {
+                    return Err(inconsistent(
+                        &key,
+                        format!("replay reached sequence {reached}"),
+                    ))
+                }
+                Err(ignored) => {
+                    return Err(inconsistent(&key, format!("does not apply: {ignored:?}")))
+                }
             }
         }
         Ok(task)
     }
 
     fn id_at(&self, backend: &B, key: Vec<u8>) -> Result<Option<TaskId>, StoreError> {
-        let Some(value) = backend.get(&key)? else { return Ok(None) };
-        let id: [u8; 16] = value.as_slice().try_into().map_err(|_| {
-            corrupt(&key, codec::CodecError::TooShort(value.len()))
-        })?;
+        let Some(value) = backend.get(&key)? else {
+            return Ok(None);
+        };
+        let id: [u8; 16] = value
+            .as_slice()
+            .try_into()
+            .map_err(|_| corrupt(&key, codec::CodecError::TooShort(value.len())))?;
         Ok(Some(TaskId(id)))
     }
 }
@@ -162,7 +186,8 @@ impl KvStore<super::SledBackend> {
     /// gets a quarter of the cache.
     pub fn open(dir: &std::path::Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let journal = super::SledBackend::open(dir, cache_bytes)?;
-        let archive = super::SledBackend::open(&dir.join("archive"), (cache_bytes / 4).max(1 << 20))?;
+        let archive =
+            super::SledBackend::open(&dir.join("archive"), (cache_bytes / 4).max(1 << 20))?;
         Ok(KvStore::new(journal, archive))
     }
 }
@@ -177,7 +202,11 @@ impl<B: Backend> Store for KvStore<B> {
     }
 
     fn move_settled(&self, tasks: &[Arc<Task>]) -> Result<usize, StoreError> {
-        let settled: Vec<&Task> = tasks.iter().map(|task| &**task).filter(|task| task.is_settled()).collect();
+        let settled: Vec<&Task> = tasks
+            .iter()
+            .map(|task| &**task)
+            .filter(|task| task.is_settled())
+            .collect();
         archive::move_settled(&self.backend, &self.archive, &settled)
     }
 
@@ -203,8 +232,12 @@ impl<B: Backend> Store for KvStore<B> {
             for (key, _) in chunk {
                 scanned += 1;
                 end = key.clone();
-                let Some(id) = keys::trailing_id(&key) else { continue };
-                let Some(task) = self.task(&id)? else { continue };
+                let Some(id) = keys::trailing_id(&key) else {
+                    continue;
+                };
+                let Some(task) = self.task(&id)? else {
+                    continue;
+                };
                 let wanted = query.status.is_none_or(|s| s == task.status)
                     && query.workflow.as_ref().is_none_or(|w| *w == task.workflow);
                 if wanted {
@@ -212,11 +245,17 @@ impl<B: Backend> Store for KvStore<B> {
                 }
                 if tasks.len() == limit || scanned >= MAX_SCANNED_PER_PAGE {
                     let more = !self.scan_both(&start, &end, true, 1)?.is_empty();
-                    return Ok(ListPage { tasks, next_cursor: more.then(|| hex::encode(&end)) });
+                    return Ok(ListPage {
+                        tasks,
+                        next_cursor: more.then(|| hex::encode(&end)),
+                    });
                 }
             }
             if exhausted {
-                return Ok(ListPage { tasks, next_cursor: None });
+                return Ok(ListPage {
+                    tasks,
+                    next_cursor: None,
+                });
             }
         }
     }
@@ -240,7 +279,11 @@ impl<B: Backend> Store for KvStore<B> {
 
     fn finish_moves(&self) -> Result<usize, StoreError> {
         let mut settled = vec![];
-        for (id, _) in self.recovery_index()?.into_iter().filter(|(_, to_move)| *to_move) {
+        for (id, _) in self
+            .recovery_index()?
+            .into_iter()
+            .filter(|(_, to_move)| *to_move)
+        {
             if let Some(task) = self.task(&id)?.filter(|task| task.is_settled()) {
                 settled.push(task);
             }
@@ -257,11 +300,19 @@ impl<B: Backend> Store for KvStore<B> {
         self.id_in_either(keys::with_text(IDEMPOTENCY, key))
     }
 
-    fn owned_predictions(&self, prediction_ids: &[&str], from: crate::model::Millis, until: crate::model::Millis) -> Result<Vec<String>, StoreError> {
+    fn owned_predictions(
+        &self,
+        prediction_ids: &[&str],
+        from: crate::model::Millis,
+        until: crate::model::Millis,
+    ) -> Result<Vec<String>, StoreError> {
         let mut owned = vec![];
         let mut wanted: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for id in prediction_ids {
-            if self.id_at(&self.backend, keys::with_text(PREDICTION, id))?.is_some() {
+            if self
+                .id_at(&self.backend, keys::with_text(PREDICTION, id))?
+                .is_some()
+            {
                 owned.push((*id).to_owned());
             } else {
                 wanted.insert(id);
@@ -291,13 +342,22 @@ impl<B: Backend> Store for KvStore<B> {
         }
     }
 
-    fn create_marks_since(&self, now: crate::model::Millis) -> Result<crate::model::Millis, StoreError> {
+    fn create_marks_since(
+        &self,
+        now: crate::model::Millis,
+    ) -> Result<crate::model::Millis, StoreError> {
         let key = keys::with_text(keys::META, keys::CREATE_MARKS_SINCE);
         if let Some(bytes) = self.backend.get(&key)? {
-            let bytes: [u8; 8] = bytes.as_slice().try_into().map_err(|_| corrupt(&key, codec::CodecError::TooShort(bytes.len())))?;
+            let bytes: [u8; 8] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt(&key, codec::CodecError::TooShort(bytes.len())))?;
             return Ok(u64::from_be_bytes(bytes) as crate::model::Millis);
         }
-        self.backend.apply(vec![(key, Some((now.max(0) as u64).to_be_bytes().to_vec()))])?;
+        self.backend.apply(vec![(
+            key,
+            Some((now.max(0) as u64).to_be_bytes().to_vec()),
+        )])?;
         Ok(now)
     }
 
@@ -314,8 +374,12 @@ impl<B: Backend> Store for KvStore<B> {
             from = last.clone();
             from.push(0);
             for (created_key, _) in &chunk {
-                let Some(id) = keys::trailing_id(created_key) else { continue };
-                let Some(task) = self.task(&id)? else { continue };
+                let Some(id) = keys::trailing_id(created_key) else {
+                    continue;
+                };
+                let Some(task) = self.task(&id)? else {
+                    continue;
+                };
                 if !task.is_settled() || task.completed_at.is_none_or(|at| at >= cutoff) {
                     continue;
                 }
@@ -359,9 +423,15 @@ fn untorn<T>(read: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> 
 }
 
 pub(super) fn corrupt(key: &[u8], source: codec::CodecError) -> StoreError {
-    StoreError::Corrupt { key: hex::encode(key), source }
+    StoreError::Corrupt {
+        key: hex::encode(key),
+        source,
+    }
 }
 
 pub(super) fn inconsistent(key: &[u8], reason: String) -> StoreError {
-    StoreError::Inconsistent { key: hex::encode(key), reason }
+    StoreError::Inconsistent {
+        key: hex::encode(key),
+        reason,
+    }
 }

@@ -22,7 +22,9 @@ impl MemoryBackend {
     fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
         // A panic while holding this lock can only come from a bug in BTreeMap itself; the
         // map is never left half-updated by our code, so the poisoned guard is still usable.
-        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -7,8 +7,8 @@ mod active_keys;
 mod archive;
 mod backend;
 mod blob_sync;
-mod commit_with;
 pub mod codec;
+mod commit_with;
 mod first_run;
 mod keys;
 mod kv;
@@ -39,7 +39,10 @@ pub enum StoreError {
     #[error("invalid cursor")]
     InvalidCursor,
     #[error("corrupt record at {key}: {source}")]
-    Corrupt { key: String, source: codec::CodecError },
+    Corrupt {
+        key: String,
+        source: codec::CodecError,
+    },
     /// A record that decodes but does not follow from the ones before it.
     #[error("inconsistent journal at {key}: {reason}")]
     Inconsistent { key: String, reason: String },
@@ -83,7 +86,12 @@ pub trait Store: Send + Sync + 'static {
     /// Which of `prediction_ids` some task owns, if its ownership was journaled within
     /// `[journaled_from, journaled_until]` (or by a version before that index): one bounded
     /// scan of the owner index for a whole page of candidates.
-    fn owned_predictions(&self, prediction_ids: &[&str], journaled_from: Millis, journaled_until: Millis) -> Result<Vec<String>, StoreError>;
+    fn owned_predictions(
+        &self,
+        prediction_ids: &[&str],
+        journaled_from: Millis,
+        journaled_until: Millis,
+    ) -> Result<Vec<String>, StoreError>;
     /// Since when every create call is journaled as sent before it leaves: recorded (durably)
     /// the first time a version that does so opens the data dir. An intent journaled before
     /// then may have had its create sent without a mark.

@@ -26,7 +26,12 @@ impl SledBackend {
         let log = File::open(dir.join("db")).map_err(io)?;
         // The directory entry of a fresh data dir must be durable too.
         File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-        Ok(SledBackend { db, tree, log, blobs: super::blob_sync::BlobSync::new(dir) })
+        Ok(SledBackend {
+            db,
+            tree,
+            log,
+            blobs: super::blob_sync::BlobSync::new(dir),
+        })
     }
 
     /// Bytes used on disk by the database.
@@ -119,7 +124,11 @@ fn batch_of(ops: Vec<Op>) -> sled::Batch {
 fn open_locked(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        match sled::Config::new().path(dir).cache_capacity(cache_bytes).open() {
+        match sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+        {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if std::time::Instant::now() >= deadline {
@@ -144,11 +153,15 @@ fn fail_after_apply_hook() -> Result<(), StoreError> {
     use std::sync::OnceLock;
     static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
     static APPLIED: AtomicU64 = AtomicU64::new(0);
-    let limit = LIMIT.get_or_init(|| std::env::var("STEPWISE_FAULT_FAIL_SYNC_AFTER").ok().and_then(|v| v.parse().ok()));
+    let limit = LIMIT.get_or_init(|| {
+        std::env::var("STEPWISE_FAULT_FAIL_SYNC_AFTER")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
     match limit {
-        Some(limit) if APPLIED.fetch_add(1, Ordering::SeqCst) >= *limit => {
-            Err(StoreError::Io("fault injection: fsync failed after the batch was applied".into()))
-        }
+        Some(limit) if APPLIED.fetch_add(1, Ordering::SeqCst) >= *limit => Err(StoreError::Io(
+            "fault injection: fsync failed after the batch was applied".into(),
+        )),
         _ => Ok(()),
     }
 }

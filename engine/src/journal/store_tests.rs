@@ -6,14 +6,21 @@ use crate::model::Json;
 
 fn new_task(seed: u8, at: i64, key: Option<&str>) -> TaskWrite {
     let created = Event::TaskCreated {
-        workflow: if seed % 2 == 0 { "even".into() } else { "odd".into() },
+        workflow: if seed % 2 == 0 {
+            "even".into()
+        } else {
+            "odd".into()
+        },
         params: Json("{}".into()),
         items: vec![Json("{}".into())],
         idempotency_key: key.map(str::to_owned),
         at,
     };
     let task = machine::create(TaskId([seed; 16]), &created).unwrap();
-    TaskWrite { task: Arc::new(task), events: vec![(1, created)] }
+    TaskWrite {
+        task: Arc::new(task),
+        events: vec![(1, created)],
+    }
 }
 
 fn finish(write: &mut TaskWrite) {
@@ -23,9 +30,24 @@ fn finish(write: &mut TaskWrite) {
 /// Runs the task's one step to success over `at` .. `at + 2`.
 fn finish_at(write: &mut TaskWrite, at: i64) {
     let events = [
-        Event::StepRequested { step: 1, attempt: 1, input: Json("{}".into()), at },
-        Event::PredictionCreated { step: 1, attempt: 1, prediction_id: "pred-x".into(), at: at + 1 },
-        Event::StepSucceeded { step: 1, prediction_id: "pred-x".into(), output: Json("1".into()), at: at + 2 },
+        Event::StepRequested {
+            step: 1,
+            attempt: 1,
+            input: Json("{}".into()),
+            at,
+        },
+        Event::PredictionCreated {
+            step: 1,
+            attempt: 1,
+            prediction_id: "pred-x".into(),
+            at: at + 1,
+        },
+        Event::StepSucceeded {
+            step: 1,
+            prediction_id: "pred-x".into(),
+            output: Json("1".into()),
+            at: at + 2,
+        },
     ];
     write.events.clear();
     for event in events {
@@ -48,9 +70,15 @@ fn a_committed_task_reads_back_with_its_events_and_indexes() {
     for (store, _dir) in stores() {
         let write = new_task(1, 100, Some("k1"));
         store.commit(&[write.clone()]).unwrap();
-        assert_eq!(store.task(&write.task.id).unwrap(), Some(Task::clone(&write.task)));
+        assert_eq!(
+            store.task(&write.task.id).unwrap(),
+            Some(Task::clone(&write.task))
+        );
         assert_eq!(store.events(&write.task.id).unwrap(), write.events);
-        assert_eq!(store.task_for_idempotency_key("k1").unwrap(), Some(write.task.id));
+        assert_eq!(
+            store.task_for_idempotency_key("k1").unwrap(),
+            Some(write.task.id)
+        );
         assert_eq!(store.task_for_idempotency_key("k2").unwrap(), None);
         assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
         assert_eq!(store.task(&TaskId([9; 16])).unwrap(), None);
@@ -67,32 +95,82 @@ fn a_finished_task_leaves_the_active_index_and_keeps_its_history() {
         assert!(store.active().unwrap().is_empty());
         assert_eq!(store.events(&write.task.id).unwrap().len(), 4);
         // Its prediction was journaled at 11.
-        assert_eq!(store.owned_predictions(&["pred-x", "pred-y"], 11, 11).unwrap(), ["pred-x"]);
-        assert!(store.owned_predictions(&["pred-x"], 12, 100).unwrap().is_empty(), "journaled before the window");
-        assert!(store.owned_predictions(&["pred-x"], 0, 10).unwrap().is_empty(), "journaled after the window");
+        assert_eq!(
+            store
+                .owned_predictions(&["pred-x", "pred-y"], 11, 11)
+                .unwrap(),
+            ["pred-x"]
+        );
+        assert!(
+            store
+                .owned_predictions(&["pred-x"], 12, 100)
+                .unwrap()
+                .is_empty(),
+            "journaled before the window"
+        );
+        assert!(
+            store
+                .owned_predictions(&["pred-x"], 0, 10)
+                .unwrap()
+                .is_empty(),
+            "journaled after the window"
+        );
     }
 }
 
 #[test]
 fn listing_is_newest_first_with_filters_and_cursors() {
     for (store, _dir) in stores() {
-        let group: Vec<TaskWrite> = (1..=7).map(|i| new_task(i, 1000 + i as i64, None)).collect();
+        let group: Vec<TaskWrite> = (1..=7)
+            .map(|i| new_task(i, 1000 + i as i64, None))
+            .collect();
         store.commit(&group).unwrap();
-        let query = ListQuery { limit: 3, ..Default::default() };
+        let query = ListQuery {
+            limit: 3,
+            ..Default::default()
+        };
         let first = store.list(&query).unwrap();
         let ids: Vec<u8> = first.tasks.iter().map(|t| t.id.0[0]).collect();
         assert_eq!(ids, vec![7, 6, 5]);
-        let second = store.list(&ListQuery { cursor: first.next_cursor, ..query.clone() }).unwrap();
-        let third = store.list(&ListQuery { cursor: second.next_cursor, ..query.clone() }).unwrap();
+        let second = store
+            .list(&ListQuery {
+                cursor: first.next_cursor,
+                ..query.clone()
+            })
+            .unwrap();
+        let third = store
+            .list(&ListQuery {
+                cursor: second.next_cursor,
+                ..query.clone()
+            })
+            .unwrap();
         let ids: Vec<u8> = third.tasks.iter().map(|t| t.id.0[0]).collect();
         assert_eq!(ids, vec![1]);
         assert_eq!(third.next_cursor, None);
-        let odd = ListQuery { workflow: Some("odd".into()), limit: 10, ..Default::default() };
-        let ids: Vec<u8> = store.list(&odd).unwrap().tasks.iter().map(|t| t.id.0[0]).collect();
+        let odd = ListQuery {
+            workflow: Some("odd".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        let ids: Vec<u8> = store
+            .list(&odd)
+            .unwrap()
+            .tasks
+            .iter()
+            .map(|t| t.id.0[0])
+            .collect();
         assert_eq!(ids, vec![7, 5, 3, 1]);
-        let done = ListQuery { status: Some(TaskStatus::Succeeded), limit: 10, ..Default::default() };
+        let done = ListQuery {
+            status: Some(TaskStatus::Succeeded),
+            limit: 10,
+            ..Default::default()
+        };
         assert!(store.list(&done).unwrap().tasks.is_empty());
-        let bad = ListQuery { cursor: Some("zz".into()), limit: 1, ..Default::default() };
+        let bad = ListQuery {
+            cursor: Some("zz".into()),
+            limit: 1,
+            ..Default::default()
+        };
         assert!(matches!(store.list(&bad), Err(StoreError::InvalidCursor)));
     }
 }
@@ -117,7 +195,10 @@ fn sled_data_survives_reopening() {
     }
     let store = KvStore::open(dir.path(), 1 << 20).unwrap();
     assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
-    assert_eq!(store.task_for_idempotency_key("again").unwrap(), Some(write.task.id));
+    assert_eq!(
+        store.task_for_idempotency_key("again").unwrap(),
+        Some(write.task.id)
+    );
 }
 
 #[test]
@@ -129,7 +210,10 @@ fn a_damaged_record_is_reported_not_skipped() {
     let mut bytes = store.backend().get(&key).unwrap().unwrap();
     bytes[4] ^= 0x40;
     store.backend().apply(vec![(key, Some(bytes))]).unwrap();
-    assert!(matches!(store.task(&write.task.id), Err(StoreError::Corrupt { .. })));
+    assert!(matches!(
+        store.task(&write.task.id),
+        Err(StoreError::Corrupt { .. })
+    ));
 }
 
 /// Replaces the write's events with `n` more that apply: the step requested, its attempt
@@ -145,7 +229,12 @@ fn churn(write: &mut TaskWrite, n: usize) {
                 input: Json(format!("{{\"attempt\":{}}}", step.attempt + 1)),
                 at: 10,
             },
-            _ => Event::AttemptFailed { step: 1, prediction_id: None, error: "busy".into(), at: 11 },
+            _ => Event::AttemptFailed {
+                step: 1,
+                prediction_id: None,
+                error: "busy".into(),
+                at: 11,
+            },
         };
         machine::apply(Arc::make_mut(&mut write.task), &next).unwrap();
         write.events.push((write.task.seq, next));
@@ -164,15 +253,24 @@ fn a_long_task_reads_back_from_its_checkpoint_and_the_events_after_it() {
         // Below the first checkpoint the task is its events alone.
         churn(&mut write, (CHECKPOINT_EVERY - 3) as usize);
         store.commit(&[write.clone()]).unwrap();
-        assert_eq!(store.task(&write.task.id).unwrap(), Some(Task::clone(&write.task)));
+        assert_eq!(
+            store.task(&write.task.id).unwrap(),
+            Some(Task::clone(&write.task))
+        );
         // One commit crosses the checkpoint's sequence number, the next one adds events after it.
         churn(&mut write, 5);
         store.commit(&[write.clone()]).unwrap();
         churn(&mut write, 4);
         store.commit(&[write.clone()]).unwrap();
         assert_eq!(write.task.seq, CHECKPOINT_EVERY + 7);
-        assert_eq!(store.task(&write.task.id).unwrap(), Some(Task::clone(&write.task)));
-        assert_eq!(store.events(&write.task.id).unwrap().len() as u64, write.task.seq);
+        assert_eq!(
+            store.task(&write.task.id).unwrap(),
+            Some(Task::clone(&write.task))
+        );
+        assert_eq!(
+            store.events(&write.task.id).unwrap().len() as u64,
+            write.task.seq
+        );
         assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
     }
 }
@@ -189,8 +287,15 @@ fn only_a_commit_reaching_a_checkpoint_writes_the_snapshot() {
     assert_eq!(store.backend().get(&snapshot).unwrap(), None);
     churn(&mut write, 1);
     store.commit(&[write.clone()]).unwrap();
-    let stored = store.backend().get(&snapshot).unwrap().expect("a checkpoint at 16");
-    assert_eq!(super::codec::decode_task(&stored).unwrap().seq, CHECKPOINT_EVERY);
+    let stored = store
+        .backend()
+        .get(&snapshot)
+        .unwrap()
+        .expect("a checkpoint at 16");
+    assert_eq!(
+        super::codec::decode_task(&stored).unwrap().seq,
+        CHECKPOINT_EVERY
+    );
 }
 
 /// Data dirs written before the events became the record hold a snapshot at every commit
@@ -202,26 +307,54 @@ fn a_journal_with_a_snapshot_at_every_commit_reads_back_and_goes_on() {
     let mut write = new_task(9, 9, None);
     let id = write.task.id;
     let mut ops = vec![
-        (super::keys::event(&id, 1), Some(super::codec::encode_event(&write.events[0].1))),
+        (
+            super::keys::event(&id, 1),
+            Some(super::codec::encode_event(&write.events[0].1)),
+        ),
         (super::keys::created(9, &id), Some(vec![])),
         (super::keys::with_id(super::keys::ACTIVE, &id), Some(vec![])),
     ];
     churn(&mut write, 3);
     for (seq, event) in &write.events {
-        ops.push((super::keys::event(&id, *seq), Some(super::codec::encode_event(event))));
+        ops.push((
+            super::keys::event(&id, *seq),
+            Some(super::codec::encode_event(event)),
+        ));
     }
-    ops.push((super::keys::with_id(super::keys::TASK, &id), Some(super::codec::encode_task(&write.task))));
+    ops.push((
+        super::keys::with_id(super::keys::TASK, &id),
+        Some(super::codec::encode_task(&write.task)),
+    ));
     store.backend().apply(ops).unwrap();
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
-    assert!(store.backend().scan(b"a", b"b", false, 1).unwrap().is_empty(), "the `a` key folded into `c`");
-    assert_eq!(store.backend().get(&super::keys::created(9, &id)).unwrap(), Some(vec![]), "marked to resume");
-    assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)], "and resumed again at the next start");
+    assert!(
+        store
+            .backend()
+            .scan(b"a", b"b", false, 1)
+            .unwrap()
+            .is_empty(),
+        "the `a` key folded into `c`"
+    );
+    assert_eq!(
+        store.backend().get(&super::keys::created(9, &id)).unwrap(),
+        Some(vec![]),
+        "marked to resume"
+    );
+    assert_eq!(
+        store.active().unwrap(),
+        vec![Task::clone(&write.task)],
+        "and resumed again at the next start"
+    );
 
     churn(&mut write, 2);
     store.commit(&[write.clone()]).unwrap();
     assert_eq!(write.task.seq, 6);
-    assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)), "old snapshot + new events");
+    assert_eq!(
+        store.task(&id).unwrap(),
+        Some(Task::clone(&write.task)),
+        "old snapshot + new events"
+    );
     assert_eq!(store.events(&id).unwrap().len(), 6);
 }
 
@@ -241,16 +374,31 @@ fn an_event_that_does_not_follow_is_reported_not_skipped() {
     }
     assert!(!write.task.is_settled());
     // Drop the step's request: the prediction it created no longer follows.
-    store.backend().apply(vec![(super::keys::event(&id, 2), None)]).unwrap();
-    assert!(matches!(store.task(&id), Err(StoreError::Inconsistent { .. })));
+    store
+        .backend()
+        .apply(vec![(super::keys::event(&id, 2), None)])
+        .unwrap();
+    assert!(matches!(
+        store.task(&id),
+        Err(StoreError::Inconsistent { .. })
+    ));
 
     // A sealed record whose second event does not follow its first.
     let created = new_task(8, 8, None).events[0].1.clone();
     let events = vec![created.clone(), created];
     let record = super::codec::encode_sealed(1, &events);
-    store.backend().apply(vec![(super::keys::with_id(super::keys::SEALED, &id), Some(record))]).unwrap();
+    store
+        .backend()
+        .apply(vec![(
+            super::keys::with_id(super::keys::SEALED, &id),
+            Some(record),
+        )])
+        .unwrap();
     let read = store.task(&id);
-    assert!(matches!(read, Err(StoreError::Inconsistent { .. })), "{read:?}");
+    assert!(
+        matches!(read, Err(StoreError::Inconsistent { .. })),
+        "{read:?}"
+    );
 }
 
 /// A backend whose scans miss one entry in the middle, as a read racing a commit in sled
@@ -270,7 +418,13 @@ impl Backend for Torn {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get(key)
     }
-    fn scan(&self, from: &[u8], to: &[u8], reverse: bool, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         let mut entries = self.inner.scan(from, to, reverse, limit)?;
         let tear = |n: u32| n.checked_sub(1);
         if entries.len() > 2 && self.tears.fetch_update(SeqCst, SeqCst, tear).is_ok() {
@@ -289,14 +443,30 @@ fn a_read_that_misses_an_event_reads_again_and_a_lasting_gap_is_an_error() {
     let mut all = new_task(10, 10, None);
     all.events.extend(write.events.clone());
     for (tears, expect_ok) in [(1, true), (2, true), (3, false)] {
-        let store = KvStore::new(Torn { inner: MemoryBackend::default(), tears: 0.into() }, Torn { inner: MemoryBackend::default(), tears: 0.into() });
+        let store = KvStore::new(
+            Torn {
+                inner: MemoryBackend::default(),
+                tears: 0.into(),
+            },
+            Torn {
+                inner: MemoryBackend::default(),
+                tears: 0.into(),
+            },
+        );
         // One entry per event (one commit each), so a torn scan can miss one in the middle.
         for event in &all.events {
-            store.commit(&[TaskWrite { task: all.task.clone(), events: vec![event.clone()] }]).unwrap();
+            store
+                .commit(&[TaskWrite {
+                    task: all.task.clone(),
+                    events: vec![event.clone()],
+                }])
+                .unwrap();
         }
         store.backend().tears.store(tears, SeqCst);
         match store.task(&write.task.id) {
-            Ok(task) if expect_ok => assert_eq!(task, Some(Task::clone(&write.task)), "{tears} torn reads"),
+            Ok(task) if expect_ok => {
+                assert_eq!(task, Some(Task::clone(&write.task)), "{tears} torn reads")
+            }
             Err(StoreError::Inconsistent { .. }) if !expect_ok => {}
             other => panic!("{tears} torn reads: {other:?}"),
         }
@@ -326,12 +496,30 @@ fn a_sweep_deletes_only_settled_tasks_that_ended_before_the_cutoff() {
 
         assert_eq!(store.sweep(1_000, 100).unwrap(), vec![old.task.id]);
         assert_eq!(store.task(&old.task.id).unwrap(), None);
-        assert!(store.events(&old.task.id).unwrap().is_empty(), "its journal went too");
+        assert!(
+            store.events(&old.task.id).unwrap().is_empty(),
+            "its journal went too"
+        );
         assert_eq!(store.task_for_idempotency_key("old-key").unwrap(), None);
-        assert_eq!(store.owned_predictions(&["pred-x"], 0, i64::MAX).unwrap(), ["pred-x"], "only the old task's claims went");
-        assert!(store.task(&running.task.id).unwrap().is_some(), "unfinished tasks stay");
-        assert!(store.task(&recent.task.id).unwrap().is_some(), "recent ones stay");
-        let listed = store.list(&ListQuery { limit: 10, ..Default::default() }).unwrap();
+        assert_eq!(
+            store.owned_predictions(&["pred-x"], 0, i64::MAX).unwrap(),
+            ["pred-x"],
+            "only the old task's claims went"
+        );
+        assert!(
+            store.task(&running.task.id).unwrap().is_some(),
+            "unfinished tasks stay"
+        );
+        assert!(
+            store.task(&recent.task.id).unwrap().is_some(),
+            "recent ones stay"
+        );
+        let listed = store
+            .list(&ListQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(listed.tasks.len(), 2);
         assert!(store.sweep(1_000, 100).unwrap().is_empty());
         assert_eq!(store.sweep(10_000, 100).unwrap(), vec![recent.task.id]);
@@ -346,19 +534,47 @@ fn prediction_owners_are_found_in_both_indexes() {
     let mut old = new_task(4, 4, None);
     finish(&mut old);
     let id = old.task.id;
-    let mut ops = vec![(super::keys::with_text(super::keys::PREDICTION, "pred-old"), Some(id.0.to_vec()))];
+    let mut ops = vec![(
+        super::keys::with_text(super::keys::PREDICTION, "pred-old"),
+        Some(id.0.to_vec()),
+    )];
     for n in 0..2_500i64 {
         let owner = TaskId([(n % 200) as u8; 16]);
-        ops.push((super::keys::owner(1_000 + n, &format!("pred-{n}")), Some(owner.0.to_vec())));
+        ops.push((
+            super::keys::owner(1_000 + n, &format!("pred-{n}")),
+            Some(owner.0.to_vec()),
+        ));
     }
     store.backend().apply(ops).unwrap();
-    assert_eq!(store.owned_predictions(&["pred-old"], i64::MAX, i64::MAX).unwrap(), ["pred-old"]);
-    let mut found = store.owned_predictions(&["pred-2499", "pred-3", "pred-2500"], 0, i64::MAX).unwrap();
+    assert_eq!(
+        store
+            .owned_predictions(&["pred-old"], i64::MAX, i64::MAX)
+            .unwrap(),
+        ["pred-old"]
+    );
+    let mut found = store
+        .owned_predictions(&["pred-2499", "pred-3", "pred-2500"], 0, i64::MAX)
+        .unwrap();
     found.sort();
     assert_eq!(found, ["pred-2499", "pred-3"]);
-    assert_eq!(store.owned_predictions(&["pred-2499", "pred-3"], 1_003, 3_000).unwrap(), ["pred-3"], "journaled at 1003: inside; at 3499: past the end");
-    assert!(store.owned_predictions(&["pred-3"], 1_004, 3_000).unwrap().is_empty());
-    assert!(store.owned_predictions(&["pred-2499"], 0, 3_498).unwrap().is_empty(), "journaled at 3499: past the end");
+    assert_eq!(
+        store
+            .owned_predictions(&["pred-2499", "pred-3"], 1_003, 3_000)
+            .unwrap(),
+        ["pred-3"],
+        "journaled at 1003: inside; at 3499: past the end"
+    );
+    assert!(store
+        .owned_predictions(&["pred-3"], 1_004, 3_000)
+        .unwrap()
+        .is_empty());
+    assert!(
+        store
+            .owned_predictions(&["pred-2499"], 0, 3_498)
+            .unwrap()
+            .is_empty(),
+        "journaled at 3499: past the end"
+    );
 }
 
 /// A commit's events are one entry, keyed by the last; entries written one event each (as
@@ -374,16 +590,36 @@ fn a_commits_events_are_one_entry_and_read_back_from_any_sequence() {
     all.extend(write.events.clone());
     store.commit(&[write.clone()]).unwrap();
     let prefix = super::keys::with_id(super::keys::EVENT, &id);
-    let keys: Vec<Vec<u8>> = store.backend().scan(&prefix, &super::keys::prefix_end(&prefix), false, 10).unwrap().into_iter().map(|(k, _)| k).collect();
-    assert_eq!(keys, vec![super::keys::event(&id, 1), super::keys::event(&id, 4)], "the start's event, then one run of three");
+    let keys: Vec<Vec<u8>> = store
+        .backend()
+        .scan(&prefix, &super::keys::prefix_end(&prefix), false, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        keys,
+        vec![super::keys::event(&id, 1), super::keys::event(&id, 4)],
+        "the start's event, then one run of three"
+    );
     assert_eq!(store.events(&id).unwrap(), all);
     for from in 1..=5 {
         let read = super::archive::journal(store.backend(), store.archive(), &id, from).unwrap();
-        assert_eq!(read, all[(from as usize - 1).min(all.len())..].to_vec(), "from {from}");
+        assert_eq!(
+            read,
+            all[(from as usize - 1).min(all.len())..].to_vec(),
+            "from {from}"
+        );
     }
     assert_eq!(store.task(&id).unwrap(), Some(Task::clone(&write.task)));
     // A run that claims more events than its sequence number allows is damage, not data.
     let run = super::codec::encode_event_run(&[&all[0].1, &all[1].1]);
-    store.backend().apply(vec![(super::keys::event(&id, 1), Some(run))]).unwrap();
-    assert!(matches!(store.events(&id), Err(StoreError::Inconsistent { .. })));
+    store
+        .backend()
+        .apply(vec![(super::keys::event(&id, 1), Some(run))])
+        .unwrap();
+    assert!(matches!(
+        store.events(&id),
+        Err(StoreError::Inconsistent { .. })
+    ));
 }

@@ -13,11 +13,22 @@ use crate::event::Event;
 impl<B: Backend> KvStore<B> {
     pub(super) fn task_ops(&self, write: &TaskWrite, ops: &mut Vec<Op>) -> Result<(), StoreError> {
         let task = &write.task;
-        if write.events.iter().any(|(seq, _)| seq % CHECKPOINT_EVERY == 0) {
+        if write
+            .events
+            .iter()
+            .any(|(seq, _)| seq % CHECKPOINT_EVERY == 0)
+        {
             ops.push((keys::with_id(TASK, &task.id), Some(encode_task(task))));
         }
-        let creates = write.events.iter().any(|(_, e)| matches!(e, Event::TaskCreated { .. }));
-        let reopens = creates || write.events.iter().any(|(_, e)| matches!(e, Event::TaskRetried { .. }));
+        let creates = write
+            .events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::TaskCreated { .. }));
+        let reopens = creates
+            || write
+                .events
+                .iter()
+                .any(|(_, e)| matches!(e, Event::TaskRetried { .. }));
         // The journal's `c` key: listing order, and what the next start does with the task:
         // resume it (empty) or, settled, move it (`TO_MOVE`). It leaves with the move.
         let marker = if task.is_settled() {
@@ -28,18 +39,27 @@ impl<B: Backend> KvStore<B> {
         let mut events_written = false;
         match marker {
             // A new task: its first run rides in the `c` key, one sled entry (`first_run`).
-            Some(RESUME) if creates => match (first_run::key_if_found_by_id(task.created_at, &task.id), Self::run_entry(write)) {
+            Some(RESUME) if creates => match (
+                first_run::key_if_found_by_id(task.created_at, &task.id),
+                Self::run_entry(write),
+            ) {
                 (Some(key), Some((last, run))) => {
                     ops.push((key, Some(first_run::value(last, &run))));
                     events_written = true;
                 }
-                _ => ops.push((keys::created(task.created_at, &task.id), Some(RESUME.to_vec()))),
+                _ => ops.push((
+                    keys::created(task.created_at, &task.id),
+                    Some(RESUME.to_vec()),
+                )),
             },
             Some(marker) => {
                 if !creates {
                     first_run::move_out(self.backend(), &task.id, ops)?;
                 }
-                ops.push((keys::created(task.created_at, &task.id), Some(marker.to_vec())));
+                ops.push((
+                    keys::created(task.created_at, &task.id),
+                    Some(marker.to_vec()),
+                ));
             }
             None => {}
         }
@@ -48,10 +68,15 @@ impl<B: Backend> KvStore<B> {
         }
         for (_, event) in &write.events {
             match event {
-                Event::TaskCreated { idempotency_key: Some(key), .. } => {
+                Event::TaskCreated {
+                    idempotency_key: Some(key),
+                    ..
+                } => {
                     ops.push((keys::with_text(IDEMPOTENCY, key), Some(task.id.0.to_vec())));
                 }
-                Event::PredictionCreated { prediction_id, at, .. } => {
+                Event::PredictionCreated {
+                    prediction_id, at, ..
+                } => {
                     ops.push((keys::owner(*at, prediction_id), Some(task.id.0.to_vec())));
                 }
                 _ => {}
@@ -81,7 +106,12 @@ impl<B: Backend> KvStore<B> {
     fn run_entry(write: &TaskWrite) -> Option<(u64, Vec<u8>)> {
         match write.events.as_slice() {
             [(seq, event)] => Some((*seq, encode_event(event))),
-            [_, .., (last, _)] if write.events.windows(2).all(|pair| pair[1].0 == pair[0].0 + 1) => {
+            [_, .., (last, _)]
+                if write
+                    .events
+                    .windows(2)
+                    .all(|pair| pair[1].0 == pair[0].0 + 1) =>
+            {
                 let run: Vec<&Event> = write.events.iter().map(|(_, event)| event).collect();
                 Some((*last, encode_event_run(&run)))
             }

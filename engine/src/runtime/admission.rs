@@ -72,7 +72,10 @@ impl Admission {
     fn has_room(&self, workflow: &str) -> bool {
         let total_ok = self.max_total.is_none_or(|max| self.holders.len() < max);
         let running = self.running.get(workflow).copied().unwrap_or(0);
-        let workflow_ok = self.max_per_workflow.get(workflow).is_none_or(|max| running < *max);
+        let workflow_ok = self
+            .max_per_workflow
+            .get(workflow)
+            .is_none_or(|max| running < *max);
         total_ok && workflow_ok
     }
 
@@ -127,9 +130,15 @@ impl Admission {
         loop {
             let next = {
                 let queue = self.queue.lock();
-                queue.by_ticket.values().find(|(_, w)| self.has_room(w)).cloned()
+                queue
+                    .by_ticket
+                    .values()
+                    .find(|(_, w)| self.has_room(w))
+                    .cloned()
             };
-            let Some((next_id, workflow)) = next else { break };
+            let Some((next_id, workflow)) = next else {
+                break;
+            };
             {
                 let mut queue = self.queue.lock();
                 if let Some(ticket) = queue.tickets.remove(&next_id) {
@@ -160,11 +169,18 @@ mod tests {
         assert!(!admission.admit(id(3), "w"));
         assert!(!admission.admit(id(4), "w"));
         assert!(!admission.admit(id(3), "w"), "asking again keeps the place");
-        assert_eq!((view.position(&id(3)), view.position(&id(4))), (Some(1), Some(2)));
+        assert_eq!(
+            (view.position(&id(3)), view.position(&id(4))),
+            (Some(1), Some(2))
+        );
         assert_eq!(admission.release(&id(1)), vec![id(3)]);
         assert_eq!(view.position(&id(4)), Some(1));
         assert_eq!(view.position(&id(3)), None);
-        assert_eq!(admission.release(&id(4)), vec![], "leaving the queue frees no slot");
+        assert_eq!(
+            admission.release(&id(4)),
+            vec![],
+            "leaving the queue frees no slot"
+        );
         assert!(view.is_empty());
     }
 
@@ -174,7 +190,10 @@ mod tests {
         let mut admission = Admission::new(None, caps);
         assert!(admission.admit(id(1), "slow"));
         assert!(!admission.admit(id(2), "slow"));
-        assert!(admission.admit(id(3), "fast"), "no global cap: other workflows pass");
+        assert!(
+            admission.admit(id(3), "fast"),
+            "no global cap: other workflows pass"
+        );
         assert_eq!(admission.release(&id(3)), vec![]);
         assert_eq!(admission.release(&id(1)), vec![id(2)]);
     }

@@ -42,8 +42,14 @@ impl SendMark {
     /// True once the mark is durable, soon enough that the create may still go.
     async fn journal(&self) -> bool {
         let asked = Instant::now();
-        let (reply, answer): (AckReply, oneshot::Receiver<Result<(), ControlError>>) = oneshot::channel();
-        let message = Msg::Sending { id: self.id, step: self.step, attempt: self.attempt, reply };
+        let (reply, answer): (AckReply, oneshot::Receiver<Result<(), ControlError>>) =
+            oneshot::channel();
+        let message = Msg::Sending {
+            id: self.id,
+            step: self.step,
+            attempt: self.attempt,
+            reply,
+        };
         if self.outbox.send(message).await.is_err() {
             return false;
         }
@@ -69,9 +75,14 @@ pub(crate) struct EnsureJob {
 
 /// Cancels the step's prediction at Replicate. Without an id (no create answer reached the
 /// journal), only a create that may have reached Replicate can have made one: look for it.
-pub(crate) async fn cancel_prediction(job: EnsureJob, prediction_id: Option<String>) -> Result<CancelOutcome, ClientError> {
+pub(crate) async fn cancel_prediction(
+    job: EnsureJob,
+    prediction_id: Option<String>,
+) -> Result<CancelOutcome, ClientError> {
     let Some(id) = prediction_id else {
-        let Some((from, until)) = job.search else { return Ok(CancelOutcome::Settled) };
+        let Some((from, until)) = job.search else {
+            return Ok(CancelOutcome::Settled);
+        };
         return Ok(match job.finder.find(job.input, from, until).await? {
             Some(prediction) => CancelOutcome::Found(prediction),
             None => CancelOutcome::Settled,
@@ -102,7 +113,15 @@ pub(crate) async fn ensure_prediction(job: EnsureJob) -> (Result<Ensured, Client
     if !job.mark.journal().await {
         return (Ok(Ensured::Withdrawn), searched);
     }
-    let created = job.client.create(&job.target, &job.input, job.cancel_after, job.webhook.as_deref()).await;
+    let created = job
+        .client
+        .create(
+            &job.target,
+            &job.input,
+            job.cancel_after,
+            job.webhook.as_deref(),
+        )
+        .await;
     if let Ok(prediction) = &created {
         job.finder.claim(&prediction.id);
     }
@@ -122,7 +141,9 @@ fn crash_after_create_hook() {
     static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
     static CREATED: AtomicU64 = AtomicU64::new(0);
     let limit = LIMIT.get_or_init(|| {
-        std::env::var("STEPWISE_FAULT_CRASH_AFTER_CREATE").ok().and_then(|v| v.parse().ok())
+        std::env::var("STEPWISE_FAULT_CRASH_AFTER_CREATE")
+            .ok()
+            .and_then(|v| v.parse().ok())
     });
     if let Some(limit) = limit {
         if CREATED.fetch_add(1, Ordering::SeqCst) + 1 >= *limit {

@@ -28,20 +28,25 @@ pub(crate) struct Committer {
 impl Committer {
     pub fn start() -> std::io::Result<Committer> {
         let (jobs, queue) = mpsc::channel::<Job>();
-        std::thread::Builder::new().name("stepwise-commit".into()).spawn(move || {
-            ask_for_short_slice();
-            while let Ok(job) = queue.recv() {
-                // A panicking job drops its reply sender, so its caller sees the commit fail;
-                // the thread goes on with the next one.
-                let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("stepwise-commit".into())
+            .spawn(move || {
+                ask_for_short_slice();
+                while let Ok(job) = queue.recv() {
+                    // A panicking job drops its reply sender, so its caller sees the commit fail;
+                    // the thread goes on with the next one.
+                    let _ = std::panic::catch_unwind(AssertUnwindSafe(job));
+                }
+            })?;
         Ok(Committer { jobs })
     }
 
     /// Runs `job` on the commit thread; the receiver gets its result, or an error if the
     /// job panicked or the thread is gone.
-    pub fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> oneshot::Receiver<T> {
+    pub fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> oneshot::Receiver<T> {
         let (reply, answer) = oneshot::channel();
         // If the thread is gone, the job (and `reply`) is dropped and `answer` says so.
         let _ = self.jobs.send(Box::new(move || {
@@ -114,7 +119,10 @@ mod tests {
         let failing = committer.run(|| -> u32 { panic!("a commit bug") });
         let after = committer.run(|| 7);
         assert_eq!(first.await.unwrap().as_deref(), Some("stepwise-commit"));
-        assert!(failing.await.is_err(), "the caller of a panicking job sees it fail");
+        assert!(
+            failing.await.is_err(),
+            "the caller of a panicking job sees it fail"
+        );
         assert_eq!(after.await.unwrap(), 7, "the thread goes on after a panic");
     }
 }

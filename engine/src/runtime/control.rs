@@ -33,7 +33,13 @@ impl Runtime {
         match task.status {
             TaskStatus::Pending | TaskStatus::Running => {
                 let at = crate::time::now_millis();
-                self.record(id, Event::TaskCanceled { reason: "canceled by request".into(), at });
+                self.record(
+                    id,
+                    Event::TaskCanceled {
+                        reason: "canceled by request".into(),
+                        at,
+                    },
+                );
                 tracing::info!(task_id = %id, "Task canceled by request.");
             }
             TaskStatus::Canceled if !self.active.contains_key(&id) => {
@@ -42,7 +48,10 @@ impl Runtime {
             }
             TaskStatus::Canceled => {}
             finished => {
-                let message = format!("the task already {}; only an unfinished task can be canceled", finished.as_str());
+                let message = format!(
+                    "the task already {}; only an unfinished task can be canceled",
+                    finished.as_str()
+                );
                 let _ = reply.send(Err(ControlError::Conflict(message)));
                 return;
             }
@@ -59,22 +68,30 @@ impl Runtime {
             }
         };
         if task.status != TaskStatus::Failed {
-            let message = format!("only a failed task can be retried; this one is {}", task.status.as_str());
+            let message = format!(
+                "only a failed task can be retried; this one is {}",
+                task.status.as_str()
+            );
             let _ = reply.send(Err(ControlError::Conflict(message)));
             return;
         }
-        let timeout = self.workflows.get(&task.workflow).and_then(|w| w.task_timeout);
+        let timeout = self
+            .workflows
+            .get(&task.workflow)
+            .and_then(|w| w.task_timeout);
         let now = crate::time::now_millis();
         if let Some(timeout) = timeout {
             if now - task.created_at >= timeout.as_millis() as i64 {
-                let message = format!("the task is older than its workflow's task_timeout ({timeout:?})");
+                let message =
+                    format!("the task is older than its workflow's task_timeout ({timeout:?})");
                 let _ = reply.send(Err(ControlError::Conflict(message)));
                 return;
             }
         }
         if !self.active.contains_key(&id) {
             self.set_deadline(&task, now);
-            self.active.insert(id, new_active(task, None, self.policy.poll_initial));
+            self.active
+                .insert(id, new_active(task, None, self.policy.poll_initial));
         }
         self.record(id, Event::TaskRetried { at: now });
         self.advance(id);
@@ -83,12 +100,19 @@ impl Runtime {
     }
 
     pub(super) fn on_task_deadline(&mut self, id: TaskId) {
-        let Some(active) = self.active.get(&id) else { return };
+        let Some(active) = self.active.get(&id) else {
+            return;
+        };
         if active.task.status.is_terminal() {
             return;
         }
-        let timeout = self.workflows.get(&active.task.workflow).and_then(|w| w.task_timeout);
-        let reason = timeout.map_or("task timed out".into(), |t| format!("task timed out after {}", human(t)));
+        let timeout = self
+            .workflows
+            .get(&active.task.workflow)
+            .and_then(|w| w.task_timeout);
+        let reason = timeout.map_or("task timed out".into(), |t| {
+            format!("task timed out after {}", human(t))
+        });
         tracing::warn!(task_id = %id, %reason, "Task timed out; canceling it.");
         let at = crate::time::now_millis();
         self.record(id, Event::TaskCanceled { reason, at });
@@ -102,13 +126,19 @@ impl Runtime {
         result: Result<CancelOutcome, ClientError>,
     ) {
         let policy = self.policy;
-        let Some(active) = self.active.get_mut(&id) else { return };
+        let Some(active) = self.active.get_mut(&id) else {
+            return;
+        };
         active.calling = false;
         self.group.touch(id);
         let at = crate::time::now_millis();
         let ended = active.task.status.is_terminal();
         match result {
-            Err(ClientError::Retryable { message, retry_after, .. }) => {
+            Err(ClientError::Retryable {
+                message,
+                retry_after,
+                ..
+            }) => {
                 active.failures += 1;
                 let delay = backoff(&policy, active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, "Cancel failed; will retry.");
@@ -117,10 +147,20 @@ impl Runtime {
             }
             Ok(CancelOutcome::Found(prediction)) => {
                 let prediction_id = prediction.id;
-                self.record(id, Event::PredictionCreated { step, attempt, prediction_id, at });
+                self.record(
+                    id,
+                    Event::PredictionCreated {
+                        step,
+                        attempt,
+                        prediction_id,
+                        at,
+                    },
+                );
             }
             // A step that timed out: its prediction may have finished just before the cancel.
-            Ok(CancelOutcome::Answered(prediction)) if !ended && prediction.phase() == Phase::Succeeded => {
+            Ok(CancelOutcome::Answered(prediction))
+                if !ended && prediction.phase() == Phase::Succeeded =>
+            {
                 self.observe(id, step, &prediction);
             }
             outcome if ended => {
@@ -139,7 +179,8 @@ impl Runtime {
 
     /// True when `step` has run for at least its workflow's `step_timeout`.
     pub(super) fn step_timed_out(&self, id: TaskId, step: u32) -> bool {
-        self.step_time_left(id, step).is_some_and(|left| left.is_zero())
+        self.step_time_left(id, step)
+            .is_some_and(|left| left.is_zero())
     }
 
     fn step_time_left(&self, id: TaskId, step: u32) -> Option<Duration> {
@@ -164,7 +205,9 @@ impl Runtime {
 
     /// The next status check: the backoff delay, or sooner if the step's time runs out.
     pub(super) fn next_check_delay(&self, id: TaskId) -> Duration {
-        let Some(active) = self.active.get(&id) else { return self.policy.poll_initial };
+        let Some(active) = self.active.get(&id) else {
+            return self.policy.poll_initial;
+        };
         let step = active.task.current_step().max(1);
         match self.step_time_left(id, step) {
             Some(left) => active.poll_delay.min(left),

@@ -74,7 +74,9 @@ impl Runtime {
             self.on_due(id);
         }
         let waiting = self.creates.waiting();
-        self.gauges.creates_waiting.store(waiting, std::sync::atomic::Ordering::Relaxed);
+        self.gauges
+            .creates_waiting
+            .store(waiting, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -89,7 +91,9 @@ mod tests {
     #[test]
     fn tasks_over_the_limit_wait_in_order_and_once_each() {
         let mut gate = CreateGate::new(MIN_CREATES_OUT);
-        let held: Vec<_> = (0..MIN_CREATES_OUT).map(|_| gate.permit(id(0)).expect("a free permit")).collect();
+        let held: Vec<_> = (0..MIN_CREATES_OUT)
+            .map(|_| gate.permit(id(0)).expect("a free permit"))
+            .collect();
         assert!(gate.permit(id(1)).is_none());
         assert!(gate.permit(id(2)).is_none());
         assert!(gate.permit(id(1)).is_none(), "asking again keeps the place");
@@ -97,7 +101,10 @@ mod tests {
         assert_eq!(gate.next_waiting(), None, "no permit is free yet");
         drop(held);
         assert_eq!(gate.next_waiting(), Some(id(1)));
-        assert!(gate.permit(id(1)).is_some(), "the released task gets its permit");
+        assert!(
+            gate.permit(id(1)).is_some(),
+            "the released task gets its permit"
+        );
         assert_eq!(gate.next_waiting(), Some(id(2)));
         assert_eq!(gate.next_waiting(), None);
     }

@@ -67,29 +67,50 @@ struct PassStats {
 
 impl Finder {
     pub fn new(client: ReplicateClient, store: Arc<dyn Store>) -> Self {
-        Finder { client, store, state: Arc::default() }
+        Finder {
+            client,
+            store,
+            state: Arc::default(),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // Only map and vector updates run under this lock; none can panic half way.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The prediction with exactly `input`, created in `[from, until]` (ms) and owned by no
     /// task, claimed for the caller; `None` when there is none.
-    pub async fn find(&self, input: Value, from: Millis, until: Millis) -> Result<Option<Prediction>, ClientError> {
+    pub async fn find(
+        &self,
+        input: Value,
+        from: Millis,
+        until: Millis,
+    ) -> Result<Option<Prediction>, ClientError> {
         let (reply, answer) = oneshot::channel();
         let key = input_key(&input);
         let start = {
             let mut state = self.state();
-            state.waiting.push(Search { input, key, from, until, reply: Some(reply) });
+            state.waiting.push(Search {
+                input,
+                key,
+                from,
+                until,
+                reply: Some(reply),
+            });
             !std::mem::replace(&mut state.running, true)
         };
         if start {
             let finder = self.clone();
             tokio::spawn(async move { finder.drive().await });
         }
-        answer.await.unwrap_or_else(|_| Err(ClientError::retryable("the prediction search stopped".into())))
+        answer.await.unwrap_or_else(|_| {
+            Err(ClientError::retryable(
+                "the prediction search stopped".into(),
+            ))
+        })
     }
 
     /// Held by a create call from just before it is sent until its answer is claimed: no
@@ -101,7 +122,9 @@ impl Finder {
     /// Marks a prediction as this process's, until its owner is journaled.
     pub fn claim(&self, prediction_id: &str) {
         let mut state = self.state();
-        state.claimed.insert(prediction_id.to_owned(), Instant::now());
+        state
+            .claimed
+            .insert(prediction_id.to_owned(), Instant::now());
         // Every create claims one: drop expired claims now and then, searches or not.
         if state.pruned.is_none_or(|at| at.elapsed() >= CLAIM_TTL / 15) {
             state.claimed.retain(|_, at| at.elapsed() < CLAIM_TTL);
@@ -151,7 +174,12 @@ impl Finder {
         let outcome = self.walk(&mut batch, from, until, &mut stats).await;
         drop(guards);
         let unmatched = batch.iter().filter(|s| s.reply.is_some()).count();
-        tracing::info!(searches = batch.len(), unmatched, pages = stats.pages, "Searched Replicate for predictions whose create answer was lost.");
+        tracing::info!(
+            searches = batch.len(),
+            unmatched,
+            pages = stats.pages,
+            "Searched Replicate for predictions whose create answer was lost."
+        );
         if stats.removed > 0 && unmatched > 0 {
             tracing::warn!(removed = stats.removed, "Replicate had deleted the input of some predictions in the search window; they cannot be matched, and the steps that found none are created again.");
         }
@@ -163,12 +191,21 @@ impl Finder {
     }
 
     /// Walks the pages of `[from, until]`, answering each search as its prediction turns up.
-    async fn walk(&self, batch: &mut [Search], from: Millis, until: Millis, stats: &mut PassStats) -> Result<(), ClientError> {
+    async fn walk(
+        &self,
+        batch: &mut [Search],
+        from: Millis,
+        until: Millis,
+        stats: &mut PassStats,
+    ) -> Result<(), ClientError> {
         let mut url = self.client.list_url(from, until)?;
         loop {
             let page = self.client.list_page(url).await?;
             stats.pages += 1;
-            let past_start = page.results.iter().any(|p| created_ms(p).is_some_and(|at| at < from));
+            let past_start = page
+                .results
+                .iter()
+                .any(|p| created_ms(p).is_some_and(|at| at < from));
             let mut candidates: Vec<(Prediction, usize)> = vec![];
             for prediction in page.results {
                 let input = match &prediction.input {
@@ -179,9 +216,11 @@ impl Finder {
                     }
                 };
                 let at = created_ms(&prediction);
-                let wanted = batch
-                    .iter()
-                    .position(|s| s.reply.is_some() && at.is_none_or(|at| s.from <= at && at <= s.until) && &s.input == input);
+                let wanted = batch.iter().position(|s| {
+                    s.reply.is_some()
+                        && at.is_none_or(|at| s.from <= at && at <= s.until)
+                        && &s.input == input
+                });
                 if let Some(index) = wanted {
                     candidates.push((prediction, index));
                 }
@@ -200,7 +239,12 @@ impl Finder {
     }
 
     /// Hands each prediction no task owns to a search that wants it (one each).
-    async fn answer_unowned(&self, batch: &mut [Search], candidates: Vec<(Prediction, usize)>, from: Millis) -> Result<(), ClientError> {
+    async fn answer_unowned(
+        &self,
+        batch: &mut [Search],
+        candidates: Vec<(Prediction, usize)>,
+        from: Millis,
+    ) -> Result<(), ClientError> {
         let ids: Vec<String> = candidates.iter().map(|(p, _)| p.id.clone()).collect();
         let store = self.store.clone();
         let now = crate::time::now_millis();
@@ -221,7 +265,9 @@ impl Finder {
             let input = batch[first].input.clone();
             let at = created_ms(&prediction);
             let Some(search) = batch.iter_mut().find(|s| {
-                s.reply.is_some() && s.input == input && at.is_none_or(|at| s.from <= at && at <= s.until)
+                s.reply.is_some()
+                    && s.input == input
+                    && at.is_none_or(|at| s.from <= at && at <= s.until)
             }) else {
                 continue;
             };
@@ -236,7 +282,10 @@ impl Finder {
 }
 
 fn created_ms(prediction: &Prediction) -> Option<Millis> {
-    prediction.created_at.as_deref().and_then(crate::time::parse_rfc3339)
+    prediction
+        .created_at
+        .as_deref()
+        .and_then(crate::time::parse_rfc3339)
 }
 
 /// A hash of the input's JSON text (serde_json writes object keys sorted, so equal values

@@ -12,9 +12,18 @@ use std::sync::Arc;
 
 /// A caller answered once the group is on disk.
 pub(crate) enum Waiter {
-    Start { reply: StartReply, id: TaskId, created: bool },
-    Control { reply: ControlReply, id: TaskId },
-    Ack { reply: AckReply },
+    Start {
+        reply: StartReply,
+        id: TaskId,
+        created: bool,
+    },
+    Control {
+        reply: ControlReply,
+        id: TaskId,
+    },
+    Ack {
+        reply: AckReply,
+    },
 }
 
 #[derive(Default)]
@@ -54,11 +63,15 @@ impl InFlight {
 }
 
 /// The running commit's outcome once it ends; pending forever when none runs (for `select!`).
-pub(crate) async fn finished(inflight: &mut Option<InFlight>) -> Result<Vec<TaskWrite>, StoreError> {
+pub(crate) async fn finished(
+    inflight: &mut Option<InFlight>,
+) -> Result<Vec<TaskWrite>, StoreError> {
     match inflight {
-        Some(inflight) => (&mut inflight.handle)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Io("the journal commit thread failed (it panicked or stopped)".into()))),
+        Some(inflight) => (&mut inflight.handle).await.unwrap_or_else(|_| {
+            Err(StoreError::Io(
+                "the journal commit thread failed (it panicked or stopped)".into(),
+            ))
+        }),
         None => std::future::pending().await,
     }
 }
@@ -93,7 +106,10 @@ impl Runtime {
                 }
                 active.committing = true;
                 let events = std::mem::take(&mut active.unsaved);
-                Some(TaskWrite { task: active.task.clone(), events })
+                Some(TaskWrite {
+                    task: active.task.clone(),
+                    events,
+                })
             })
             .collect();
         let tasks = writes.len();
@@ -102,22 +118,52 @@ impl Runtime {
             let _ = done.send(Ok(Vec::new()));
             handle
         } else {
-            self.gauges.groups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.gauges.group_tasks.fetch_add(tasks as u64, std::sync::atomic::Ordering::Relaxed);
+            self.gauges
+                .groups
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.gauges
+                .group_tasks
+                .fetch_add(tasks as u64, std::sync::atomic::Ordering::Relaxed);
             let store = self.store.clone();
-            self.committer.run(move || store.commit(&writes).map(|()| writes))
+            self.committer
+                .run(move || store.commit(&writes).map(|()| writes))
         };
-        self.inflight = Some(InFlight { handle, group, started: std::time::Instant::now(), tasks });
+        self.inflight = Some(InFlight {
+            handle,
+            group,
+            started: std::time::Instant::now(),
+            tasks,
+        });
     }
 
     /// The running commit ended: answer its callers and start what its tasks need next; or,
     /// if it failed, roll it back together with the group recorded on top of it.
     pub(super) fn finish_commit(&mut self, outcome: Result<Vec<TaskWrite>, StoreError>) {
-        let Some(InFlight { group, started, tasks, .. }) = self.inflight.take() else { return };
+        let Some(InFlight {
+            group,
+            started,
+            tasks,
+            ..
+        }) = self.inflight.take()
+        else {
+            return;
+        };
         if tasks > 0 {
             let metrics = crate::metrics::global();
-            metrics.observe("stepwise_journal_commit_seconds", "Time to write and fsync one journal group.", crate::metrics::SECONDS_BUCKETS, &[], started.elapsed().as_secs_f64());
-            metrics.observe("stepwise_journal_group_tasks", "Tasks written by one journal group.", crate::metrics::COUNT_BUCKETS, &[], tasks as f64);
+            metrics.observe(
+                "stepwise_journal_commit_seconds",
+                "Time to write and fsync one journal group.",
+                crate::metrics::SECONDS_BUCKETS,
+                &[],
+                started.elapsed().as_secs_f64(),
+            );
+            metrics.observe(
+                "stepwise_journal_group_tasks",
+                "Tasks written by one journal group.",
+                crate::metrics::COUNT_BUCKETS,
+                &[],
+                tasks as f64,
+            );
         }
         for id in &group.touched {
             if let Some(active) = self.active.get_mut(id) {
@@ -131,8 +177,10 @@ impl Runtime {
                         mover.push(write.task.clone());
                     }
                 }
-                let committed: HashMap<TaskId, Arc<crate::model::Task>> =
-                    writes.iter().map(|write| (write.task.id, write.task.clone())).collect();
+                let committed: HashMap<TaskId, Arc<crate::model::Task>> = writes
+                    .iter()
+                    .map(|write| (write.task.id, write.task.clone()))
+                    .collect();
                 for waiter in group.waiters {
                     self.answer(waiter, &committed);
                 }
@@ -160,7 +208,11 @@ impl Runtime {
             }
             let kinds = write.events.iter().map(|(_, event)| event.kind()).collect();
             let task = Arc::unwrap_or_clone(write.task);
-            self.changes.publish(TaskChange { seq: task.seq, kinds, task });
+            self.changes.publish(TaskChange {
+                seq: task.seq,
+                kinds,
+                task,
+            });
         }
     }
 
@@ -176,13 +228,15 @@ impl Runtime {
             Waiter::Start { reply, id, created } => {
                 let answer = snapshot(&id)
                     .map(|task| Started { task, created })
-                    .ok_or_else(|| StartError::Unavailable("the task could not be read back".into()));
+                    .ok_or_else(|| {
+                        StartError::Unavailable("the task could not be read back".into())
+                    });
                 let _ = reply.send(answer);
             }
             Waiter::Control { reply, id } => {
-                let answer = snapshot(&id)
-                    .map(Arc::unwrap_or_clone)
-                    .ok_or_else(|| ControlError::Unavailable("the task could not be read back".into()));
+                let answer = snapshot(&id).map(Arc::unwrap_or_clone).ok_or_else(|| {
+                    ControlError::Unavailable("the task could not be read back".into())
+                });
                 let _ = reply.send(answer);
             }
             Waiter::Ack { reply } => {
@@ -216,14 +270,20 @@ impl Runtime {
 
     /// The task's new state is durable: start what it needs next.
     pub(super) fn after_commit(&mut self, id: TaskId) {
-        let Some(active) = self.active.get(&id) else { return };
-        if active.task.status.is_terminal() && (self.admission.holds(&id) || self.queue_view().position(&id).is_some()) {
+        let Some(active) = self.active.get(&id) else {
+            return;
+        };
+        if active.task.status.is_terminal()
+            && (self.admission.holds(&id) || self.queue_view().position(&id).is_some())
+        {
             for next in self.admission.release(&id) {
                 self.group.touch(next);
                 self.advance(next);
             }
         }
-        let Some(active) = self.active.get(&id) else { return };
+        let Some(active) = self.active.get(&id) else {
+            return;
+        };
         // Act only on durable state: events recorded since this group's commit (a queued task
         // admitted just above, a webhook while it was written) belong to the next group, whose
         // commit brings the task back here.
@@ -237,8 +297,15 @@ impl Runtime {
         match machine::decide(&active.task) {
             None => {
                 tracing::info!(task_id = %id, status = active.task.status.as_str(), "Task finished.");
-                let labels = [("workflow", active.task.workflow.as_str()), ("outcome", active.task.status.as_str())];
-                crate::metrics::global().inc("stepwise_tasks_finished_total", "Tasks that ended, by outcome.", &labels);
+                let labels = [
+                    ("workflow", active.task.workflow.as_str()),
+                    ("outcome", active.task.status.as_str()),
+                ];
+                crate::metrics::global().inc(
+                    "stepwise_tasks_finished_total",
+                    "Tasks that ended, by outcome.",
+                    &labels,
+                );
                 self.active.remove(&id);
                 self.timers.cancel(&id);
                 self.deadlines.cancel(&id);
@@ -247,7 +314,9 @@ impl Runtime {
                 let delay = self.next_check_delay(id);
                 self.schedule(id, delay);
             }
-            Some(Command::EnsurePrediction { .. } | Command::CancelPrediction { .. }) if !scheduled || obsolete => {
+            Some(Command::EnsurePrediction { .. } | Command::CancelPrediction { .. })
+                if !scheduled || obsolete =>
+            {
                 self.timers.cancel(&id);
                 self.on_due(id);
             }

@@ -2,7 +2,9 @@
 //! events to record and which calls to start. Called only from the runtime loop, which owns
 //! all the state touched here.
 
-use super::calls::{cancel_prediction, ensure_prediction, EnsureJob, Ensured, SendMark, CLOCK_SKEW_MS};
+use super::calls::{
+    cancel_prediction, ensure_prediction, EnsureJob, Ensured, SendMark, CLOCK_SKEW_MS,
+};
 use super::group::Waiter;
 use super::{new_active, Msg, Policy, PreparedStart, Runtime, StartError, StartReply};
 use crate::event::Event;
@@ -17,14 +19,29 @@ use std::time::Duration;
 /// input cannot be built (e.g. the previous output lacks a templated path).
 pub(super) fn request_step(workflows: &HashMap<String, Workflow>, task: &Task, step: u32) -> Event {
     let at = crate::time::now_millis();
-    let fail = |error: String| Event::StepFailed { step, prediction_id: None, error, canceled: false, at };
-    let Some(workflow) = workflows.get(&task.workflow) else {
-        return fail(format!("workflow {:?} is no longer configured", task.workflow));
+    let fail = |error: String| Event::StepFailed {
+        step,
+        prediction_id: None,
+        error,
+        canceled: false,
+        at,
     };
-    let Some(current) = task.step(step) else { return fail("no such step".into()) };
+    let Some(workflow) = workflows.get(&task.workflow) else {
+        return fail(format!(
+            "workflow {:?} is no longer configured",
+            task.workflow
+        ));
+    };
+    let Some(current) = task.step(step) else {
+        return fail("no such step".into());
+    };
     let previous = step.checked_sub(1).and_then(|prev| task.step(prev));
-    let previous_output = previous.and_then(|prev| prev.output.as_ref()).map(Json::value);
-    let previous_kept = previous.and_then(|prev| prev.kept_output.as_ref()).map(Json::value);
+    let previous_output = previous
+        .and_then(|prev| prev.output.as_ref())
+        .map(Json::value);
+    let previous_kept = previous
+        .and_then(|prev| prev.kept_output.as_ref())
+        .map(Json::value);
     let (params, item) = (task.params.value(), current.item.value());
     let scope = Scope {
         params: &params,
@@ -41,20 +58,36 @@ pub(super) fn request_step(workflows: &HashMap<String, Workflow>, task: &Task, s
 /// The intent to run `step` with `input`, already built.
 pub(super) fn step_requested(task: &Task, step: u32, input: Json) -> Event {
     let attempt = task.step(step).map_or(0, |current| current.attempt) + 1;
-    Event::StepRequested { step, attempt, input, at: crate::time::now_millis() }
+    Event::StepRequested {
+        step,
+        attempt,
+        input,
+        at: crate::time::now_millis(),
+    }
 }
 
 impl Runtime {
     pub(super) fn on_start(&mut self, request: PreparedStart, reply: StartReply) {
         if let Some(key) = &request.idempotency_key {
-            let committing = self.inflight.as_ref().and_then(|inflight| inflight.created_key(key));
+            let committing = self
+                .inflight
+                .as_ref()
+                .and_then(|inflight| inflight.created_key(key));
             if let Some(id) = self.group.keys.get(key).copied().or(committing) {
-                self.group.waiters.push(Waiter::Start { reply, id, created: false });
+                self.group.waiters.push(Waiter::Start {
+                    reply,
+                    id,
+                    created: false,
+                });
                 return;
             }
             match self.store.task_for_idempotency_key(key) {
                 Ok(Some(id)) => {
-                    self.group.waiters.push(Waiter::Start { reply, id, created: false });
+                    self.group.waiters.push(Waiter::Start {
+                        reply,
+                        id,
+                        created: false,
+                    });
                     return;
                 }
                 Ok(None) => {}
@@ -68,7 +101,9 @@ impl Runtime {
         let id = match TaskId::time_ordered(now) {
             Ok(id) => id,
             Err(error) => {
-                let _ = reply.send(Err(StartError::Unavailable(format!("no randomness: {error}"))));
+                let _ = reply.send(Err(StartError::Unavailable(format!(
+                    "no randomness: {error}"
+                ))));
                 return;
             }
         };
@@ -95,9 +130,21 @@ impl Runtime {
         }
         self.group.touch(id);
         self.advance_with(id, request.first_input);
-        self.group.waiters.push(Waiter::Start { reply, id, created: true });
-        let workflow = self.active.get(&id).map(|a| a.task.workflow.clone()).unwrap_or_default();
-        crate::metrics::global().inc("stepwise_tasks_started_total", "Tasks accepted.", &[("workflow", &workflow)]);
+        self.group.waiters.push(Waiter::Start {
+            reply,
+            id,
+            created: true,
+        });
+        let workflow = self
+            .active
+            .get(&id)
+            .map(|a| a.task.workflow.clone())
+            .unwrap_or_default();
+        crate::metrics::global().inc(
+            "stepwise_tasks_started_total",
+            "Tasks accepted.",
+            &[("workflow", &workflow)],
+        );
         tracing::info!(task_id = %id, "Task accepted.");
     }
 
@@ -110,7 +157,9 @@ impl Runtime {
         searched: bool,
     ) {
         let initial = self.policy.first_poll();
-        let Some(active) = self.active.get_mut(&id) else { return };
+        let Some(active) = self.active.get_mut(&id) else {
+            return;
+        };
         active.calling = false;
         if searched {
             // Every create sent before the search was looked for and made nothing.
@@ -121,14 +170,24 @@ impl Runtime {
         match result {
             Ok(ensured @ (Ensured::Created(_) | Ensured::Found(_))) => {
                 let found = matches!(ensured, Ensured::Found(_));
-                let (Ensured::Created(prediction) | Ensured::Found(prediction)) = ensured else { return };
+                let (Ensured::Created(prediction) | Ensured::Found(prediction)) = ensured else {
+                    return;
+                };
                 active.failures = 0;
                 active.unresolved = None;
                 active.poll_delay = initial;
                 tracing::info!(task_id = %id, step, prediction_id = %prediction.id, found, "Prediction created.");
                 let at = crate::time::now_millis();
                 let prediction_id = prediction.id.clone();
-                self.record(id, Event::PredictionCreated { step, attempt, prediction_id, at });
+                self.record(
+                    id,
+                    Event::PredictionCreated {
+                        step,
+                        attempt,
+                        prediction_id,
+                        at,
+                    },
+                );
                 self.observe(id, step, &prediction);
             }
             Ok(Ensured::Withdrawn) => {}
@@ -136,9 +195,22 @@ impl Runtime {
                 tracing::warn!(task_id = %id, step, status, %detail, "Replicate refused to create the prediction.");
                 let at = crate::time::now_millis();
                 let error = format!("Replicate refused the prediction (HTTP {status}): {detail}");
-                self.record(id, Event::StepFailed { step, prediction_id: None, error, canceled: false, at });
+                self.record(
+                    id,
+                    Event::StepFailed {
+                        step,
+                        prediction_id: None,
+                        error,
+                        canceled: false,
+                        at,
+                    },
+                );
             }
-            Err(ClientError::Retryable { message, retry_after, refused }) => {
+            Err(ClientError::Retryable {
+                message,
+                retry_after,
+                refused,
+            }) => {
                 if !refused && active.task.step(step).is_some_and(|s| s.sent.is_some()) {
                     // The create may have gone through: look for it before creating again.
                     active.unresolved = Some(crate::time::now_millis());
@@ -154,18 +226,35 @@ impl Runtime {
 
     /// A create call is about to leave: journal it as sent, unless the step no longer wants
     /// it (the task was canceled or moved on while the call waited for its turn).
-    pub(super) fn on_sending(&mut self, id: TaskId, step: u32, attempt: u32, reply: super::AckReply) {
+    pub(super) fn on_sending(
+        &mut self,
+        id: TaskId,
+        step: u32,
+        attempt: u32,
+        reply: super::AckReply,
+    ) {
         let wanted = self.active.get(&id).is_some_and(|active| {
             !active.task.status.is_terminal()
                 && active.task.step(step).is_some_and(|s| {
-                    s.attempt == attempt && s.status == crate::model::StepStatus::Starting && s.prediction_id.is_none()
+                    s.attempt == attempt
+                        && s.status == crate::model::StepStatus::Starting
+                        && s.prediction_id.is_none()
                 })
         });
         if !wanted {
-            let _ = reply.send(Err(super::ControlError::Conflict("the create is no longer wanted".into())));
+            let _ = reply.send(Err(super::ControlError::Conflict(
+                "the create is no longer wanted".into(),
+            )));
             return;
         }
-        self.record(id, Event::CreateSent { step, attempt, at: crate::time::now_millis() });
+        self.record(
+            id,
+            Event::CreateSent {
+                step,
+                attempt,
+                at: crate::time::now_millis(),
+            },
+        );
         self.group.waiters.push(Waiter::Ack { reply });
     }
 
@@ -177,7 +266,9 @@ impl Runtime {
         result: Result<Prediction, ClientError>,
     ) {
         let policy = self.policy;
-        let Some(active) = self.active.get_mut(&id) else { return };
+        let Some(active) = self.active.get_mut(&id) else {
+            return;
+        };
         active.calling = false;
         // Re-evaluated after the commit, even if this result changes nothing.
         self.group.touch(id);
@@ -194,7 +285,16 @@ impl Runtime {
                 let at = crate::time::now_millis();
                 let error = format!("prediction {prediction_id} no longer exists at Replicate");
                 let prediction_id = Some(prediction_id.to_owned());
-                self.record(id, Event::StepFailed { step, prediction_id, error, canceled: false, at });
+                self.record(
+                    id,
+                    Event::StepFailed {
+                        step,
+                        prediction_id,
+                        error,
+                        canceled: false,
+                        at,
+                    },
+                );
             }
             Err(error) => {
                 active.failures += 1;
@@ -220,7 +320,11 @@ impl Runtime {
         prediction: Prediction,
         reply: super::AckReply,
     ) {
-        let current = self.active.get(&id).and_then(|a| a.task.step(step)).filter(|s| s.attempt == attempt);
+        let current = self
+            .active
+            .get(&id)
+            .and_then(|a| a.task.step(step))
+            .filter(|s| s.attempt == attempt);
         let Some(current) = current else {
             let _ = reply.send(Ok(()));
             return;
@@ -229,9 +333,21 @@ impl Runtime {
             // The delivery beat the create's answer: it names this attempt's prediction.
             let at = crate::time::now_millis();
             let prediction_id = prediction.id.clone();
-            self.record(id, Event::PredictionCreated { step, attempt, prediction_id, at });
+            self.record(
+                id,
+                Event::PredictionCreated {
+                    step,
+                    attempt,
+                    prediction_id,
+                    at,
+                },
+            );
         }
-        let owns = self.active.get(&id).and_then(|a| a.task.step(step)).and_then(|s| s.prediction_id.as_deref())
+        let owns = self
+            .active
+            .get(&id)
+            .and_then(|a| a.task.step(step))
+            .and_then(|s| s.prediction_id.as_deref())
             == Some(prediction.id.as_str());
         if owns {
             self.observe(id, step, &prediction);
@@ -247,15 +363,28 @@ impl Runtime {
         match prediction.phase() {
             Phase::Starting => return false,
             Phase::Processing => {
-                self.record(id, Event::PredictionStarted { step, prediction_id, at });
+                self.record(
+                    id,
+                    Event::PredictionStarted {
+                        step,
+                        prediction_id,
+                        at,
+                    },
+                );
                 return false;
             }
             Phase::Succeeded => {
                 self.succeed(id, step, prediction);
                 // Keeping files first leaves the step running until they are on disk.
-                return self.active.get(&id).and_then(|a| a.task.step(step)).is_some_and(|s| s.status.is_terminal());
+                return self
+                    .active
+                    .get(&id)
+                    .and_then(|a| a.task.step(step))
+                    .is_some_and(|s| s.status.is_terminal());
             }
-            Phase::Failed => self.fail_attempt(id, step, Some(prediction_id), prediction.error_text()),
+            Phase::Failed => {
+                self.fail_attempt(id, step, Some(prediction_id), prediction.error_text())
+            }
             Phase::Canceled if self.step_timed_out(id, step) => {
                 let error = self.timeout_error(id);
                 self.fail_attempt(id, step, Some(prediction_id), error);
@@ -263,7 +392,16 @@ impl Runtime {
             Phase::Canceled => {
                 let error = format!("prediction {} at Replicate", prediction.status);
                 let prediction_id = Some(prediction_id);
-                self.record(id, Event::StepFailed { step, prediction_id, error, canceled: true, at });
+                self.record(
+                    id,
+                    Event::StepFailed {
+                        step,
+                        prediction_id,
+                        error,
+                        canceled: true,
+                        at,
+                    },
+                );
             }
         }
         self.advance(id);
@@ -272,16 +410,38 @@ impl Runtime {
 
     /// The attempt failed: run the step again while the workflow's retries last, otherwise
     /// fail the task.
-    pub(super) fn fail_attempt(&mut self, id: TaskId, step: u32, prediction_id: Option<String>, error: String) {
-        let Some(active) = self.active.get(&id) else { return };
-        let retries = self.workflows.get(&active.task.workflow).map_or(0, |w| w.step_retries);
+    pub(super) fn fail_attempt(
+        &mut self,
+        id: TaskId,
+        step: u32,
+        prediction_id: Option<String>,
+        error: String,
+    ) {
+        let Some(active) = self.active.get(&id) else {
+            return;
+        };
+        let retries = self
+            .workflows
+            .get(&active.task.workflow)
+            .map_or(0, |w| w.step_retries);
         let attempt = active.task.step(step).map_or(u32::MAX, |s| s.attempt);
         let at = crate::time::now_millis();
         let event = if attempt <= retries {
             tracing::info!(task_id = %id, step, attempt, %error, "Attempt failed; retrying the step.");
-            Event::AttemptFailed { step, prediction_id, error, at }
+            Event::AttemptFailed {
+                step,
+                prediction_id,
+                error,
+                at,
+            }
         } else {
-            Event::StepFailed { step, prediction_id, error, canceled: false, at }
+            Event::StepFailed {
+                step,
+                prediction_id,
+                error,
+                canceled: false,
+                at,
+            }
         };
         self.record(id, event);
         self.advance(id);
@@ -289,61 +449,124 @@ impl Runtime {
 
     /// A timer fell due (or a call must start now): do what the task needs next.
     pub(super) fn on_due(&mut self, id: TaskId) {
-        let Some(active) = self.active.get(&id) else { return };
+        let Some(active) = self.active.get(&id) else {
+            return;
+        };
         // A call may only start from durable state: with events still unsaved or in the running
         // commit (say a webhook ended the step and journaled the next intent), the task waits
         // for its commit, after which `after_commit` brings it back here.
         if active.calling || !active.is_durable() {
             return;
         }
-        let Some(workflow) = self.workflows.get(&active.task.workflow) else { return };
+        let Some(workflow) = self.workflows.get(&active.task.workflow) else {
+            return;
+        };
         let outbox = self.outbox.clone();
         let step_input = |step: u32, input: serde_json::Value| EnsureJob {
             client: self.client.clone(),
             finder: self.finder.clone(),
             target: workflow.target.clone(),
             input,
-            search: active.unresolved.map(|until| (sent_from(&active.task, step) - CLOCK_SKEW_MS, until + CLOCK_SKEW_MS)),
+            search: active.unresolved.map(|until| {
+                (
+                    sent_from(&active.task, step) - CLOCK_SKEW_MS,
+                    until + CLOCK_SKEW_MS,
+                )
+            }),
             cancel_after: workflow.step_timeout,
             webhook: None,
-            mark: SendMark { outbox: outbox.clone(), id, step, attempt: active.task.step(step).map_or(0, |s| s.attempt) },
+            mark: SendMark {
+                outbox: outbox.clone(),
+                id,
+                step,
+                attempt: active.task.step(step).map_or(0, |s| s.attempt),
+            },
         };
         match machine::decide(&active.task) {
             Some(Command::Request { .. }) => return self.advance(id),
-            Some(Command::EnsurePrediction { step, attempt, input }) => {
+            Some(Command::EnsurePrediction {
+                step,
+                attempt,
+                input,
+            }) => {
                 // Over the gate's limit the task waits there, as an id, until a call is back.
-                let Some(permit) = self.creates.permit(id) else { return };
+                let Some(permit) = self.creates.permit(id) else {
+                    return;
+                };
                 let mut job = step_input(step, input.value());
-                job.webhook = self.webhook_url.as_ref().map(|url| format!("{url}?task={id}&step={step}&attempt={attempt}"));
+                job.webhook = self
+                    .webhook_url
+                    .as_ref()
+                    .map(|url| format!("{url}?task={id}&step={step}&attempt={attempt}"));
                 tokio::spawn(async move {
                     let (result, searched) = ensure_prediction(job).await;
                     // Free before the answer lands, so its turn can hand the permit on.
                     drop(permit);
-                    let _ = outbox.send(Msg::Created { id, step, attempt, result, searched }).await;
+                    let _ = outbox
+                        .send(Msg::Created {
+                            id,
+                            step,
+                            attempt,
+                            result,
+                            searched,
+                        })
+                        .await;
                 });
             }
-            Some(Command::Watch { step, prediction_id }) if self.step_timed_out(id, step) => {
+            Some(Command::Watch {
+                step,
+                prediction_id,
+            }) if self.step_timed_out(id, step) => {
                 tracing::warn!(task_id = %id, step, %prediction_id, "Step timed out; canceling its prediction.");
                 let job = step_input(step, serde_json::Value::Null);
                 let attempt = active.task.step(step).map_or(0, |s| s.attempt);
                 tokio::spawn(async move {
                     let result = cancel_prediction(job, Some(prediction_id)).await;
-                    let _ = outbox.send(Msg::CancelDone { id, step, attempt, result }).await;
+                    let _ = outbox
+                        .send(Msg::CancelDone {
+                            id,
+                            step,
+                            attempt,
+                            result,
+                        })
+                        .await;
                 });
             }
-            Some(Command::Watch { step, prediction_id }) => {
+            Some(Command::Watch {
+                step,
+                prediction_id,
+            }) => {
                 let client = self.client.clone();
                 tokio::spawn(async move {
                     let result = client.get(&prediction_id).await;
-                    let _ = outbox.send(Msg::Checked { id, step, prediction_id, result }).await;
+                    let _ = outbox
+                        .send(Msg::Checked {
+                            id,
+                            step,
+                            prediction_id,
+                            result,
+                        })
+                        .await;
                 });
             }
-            Some(Command::CancelPrediction { step, attempt, prediction_id, input }) => {
+            Some(Command::CancelPrediction {
+                step,
+                attempt,
+                prediction_id,
+                input,
+            }) => {
                 let input = input.map(|input| input.value()).unwrap_or_default();
                 let job = step_input(step, input);
                 tokio::spawn(async move {
                     let result = cancel_prediction(job, prediction_id).await;
-                    let _ = outbox.send(Msg::CancelDone { id, step, attempt, result }).await;
+                    let _ = outbox
+                        .send(Msg::CancelDone {
+                            id,
+                            step,
+                            attempt,
+                            result,
+                        })
+                        .await;
                 });
             }
             None => return,
@@ -359,12 +582,16 @@ impl Runtime {
 pub(super) fn sent_from(task: &Task, step: u32) -> i64 {
     let step = task.step(step);
     let sent = step.and_then(|s| s.sent).map(|sent| sent.first);
-    sent.or_else(|| step.and_then(|s| s.started_at)).unwrap_or(0)
+    sent.or_else(|| step.and_then(|s| s.started_at))
+        .unwrap_or(0)
 }
 
 /// Exponential backoff with full jitter, never sooner than the server asked.
 pub(crate) fn backoff(policy: &Policy, failures: u32, retry_after: Option<Duration>) -> Duration {
-    let ceiling = policy.retry_base.saturating_mul(1 << failures.min(16)).min(policy.retry_max);
+    let ceiling = policy
+        .retry_base
+        .saturating_mul(1 << failures.min(16))
+        .min(policy.retry_max);
     let jittered = ceiling.mul_f64(rand::random::<f64>());
     jittered.max(retry_after.unwrap_or_default())
 }

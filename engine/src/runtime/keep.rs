@@ -31,13 +31,28 @@ impl Runtime {
         let prediction = prediction.clone();
         tokio::spawn(async move {
             let result = keeper.keep(&id, step, &output).await;
-            let _ = outbox.send(Msg::Kept { id, step, prediction, result }).await;
+            let _ = outbox
+                .send(Msg::Kept {
+                    id,
+                    step,
+                    prediction,
+                    result,
+                })
+                .await;
         });
     }
 
-    pub(super) fn on_kept(&mut self, id: TaskId, step: u32, prediction: Prediction, result: Result<serde_json::Value, Transient>) {
+    pub(super) fn on_kept(
+        &mut self,
+        id: TaskId,
+        step: u32,
+        prediction: Prediction,
+        result: Result<serde_json::Value, Transient>,
+    ) {
         let policy = self.policy;
-        let Some(active) = self.active.get_mut(&id) else { return };
+        let Some(active) = self.active.get_mut(&id) else {
+            return;
+        };
         active.calling = false;
         self.group.touch(id);
         match result {
@@ -67,10 +82,26 @@ impl Runtime {
         let at = crate::time::now_millis();
         if let Some(kept) = kept {
             let kept_output = Json::from_value(&kept);
-            self.record(id, Event::OutputsKept { step, prediction_id: prediction_id.clone(), kept_output, at });
+            self.record(
+                id,
+                Event::OutputsKept {
+                    step,
+                    prediction_id: prediction_id.clone(),
+                    kept_output,
+                    at,
+                },
+            );
         }
         let output = Json::from_value(output);
-        self.record(id, Event::StepSucceeded { step, prediction_id, output, at });
+        self.record(
+            id,
+            Event::StepSucceeded {
+                step,
+                prediction_id,
+                output,
+                at,
+            },
+        );
         self.advance(id);
     }
 }

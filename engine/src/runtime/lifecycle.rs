@@ -2,11 +2,11 @@
 //! the periodic retention sweep, and the metrics derived from journaled events.
 
 use super::{group, mover, new_active, Runtime, MAX_GROUP};
-use tokio_util::sync::CancellationToken;
 use crate::event::Event;
 use crate::journal::StoreError;
 use crate::model::{Task, TaskId};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 impl Runtime {
     /// Resumes every unfinished task, then serves messages until `shutdown`. Nothing is
@@ -14,7 +14,9 @@ impl Runtime {
     pub(crate) async fn run(mut self, shutdown: CancellationToken) -> Result<(), StoreError> {
         self.mover = Some(mover::Mover::start(self.store.clone()));
         self.recover().await?;
-        self.gauges.resumed.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.gauges
+            .resumed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         // Sweep often enough that a short retention (tests) is honoured, at most once a minute.
         let every = (self.retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
         // The first one an interval after the start, not during recovery's burst of checks.
@@ -61,14 +63,19 @@ impl Runtime {
             if self.failed.is_none() && self.inflight.is_none() && !self.group.is_empty() {
                 self.start_commit();
             }
-            self.gauges.unfinished.store(self.active.len(), std::sync::atomic::Ordering::Relaxed);
+            self.gauges
+                .unfinished
+                .store(self.active.len(), std::sync::atomic::Ordering::Relaxed);
         }
         // Nothing recorded stays unwritten: the callers waiting on it get their answers.
         self.commit_group().await;
         if let Some(error) = self.failed.take() {
             return Err(error);
         }
-        tracing::info!(unfinished = self.active.len(), "Runtime stopped; unfinished tasks resume at next start.");
+        tracing::info!(
+            unfinished = self.active.len(),
+            "Runtime stopped; unfinished tasks resume at next start."
+        );
         if let Some(mover) = self.mover.take() {
             mover.finish().await;
         }
@@ -99,7 +106,12 @@ impl Runtime {
             Ok(Ok(deleted)) => {
                 tracing::info!(deleted, "Finished tasks past their retention deleted.");
                 let help = "Finished tasks deleted after their retention.";
-                crate::metrics::global().add("stepwise_tasks_deleted_total", help, &[], deleted as f64);
+                crate::metrics::global().add(
+                    "stepwise_tasks_deleted_total",
+                    help,
+                    &[],
+                    deleted as f64,
+                );
             }
             Ok(Err(error)) => tracing::warn!(%error, "Retention sweep failed; will try again."),
             Err(error) => tracing::warn!(%error, "Retention sweep panicked; will try again."),
@@ -111,15 +123,24 @@ impl Runtime {
         // Housekeeping: a task whose move failed is whole in the journal and is read there.
         match tokio::task::spawn_blocking(move || store.finish_moves()).await {
             Ok(Ok(0)) => {}
-            Ok(Ok(moved)) => tracing::info!(tasks = moved, "Settled tasks moved to the archive (a move had been cut short)."),
-            Ok(Err(error)) => tracing::warn!(%error, "Moving settled tasks to the archive failed; will try at the next start."),
-            Err(error) => tracing::warn!(%error, "Moving settled tasks to the archive panicked; will try at the next start."),
+            Ok(Ok(moved)) => tracing::info!(
+                tasks = moved,
+                "Settled tasks moved to the archive (a move had been cut short)."
+            ),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "Moving settled tasks to the archive failed; will try at the next start.")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Moving settled tasks to the archive panicked; will try at the next start.")
+            }
         }
         let store = self.store.clone();
         let now = self.started_at;
-        let (marks_since, mut tasks) = tokio::task::spawn_blocking(move || Ok::<_, StoreError>((store.create_marks_since(now)?, store.active()?)))
-            .await
-            .map_err(|e| StoreError::Io(e.to_string()))??;
+        let (marks_since, mut tasks) = tokio::task::spawn_blocking(move || {
+            Ok::<_, StoreError>((store.create_marks_since(now)?, store.active()?))
+        })
+        .await
+        .map_err(|e| StoreError::Io(e.to_string()))??;
         self.marks_since = marks_since;
         tracing::info!(tasks = tasks.len(), "Resuming unfinished tasks.");
         tasks.sort_by_key(|task| (task.created_at, task.id));
@@ -127,13 +148,17 @@ impl Runtime {
         let order: Vec<TaskId> = tasks.iter().map(|task| task.id).collect();
         for task in tasks {
             // Tasks that had started keep their slot; the others queue again in creation order.
-            let started = task.steps.iter().any(|s| s.status != crate::model::StepStatus::Pending);
+            let started = task
+                .steps
+                .iter()
+                .any(|s| s.status != crate::model::StepStatus::Pending);
             if started && !task.status.is_terminal() {
                 self.admission.hold(task.id, &task.workflow);
             }
             self.set_deadline(&task, now);
             let unresolved = self.unresolved_after_restart(&task);
-            self.active.insert(task.id, new_active(task, unresolved, Duration::ZERO));
+            self.active
+                .insert(task.id, new_active(task, unresolved, Duration::ZERO));
         }
         for id in order {
             self.group.touch(id);
@@ -145,11 +170,12 @@ impl Runtime {
         if let Some(error) = self.failed.take() {
             return Err(error);
         }
-        self.gauges.unfinished.store(self.active.len(), std::sync::atomic::Ordering::Relaxed);
+        self.gauges
+            .unfinished
+            .store(self.active.len(), std::sync::atomic::Ordering::Relaxed);
         tracing::info!(tasks = self.active.len(), "Unfinished tasks resumed.");
         Ok(())
     }
-
 }
 
 impl Runtime {
@@ -179,15 +205,26 @@ pub(super) fn count_event(task: &Task, event: &Event) {
         Event::StepSucceeded { step, .. } => (*step, "succeeded"),
         Event::StepFailed { step, .. } => (*step, "failed"),
         Event::AttemptFailed { step, .. } => {
-            metrics.inc("stepwise_step_retries_total", "Prediction attempts run again.", &[("workflow", workflow)]);
+            metrics.inc(
+                "stepwise_step_retries_total",
+                "Prediction attempts run again.",
+                &[("workflow", workflow)],
+            );
             (*step, "retried")
         }
         _ => return,
     };
-    let Some(started) = task.step(step).and_then(|s| s.started_at) else { return };
+    let Some(started) = task.step(step).and_then(|s| s.started_at) else {
+        return;
+    };
     let seconds = (event.at() - started).max(0) as f64 / 1000.0;
     let labels = [("workflow", workflow), ("outcome", outcome)];
     let help = "Time from a step's create intent to its end, by outcome.";
-    metrics.observe("stepwise_step_duration_seconds", help, crate::metrics::SECONDS_BUCKETS, &labels, seconds);
+    metrics.observe(
+        "stepwise_step_duration_seconds",
+        help,
+        crate::metrics::SECONDS_BUCKETS,
+        &labels,
+        seconds,
+    );
 }
-

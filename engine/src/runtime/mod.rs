@@ -12,11 +12,11 @@ mod committer;
 mod control;
 mod creates;
 mod finder;
-mod mover;
 mod group;
 mod handlers;
 mod keep;
 mod lifecycle;
+mod mover;
 
 pub use admission::QueueView;
 pub use calls::SEND_GRACE;
@@ -126,21 +126,62 @@ impl PreparedStart {
 }
 
 pub(crate) enum Msg {
-    Start { start: PreparedStart, reply: StartReply },
-    Cancel { id: TaskId, reply: ControlReply },
-    Retry { id: TaskId, reply: ControlReply },
+    Start {
+        start: PreparedStart,
+        reply: StartReply,
+    },
+    Cancel {
+        id: TaskId,
+        reply: ControlReply,
+    },
+    Retry {
+        id: TaskId,
+        reply: ControlReply,
+    },
     /// An `ensure_prediction` call ended; `searched`: its search for an earlier create's
     /// prediction ran to the end (found nothing), so no earlier create is left unresolved.
-    Created { id: TaskId, step: u32, attempt: u32, result: Result<calls::Ensured, ClientError>, searched: bool },
+    Created {
+        id: TaskId,
+        step: u32,
+        attempt: u32,
+        result: Result<calls::Ensured, ClientError>,
+        searched: bool,
+    },
     /// A create call is about to be sent: journal `CreateSent`, then answer.
-    Sending { id: TaskId, step: u32, attempt: u32, reply: AckReply },
-    Checked { id: TaskId, step: u32, prediction_id: String, result: Result<Prediction, ClientError> },
+    Sending {
+        id: TaskId,
+        step: u32,
+        attempt: u32,
+        reply: AckReply,
+    },
+    Checked {
+        id: TaskId,
+        step: u32,
+        prediction_id: String,
+        result: Result<Prediction, ClientError>,
+    },
     /// A download of a succeeded step's output files ended.
-    Kept { id: TaskId, step: u32, prediction: Prediction, result: Result<serde_json::Value, crate::outputs::Transient> },
+    Kept {
+        id: TaskId,
+        step: u32,
+        prediction: Prediction,
+        result: Result<serde_json::Value, crate::outputs::Transient>,
+    },
     /// A verified webhook delivery for `attempt` of `step`; answered once its effect is durable.
-    Webhook { id: TaskId, step: u32, attempt: u32, prediction: Prediction, reply: AckReply },
+    Webhook {
+        id: TaskId,
+        step: u32,
+        attempt: u32,
+        prediction: Prediction,
+        reply: AckReply,
+    },
     /// A cancel call (or, without an id, the search for the prediction to cancel) ended.
-    CancelDone { id: TaskId, step: u32, attempt: u32, result: Result<CancelOutcome, ClientError> },
+    CancelDone {
+        id: TaskId,
+        step: u32,
+        attempt: u32,
+        result: Result<CancelOutcome, ClientError>,
+    },
 }
 
 /// What a cancel call found.
@@ -180,7 +221,8 @@ impl Policy {
 
     /// The status check after one that found the prediction still running.
     pub fn next_poll(&self, last: Duration) -> Duration {
-        self.safety_poll.unwrap_or((last * 2).clamp(self.poll_initial, self.poll_max))
+        self.safety_poll
+            .unwrap_or((last * 2).clamp(self.poll_initial, self.poll_max))
     }
 }
 
@@ -323,24 +365,52 @@ impl Runtime {
             Msg::Start { start, reply } => self.on_start(start, reply),
             Msg::Cancel { id, reply } => self.on_cancel(id, reply),
             Msg::Retry { id, reply } => self.on_retry(id, reply),
-            Msg::Created { id, step, attempt, result, searched } => self.on_created(id, step, attempt, result, searched),
-            Msg::Sending { id, step, attempt, reply } => self.on_sending(id, step, attempt, reply),
-            Msg::Checked { id, step, prediction_id, result } => {
-                self.on_checked(id, step, &prediction_id, result)
-            }
-            Msg::Kept { id, step, prediction, result } => self.on_kept(id, step, prediction, result),
-            Msg::Webhook { id, step, attempt, prediction, reply } => {
-                self.on_webhook(id, step, attempt, prediction, reply)
-            }
-            Msg::CancelDone { id, step, attempt, result } => {
-                self.on_cancel_done(id, step, attempt, result)
-            }
+            Msg::Created {
+                id,
+                step,
+                attempt,
+                result,
+                searched,
+            } => self.on_created(id, step, attempt, result, searched),
+            Msg::Sending {
+                id,
+                step,
+                attempt,
+                reply,
+            } => self.on_sending(id, step, attempt, reply),
+            Msg::Checked {
+                id,
+                step,
+                prediction_id,
+                result,
+            } => self.on_checked(id, step, &prediction_id, result),
+            Msg::Kept {
+                id,
+                step,
+                prediction,
+                result,
+            } => self.on_kept(id, step, prediction, result),
+            Msg::Webhook {
+                id,
+                step,
+                attempt,
+                prediction,
+                reply,
+            } => self.on_webhook(id, step, attempt, prediction, reply),
+            Msg::CancelDone {
+                id,
+                step,
+                attempt,
+                result,
+            } => self.on_cancel_done(id, step, attempt, result),
         }
     }
 
     /// Folds `event` into the task; ignored events (stale or duplicate results) are dropped.
     fn record(&mut self, id: TaskId, event: Event) {
-        let Some(active) = self.active.get_mut(&id) else { return };
+        let Some(active) = self.active.get_mut(&id) else {
+            return;
+        };
         match machine::apply(Arc::make_mut(&mut active.task), &event) {
             Ok(()) => {
                 lifecycle::count_event(&active.task, &event);
@@ -362,8 +432,12 @@ impl Runtime {
     /// `advance`, given step 1's input if it was built before (a new task's check did).
     fn advance_with(&mut self, id: TaskId, mut first_input: Option<Json>) {
         loop {
-            let Some(active) = self.active.get(&id) else { return };
-            let Some(Command::Request { step }) = machine::decide(&active.task) else { return };
+            let Some(active) = self.active.get(&id) else {
+                return;
+            };
+            let Some(Command::Request { step }) = machine::decide(&active.task) else {
+                return;
+            };
             if !self.admission.admit(id, &active.task.workflow) {
                 return;
             }
@@ -379,10 +453,16 @@ impl Runtime {
     }
 
     fn set_deadline(&mut self, task: &Task, now: i64) {
-        let timeout = self.workflows.get(&task.workflow).and_then(|w| w.task_timeout);
+        let timeout = self
+            .workflows
+            .get(&task.workflow)
+            .and_then(|w| w.task_timeout);
         if let (Some(timeout), false) = (timeout, task.status.is_terminal()) {
             let due = task.created_at + timeout.as_millis() as i64;
-            self.deadlines.schedule(task.id, Duration::from_millis(due.saturating_sub(now).max(0) as u64));
+            self.deadlines.schedule(
+                task.id,
+                Duration::from_millis(due.saturating_sub(now).max(0) as u64),
+            );
         }
     }
 
@@ -393,7 +473,6 @@ impl Runtime {
             self.timers.schedule(id, delay);
         }
     }
-
 }
 
 /// Counts a failed call that will be tried again.

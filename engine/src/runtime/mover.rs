@@ -18,7 +18,10 @@ pub(super) struct Mover {
 impl Mover {
     pub(super) fn start(store: Arc<dyn Store>) -> Self {
         let (queue, inbox) = mpsc::unbounded_channel();
-        Mover { queue, worker: tokio::spawn(run(store, inbox)) }
+        Mover {
+            queue,
+            worker: tokio::spawn(run(store, inbox)),
+        }
     }
 
     /// Queues a committed, settled task.
@@ -48,8 +51,12 @@ async fn run(store: Arc<dyn Store>, mut inbox: mpsc::UnboundedReceiver<Arc<Task>
         let count = batch.len();
         match tokio::task::spawn_blocking(move || store.move_settled(&batch)).await {
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(%error, tasks = count, "Moving settled tasks to the archive failed; the next start moves them."),
-            Err(error) => tracing::warn!(%error, tasks = count, "Moving settled tasks to the archive panicked; the next start moves them."),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, tasks = count, "Moving settled tasks to the archive failed; the next start moves them.")
+            }
+            Err(error) => {
+                tracing::warn!(%error, tasks = count, "Moving settled tasks to the archive panicked; the next start moves them.")
+            }
         }
     }
 }

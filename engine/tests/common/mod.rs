@@ -4,11 +4,19 @@
 /// processing; with its API token.
 pub async fn simulator(starting_ms: u64, processing_ms: u64) -> (replicate_sim::SimHandle, String) {
     let config = replicate_sim::SimConfig {
-        default_model: replicate_sim::ModelBehavior { starting_ms, processing_ms, ..Default::default() },
+        default_model: replicate_sim::ModelBehavior {
+            starting_ms,
+            processing_ms,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let token = config.token.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
-    let sim = replicate_sim::start(config, listener).await.expect("the simulator starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let sim = replicate_sim::start(config, listener)
+        .await
+        .expect("the simulator starts");
     (sim, token)
 }

@@ -13,7 +13,9 @@ async fn outputs_and_their_files_expire_after_the_output_retention() {
         ..Default::default()
     };
     let sim = spawn_sim(config).await;
-    let created = sim.create_for_model("acme/img", json!({"prompt": "cat"})).await;
+    let created = sim
+        .create_for_model("acme/img", json!({"prompt": "cat"}))
+        .await;
     let id = created["id"].as_str().unwrap();
     let done = sim.wait_until_finished(id).await;
     assert_eq!(done["data_removed"], false);
@@ -23,11 +25,19 @@ async fn outputs_and_their_files_expire_after_the_output_retention() {
     assert_eq!(file.headers()["content-type"], "image/png");
     assert!(file.bytes().await.unwrap().starts_with(b"\x89PNG"));
 
-    let removed = eventually(Duration::from_secs(10), "the output to be removed", || async {
-        let now = sim.fetch(id).await;
-        (now["data_removed"] == true).then_some(now)
-    })
+    let removed = eventually(
+        Duration::from_secs(10),
+        "the output to be removed",
+        || async {
+            let now = sim.fetch(id).await;
+            (now["data_removed"] == true).then_some(now)
+        },
+    )
     .await;
     assert!(removed["output"].is_null());
-    assert_eq!(reqwest::get(&url).await.unwrap().status(), 404, "the file is gone too");
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().status(),
+        404,
+        "the file is gone too"
+    );
 }
