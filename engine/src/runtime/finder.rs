@@ -49,6 +49,18 @@ struct State {
     locks: HashMap<u64, Weak<RwLock<()>>>,
 }
 
+impl State {
+    fn claim(&mut self, prediction_id: &str) {
+        self.claimed
+            .insert(prediction_id.to_owned(), Instant::now());
+        // Every create claims one: drop expired claims now and then, searches or not.
+        if self.pruned.is_none_or(|at| at.elapsed() >= CLAIM_TTL / 15) {
+            self.claimed.retain(|_, at| at.elapsed() < CLAIM_TTL);
+            self.pruned = Some(Instant::now());
+        }
+    }
+}
+
 /// Shared by every call the runtime spawns; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Finder {
@@ -121,15 +133,7 @@ impl Finder {
 
     /// Marks a prediction as this process's, until its owner is journaled.
     pub fn claim(&self, prediction_id: &str) {
-        let mut state = self.state();
-        state
-            .claimed
-            .insert(prediction_id.to_owned(), Instant::now());
-        // Every create claims one: drop expired claims now and then, searches or not.
-        if state.pruned.is_none_or(|at| at.elapsed() >= CLAIM_TTL / 15) {
-            state.claimed.retain(|_, at| at.elapsed() < CLAIM_TTL);
-            state.pruned = Some(Instant::now());
-        }
+        self.state().claim(prediction_id);
     }
 
     fn lock_for(&self, key: u64) -> Arc<RwLock<()>> {
@@ -148,7 +152,6 @@ impl Finder {
         loop {
             let batch = {
                 let mut state = self.state();
-                state.claimed.retain(|_, at| at.elapsed() < CLAIM_TTL);
                 if state.waiting.is_empty() {
                     state.running = false;
                     return;
@@ -271,7 +274,7 @@ impl Finder {
             }) else {
                 continue;
             };
-            state.claimed.insert(prediction.id.clone(), Instant::now());
+            state.claim(&prediction.id);
             drop(state);
             if let Some(reply) = search.reply.take() {
                 let _ = reply.send(Ok(Some(prediction)));

@@ -157,6 +157,7 @@ impl Runtime {
         searched: bool,
     ) {
         let initial = self.policy.first_poll();
+        let found = matches!(result, Ok(Ensured::Found(_)));
         let Some(active) = self.active.get_mut(&id) else {
             return;
         };
@@ -168,11 +169,7 @@ impl Runtime {
         // Re-evaluated after the commit, even if this result changes nothing.
         self.group.touch(id);
         match result {
-            Ok(ensured @ (Ensured::Created(_) | Ensured::Found(_))) => {
-                let found = matches!(ensured, Ensured::Found(_));
-                let (Ensured::Created(prediction) | Ensured::Found(prediction)) = ensured else {
-                    return;
-                };
+            Ok(Ensured::Created(prediction) | Ensured::Found(prediction)) => {
                 active.failures = 0;
                 active.unresolved = None;
                 active.poll_delay = initial;
@@ -233,28 +230,15 @@ impl Runtime {
         attempt: u32,
         reply: super::AckReply,
     ) {
-        let wanted = self.active.get(&id).is_some_and(|active| {
-            !active.task.status.is_terminal()
-                && active.task.step(step).is_some_and(|s| {
-                    s.attempt == attempt
-                        && s.status == crate::model::StepStatus::Starting
-                        && s.prediction_id.is_none()
-                })
-        });
-        if !wanted {
+        // The state machine takes the mark only for the attempt in flight of an unfinished
+        // task whose prediction is not known yet: the same rule decides whether it may leave.
+        let at = crate::time::now_millis();
+        if !self.record(id, Event::CreateSent { step, attempt, at }) {
             let _ = reply.send(Err(super::ControlError::Conflict(
                 "the create is no longer wanted".into(),
             )));
             return;
         }
-        self.record(
-            id,
-            Event::CreateSent {
-                step,
-                attempt,
-                at: crate::time::now_millis(),
-            },
-        );
         self.group.waiters.push(Waiter::Ack { reply });
     }
 

@@ -407,18 +407,21 @@ impl Runtime {
     }
 
     /// Folds `event` into the task; ignored events (stale or duplicate results) are dropped.
-    fn record(&mut self, id: TaskId, event: Event) {
+    /// Returns whether the event applied.
+    fn record(&mut self, id: TaskId, event: Event) -> bool {
         let Some(active) = self.active.get_mut(&id) else {
-            return;
+            return false;
         };
         match machine::apply(Arc::make_mut(&mut active.task), &event) {
             Ok(()) => {
                 lifecycle::count_event(&active.task, &event);
                 active.unsaved.push((active.task.seq, event));
                 self.group.touch(id);
+                true
             }
             Err(ignored) => {
-                tracing::debug!(task_id = %id, event = event.kind(), ?ignored, "Event ignored.")
+                tracing::debug!(task_id = %id, event = event.kind(), ?ignored, "Event ignored.");
+                false
             }
         }
     }
