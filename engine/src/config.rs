@@ -252,7 +252,7 @@ pub mod duration {
             ("m", 60_000),
             ("s", 1000),
         ] {
-            if ms % size == 0 {
+            if ms.is_multiple_of(size) {
                 return format!("{}{unit}", ms / size);
             }
         }

@@ -6,7 +6,7 @@ use crate::journal::{KvStore, ListPage, ListQuery, Store, StoreError};
 use crate::model::{Task, TaskId};
 use crate::replicate::ReplicateClient;
 use crate::runtime::{
-    Committer, ControlError, Msg, Policy, PreparedStart, QueueView, Runtime, StartError,
+    Committer, ControlError, Msg, Parts, Policy, PreparedStart, QueueView, Runtime, StartError,
     StartRequest, Started,
 };
 use crate::workflow::Workflow;
@@ -134,20 +134,20 @@ impl Engine {
             }
             _ => None,
         };
-        let runtime = Runtime::new(
-            store.clone(),
+        let committer = Committer::start()
+            .map_err(|e| StoreError::Io(format!("cannot start the journal commit thread: {e}")))?;
+        let runtime = Runtime::new(Parts {
+            store: store.clone(),
             client,
-            workflows.clone(),
+            workflows: workflows.clone(),
             policy,
             max_in_flight,
-            config.storage.retention,
-            keeper.clone(),
-            replicate.webhook_base_url.as_deref(),
-            (sender.clone(), receiver),
-            Committer::start().map_err(|e| {
-                StoreError::Io(format!("cannot start the journal commit thread: {e}"))
-            })?,
-        );
+            retention: config.storage.retention,
+            keeper: keeper.clone(),
+            webhook_base_url: replicate.webhook_base_url.clone(),
+            channel: (sender.clone(), receiver),
+            committer,
+        });
         let queue = runtime.queue_view();
         let changes = runtime.changes();
         let gauges = runtime.gauges();

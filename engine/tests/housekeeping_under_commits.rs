@@ -418,7 +418,7 @@ fn reader(
             ));
         }
         reads += 2;
-        if reads % 16 == 0 {
+        if reads.is_multiple_of(16) {
             let status = [None, Some(TaskStatus::Succeeded), Some(TaskStatus::Running)]
                 [rng.below(3) as usize];
             let page = store
@@ -441,7 +441,7 @@ fn reader(
             }
             reads += 1;
         }
-        if reads % 32 == 0 {
+        if reads.is_multiple_of(32) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }

@@ -208,8 +208,11 @@ impl Harness {
 /// What an HTTP scenario loads: an engine this process starts (with the simulator), or one
 /// already running at `--target URL`.
 pub enum Target {
-    Own(Harness),
-    External { url: String },
+    /// Boxed: a harness is large and a target is mostly matched on.
+    Own(Box<Harness>),
+    External {
+        url: String,
+    },
 }
 
 impl Target {
@@ -239,7 +242,7 @@ impl Target {
                     poll_max_ms: 600_000,
                     creates_per_minute,
                 };
-                Ok(Target::Own(Harness::start(&setup).await?))
+                Ok(Target::Own(Box::new(Harness::start(&setup).await?)))
             }
         }
     }

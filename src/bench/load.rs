@@ -353,6 +353,20 @@ pub fn cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// A table's closing lines: process CPU per request (`unit`: "start", "GET"; `whose`: what
+/// the process holds besides the load generator) and the first error, if any.
+pub fn footer(cpu: Duration, outcome: &Outcome, unit: &str, whose: &str) -> String {
+    let per = cpu.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64;
+    let mut out = format!(
+        "process CPU during the run: {:.2} s, {per:.1} us per {unit} ({whose})\n",
+        cpu.as_secs_f64()
+    );
+    if let Some(error) = &outcome.first_error {
+        out += &format!("first engine error: {error}\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,18 +451,4 @@ mod tests {
         assert_eq!(outcome.errors, 10);
         assert!(outcome.first_error.is_some());
     }
-}
-
-/// A table's closing lines: process CPU per request (`unit`: "start", "GET"; `whose`: what
-/// the process holds besides the load generator) and the first error, if any.
-pub fn footer(cpu: Duration, outcome: &Outcome, unit: &str, whose: &str) -> String {
-    let per = cpu.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64;
-    let mut out = format!(
-        "process CPU during the run: {:.2} s, {per:.1} us per {unit} ({whose})\n",
-        cpu.as_secs_f64()
-    );
-    if let Some(error) = &outcome.first_error {
-        out += &format!("first engine error: {error}\n");
-    }
-    out
 }

@@ -223,7 +223,7 @@ pub fn scan_both<B: Backend>(
     to: &[u8],
     reverse: bool,
     limit: usize,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+) -> Result<Vec<super::backend::Entry>, StoreError> {
     let mut entries = journal.scan(from, to, reverse, limit)?;
     entries.extend(archive.scan(from, to, reverse, limit)?);
     entries.sort_by(|a, b| {

@@ -264,14 +264,17 @@ impl Backend for Interleaving {
     }
 }
 
-/// A store over two `Interleaving` backends, a second handle on the same data (for the
-/// actions), and a task committed up to its settling write, not moved yet, with its history.
-fn settled_not_moved() -> (
+/// A store, a second handle on its data, its task's settling write and history.
+type SettledNotMoved = (
     KvStore<Interleaving>,
     KvStore<Interleaving>,
     TaskWrite,
     Vec<(u64, Event)>,
-) {
+);
+
+/// A store over two `Interleaving` backends, a second handle on the same data (for the
+/// actions), and a task committed up to its settling write, not moved yet, with its history.
+fn settled_not_moved() -> SettledNotMoved {
     let (journal, archive) = (Interleaving::default(), Interleaving::default());
     let store = KvStore::new(journal.clone(), archive.clone());
     let other = KvStore::new(journal, archive);

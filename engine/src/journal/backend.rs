@@ -3,6 +3,9 @@
 
 use super::StoreError;
 
+/// One stored entry: its key and value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// One write of a batch: `None` deletes the key.
 pub type Op = (Vec<u8>, Option<Vec<u8>>);
 
@@ -34,5 +37,5 @@ pub trait Backend: Send + Sync + 'static {
         to: &[u8],
         reverse: bool,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    ) -> Result<Vec<Entry>, StoreError>;
 }

@@ -62,7 +62,7 @@ fn run_in(key: &[u8], value: &[u8]) -> Result<Option<(u64, Vec<u8>)>, StoreError
 pub(super) fn read<B: Backend>(
     journal: &B,
     id: &TaskId,
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+) -> Result<Option<super::backend::Entry>, StoreError> {
     let key = key_of(id);
     let Some(value) = journal.get(&key)? else {
         return Ok(None);

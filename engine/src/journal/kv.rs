@@ -127,7 +127,7 @@ impl<B: Backend> KvStore<B> {
         to: &[u8],
         reverse: bool,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<super::backend::Entry>, StoreError> {
         archive::scan_both(&self.backend, &self.archive, from, to, reverse, limit)
     }
 

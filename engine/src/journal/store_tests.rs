@@ -6,7 +6,7 @@ use crate::model::Json;
 
 fn new_task(seed: u8, at: i64, key: Option<&str>) -> TaskWrite {
     let created = Event::TaskCreated {
-        workflow: if seed % 2 == 0 {
+        workflow: if seed.is_multiple_of(2) {
             "even".into()
         } else {
             "odd".into()
@@ -69,7 +69,7 @@ fn stores() -> Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> {
 fn a_committed_task_reads_back_with_its_events_and_indexes() {
     for (store, _dir) in stores() {
         let write = new_task(1, 100, Some("k1"));
-        store.commit(&[write.clone()]).unwrap();
+        store.commit(std::slice::from_ref(&write)).unwrap();
         assert_eq!(
             store.task(&write.task.id).unwrap(),
             Some(Task::clone(&write.task))
@@ -89,9 +89,9 @@ fn a_committed_task_reads_back_with_its_events_and_indexes() {
 fn a_finished_task_leaves_the_active_index_and_keeps_its_history() {
     for (store, _dir) in stores() {
         let mut write = new_task(1, 100, None);
-        store.commit(&[write.clone()]).unwrap();
+        store.commit(std::slice::from_ref(&write)).unwrap();
         finish(&mut write);
-        store.commit(&[write.clone()]).unwrap();
+        store.commit(std::slice::from_ref(&write)).unwrap();
         assert!(store.active().unwrap().is_empty());
         assert_eq!(store.events(&write.task.id).unwrap().len(), 4);
         // Its prediction was journaled at 11.
@@ -180,7 +180,7 @@ fn a_failed_write_leaves_nothing_behind() {
     let store = KvStore::in_memory();
     store.backend().fail_writes(true);
     let write = new_task(3, 5, Some("k"));
-    assert!(store.commit(&[write.clone()]).is_err());
+    assert!(store.commit(std::slice::from_ref(&write)).is_err());
     assert_eq!(store.task(&write.task.id).unwrap(), None);
     assert_eq!(store.task_for_idempotency_key("k").unwrap(), None);
 }
@@ -191,7 +191,7 @@ fn sled_data_survives_reopening() {
     let write = new_task(4, 5, Some("again"));
     {
         let store = KvStore::open(dir.path(), 1 << 20).unwrap();
-        store.commit(&[write.clone()]).unwrap();
+        store.commit(std::slice::from_ref(&write)).unwrap();
     }
     let store = KvStore::open(dir.path(), 1 << 20).unwrap();
     assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
@@ -205,7 +205,7 @@ fn sled_data_survives_reopening() {
 fn a_damaged_record_is_reported_not_skipped() {
     let store = KvStore::in_memory();
     let write = new_task(5, 5, None);
-    store.commit(&[write.clone()]).unwrap();
+    store.commit(std::slice::from_ref(&write)).unwrap();
     let key = super::keys::event(&write.task.id, 1);
     let mut bytes = store.backend().get(&key).unwrap().unwrap();
     bytes[4] ^= 0x40;
@@ -249,19 +249,19 @@ fn a_long_task_reads_back_from_its_checkpoint_and_the_events_after_it() {
     all.push((Box::new(memory), None));
     for (store, _dir) in all {
         let mut write = new_task(6, 6, None);
-        store.commit(&[write.clone()]).unwrap();
+        store.commit(std::slice::from_ref(&write)).unwrap();
         // Below the first checkpoint the task is its events alone.
         churn(&mut write, (CHECKPOINT_EVERY - 3) as usize);
-        store.commit(&[write.clone()]).unwrap();
+        store.commit(std::slice::from_ref(&write)).unwrap();
         assert_eq!(
             store.task(&write.task.id).unwrap(),
             Some(Task::clone(&write.task))
         );
         // One commit crosses the checkpoint's sequence number, the next one adds events after it.
         churn(&mut write, 5);
-        store.commit(&[write.clone()]).unwrap();
+        store.commit(std::slice::from_ref(&write)).unwrap();
         churn(&mut write, 4);
-        store.commit(&[write.clone()]).unwrap();
+        store.commit(std::slice::from_ref(&write)).unwrap();
         assert_eq!(write.task.seq, CHECKPOINT_EVERY + 7);
         assert_eq!(
             store.task(&write.task.id).unwrap(),
@@ -281,12 +281,12 @@ fn only_a_commit_reaching_a_checkpoint_writes_the_snapshot() {
     let store = KvStore::in_memory();
     let mut write = new_task(7, 7, None);
     let snapshot = super::keys::with_id(super::keys::TASK, &write.task.id);
-    store.commit(&[write.clone()]).unwrap();
+    store.commit(std::slice::from_ref(&write)).unwrap();
     churn(&mut write, (CHECKPOINT_EVERY - 2) as usize);
-    store.commit(&[write.clone()]).unwrap();
+    store.commit(std::slice::from_ref(&write)).unwrap();
     assert_eq!(store.backend().get(&snapshot).unwrap(), None);
     churn(&mut write, 1);
-    store.commit(&[write.clone()]).unwrap();
+    store.commit(std::slice::from_ref(&write)).unwrap();
     let stored = store
         .backend()
         .get(&snapshot)
@@ -348,7 +348,7 @@ fn a_journal_with_a_snapshot_at_every_commit_reads_back_and_goes_on() {
     );
 
     churn(&mut write, 2);
-    store.commit(&[write.clone()]).unwrap();
+    store.commit(std::slice::from_ref(&write)).unwrap();
     assert_eq!(write.task.seq, 6);
     assert_eq!(
         store.task(&id).unwrap(),
@@ -363,14 +363,14 @@ fn an_event_that_does_not_follow_is_reported_not_skipped() {
     let store = KvStore::in_memory();
     let mut write = new_task(8, 8, None);
     let id = write.task.id;
-    store.commit(&[write.clone()]).unwrap();
+    store.commit(std::slice::from_ref(&write)).unwrap();
     let mut finished = write.clone();
     finish(&mut finished);
     // One commit per event, so each is its own entry (one commit's events form one run).
     for event in &finished.events[..2] {
         write.events = vec![event.clone()];
         machine::apply(Arc::make_mut(&mut write.task), &event.1).unwrap();
-        store.commit(&[write.clone()]).unwrap();
+        store.commit(std::slice::from_ref(&write)).unwrap();
     }
     assert!(!write.task.is_settled());
     // Drop the step's request: the prediction it created no longer follows.
@@ -487,7 +487,7 @@ fn a_sweep_deletes_only_settled_tasks_that_ended_before_the_cutoff() {
         finish(&mut old); // ends at 12
         store.commit(&[old.clone()]).unwrap();
         let running = new_task(2, 101, None);
-        store.commit(&[running.clone()]).unwrap();
+        store.commit(std::slice::from_ref(&running)).unwrap();
         let mut recent = new_task(3, 102, None);
         store.commit(&[recent.clone()]).unwrap();
         finish_at(&mut recent, 4_998);
@@ -584,11 +584,11 @@ fn a_commits_events_are_one_entry_and_read_back_from_any_sequence() {
     let store = KvStore::in_memory();
     let mut write = new_task(11, 11, None);
     let id = write.task.id;
-    store.commit(&[write.clone()]).unwrap();
+    store.commit(std::slice::from_ref(&write)).unwrap();
     let mut all = write.events.clone();
     finish(&mut write);
     all.extend(write.events.clone());
-    store.commit(&[write.clone()]).unwrap();
+    store.commit(std::slice::from_ref(&write)).unwrap();
     let prefix = super::keys::with_id(super::keys::EVENT, &id);
     let keys: Vec<Vec<u8>> = store
         .backend()

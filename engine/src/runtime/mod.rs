@@ -302,19 +302,35 @@ pub(crate) struct Runtime {
     failed: Option<crate::journal::StoreError>,
 }
 
+/// Everything a runtime is built from.
+pub(crate) struct Parts {
+    pub store: Arc<dyn Store>,
+    pub client: ReplicateClient,
+    pub workflows: Arc<HashMap<String, Workflow>>,
+    pub policy: Policy,
+    /// Tasks with a call or prediction out at once, over every workflow (None: no limit).
+    pub max_in_flight: Option<usize>,
+    pub retention: Duration,
+    pub keeper: Option<crate::outputs::Keeper>,
+    pub webhook_base_url: Option<String>,
+    pub channel: (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
+    pub committer: Committer,
+}
+
 impl Runtime {
-    pub(crate) fn new(
-        store: Arc<dyn Store>,
-        client: ReplicateClient,
-        workflows: Arc<HashMap<String, Workflow>>,
-        policy: Policy,
-        max_in_flight: Option<usize>,
-        retention: Duration,
-        keeper: Option<crate::outputs::Keeper>,
-        webhook_base_url: Option<&str>,
-        channel: (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
-        committer: Committer,
-    ) -> Self {
+    pub(crate) fn new(parts: Parts) -> Self {
+        let Parts {
+            store,
+            client,
+            workflows,
+            policy,
+            max_in_flight,
+            retention,
+            keeper,
+            webhook_base_url,
+            channel,
+            committer,
+        } = parts;
         let caps = workflows
             .iter()
             .filter_map(|(name, w)| w.max_in_flight.map(|max| (name.clone(), max)))
