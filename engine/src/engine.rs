@@ -20,14 +20,26 @@ use tokio_util::sync::CancellationToken;
 /// Room for this many messages to the runtime before senders wait (backpressure).
 const INBOX_CAPACITY: usize = 16_384;
 
+/// Why the engine did not start: one variant per cause, each keeping the error behind it.
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     #[error("cannot open the journal: {0}")]
     Store(#[from] StoreError),
     #[error("invalid workflow configuration: {}", .0.join("; "))]
     Workflow(Vec<String>),
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
+    #[error("cannot build the Replicate HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot build the HTTP client that downloads kept output files: {0}")]
+    OutputsClient(#[source] reqwest::Error),
+    #[error(
+        "replicate.webhook_base_url is set but replicate.webhook_secret is not (fetch it with \
+         ReplicateClient::webhook_secret)"
+    )]
+    MissingWebhookSecret,
+    #[error("replicate.webhook_secret is invalid: {0}")]
+    WebhookSecret(String),
+    #[error("cannot start the journal commit thread: {0}")]
+    CommitThread(#[source] std::io::Error),
 }
 
 /// Where the journal lives.
@@ -87,8 +99,7 @@ impl Engine {
             return Err(LaunchError::Workflow(problems));
         }
         let workflows = Arc::new(workflows);
-        let client = ReplicateClient::new(&config.replicate)
-            .map_err(|e| LaunchError::Client(e.to_string()))?;
+        let client = ReplicateClient::new(&config.replicate).map_err(LaunchError::Client)?;
         let replicate = &config.replicate;
         let policy = Policy {
             poll_initial: Duration::from_millis(replicate.poll_initial_ms),
@@ -107,13 +118,10 @@ impl Engine {
         };
         let webhook_key = match (&replicate.webhook_base_url, &replicate.webhook_secret) {
             (None, _) => None,
-            (Some(_), None) => return Err(LaunchError::Client(
-                "webhooks need a signing secret (fetch it with ReplicateClient::webhook_secret)"
-                    .into(),
-            )),
-            (Some(_), Some(secret)) => {
-                Some(crate::webhook::WebhookKey::parse(secret).map_err(LaunchError::Client)?)
-            }
+            (Some(_), None) => return Err(LaunchError::MissingWebhookSecret),
+            (Some(_), Some(secret)) => Some(
+                crate::webhook::WebhookKey::parse(secret).map_err(LaunchError::WebhookSecret)?,
+            ),
         };
         let (sender, receiver) = mpsc::channel(INBOX_CAPACITY);
         let max_in_flight = (replicate.max_in_flight > 0).then_some(replicate.max_in_flight);
@@ -130,12 +138,11 @@ impl Engine {
                     &base,
                     config.outputs.max_file_bytes,
                 );
-                Some(keeper.map_err(|e| LaunchError::Client(e.to_string()))?)
+                Some(keeper.map_err(LaunchError::OutputsClient)?)
             }
             _ => None,
         };
-        let committer = Committer::start()
-            .map_err(|e| StoreError::Io(format!("cannot start the journal commit thread: {e}")))?;
+        let committer = Committer::start().map_err(LaunchError::CommitThread)?;
         let runtime = Runtime::new(Parts {
             store: store.clone(),
             client,

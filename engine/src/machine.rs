@@ -8,21 +8,22 @@ use crate::model::{Json, Step, StepStatus, Task, TaskId, TaskStatus};
 
 /// Why an event was not applied. Stale or duplicate results are expected (a poll and a late
 /// answer can race), so this is a value the runtime logs and drops, not an error.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Ignored {
+    #[error("the task has finished")]
     TaskFinished,
+    #[error("the task has no step {0}")]
     NoSuchStep(u32),
     /// The step is not in a state that this event can move it from.
-    WrongState {
-        step: u32,
-        status: StepStatus,
-    },
+    #[error("step {step} is {}", status.as_str())]
+    WrongState { step: u32, status: StepStatus },
     /// The event names another attempt or prediction than the step's current one.
-    Stale {
-        step: u32,
-    },
+    #[error("the event names another attempt or prediction of step {step}")]
+    Stale { step: u32 },
+    #[error("a task starts with its TaskCreated event")]
     NotFirstEvent,
     /// The event only applies to a finished task.
+    #[error("the event applies only to a finished task")]
     NotFinished,
 }
 

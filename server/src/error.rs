@@ -41,7 +41,7 @@ impl ApiError {
             ApiError::UnknownWorkflow(name) => (
                 StatusCode::NOT_FOUND,
                 "unknown_workflow",
-                format!("no workflow named {name:?} is configured"),
+                format!("no workflow named '{name}' is configured"),
             ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

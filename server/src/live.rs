@@ -68,7 +68,7 @@ pub async fn task_response(
 }
 
 fn not_found(id: TaskId) -> ApiError {
-    ApiError::NotFound(format!("no task with id {:?}", id.to_string()))
+    ApiError::NotFound(format!("no task with id '{id}'"))
 }
 
 fn unchanged(task: &Task) -> Response {

@@ -185,7 +185,7 @@ fn parse_id(id: &str) -> Result<TaskId, ApiError> {
 
 fn not_found_task(id: &str) -> ApiError {
     let shown: String = id.chars().take(64).collect();
-    ApiError::NotFound(format!("no task with id {shown:?}"))
+    ApiError::NotFound(format!("no task with id '{shown}'"))
 }
 
 async fn control_error(error: ControlError, id: &str) -> ApiError {
@@ -218,7 +218,7 @@ pub async fn list_tasks(
         None => None,
         Some(text) => Some(TaskStatus::parse(text).ok_or_else(|| {
             ApiError::InvalidRequest(format!(
-                "unknown status {text:?}; use pending, running, succeeded, failed or canceled"
+                "unknown status '{text}'; use pending, running, succeeded, failed or canceled"
             ))
         })?),
     };

@@ -92,8 +92,9 @@ async fn a_commit_failing_after_it_applied_stops_the_engine_and_no_error_answer_
         move |inner: &KvStore<MemoryBackend>, group: &[TaskWrite]| {
             inner.commit(group)?;
             if armed.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(StoreError::Io(
-                    "injected: fsync failed after the batch was applied".into(),
+                return Err(StoreError::io(
+                    "syncing a batch",
+                    "injected: fsync failed after the batch was applied",
                 ));
             }
             Ok(())
@@ -217,7 +218,7 @@ impl Door {
         }
         state.1 -= 1;
         if state.2 {
-            return Err(StoreError::Io("injected: the disk is gone".into()));
+            return Err(StoreError::io("writing", "injected: the disk is gone"));
         }
         Ok(())
     }

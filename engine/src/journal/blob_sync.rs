@@ -87,7 +87,7 @@ impl BlobSync {
 }
 
 fn io(e: std::io::Error) -> StoreError {
-    StoreError::Io(e.to_string())
+    StoreError::io("syncing sled's blob files", e)
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ impl MemoryBackend {
 impl Backend for MemoryBackend {
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         if self.fail_writes.load(Ordering::SeqCst) {
-            return Err(StoreError::Io("injected write failure".into()));
+            return Err(StoreError::io("writing", "injected write failure"));
         }
         let mut map = self.map();
         for (key, value) in ops {
@@ -45,7 +45,7 @@ impl Backend for MemoryBackend {
 
     fn apply_guarded(&self, groups: Vec<Guarded>) -> Result<usize, StoreError> {
         if self.fail_writes.load(Ordering::SeqCst) {
-            return Err(StoreError::Io("injected write failure".into()));
+            return Err(StoreError::io("writing", "injected write failure"));
         }
         let mut map = self.map();
         let mut applied = 0;

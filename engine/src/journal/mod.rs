@@ -26,16 +26,35 @@ pub use kv::KvStore;
 /// one archive batch stays a few MB.
 pub const MOVE_BATCH: usize = 512;
 pub use memory::MemoryBackend;
+
+impl StoreError {
+    /// A failed storage operation: what the store was doing, and why it failed.
+    pub fn io(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
 pub use sled_backend::SledBackend;
 
 use crate::event::Event;
 use crate::model::{Millis, Task, TaskId, TaskStatus};
 use std::sync::Arc;
 
+/// What the backend or the OS said when a storage operation failed.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage I/O error: {0}")]
-    Io(String),
+    /// A storage operation failed. The message shows the cause too, since logs and 503
+    /// causes print only the top error; `source()` still hands it to callers that walk chains.
+    #[error("storage I/O error: {context}: {source}")]
+    Io {
+        /// What the store was doing.
+        context: String,
+        source: Cause,
+    },
     #[error("invalid cursor")]
     InvalidCursor,
     #[error("corrupt record at {key}: {source}")]

@@ -20,12 +20,16 @@ pub struct SledBackend {
 
 impl SledBackend {
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::create_dir_all(dir).map_err(io("creating the data dir"))?;
         let db = open_locked(dir, cache_bytes)?;
-        let tree = db.open_tree("journal").map_err(io)?;
-        let log = File::open(dir.join("db")).map_err(io)?;
+        let tree = db
+            .open_tree("journal")
+            .map_err(io("opening the journal tree"))?;
+        let log = File::open(dir.join("db")).map_err(io("opening sled's log file"))?;
         // The directory entry of a fresh data dir must be durable too.
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("syncing the data dir"))?;
         Ok(SledBackend {
             db,
             tree,
@@ -36,25 +40,31 @@ impl SledBackend {
 
     /// Bytes used on disk by the database.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.db.size_on_disk().map_err(io)
+        self.db
+            .size_on_disk()
+            .map_err(io("reading the size on disk"))
     }
 }
 
 impl Backend for SledBackend {
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        self.tree.apply_batch(batch_of(ops)).map_err(io)?;
-        self.db.flush().map_err(io)?;
+        self.tree
+            .apply_batch(batch_of(ops))
+            .map_err(io("applying a batch"))?;
+        self.db.flush().map_err(io("flushing a batch"))?;
         fail_after_apply_hook()?;
         // Blobs first: once the log is durable its records point at them, so they must
         // already be (sled writes a blob before the log record that refers to it).
         self.blobs.sync()?;
-        self.log.sync_data().map_err(io)
+        self.log.sync_data().map_err(io("syncing sled's log"))
     }
 
     /// sled's flusher thread writes it out within `flush_every_ms` (500 ms), or the next
     /// `apply` does.
     fn apply_lazily(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        self.tree.apply_batch(batch_of(ops)).map_err(io)
+        self.tree
+            .apply_batch(batch_of(ops))
+            .map_err(io("applying a batch"))
     }
 
     /// One sled transaction: it holds the same lock as `apply_batch`, so no batch lands
@@ -79,11 +89,23 @@ impl Backend for SledBackend {
                 }
                 Ok(applied)
             })
-            .map_err(|e| StoreError::Io(format!("{e:?}")))
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => {
+                    StoreError::io("running a transaction", e)
+                }
+                // The closure never aborts: every `?` in it is a storage error.
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::io("running a transaction", "aborted")
+                }
+            })
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(key).map_err(io)?.map(|v| v.to_vec()))
+        Ok(self
+            .tree
+            .get(key)
+            .map_err(io("reading a key"))?
+            .map(|v| v.to_vec()))
     }
 
     fn scan(
@@ -98,7 +120,8 @@ impl Backend for SledBackend {
         }
         let range = self.tree.range(from..to);
         let pair = |r: sled::Result<(sled::IVec, sled::IVec)>| {
-            r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(io)
+            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(io("scanning"))
         };
         if reverse {
             range.rev().take(limit).map(pair).collect()
@@ -132,14 +155,14 @@ fn open_locked(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if std::time::Instant::now() >= deadline {
-                    return Err(StoreError::Io(format!(
-                        "the data dir {} is in use by another process",
-                        dir.display()
-                    )));
+                    return Err(StoreError::io(
+                        format!("opening the data dir {}", dir.display()),
+                        "it is in use by another process",
+                    ));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Err(e) => return Err(io(e)),
+            Err(e) => return Err(io("opening sled")(e)),
         }
     }
 }
@@ -159,13 +182,15 @@ fn fail_after_apply_hook() -> Result<(), StoreError> {
             .and_then(|v| v.parse().ok())
     });
     match limit {
-        Some(limit) if APPLIED.fetch_add(1, Ordering::SeqCst) >= *limit => Err(StoreError::Io(
-            "fault injection: fsync failed after the batch was applied".into(),
+        Some(limit) if APPLIED.fetch_add(1, Ordering::SeqCst) >= *limit => Err(StoreError::io(
+            "syncing a batch",
+            "fault injection: fsync failed after the batch was applied",
         )),
         _ => Ok(()),
     }
 }
 
-fn io(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Io(e.to_string())
+/// Wraps a backend error with what the store was doing.
+fn io<E: Into<super::Cause>>(context: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::io(context, e)
 }

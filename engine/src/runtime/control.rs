@@ -82,8 +82,10 @@ impl Runtime {
         let now = crate::time::now_millis();
         if let Some(timeout) = timeout {
             if now - task.created_at >= timeout.as_millis() as i64 {
-                let message =
-                    format!("the task is older than its workflow's task_timeout ({timeout:?})");
+                let message = format!(
+                    "the task is older than its workflow's task_timeout ({})",
+                    crate::config::duration::format(timeout)
+                );
                 let _ = reply.send(Err(ControlError::Conflict(message)));
                 return;
             }

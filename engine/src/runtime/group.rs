@@ -68,8 +68,9 @@ pub(crate) async fn finished(
 ) -> Result<Vec<TaskWrite>, StoreError> {
     match inflight {
         Some(inflight) => (&mut inflight.handle).await.unwrap_or_else(|_| {
-            Err(StoreError::Io(
-                "the journal commit thread failed (it panicked or stopped)".into(),
+            Err(StoreError::io(
+                "committing a group",
+                "the journal commit thread panicked or stopped",
             ))
         }),
         None => std::future::pending().await,

@@ -28,7 +28,7 @@ pub(super) fn request_step(workflows: &HashMap<String, Workflow>, task: &Task, s
     };
     let Some(workflow) = workflows.get(&task.workflow) else {
         return fail(format!(
-            "workflow {:?} is no longer configured",
+            "workflow '{}' is no longer configured",
             task.workflow
         ));
     };
@@ -117,7 +117,7 @@ impl Runtime {
         let task = match machine::create(id, &event) {
             Ok(task) => task,
             Err(ignored) => {
-                let _ = reply.send(Err(StartError::Invalid(format!("{ignored:?}"))));
+                let _ = reply.send(Err(StartError::Invalid(ignored.to_string())));
                 return;
             }
         };

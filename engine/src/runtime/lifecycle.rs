@@ -140,7 +140,7 @@ impl Runtime {
             Ok::<_, StoreError>((store.create_marks_since(now)?, store.active()?))
         })
         .await
-        .map_err(|e| StoreError::Io(e.to_string()))??;
+        .map_err(|e| StoreError::io("reading the unfinished tasks", e))??;
         self.marks_since = marks_since;
         tracing::info!(tasks = tasks.len(), "Resuming unfinished tasks.");
         tasks.sort_by_key(|task| (task.created_at, task.id));

@@ -71,7 +71,7 @@ pub struct Started {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StartError {
-    #[error("unknown workflow {0:?}")]
+    #[error("unknown workflow '{0}'")]
     UnknownWorkflow(String),
     #[error("{0}")]
     Invalid(String),
