@@ -7,7 +7,7 @@ mod cli;
 mod serve;
 
 // jemalloc instead of glibc malloc: 8-10% less CPU per start and a lower p99 under load
-// (docs/BENCHMARKS.md, round 6).
+// (docs/benchmarks-history.md, "jemalloc").
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

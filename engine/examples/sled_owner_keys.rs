@@ -13,7 +13,8 @@
 //! keys change between runs: random (a prediction id, as the first layout had), after a
 //! time prefix (as now), or not written at all (the floor). With more tasks in flight, each
 //! one's events wait longer in pages that other writes keep touching, and every layout
-//! costs more: that is sled's log cleaning, not the owner keys (docs/BENCHMARKS.md, "Disk").
+//! costs more: that is sled's log cleaning, not the owner keys (docs/benchmarks-history.md,
+//! "sled alone: entries and segments").
 
 mod common;
 

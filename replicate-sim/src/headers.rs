@@ -12,7 +12,8 @@ pub struct WaitPreference {
     pub applied: String,
 }
 
-/// Parses a `Prefer` value against the spec's pattern `^wait(=([1-9]|[1-9][0-9]|60))?$`.
+/// Parses a `Prefer` value against the pattern of Replicate's OpenAPI description,
+/// `^wait(=([1-9]|[1-9][0-9]|60))?$`.
 pub fn parse_prefer(value: &str) -> Result<WaitPreference, ApiError> {
     let value = value.trim();
     let invalid = || ApiError::Unprocessable {

@@ -10,7 +10,10 @@ use time::OffsetDateTime;
 use crate::output::output_value;
 use crate::OutputShape;
 
-/// Status values of Replicate's API (section 2.2 of replicate-api.md).
+/// Status values of Replicate's API: `starting` (waiting for or booting a worker) and
+/// `processing` (the model runs) are live, the other four terminal. `aborted` means a
+/// deadline passed before the run started; the official clients' wait loops do not stop on
+/// it, so a client must treat it as terminal itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Starting,

@@ -1,5 +1,7 @@
-//! Every error the simulator answers with, mapped in one place to the `application/problem+json`
-//! bodies Replicate sends (sections 1.4 and 7 of replicate-api.md).
+//! Every error the simulator answers with, mapped in one place to the bodies Replicate sends:
+//! RFC 7807 problem details (`application/problem+json`) with `status`, `detail` and usually
+//! `title` (Replicate's 404 has none), plus `invalid_fields` on a 422 input-validation error
+//! and `retry_after` on a 429.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -2,8 +2,8 @@
 //! driven by hyper's connection API directly. The measured server and the load generator
 //! share the same two cores, so every microsecond the client spends is one the server does
 //! not get; reqwest's pool, per-request URL parsing and middleware cost several of them per
-//! request (docs/BENCHMARKS.md, round 6). This does what `wrk` does: a ready request, a
-//! write, a read of the whole answer, and nothing else.
+//! request (docs/benchmarks-history.md, "Lean load generator"). This does what `wrk` does: a
+//! ready request, a write, a read of the whole answer, and nothing else.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;

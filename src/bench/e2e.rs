@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args)]
 pub struct Options {
     /// Tasks to run. sled grows its file by 512 KiB segments and keeps ~1.5 MB of them in
-    /// flight, so fewer tasks measure disk per task coarsely (docs/BENCHMARKS.md).
+    /// flight, so fewer tasks measure disk per task coarsely (docs/BENCHMARKS.md, "Disk").
     #[arg(long, default_value_t = 4000)]
     tasks: usize,
     /// Steps (items) per task.

@@ -32,7 +32,7 @@ impl Plan {
     /// The measured run of a scenario: for `seconds`, or `requests` when only that is given,
     /// else for `DEFAULT_SECONDS`. Not a count by default: 20 000 requests last ~0.15 s
     /// against bare hyper, which then reads 15-30% below its sustained rate and flatters
-    /// the engine's ratio to it (docs/BENCHMARKS.md, round 7).
+    /// the engine's ratio to it (docs/benchmarks-history.md, "The HTTP ceiling").
     pub fn measured(clients: usize, requests: Option<usize>, seconds: Option<f64>) -> Plan {
         match (seconds, requests) {
             (None, Some(n)) => Plan {

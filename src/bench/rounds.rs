@@ -2,7 +2,7 @@
 //! on a noisy machine. Each round runs every reference, then the engine, for its share of
 //! the plan (`Plan::share`); each series' rounds are then merged into one outcome
 //! (`Outcome::merge`). A slow spell of the machine, which here can last seconds to minutes
-//! and slows a loopback HTTP server by a quarter (docs/BENCHMARKS.md, round 8), then falls
+//! and slows a loopback HTTP server by a quarter (docs/BENCHMARKS.md, "Machine"), then falls
 //! on the engine and on its references alike instead of on whichever ran during it; the
 //! ratio of each round, printed as a range, shows how much the machine moved.
 

@@ -114,7 +114,8 @@ pub fn decode_sealed(bytes: &[u8]) -> Result<(u64, Vec<Event>), CodecError> {
 
 fn encode<T: Serialize>(schema: u16, value: &T) -> Vec<u8> {
     // Serializing (or sizing) our own plain types cannot fail: no maps with non-string keys,
-    // no unsupported serde features (see the bincode notes in DEPENDENCIES.md).
+    // and none of the serde features bincode 1 cannot encode, since it is not
+    // self-describing (`flatten`, `untagged`, `tag`, `skip*` on stored types).
     let payload = bincode::serialized_size(value).expect("bincode can size our types");
     let mut out = Vec::with_capacity(3 + payload as usize + 4);
     out.push(FORMAT);

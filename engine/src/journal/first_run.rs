@@ -1,7 +1,7 @@
 //! A start in one sled entry: a new task's first run of events (created, step one requested)
 //! rides in the value of its journal `c` key, after the mark, instead of in an `e` key of its
 //! own. sled's cost is per entry and a start is the API's hottest write: two entries cost
-//! 7-8% of the start rate (docs/BENCHMARKS.md, rounds 5 and 6).
+//! 7-8% of the start rate (docs/benchmarks-history.md, "One sled entry per start").
 //!
 //! The value is `r`, the run's last sequence number (u64 BE), then the run as `event_ops`
 //! encodes it. It stays there while the task runs. The commit that first changes the mark

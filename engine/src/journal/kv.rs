@@ -6,7 +6,8 @@
 //! of `CHECKPOINT_EVERY`, and reading a task is its checkpoint (if any) with the events after
 //! it folded in by `machine::apply`, the same function that made the state live. Rewriting
 //! the whole snapshot at every commit wrote several times more bytes than the events
-//! themselves and took most of the disk a task used (docs/BENCHMARKS.md). When a commit
+//! themselves and took most of the disk a task used (docs/benchmarks-history.md, "Events,
+//! not snapshots"). When a commit
 //! settles a task, the task moves to a second store, the archive (`archive`).
 
 use super::archive;

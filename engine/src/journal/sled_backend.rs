@@ -1,4 +1,5 @@
-//! The on-disk `Backend`: one sled tree, made durable the way DEPENDENCIES.md prescribes.
+//! The on-disk `Backend`: one sled tree, made durable by what our code adds to sled 0.34.7
+//! (docs/ARCHITECTURE.md, "Storage: why sled, and what our code adds").
 //! Each `apply` is one atomic `apply_batch`, then `flush()` (which on Linux is only
 //! `sync_file_range`), then an fsync of the blob files sled wrote (it never syncs them:
 //! `blob_sync`), then `sync_data()` on the log, so an acknowledged write survives `kill -9`

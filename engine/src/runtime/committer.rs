@@ -8,7 +8,8 @@
 //! slice has an earlier deadline, so it tends to run as soon as it wakes, yet keeps the
 //! same fair share of CPU (unlike a raised priority, which needs privileges and can starve
 //! a thread the commit waits on). Older kernels ignore the request. Measured in
-//! docs/BENCHMARKS.md, round 7: +4-6% starts/s in process, even against a separate process.
+//! docs/benchmarks-history.md, "The commit thread": +4-6% starts/s in process, even against
+//! a separate process.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
