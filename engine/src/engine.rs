@@ -154,6 +154,7 @@ impl Engine {
             webhook_base_url: replicate.webhook_base_url.clone(),
             channel: (sender.clone(), receiver),
             committer,
+            executor: None,
         });
         let queue = runtime.queue_view();
         let changes = runtime.changes();

@@ -2,7 +2,7 @@
 //! its prediction stops at Replicate, and running a failed task again.
 
 use super::group::Waiter;
-use super::handlers::backoff;
+use super::policy::{self, human};
 use super::{new_active, CancelOutcome, ControlError, ControlReply, Runtime};
 use crate::event::Event;
 use crate::model::{Task, TaskId, TaskStatus};
@@ -142,7 +142,7 @@ impl Runtime {
                 ..
             }) => {
                 active.failures += 1;
-                let delay = backoff(&policy, active.failures, retry_after);
+                let delay = policy.backoff(active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, "Cancel failed; will retry.");
                 super::count_retry("cancel");
                 self.schedule(id, delay);
@@ -189,8 +189,11 @@ impl Runtime {
         let active = self.active.get(&id)?;
         let timeout = self.workflows.get(&active.task.workflow)?.step_timeout?;
         let started = active.task.step(step)?.started_at?;
-        let elapsed = crate::time::now_millis().saturating_sub(started).max(0) as u64;
-        Some(timeout.saturating_sub(Duration::from_millis(elapsed)))
+        Some(policy::time_left(
+            timeout,
+            started,
+            crate::time::now_millis(),
+        ))
     }
 
     pub(super) fn timeout_error(&self, id: TaskId) -> String {
@@ -211,19 +214,6 @@ impl Runtime {
             return self.policy.poll_initial;
         };
         let step = active.task.current_step().max(1);
-        match self.step_time_left(id, step) {
-            Some(left) => active.poll_delay.min(left),
-            None => active.poll_delay,
-        }
-    }
-}
-
-fn human(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    match secs {
-        0 => format!("{}ms", duration.as_millis()),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
+        policy::check_delay(active.poll_delay, self.step_time_left(id, step))
     }
 }

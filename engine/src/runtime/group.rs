@@ -190,6 +190,7 @@ impl Runtime {
                 for id in group.touched {
                     self.after_commit(id);
                 }
+                self.run_effects();
             }
             Err(error) => {
                 // The current group was recorded on top of this one's state: it goes too.
@@ -322,6 +323,31 @@ impl Runtime {
                 self.on_due(id);
             }
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+impl Runtime {
+    /// Commits everything recorded, waiting on this thread: tests drive the runtime by hand,
+    /// without its loop.
+    pub(super) fn commit_now(&mut self) {
+        while self.failed.is_none() && (self.inflight.is_some() || !self.group.is_empty()) {
+            if self.inflight.is_none() {
+                self.start_commit();
+            }
+            let Some(inflight) = self.inflight.as_mut() else {
+                return;
+            };
+            let (_, finished) = tokio::sync::oneshot::channel();
+            let handle = std::mem::replace(&mut inflight.handle, finished);
+            let outcome = handle.blocking_recv().unwrap_or_else(|_| {
+                Err(StoreError::io(
+                    "committing a group",
+                    "the commit thread stopped",
+                ))
+            });
+            self.finish_commit(outcome);
         }
     }
 }

@@ -2,18 +2,17 @@
 //! events to record and which calls to start. Called only from the runtime loop, which owns
 //! all the state touched here.
 
-use super::calls::{
-    cancel_prediction, ensure_prediction, EnsureJob, Ensured, SendMark, CLOCK_SKEW_MS,
-};
+use super::calls::{Ensured, CLOCK_SKEW_MS};
+use super::effect::{Effect, PredictionCall};
 use super::group::Waiter;
-use super::{new_active, Msg, Policy, PreparedStart, Runtime, StartError, StartReply};
+use super::policy;
+use super::{new_active, PreparedStart, Runtime, StartError, StartReply};
 use crate::event::Event;
 use crate::machine::{self, Command};
 use crate::model::{Json, Task, TaskId};
 use crate::replicate::{ClientError, Phase, Prediction};
 use crate::workflow::{Scope, Workflow};
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// The event that starts `step`: its intent with the built input, or its failure when the
 /// input cannot be built (e.g. the previous output lacks a templated path).
@@ -208,12 +207,13 @@ impl Runtime {
                 retry_after,
                 refused,
             }) => {
-                if !refused && active.task.step(step).is_some_and(|s| s.sent.is_some()) {
+                let sent = active.task.step(step).is_some_and(|s| s.sent.is_some());
+                if policy::create_may_have_landed(sent, refused) {
                     // The create may have gone through: look for it before creating again.
                     active.unresolved = Some(crate::time::now_millis());
                 }
                 active.failures += 1;
-                let delay = backoff(&self.policy, active.failures, retry_after);
+                let delay = self.policy.backoff(active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, retry_in_ms = delay.as_millis() as u64, "Create failed; will retry.");
                 super::count_retry("create");
                 self.schedule(id, delay);
@@ -286,7 +286,7 @@ impl Runtime {
                     ClientError::Retryable { retry_after, .. } => *retry_after,
                     ClientError::Final { .. } => None,
                 };
-                let delay = backoff(&policy, active.failures, retry_after).max(active.poll_delay);
+                let delay = policy.check_backoff(active.failures, retry_after, active.poll_delay);
                 tracing::warn!(task_id = %id, step, %error, "Status check failed; will retry.");
                 super::count_retry("check");
                 self.schedule(id, delay);
@@ -410,7 +410,7 @@ impl Runtime {
             .map_or(0, |w| w.step_retries);
         let attempt = active.task.step(step).map_or(u32::MAX, |s| s.attempt);
         let at = crate::time::now_millis();
-        let event = if attempt <= retries {
+        let event = if policy::retries_attempt(attempt, retries) {
             tracing::info!(task_id = %id, step, attempt, %error, "Attempt failed; retrying the step.");
             Event::AttemptFailed {
                 step,
@@ -431,7 +431,7 @@ impl Runtime {
         self.advance(id);
     }
 
-    /// A timer fell due (or a call must start now): do what the task needs next.
+    /// A timer fell due (or a call must start now): decide the call the task needs next.
     pub(super) fn on_due(&mut self, id: TaskId) {
         let Some(active) = self.active.get(&id) else {
             return;
@@ -445,94 +445,63 @@ impl Runtime {
         let Some(workflow) = self.workflows.get(&active.task.workflow) else {
             return;
         };
-        let outbox = self.outbox.clone();
-        let step_input = |step: u32, input: serde_json::Value| EnsureJob {
-            client: self.client.clone(),
-            finder: self.finder.clone(),
+        let task = &active.task;
+        let call = |step: u32, input: serde_json::Value| PredictionCall {
             target: workflow.target.clone(),
             input,
             search: active.unresolved.map(|until| {
-                (
-                    sent_from(&active.task, step) - CLOCK_SKEW_MS,
-                    until + CLOCK_SKEW_MS,
-                )
+                let from = sent_from(task, step) - CLOCK_SKEW_MS;
+                (from, until + CLOCK_SKEW_MS)
             }),
             cancel_after: workflow.step_timeout,
-            webhook: None,
-            mark: SendMark {
-                outbox: outbox.clone(),
-                id,
-                step,
-                attempt: active.task.step(step).map_or(0, |s| s.attempt),
-            },
         };
-        match machine::decide(&active.task) {
+        let attempt_of = |step: u32| task.step(step).map_or(0, |s| s.attempt);
+        let effect = match machine::decide(task) {
             Some(Command::Request { .. }) => return self.advance(id),
             Some(Command::EnsurePrediction {
                 step,
                 attempt,
                 input,
             }) => {
+                let call = call(step, input.value());
                 // Over the gate's limit the task waits there, as an id, until a call is back.
                 let Some(permit) = self.creates.permit(id) else {
                     return;
                 };
-                let mut job = step_input(step, input.value());
-                job.webhook = self
+                let webhook = self
                     .webhook_url
                     .as_ref()
                     .map(|url| format!("{url}?task={id}&step={step}&attempt={attempt}"));
-                tokio::spawn(async move {
-                    let (result, searched) = ensure_prediction(job).await;
-                    // Free before the answer lands, so its turn can hand the permit on.
-                    drop(permit);
-                    let _ = outbox
-                        .send(Msg::Created {
-                            id,
-                            step,
-                            attempt,
-                            result,
-                            searched,
-                        })
-                        .await;
-                });
+                Effect::Create {
+                    id,
+                    step,
+                    attempt,
+                    call,
+                    webhook,
+                    permit,
+                }
             }
             Some(Command::Watch {
                 step,
                 prediction_id,
             }) if self.step_timed_out(id, step) => {
                 tracing::warn!(task_id = %id, step, %prediction_id, "Step timed out; canceling its prediction.");
-                let job = step_input(step, serde_json::Value::Null);
-                let attempt = active.task.step(step).map_or(0, |s| s.attempt);
-                tokio::spawn(async move {
-                    let result = cancel_prediction(job, Some(prediction_id)).await;
-                    let _ = outbox
-                        .send(Msg::CancelDone {
-                            id,
-                            step,
-                            attempt,
-                            result,
-                        })
-                        .await;
-                });
+                Effect::Cancel {
+                    id,
+                    step,
+                    attempt: attempt_of(step),
+                    prediction_id: Some(prediction_id),
+                    call: call(step, serde_json::Value::Null),
+                }
             }
             Some(Command::Watch {
                 step,
                 prediction_id,
-            }) => {
-                let client = self.client.clone();
-                tokio::spawn(async move {
-                    let result = client.get(&prediction_id).await;
-                    let _ = outbox
-                        .send(Msg::Checked {
-                            id,
-                            step,
-                            prediction_id,
-                            result,
-                        })
-                        .await;
-                });
-            }
+            }) => Effect::Check {
+                id,
+                step,
+                prediction_id,
+            },
             Some(Command::CancelPrediction {
                 step,
                 attempt,
@@ -540,21 +509,17 @@ impl Runtime {
                 input,
             }) => {
                 let input = input.map(|input| input.value()).unwrap_or_default();
-                let job = step_input(step, input);
-                tokio::spawn(async move {
-                    let result = cancel_prediction(job, prediction_id).await;
-                    let _ = outbox
-                        .send(Msg::CancelDone {
-                            id,
-                            step,
-                            attempt,
-                            result,
-                        })
-                        .await;
-                });
+                Effect::Cancel {
+                    id,
+                    step,
+                    attempt,
+                    prediction_id,
+                    call: call(step, input),
+                }
             }
             None => return,
-        }
+        };
+        self.effects.push(effect);
         if let Some(active) = self.active.get_mut(&id) {
             active.calling = true;
         }
@@ -568,14 +533,4 @@ pub(super) fn sent_from(task: &Task, step: u32) -> i64 {
     let sent = step.and_then(|s| s.sent).map(|sent| sent.first);
     sent.or_else(|| step.and_then(|s| s.started_at))
         .unwrap_or(0)
-}
-
-/// Exponential backoff with full jitter, never sooner than the server asked.
-pub(crate) fn backoff(policy: &Policy, failures: u32, retry_after: Option<Duration>) -> Duration {
-    let ceiling = policy
-        .retry_base
-        .saturating_mul(1 << failures.min(16))
-        .min(policy.retry_max);
-    let jittered = ceiling.mul_f64(rand::random::<f64>());
-    jittered.max(retry_after.unwrap_or_default())
 }

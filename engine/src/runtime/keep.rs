@@ -1,22 +1,20 @@
 //! Keeping output files before a step counts as succeeded: the download runs as a spawned
 //! call; its result journals the kept output together with the step's success.
 
-use super::handlers::backoff;
-use super::{Msg, Runtime};
+use super::effect::Effect;
+use super::policy::MAX_KEEP_FAILURES;
+use super::Runtime;
 use crate::event::Event;
 use crate::model::{Json, TaskId};
 use crate::outputs::Transient;
 use crate::replicate::Prediction;
-
-/// Downloads that fail this often in a row give up: the step succeeds with its original URLs.
-const MAX_KEEP_FAILURES: u32 = 5;
 
 impl Runtime {
     /// The prediction succeeded. Without file keeping the step succeeds now; with it, the
     /// files are downloaded first (or, while another call runs, at the next observation).
     pub(super) fn succeed(&mut self, id: TaskId, step: u32, prediction: &Prediction) {
         let output = prediction.output.clone().unwrap_or_default();
-        let (Some(keeper), Some(active)) = (self.keeper.clone(), self.active.get_mut(&id)) else {
+        let (true, Some(active)) = (self.keeper.is_some(), self.active.get_mut(&id)) else {
             return self.record_success(id, step, prediction.id.clone(), &output, None);
         };
         if active.keep_failures >= MAX_KEEP_FAILURES {
@@ -27,18 +25,10 @@ impl Runtime {
             return;
         }
         active.calling = true;
-        let outbox = self.outbox.clone();
-        let prediction = prediction.clone();
-        tokio::spawn(async move {
-            let result = keeper.keep(&id, step, &output).await;
-            let _ = outbox
-                .send(Msg::Kept {
-                    id,
-                    step,
-                    prediction,
-                    result,
-                })
-                .await;
+        self.effects.push(Effect::Keep {
+            id,
+            step,
+            prediction: prediction.clone(),
         });
     }
 
@@ -63,7 +53,7 @@ impl Runtime {
             }
             Err(error) => {
                 active.keep_failures += 1;
-                let delay = backoff(&policy, active.keep_failures, None);
+                let delay = policy.backoff(active.keep_failures, None);
                 tracing::warn!(task_id = %id, step, %error, "Keeping output files failed; will retry.");
                 super::count_retry("keep_outputs");
                 self.schedule(id, delay);

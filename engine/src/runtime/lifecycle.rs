@@ -47,6 +47,7 @@ impl Runtime {
                 id = self.timers.next(), if intake => self.on_due(id),
                 id = self.deadlines.next(), if intake => self.on_task_deadline(id),
             }
+            self.run_effects();
             if !sweep_due {
                 for _ in 1..MAX_GROUP {
                     match self.inbox.try_recv() {
@@ -58,6 +59,7 @@ impl Runtime {
                     self.on_due(id);
                 }
                 self.release_waiting_creates();
+                self.run_effects();
             }
             // One commit runs at a time; what arrives meanwhile is the next group.
             if self.failed.is_none() && self.inflight.is_none() && !self.group.is_empty() {

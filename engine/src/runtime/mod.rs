@@ -2,24 +2,36 @@
 //! It receives messages (start, cancel, retry, call results, timers), folds events into tasks
 //! through the state machine, commits them as durable journal groups (one written while the
 //! loop records the next, `group`), and only once a group is on disk answers its callers and
-//! performs what `machine::decide` asks for. HTTP calls run
-//! as spawned tasks whose results come back as messages, so no lock guards a task and a late
-//! answer can never race a fresh one.
+//! acts on what `machine::decide` asks for. Its decisions are data (`effect::Effect`: create,
+//! check, cancel, keep, schedule) that one executor runs; the production one spawns the HTTP
+//! calls, whose results come back as messages, so no lock guards a task and a late answer can
+//! never race a fresh one. Timing and retry rules live in `policy`.
+//!
+//! A task's path: `Engine::start` → `Msg::Start` → `handlers::on_start` (journal the task and
+//! step 1's intent) → `group` (commit, answer) → `after_commit` → `handlers::on_due` →
+//! `Effect::Create` → `calls::ensure_prediction` (`CreateSent`, then the create) →
+//! `Msg::Created` → `handlers::on_created` → `Effect::Schedule`/`Check` or a webhook →
+//! `handlers::observe` → the next step, until `machine::decide` has nothing left.
 
 mod admission;
 mod calls;
 mod committer;
 mod control;
 mod creates;
+#[cfg(test)]
+mod decisions_tests;
+mod effect;
 mod finder;
 mod group;
 mod handlers;
 mod keep;
 mod lifecycle;
 mod mover;
+mod policy;
 
 pub use admission::QueueView;
 pub use calls::SEND_GRACE;
+pub use policy::Policy;
 
 /// Live counters the runtime publishes once per loop turn, for health checks and metrics.
 #[derive(Default)]
@@ -196,36 +208,6 @@ pub(crate) enum CancelOutcome {
     Answered(Prediction),
 }
 
-/// How often to check predictions, and how to back off after failed calls.
-#[derive(Clone, Copy, Debug)]
-pub struct Policy {
-    pub poll_initial: Duration,
-    pub poll_max: Duration,
-    pub retry_base: Duration,
-    pub retry_max: Duration,
-    /// With webhooks on, every status check waits this long: deliveries do the real work.
-    pub safety_poll: Option<Duration>,
-    /// Create calls allowed out at once (see `creates`): the create burst, at least
-    /// `creates::MIN_CREATES_OUT`.
-    pub max_creates_out: usize,
-    /// How long after its `CreateSent` a create call can still make a prediction: the grace
-    /// for sending it (`calls::SEND_GRACE`) and the whole request timeout.
-    pub create_reach: Duration,
-}
-
-impl Policy {
-    /// The first status check after a create.
-    pub fn first_poll(&self) -> Duration {
-        self.safety_poll.unwrap_or(self.poll_initial)
-    }
-
-    /// The status check after one that found the prediction still running.
-    pub fn next_poll(&self, last: Duration) -> Duration {
-        self.safety_poll
-            .unwrap_or((last * 2).clamp(self.poll_initial, self.poll_max))
-    }
-}
-
 impl Active {
     /// Every event of the task is on disk: none waits for a commit, none is in the running one.
     fn is_durable(&self) -> bool {
@@ -261,14 +243,14 @@ struct Active {
 
 pub(crate) struct Runtime {
     store: Arc<dyn Store>,
-    client: ReplicateClient,
     workflows: Arc<HashMap<String, Workflow>>,
     policy: Policy,
     /// `{webhook_base_url}/v1/webhooks/replicate` when webhooks are on.
     webhook_url: Option<String>,
     /// Finished tasks older than this are deleted by the periodic sweep.
     retention: Duration,
-    /// Copies output files into the data dir when `[outputs] keep` is on.
+    /// Copies output files into the data dir when `[outputs] keep` is on (the executor has
+    /// its own handle; the sweep deletes a swept task's files through this one).
     keeper: Option<crate::outputs::Keeper>,
     /// Boxed: the map moves every entry when it grows, and a resize of hundreds of
     /// thousands of tasks stalls the loop for tens of ms when each entry is a whole `Active`.
@@ -285,10 +267,9 @@ pub(crate) struct Runtime {
     /// Since when the data dir journals every create as sent (`Store::create_marks_since`);
     /// read at recovery.
     marks_since: i64,
-    /// Searches for predictions of lost create answers, shared by every call.
-    finder: finder::Finder,
-    /// Handed to spawned calls so their results come back.
-    outbox: mpsc::Sender<Msg>,
+    /// What this turn's decisions asked for, run by `executor` once they are made.
+    effects: Vec<effect::Effect>,
+    executor: Box<dyn effect::Executor>,
     group: Group,
     /// The group being written while `group` records the next one.
     inflight: Option<group::InFlight>,
@@ -315,6 +296,8 @@ pub(crate) struct Parts {
     pub webhook_base_url: Option<String>,
     pub channel: (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
     pub committer: Committer,
+    /// Runs the effects; `None`: the production executor, spawning the HTTP calls.
+    pub executor: Option<Box<dyn effect::Executor>>,
 }
 
 impl Runtime {
@@ -330,15 +313,22 @@ impl Runtime {
             webhook_base_url,
             channel,
             committer,
+            executor,
         } = parts;
         let caps = workflows
             .iter()
             .filter_map(|(name, w)| w.max_in_flight.map(|max| (name.clone(), max)))
             .collect();
+        let executor = executor.unwrap_or_else(|| {
+            Box::new(effect::Calls {
+                finder: finder::Finder::new(client.clone(), store.clone()),
+                client,
+                keeper: keeper.clone(),
+                outbox: channel.0.clone(),
+            })
+        });
         Runtime {
-            finder: finder::Finder::new(client.clone(), store.clone()),
             store,
-            client,
             workflows,
             policy,
             retention,
@@ -353,7 +343,8 @@ impl Runtime {
             inbox: channel.1,
             started_at: crate::time::now_millis(),
             marks_since: 0,
-            outbox: channel.0,
+            effects: Vec::new(),
+            executor,
             group: Group::default(),
             inflight: None,
             committer,
@@ -376,7 +367,13 @@ impl Runtime {
         self.gauges.clone()
     }
 
+    /// Decides what `msg` asks for, then runs the effects decided.
     fn handle(&mut self, msg: Msg) {
+        self.decide(msg);
+        self.run_effects();
+    }
+
+    fn decide(&mut self, msg: Msg) {
         match msg {
             Msg::Start { start, reply } => self.on_start(start, reply),
             Msg::Cancel { id, reply } => self.on_cancel(id, reply),
@@ -487,9 +484,21 @@ impl Runtime {
 
     /// Sets the task's one timer.
     fn schedule(&mut self, id: TaskId, delay: Duration) {
-        if let Some(active) = self.active.get_mut(&id) {
-            active.timer_seq = active.task.seq;
-            self.timers.schedule(id, delay);
+        self.effects.push(effect::Effect::Schedule { id, delay });
+    }
+
+    /// Runs what the decisions so far asked for. A timer is the runtime's own state: it is
+    /// set here, in the order decided, before the executor sees the effect.
+    fn run_effects(&mut self) {
+        for effect in std::mem::take(&mut self.effects) {
+            if let effect::Effect::Schedule { id, delay } = effect {
+                let Some(active) = self.active.get_mut(&id) else {
+                    continue;
+                };
+                active.timer_seq = active.task.seq;
+                self.timers.schedule(id, delay);
+            }
+            self.executor.execute(effect);
         }
     }
 }
