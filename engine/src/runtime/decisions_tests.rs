@@ -2,7 +2,7 @@
 //! this thread, effects out. No HTTP and no loop; a tokio context is entered only because the
 //! timer wheel (`tokio_util::time::DelayQueue`) reads tokio's clock.
 
-use super::calls::Ensured;
+use super::effect::Ensured;
 use super::effect::{Effect, Executor};
 use super::*;
 use crate::config::{LimitsConfig, ReplicateConfig, WorkflowConfig};

@@ -2,8 +2,8 @@
 //! events to record and which calls to start. Called only from the runtime loop, which owns
 //! all the state touched here.
 
-use super::calls::{Ensured, CLOCK_SKEW_MS};
 use super::effect::{Effect, PredictionCall};
+use super::effect::{Ensured, CLOCK_SKEW_MS};
 use super::group::Waiter;
 use super::policy;
 use super::{new_active, PreparedStart, Runtime, StartError, StartReply};

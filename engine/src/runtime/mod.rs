@@ -9,15 +9,13 @@
 //!
 //! A task's path: `Engine::start` → `Msg::Start` → `handlers::on_start` (journal the task and
 //! step 1's intent) → `group` (commit, answer) → `after_commit` → `handlers::on_due` →
-//! `Effect::Create` → `calls::ensure_prediction` (`CreateSent`, then the create) →
+//! `Effect::Create` → `effect::ensure_prediction` (`CreateSent`, then the create) →
 //! `Msg::Created` → `handlers::on_created` → `Effect::Schedule`/`Check` or a webhook →
 //! `handlers::observe` → the next step, until `machine::decide` has nothing left.
 
 mod admission;
-mod calls;
 mod committer;
 mod control;
-mod creates;
 #[cfg(test)]
 mod decisions_tests;
 mod effect;
@@ -30,7 +28,7 @@ mod mover;
 mod policy;
 
 pub use admission::QueueView;
-pub use calls::SEND_GRACE;
+pub use effect::SEND_GRACE;
 pub use policy::Policy;
 
 /// Live counters the runtime publishes once per loop turn, for health checks and metrics.
@@ -156,7 +154,7 @@ pub(crate) enum Msg {
         id: TaskId,
         step: u32,
         attempt: u32,
-        result: Result<calls::Ensured, ClientError>,
+        result: Result<effect::Ensured, ClientError>,
         searched: bool,
     },
     /// A create call is about to be sent: journal `CreateSent`, then answer.
@@ -260,7 +258,7 @@ pub(crate) struct Runtime {
     /// When each task with a `task_timeout` must be canceled.
     deadlines: Scheduler<TaskId>,
     admission: Admission,
-    creates: creates::CreateGate,
+    creates: admission::CreateGate,
     inbox: mpsc::Receiver<Msg>,
     /// When this runtime started: no create sent by an earlier run can be newer.
     started_at: i64,
@@ -339,7 +337,7 @@ impl Runtime {
             timers: Scheduler::default(),
             deadlines: Scheduler::default(),
             admission: Admission::new(max_in_flight, caps),
-            creates: creates::CreateGate::new(policy.max_creates_out),
+            creates: admission::CreateGate::new(policy.max_creates_out),
             inbox: channel.1,
             started_at: crate::time::now_millis(),
             marks_since: 0,
