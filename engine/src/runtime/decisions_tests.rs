@@ -7,6 +7,7 @@ use super::effect::{Effect, Executor};
 use super::*;
 use crate::config::{LimitsConfig, ReplicateConfig, WorkflowConfig};
 use crate::journal::KvStore;
+use crate::replicate::ReplicateClient;
 use serde_json::json;
 use std::sync::Mutex;
 

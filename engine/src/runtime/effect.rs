@@ -1,5 +1,5 @@
 //! What the runtime's decisions ask for, as data, and the calls that carry it out. The
-//! decision code (`handlers`, `control`, `keep`, `group::after_commit`) never spawns a call or
+//! decision code (`handlers`, `outcome`, `control`, `group::after_commit`) never spawns a call or
 //! touches a client: it pushes an `Effect`, and once the loop turn's decisions are made the
 //! runtime hands each one to its `Executor`. The production executor (`Calls`) spawns the HTTP
 //! calls below, which touch no task state and report back as messages; tests hand in a fake

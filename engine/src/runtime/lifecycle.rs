@@ -1,12 +1,108 @@
-//! The runtime's lifecycle: the message loop itself, resuming unfinished tasks at start,
-//! the periodic retention sweep, and the metrics derived from journaled events.
+//! The runtime's lifecycle: building it from its parts, the message loop itself, resuming
+//! unfinished tasks at start, the periodic retention sweep, and the metrics derived from
+//! journaled events.
 
-use super::{group, mover, new_active, Runtime, MAX_GROUP};
+use super::admission::{Admission, CreateGate, QueueView};
+use super::effect;
+use super::group::Group;
+use super::{finder, group, mover, new_active, Committer, Gauges, Msg, Policy, Runtime, MAX_GROUP};
 use crate::event::Event;
+use crate::journal::Store;
 use crate::journal::StoreError;
 use crate::model::{Task, TaskId};
+use crate::replicate::ReplicateClient;
+use crate::scheduler::Scheduler;
+use crate::workflow::Workflow;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// Everything a runtime is built from.
+pub(crate) struct Parts {
+    pub store: Arc<dyn Store>,
+    pub client: ReplicateClient,
+    pub workflows: Arc<HashMap<String, Workflow>>,
+    pub policy: Policy,
+    /// Tasks with a call or prediction out at once, over every workflow (None: no limit).
+    pub max_in_flight: Option<usize>,
+    pub retention: Duration,
+    pub keeper: Option<crate::outputs::Keeper>,
+    pub webhook_base_url: Option<String>,
+    pub channel: (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
+    pub committer: Committer,
+    /// Runs the effects; `None`: the production executor, spawning the HTTP calls.
+    pub executor: Option<Box<dyn effect::Executor>>,
+}
+
+impl Runtime {
+    pub(crate) fn new(parts: Parts) -> Self {
+        let Parts {
+            store,
+            client,
+            workflows,
+            policy,
+            max_in_flight,
+            retention,
+            keeper,
+            webhook_base_url,
+            channel,
+            committer,
+            executor,
+        } = parts;
+        let caps = workflows
+            .iter()
+            .filter_map(|(name, w)| w.max_in_flight.map(|max| (name.clone(), max)))
+            .collect();
+        let executor = executor.unwrap_or_else(|| {
+            Box::new(effect::Calls {
+                finder: finder::Finder::new(client.clone(), store.clone()),
+                client,
+                keeper: keeper.clone(),
+                outbox: channel.0.clone(),
+            })
+        });
+        Runtime {
+            store,
+            workflows,
+            policy,
+            retention,
+            keeper,
+            webhook_url: webhook_base_url
+                .map(|base| format!("{}/v1/webhooks/replicate", base.trim_end_matches('/'))),
+            active: crate::model::TaskIdMap::default(),
+            timers: Scheduler::default(),
+            deadlines: Scheduler::default(),
+            admission: Admission::new(max_in_flight, caps),
+            creates: CreateGate::new(policy.max_creates_out),
+            inbox: channel.1,
+            started_at: crate::time::now_millis(),
+            marks_since: 0,
+            effects: Vec::new(),
+            executor,
+            group: Group::default(),
+            inflight: None,
+            committer,
+            changes: crate::changes::Changes::default(),
+            gauges: Arc::default(),
+            mover: None,
+            failed: None,
+        }
+    }
+
+    pub(crate) fn queue_view(&self) -> QueueView {
+        self.admission.view()
+    }
+
+    pub(crate) fn changes(&self) -> crate::changes::Changes {
+        self.changes.clone()
+    }
+
+    pub(crate) fn gauges(&self) -> Arc<Gauges> {
+        self.gauges.clone()
+    }
+}
 
 impl Runtime {
     /// Resumes every unfinished task, then serves messages until `shutdown`. Nothing is

@@ -11,7 +11,7 @@
 //! step 1's intent) → `group` (commit, answer) → `after_commit` → `handlers::on_due` →
 //! `Effect::Create` → `effect::ensure_prediction` (`CreateSent`, then the create) →
 //! `Msg::Created` → `handlers::on_created` → `Effect::Schedule`/`Check` or a webhook →
-//! `handlers::observe` → the next step, until `machine::decide` has nothing left.
+//! `outcome::observe` → the next step, until `machine::decide` has nothing left.
 
 mod admission;
 mod committer;
@@ -22,9 +22,9 @@ mod effect;
 mod finder;
 mod group;
 mod handlers;
-mod keep;
 mod lifecycle;
 mod mover;
+mod outcome;
 mod policy;
 
 pub use admission::QueueView;
@@ -49,12 +49,13 @@ use crate::event::Event;
 use crate::journal::Store;
 use crate::machine::{self, Command};
 use crate::model::{Json, Task, TaskId, TaskIdMap};
-use crate::replicate::{ClientError, Prediction, ReplicateClient};
+use crate::replicate::{ClientError, Prediction};
 use crate::scheduler::Scheduler;
 use crate::workflow::Workflow;
 use admission::Admission;
 pub(crate) use committer::Committer;
 use group::Group;
+pub(crate) use lifecycle::Parts;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -281,90 +282,7 @@ pub(crate) struct Runtime {
     failed: Option<crate::journal::StoreError>,
 }
 
-/// Everything a runtime is built from.
-pub(crate) struct Parts {
-    pub store: Arc<dyn Store>,
-    pub client: ReplicateClient,
-    pub workflows: Arc<HashMap<String, Workflow>>,
-    pub policy: Policy,
-    /// Tasks with a call or prediction out at once, over every workflow (None: no limit).
-    pub max_in_flight: Option<usize>,
-    pub retention: Duration,
-    pub keeper: Option<crate::outputs::Keeper>,
-    pub webhook_base_url: Option<String>,
-    pub channel: (mpsc::Sender<Msg>, mpsc::Receiver<Msg>),
-    pub committer: Committer,
-    /// Runs the effects; `None`: the production executor, spawning the HTTP calls.
-    pub executor: Option<Box<dyn effect::Executor>>,
-}
-
 impl Runtime {
-    pub(crate) fn new(parts: Parts) -> Self {
-        let Parts {
-            store,
-            client,
-            workflows,
-            policy,
-            max_in_flight,
-            retention,
-            keeper,
-            webhook_base_url,
-            channel,
-            committer,
-            executor,
-        } = parts;
-        let caps = workflows
-            .iter()
-            .filter_map(|(name, w)| w.max_in_flight.map(|max| (name.clone(), max)))
-            .collect();
-        let executor = executor.unwrap_or_else(|| {
-            Box::new(effect::Calls {
-                finder: finder::Finder::new(client.clone(), store.clone()),
-                client,
-                keeper: keeper.clone(),
-                outbox: channel.0.clone(),
-            })
-        });
-        Runtime {
-            store,
-            workflows,
-            policy,
-            retention,
-            keeper,
-            webhook_url: webhook_base_url
-                .map(|base| format!("{}/v1/webhooks/replicate", base.trim_end_matches('/'))),
-            active: TaskIdMap::default(),
-            timers: Scheduler::default(),
-            deadlines: Scheduler::default(),
-            admission: Admission::new(max_in_flight, caps),
-            creates: admission::CreateGate::new(policy.max_creates_out),
-            inbox: channel.1,
-            started_at: crate::time::now_millis(),
-            marks_since: 0,
-            effects: Vec::new(),
-            executor,
-            group: Group::default(),
-            inflight: None,
-            committer,
-            changes: crate::changes::Changes::default(),
-            gauges: Arc::default(),
-            mover: None,
-            failed: None,
-        }
-    }
-
-    pub(crate) fn queue_view(&self) -> QueueView {
-        self.admission.view()
-    }
-
-    pub(crate) fn changes(&self) -> crate::changes::Changes {
-        self.changes.clone()
-    }
-
-    pub(crate) fn gauges(&self) -> Arc<Gauges> {
-        self.gauges.clone()
-    }
-
     /// Decides what `msg` asks for, then runs the effects decided.
     fn handle(&mut self, msg: Msg) {
         self.decide(msg);
