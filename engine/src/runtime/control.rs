@@ -2,12 +2,11 @@
 //! its prediction stops at Replicate, and running a failed task again.
 
 use super::group::Waiter;
-use super::policy::{self, human};
+use super::policy::human;
 use super::{new_active, CancelOutcome, ControlError, ControlReply, Runtime};
 use crate::event::Event;
 use crate::model::{Task, TaskId, TaskStatus};
 use crate::replicate::{ClientError, Phase};
-use std::time::Duration;
 
 impl Runtime {
     /// The task as the runtime knows it: in memory when unfinished, else from the store.
@@ -177,43 +176,5 @@ impl Runtime {
                 self.fail_attempt(id, step, prediction_id, error);
             }
         }
-    }
-
-    /// True when `step` has run for at least its workflow's `step_timeout`.
-    pub(super) fn step_timed_out(&self, id: TaskId, step: u32) -> bool {
-        self.step_time_left(id, step)
-            .is_some_and(|left| left.is_zero())
-    }
-
-    fn step_time_left(&self, id: TaskId, step: u32) -> Option<Duration> {
-        let active = self.active.get(&id)?;
-        let timeout = self.workflows.get(&active.task.workflow)?.step_timeout?;
-        let started = active.task.step(step)?.started_at?;
-        Some(policy::time_left(
-            timeout,
-            started,
-            crate::time::now_millis(),
-        ))
-    }
-
-    pub(super) fn timeout_error(&self, id: TaskId) -> String {
-        let timeout = self
-            .active
-            .get(&id)
-            .and_then(|a| self.workflows.get(&a.task.workflow))
-            .and_then(|w| w.step_timeout);
-        match timeout {
-            Some(timeout) => format!("step timed out after {}", human(timeout)),
-            None => "step timed out".into(),
-        }
-    }
-
-    /// The next status check: the backoff delay, or sooner if the step's time runs out.
-    pub(super) fn next_check_delay(&self, id: TaskId) -> Duration {
-        let Some(active) = self.active.get(&id) else {
-            return self.policy.poll_initial;
-        };
-        let step = active.task.current_step().max(1);
-        policy::check_delay(active.poll_delay, self.step_time_left(id, step))
     }
 }

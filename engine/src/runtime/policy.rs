@@ -1,8 +1,11 @@
 //! The runtime's timing and retry rules in one place: when to check a prediction again, how
 //! long to back off after a failed call, when a step or task has run out of time, and which
 //! failures are worth another attempt. Pure functions of their arguments (and, for backoff's
-//! jitter, of `rand`): the decision code asks here and never computes a delay itself.
+//! jitter, of `rand`), and at the end the few readings of them for one task (its workflow's
+//! timeouts, its poll delay): the decision code asks here and never computes a delay itself.
 
+use super::Runtime;
+use crate::model::TaskId;
 use std::time::Duration;
 
 /// Downloads of a step's output files that fail this often in a row give up: the step
@@ -99,6 +102,42 @@ pub fn human(duration: Duration) -> String {
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
+    }
+}
+
+impl Runtime {
+    /// True when `step` has run for at least its workflow's `step_timeout`.
+    pub(super) fn step_timed_out(&self, id: TaskId, step: u32) -> bool {
+        self.step_time_left(id, step)
+            .is_some_and(|left| left.is_zero())
+    }
+
+    fn step_time_left(&self, id: TaskId, step: u32) -> Option<Duration> {
+        let active = self.active.get(&id)?;
+        let timeout = self.workflows.get(&active.task.workflow)?.step_timeout?;
+        let started = active.task.step(step)?.started_at?;
+        Some(time_left(timeout, started, crate::time::now_millis()))
+    }
+
+    pub(super) fn timeout_error(&self, id: TaskId) -> String {
+        let timeout = self
+            .active
+            .get(&id)
+            .and_then(|a| self.workflows.get(&a.task.workflow))
+            .and_then(|w| w.step_timeout);
+        match timeout {
+            Some(timeout) => format!("step timed out after {}", human(timeout)),
+            None => "step timed out".into(),
+        }
+    }
+
+    /// The next status check: the backoff delay, or sooner if the step's time runs out.
+    pub(super) fn next_check_delay(&self, id: TaskId) -> Duration {
+        let Some(active) = self.active.get(&id) else {
+            return self.policy.poll_initial;
+        };
+        let step = active.task.current_step().max(1);
+        check_delay(active.poll_delay, self.step_time_left(id, step))
     }
 }
 
