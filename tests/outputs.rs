@@ -75,6 +75,30 @@ async fn output_files_are_kept_served_chained_and_outlive_replicates_copies() {
     assert_eq!(kept.headers()["content-type"], "image/png");
     assert_eq!(kept.bytes().await.unwrap(), original, "the same bytes");
 
+    // Over a real socket, ranges and validators work too.
+    let client = reqwest::Client::new();
+    let part = client
+        .get(kept_url)
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 0-9/{}", original.len()).as_str()
+    );
+    assert_eq!(part.bytes().await.unwrap(), original[..10]);
+    let whole = fetch(kept_url.to_owned()).await;
+    let etag = whole.headers()["etag"].clone();
+    let unchanged = client
+        .get(kept_url)
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unchanged.status(), 304);
+
     // Replicate deletes its copy; ours stays.
     let deadline = Instant::now() + WITHIN;
     while reqwest::get(first["output"].as_str().unwrap())
@@ -109,5 +133,7 @@ async fn output_files_are_kept_served_chained_and_outlive_replicates_copies() {
     ] {
         let response = fetch(format!("{}/v1/files/{bad}", app.url)).await;
         assert_eq!(response.status(), 404, "{bad}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "not_found", "{bad}: {error}");
     }
 }

@@ -17,6 +17,8 @@ pub enum ApiError {
     MethodNotAllowed,
     Conflict(String),
     TooLarge,
+    /// A `Range` header that selects no bytes of the file (or more than one range).
+    RangeNotSatisfiable,
     UnsupportedMediaType,
     Unavailable(String),
 }
@@ -53,6 +55,11 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 "the request body is over the 1 MiB limit".into(),
+            ),
+            ApiError::RangeNotSatisfiable => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                "the `Range` header must name one range of bytes inside the file".into(),
             ),
             ApiError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -1,10 +1,12 @@
 //! stepwise-server: the HTTP API (axum on hyper) over an engine handle.
 //!
-//! Layout: `routes` (handlers), `render` (the task's JSON shape), `error` (every API error
-//! and its status in one place). `router` builds the app so tests can drive it without a
-//! socket; `serve` runs it on a listener until the shutdown token fires.
+//! Layout: `routes` (handlers), `files` (kept output files, streamed from disk), `render` (the
+//! task's JSON shape), `error` (every API error and its status in one place). `router` builds
+//! the app so tests can drive it without a socket; `serve` runs it on a listener until the
+//! shutdown token fires.
 
 mod error;
+mod files;
 mod live;
 mod render;
 mod routes;
@@ -107,7 +109,7 @@ pub fn router(engine: Engine, config: &ServerConfig, shutdown: CancellationToken
         )
         .route(
             "/v1/files/{task}/{step}/{name}",
-            get(routes::kept_file).fallback(routes::method_not_allowed),
+            get(files::kept_file).fallback(routes::method_not_allowed),
         )
         .route(
             "/v1/tasks/{id}/cancel",

@@ -247,48 +247,6 @@ pub async fn list_tasks(
     .into_response())
 }
 
-/// A kept output file: `GET /v1/files/{task}/{step}/{name}`. Like reading a task, it needs
-/// no token: the unguessable task id in the path is the capability.
-pub async fn kept_file(
-    State(state): State<AppState>,
-    parts: Result<Path<(String, u32, String)>, PathRejection>,
-) -> Result<Response, ApiError> {
-    let not_found = || ApiError::NotFound("no such file".into());
-    let Path((task, step, name)) = parts.map_err(|_| not_found())?;
-    let task: TaskId = task.parse().map_err(|_| not_found())?;
-    let path = state
-        .engine
-        .kept_file(&task, step, &name)
-        .ok_or_else(not_found)?;
-    let bytes = tokio::fs::read(&path).await.map_err(|_| not_found())?;
-    let content_type = match name
-        .rsplit('.')
-        .next()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("webp") => "image/webp",
-        Some("gif") => "image/gif",
-        Some("mp4") => "video/mp4",
-        Some("wav") => "audio/wav",
-        Some("mp3") => "audio/mpeg",
-        Some("json") => "application/json",
-        Some("txt") => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    };
-    let headers = [
-        (header::CONTENT_TYPE, content_type),
-        (header::CACHE_CONTROL, "private, max-age=86400, immutable"),
-        (
-            header::HeaderName::from_static("x-content-type-options"),
-            "nosniff",
-        ),
-    ];
-    Ok((headers, bytes).into_response())
-}
-
 /// The built-in dashboard: one static page embedded in the binary (no CDN, no build step).
 pub async fn dashboard() -> Response {
     let page = include_str!("../dashboard/index.html");

@@ -2,6 +2,7 @@
 //! `stepwise inspect` reads a stopped engine's data dir offline.
 
 mod inspect;
+mod sse;
 mod table;
 mod tasks;
 

@@ -238,15 +238,11 @@ async fn watch(api: &Api, id: &str, json: bool) -> anyhow::Result<()> {
     if !response.status().is_success() {
         bail!("the server answered {}", response.status());
     }
-    let mut buffer = String::new();
+    let mut events = super::sse::Parser::default();
     while let Some(chunk) = response.chunk().await? {
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
-                continue;
-            };
-            let message: Value = serde_json::from_str(data.trim())?;
+        for event in events.feed(&chunk) {
+            let message: Value = serde_json::from_str(&event.data)
+                .with_context(|| format!("event {:?} is not JSON", event.id))?;
             if json {
                 println!("{message}");
                 continue;
