@@ -4,8 +4,8 @@
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 use std::time::Duration;
-use stepwise_engine::config::{Config, EMBEDDED_DEFAULT};
 use stepwise_engine::{Engine, StoreChoice};
+use stepwise_server::config::{Config, EMBEDDED_DEFAULT};
 use tokio_util::sync::CancellationToken;
 
 /// How long open HTTP requests may take to finish after a shutdown signal.
@@ -34,7 +34,7 @@ pub fn run(config_path: Option<PathBuf>, simulate: bool) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let _simulator = if simulate { Some(start_simulator(&mut config).await?) } else { None };
-        if config.replicate.api_token.is_none() {
+        if config.engine.replicate.api_token.is_none() {
             bail!("REPLICATE_API_TOKEN is not set (or run `stepwise serve --simulate` to try stepwise without an account)");
         }
         serve(config).await
@@ -45,7 +45,7 @@ pub fn run(config_path: Option<PathBuf>, simulate: bool) -> anyhow::Result<()> {
 const SIMULATOR_STATE: &str = "simulator.jsonl";
 
 async fn start_simulator(config: &mut Config) -> anyhow::Result<replicate_sim::SimHandle> {
-    let data_dir = &config.storage.data_dir;
+    let data_dir = &config.engine.storage.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
     let state_file = data_dir.join(SIMULATOR_STATE);
@@ -64,12 +64,12 @@ async fn start_simulator(config: &mut Config) -> anyhow::Result<replicate_sim::S
         .await
         .with_context(|| format!("cannot start the simulator on {}", state_file.display()))?;
     tracing::info!(url = %handle.base_url(), "Simulated Replicate started.");
-    config.replicate.api_base = handle.base_url();
-    config.replicate.api_token = Some(token);
+    config.engine.replicate.api_base = handle.base_url();
+    config.engine.replicate.api_token = Some(token);
     // Show the push path too: the simulator posts webhooks back to this engine.
     let port_known = !config.server.listen.ends_with(":0");
-    if config.replicate.webhook_base_url.is_none() && port_known {
-        config.replicate.webhook_base_url = Some(format!("http://{}", config.server.listen));
+    if config.engine.replicate.webhook_base_url.is_none() && port_known {
+        config.engine.replicate.webhook_base_url = Some(format!("http://{}", config.server.listen));
     }
     Ok(handle)
 }
@@ -91,17 +91,21 @@ async fn bind_simulator(state_file: &std::path::Path) -> anyhow::Result<tokio::n
 }
 
 async fn serve(mut config: Config) -> anyhow::Result<()> {
-    if config.replicate.webhook_base_url.is_some() && config.replicate.webhook_secret.is_none() {
-        config.replicate.webhook_secret = Some(fetch_webhook_secret(&config).await?);
+    if config.engine.replicate.webhook_base_url.is_some()
+        && config.engine.replicate.webhook_secret.is_none()
+    {
+        config.engine.replicate.webhook_secret = Some(fetch_webhook_secret(&config).await?);
     }
     let shutdown = CancellationToken::new();
-    let (engine, runtime) = Engine::launch(&config, StoreChoice::Disk, shutdown.clone())
-        .with_context(|| {
-            format!(
-                "cannot start with data dir {}",
-                config.storage.data_dir.display()
-            )
-        })?;
+    let (engine, runtime) =
+        Engine::launch(&config.engine_config(), StoreChoice::Disk, shutdown.clone()).with_context(
+            || {
+                format!(
+                    "cannot start with data dir {}",
+                    config.engine.storage.data_dir.display()
+                )
+            },
+        )?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -155,7 +159,7 @@ const EXIT_JOURNAL_FAILED: i32 = 74;
 /// Webhooks are on but no secret was configured: ask Replicate for the account's, retrying
 /// briefly so a flaky start does not fail the whole process.
 async fn fetch_webhook_secret(config: &Config) -> anyhow::Result<String> {
-    let client = stepwise_engine::replicate::ReplicateClient::new(&config.replicate)?;
+    let client = stepwise_engine::replicate::ReplicateClient::new(&config.engine.replicate)?;
     let mut attempt = 0;
     loop {
         match client.webhook_secret().await {

@@ -1,5 +1,7 @@
-//! Configuration: the `config.toml` schema with its defaults, environment overrides for
-//! secrets, and validation that reports every problem naming its key. Every duration key is
+//! The engine's configuration: the sections of `config.toml` the engine reads (`[storage]`,
+//! `[replicate]`, `[limits]`, `[outputs]`, `[workflows.*]`) with their defaults, environment
+//! overrides for its secrets, and validation that reports every problem naming its key. The
+//! file as a whole, with the HTTP server's `[server]`, is `stepwise_server::config::Config`. Every duration key is
 //! read by `duration` (units, or bare numbers in the key's unit); `replicate` holds the
 //! `[replicate]` section, whose durations have a `_ms` name too.
 //! No IO beyond reading the file and the environment.
@@ -11,17 +13,13 @@ pub use replicate::ReplicateConfig;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// The default configuration, shipped in the binary so `stepwise serve` runs without a file.
-pub const EMBEDDED_DEFAULT: &str = include_str!("../../config.toml");
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
+/// Everything `Engine::launch` needs; no HTTP server settings.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
-    #[serde(default)]
-    pub server: ServerConfig,
+pub struct EngineConfig {
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -44,7 +42,8 @@ pub struct OutputsConfig {
     /// Larger files are not kept (the step still succeeds, with the original URL).
     pub max_file_bytes: u64,
     /// Base of the kept files' URLs, as clients (and Replicate, for the next step) reach this
-    /// server. Default: `replicate.webhook_base_url`, else `http://{server.listen}`.
+    /// server. Default: `replicate.webhook_base_url`; `stepwise serve` falls back to
+    /// `http://{server.listen}`.
     pub public_base_url: Option<String>,
 }
 
@@ -74,26 +73,6 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_string_bytes: 256 * 1024,
             max_input_bytes: 512 * 1024,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    pub listen: String,
-    /// When set, POST routes and listing need `Authorization: Bearer <token>`.
-    /// Overridden by the `STEPWISE_API_TOKEN` environment variable.
-    pub api_token: Option<String>,
-    pub cors_origins: Vec<String>,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: "127.0.0.1:8080".into(),
-            api_token: None,
-            cors_origins: vec![],
         }
     }
 }
@@ -176,19 +155,10 @@ pub enum ConfigError {
     Invalid(Vec<String>),
 }
 
-impl Config {
-    /// Reads `path`, applies environment overrides and validates.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_toml(&text, &path.display().to_string())
-    }
-
+impl EngineConfig {
     /// Parses `text` (from `origin`, for messages), applies environment overrides, validates.
-    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+    pub fn from_toml(text: &str, origin: &str) -> Result<EngineConfig, ConfigError> {
+        let mut config: EngineConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_owned(),
             message: e.to_string(),
         })?;
@@ -204,9 +174,6 @@ impl Config {
         }
         if let Some(secret) = var("REPLICATE_WEBHOOK_SECRET") {
             self.replicate.webhook_secret = Some(secret);
-        }
-        if let Some(token) = var("STEPWISE_API_TOKEN") {
-            self.server.api_token = Some(token);
         }
     }
 
@@ -253,18 +220,18 @@ impl Config {
         }
     }
 
-    /// The effective configuration as TOML, secrets masked, for `check-config`.
-    pub fn masked_toml(&self) -> Result<String, toml::ser::Error> {
+    /// The same configuration with its secrets replaced by `***`, for `check-config`.
+    pub fn masked(&self) -> EngineConfig {
         let mut masked = self.clone();
-        let mask = |secret: &mut Option<String>| {
+        for secret in [
+            &mut masked.replicate.api_token,
+            &mut masked.replicate.webhook_secret,
+        ] {
             if secret.is_some() {
                 *secret = Some("***".into());
             }
-        };
-        mask(&mut masked.server.api_token);
-        mask(&mut masked.replicate.api_token);
-        mask(&mut masked.replicate.webhook_secret);
-        toml::to_string(&masked)
+        }
+        masked
     }
 }
 

@@ -1,7 +1,7 @@
 //! The engine handle: what the HTTP server and the CLI use. `Engine::launch` opens the
 //! journal, compiles the workflows and starts the runtime; reads go straight to the store.
 
-use crate::config::Config;
+use crate::config::EngineConfig;
 use crate::journal::{KvStore, ListPage, ListQuery, Store, StoreError};
 use crate::model::{Task, TaskId};
 use crate::replicate::ReplicateClient;
@@ -40,6 +40,11 @@ pub enum LaunchError {
     WebhookSecret(String),
     #[error("cannot start the journal commit thread: {0}")]
     CommitThread(#[source] std::io::Error),
+    #[error(
+        "outputs.keep is on but kept files have no public URL: set outputs.public_base_url \
+         (or replicate.webhook_base_url)"
+    )]
+    NoPublicBaseUrl,
 }
 
 /// Where the journal lives.
@@ -72,7 +77,7 @@ impl Engine {
     /// every unfinished task. The runtime stops when `shutdown` is cancelled; await the
     /// returned handle to know it has committed its last group.
     pub fn launch(
-        config: &Config,
+        config: &EngineConfig,
         choice: StoreChoice,
         shutdown: CancellationToken,
     ) -> Result<(Engine, JoinHandle<Result<(), StoreError>>), LaunchError> {
@@ -131,8 +136,8 @@ impl Engine {
                     .outputs
                     .public_base_url
                     .clone()
-                    .or_else(|| replicate.webhook_base_url.clone());
-                let base = base.unwrap_or_else(|| format!("http://{}", config.server.listen));
+                    .or_else(|| replicate.webhook_base_url.clone())
+                    .ok_or(LaunchError::NoPublicBaseUrl)?;
                 let keeper = crate::outputs::Keeper::new(
                     dir.join("files"),
                     &base,

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use stepwise_engine::config::Config;
+use stepwise_engine::config::EngineConfig;
 use stepwise_engine::event::Event;
 use stepwise_engine::journal::{CommitWith, KvStore, MemoryBackend, Store, TaskWrite};
 use stepwise_engine::model::TaskStatus;
@@ -56,7 +56,7 @@ async fn no_create_reaches_replicate_before_its_intent_is_durable() {
          [workflows.capped]\nmodel = \"t/m\"\nmax_in_flight = 1\n[workflows.capped.input]\nn = \"{{{{item.n}}}}\"\n",
         sim.base_url()
     );
-    let config = Config::from_toml(&toml, "test").unwrap();
+    let config = EngineConfig::from_toml(&toml, "test").unwrap();
     let durable_at = DurableAt::default();
     let shared: Arc<dyn Store> = Arc::new(slow_store(durable_at.clone()));
     let shutdown = tokio_util::sync::CancellationToken::new();

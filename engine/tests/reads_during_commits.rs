@@ -10,7 +10,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stepwise_engine::config::Config;
+use stepwise_engine::config::EngineConfig;
 use stepwise_engine::model::{TaskId, TaskStatus};
 use stepwise_engine::{Engine, StartRequest, StoreChoice};
 
@@ -30,7 +30,7 @@ async fn reads_racing_commits_never_fail_nor_go_back() {
         data = dir.path().display().to_string(),
         api = sim.base_url(),
     );
-    let config = Config::from_toml(&toml, "test").unwrap();
+    let config = EngineConfig::from_toml(&toml, "test").unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (engine, runtime) = Engine::launch(&config, StoreChoice::Disk, shutdown.clone()).unwrap();
 

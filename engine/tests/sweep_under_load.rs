@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stepwise_engine::config::Config;
+use stepwise_engine::config::EngineConfig;
 use stepwise_engine::journal::{CommitWith, KvStore, MemoryBackend, Store, TaskWrite};
 use stepwise_engine::model::TaskStatus;
 use stepwise_engine::{Engine, StartRequest, StoreChoice};
@@ -30,7 +30,7 @@ async fn finished_tasks_are_swept_while_commits_never_stop() {
          [storage]\nretention = \"1s\"\n[workflows.echo]\nmodel = \"t/m\"\n[workflows.echo.input]\nn = \"{{{{item.n}}}}\"\n",
         sim.base_url()
     );
-    let config = Config::from_toml(&toml, "test").unwrap();
+    let config = EngineConfig::from_toml(&toml, "test").unwrap();
     // A disk that takes 10 ms per commit: with eight clients starting tasks back to back, the
     // next group always has something in it when a commit ends.
     let store = CommitWith::new(

@@ -1,10 +1,11 @@
 //! stepwise-server: the HTTP API (axum on hyper) over an engine handle.
 //!
-//! Layout: `routes` (handlers), `files` (kept output files, streamed from disk), `render` (the
+//! Layout: `config` (the config file: `[server]` and the engine's sections), `routes` (handlers), `files` (kept output files, streamed from disk), `render` (the
 //! task's JSON shape), `error` (every API error and its status in one place). `router` builds
 //! the app so tests can drive it without a socket; `serve` runs it on a listener until the
 //! shutdown token fires.
 
+pub mod config;
 mod error;
 mod files;
 mod live;
@@ -18,8 +19,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use axum::routing::{get, post};
 use axum::Router;
+pub use config::{Config, ServerConfig};
 use std::sync::Arc;
-use stepwise_engine::config::ServerConfig;
 use stepwise_engine::Engine;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};

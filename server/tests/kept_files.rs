@@ -7,9 +7,9 @@ use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
 use serde_json::Value;
 use std::path::Path;
-use stepwise_engine::config::Config;
 use stepwise_engine::model::TaskId;
 use stepwise_engine::{Engine, StoreChoice};
+use stepwise_server::Config;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -26,7 +26,8 @@ fn launch(data: &Path, keep: bool) -> (axum::Router, CancellationToken) {
     let config = Config::from_toml(&config, "test").expect("a valid config");
     let shutdown = CancellationToken::new();
     let (engine, _runtime) =
-        Engine::launch(&config, StoreChoice::Disk, shutdown.clone()).expect("the engine starts");
+        Engine::launch(&config.engine_config(), StoreChoice::Disk, shutdown.clone())
+            .expect("the engine starts");
     let app = stepwise_server::router(engine, &config.server, shutdown.clone());
     (app, shutdown)
 }

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use stepwise_engine::config::Config;
+use stepwise_engine::config::EngineConfig;
 use stepwise_engine::journal::{CommitWith, KvStore, MemoryBackend, Store, StoreError, TaskWrite};
 use stepwise_engine::{Engine, StoreChoice};
 use tokio_util::sync::CancellationToken;
@@ -54,11 +54,15 @@ fn launch(
     axum::Router,
     tokio::task::JoinHandle<Result<(), StoreError>>,
 ) {
-    let config = Config::from_toml(CONFIG, "test").unwrap();
+    let config = EngineConfig::from_toml(CONFIG, "test").unwrap();
     let shutdown = CancellationToken::new();
     let (engine, runtime) =
         Engine::launch(&config, StoreChoice::Given(store), shutdown.clone()).unwrap();
-    let app = stepwise_server::router(engine.clone(), &config.server, shutdown);
+    let app = stepwise_server::router(
+        engine.clone(),
+        &stepwise_server::ServerConfig::default(),
+        shutdown,
+    );
     (engine, app, runtime)
 }
 

@@ -3,8 +3,8 @@
 
 use replicate_sim::{ModelBehavior, SimConfig, SimHandle};
 use std::time::Duration;
-use stepwise_engine::config::Config;
 use stepwise_engine::{Engine, StoreChoice};
+use stepwise_server::Config;
 use tokio_util::sync::CancellationToken;
 
 pub const MODEL: &str = "bench/model";
@@ -83,11 +83,13 @@ impl Harness {
         );
         let mut config = Config::from_toml(&toml, "bench")?;
         if setup.webhooks {
-            let client = stepwise_engine::replicate::ReplicateClient::new(&config.replicate)?;
-            config.replicate.webhook_secret = Some(client.webhook_secret().await?);
+            let client =
+                stepwise_engine::replicate::ReplicateClient::new(&config.engine.replicate)?;
+            config.engine.replicate.webhook_secret = Some(client.webhook_secret().await?);
         }
         let shutdown = CancellationToken::new();
-        let (engine, runtime) = Engine::launch(&config, StoreChoice::Disk, shutdown.clone())?;
+        let (engine, runtime) =
+            Engine::launch(&config.engine_config(), StoreChoice::Disk, shutdown.clone())?;
         let app = stepwise_server::router(engine.clone(), &config.server, shutdown.clone());
         let server = tokio::spawn(stepwise_server::serve(api, app, shutdown.clone()));
         Ok(Harness {
