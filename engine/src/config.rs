@@ -1,9 +1,9 @@
 //! The engine's configuration: the sections of `config.toml` the engine reads (`[storage]`,
 //! `[replicate]`, `[limits]`, `[outputs]`, `[workflows.*]`) with their defaults, environment
 //! overrides for its secrets, and validation that reports every problem naming its key. The
-//! file as a whole, with the HTTP server's `[server]`, is `stepwise_server::config::Config`. Every duration key is
-//! read by `duration` (units, or bare numbers in the key's unit); `replicate` holds the
-//! `[replicate]` section, whose durations have a `_ms` name too.
+//! file as a whole, with the HTTP server's `[server]`, is `stepwise_server::config::Config`.
+//! Every duration key is read by `duration` (units, or bare numbers in the key's unit);
+//! `replicate` holds the `[replicate]` section, whose durations have a `_ms` name too.
 //! No IO beyond reading the file and the environment.
 
 pub mod duration;
