@@ -5,6 +5,7 @@ use super::effect::Effect;
 use super::policy::MAX_KEEP_FAILURES;
 use super::Runtime;
 use crate::event::Event;
+use crate::metrics::Call;
 use crate::model::{Json, TaskId};
 use crate::outputs::Transient;
 use crate::replicate::Prediction;
@@ -55,7 +56,7 @@ impl Runtime {
                 active.keep_failures += 1;
                 let delay = policy.backoff(active.keep_failures, None);
                 tracing::warn!(task_id = %id, step, %error, "Keeping output files failed; will retry.");
-                super::count_retry("keep_outputs");
+                super::count_retry(Call::KeepOutputs);
                 self.schedule(id, delay);
             }
         }
