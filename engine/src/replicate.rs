@@ -3,6 +3,7 @@
 //! that finds a prediction a previous run may have created (recovery before re-creating).
 
 use crate::config::ReplicateConfig;
+use crate::metrics::{CallStatus, LimiterBucket};
 use crate::model::Millis;
 use crate::ratelimit::RateLimiter;
 use crate::workflow::Target;
@@ -268,17 +269,13 @@ impl ReplicateClient {
     /// Waits for the limiter's next slot and counts the wait.
     async fn wait(&self, endpoint: &'static str, limiter: &RateLimiter) {
         let bucket = if endpoint == "create" {
-            "creates"
+            LimiterBucket::Creates
         } else {
-            "others"
+            LimiterBucket::Others
         };
         let waited = limiter.acquire().await;
-        crate::metrics::global().add(
-            "stepwise_rate_limiter_wait_seconds_total",
-            "Time calls waited for the client-side rate limiter.",
-            &[("bucket", bucket)],
-            waited.as_secs_f64(),
-        );
+        let counter = crate::metrics::global().rate_limiter_wait(bucket);
+        counter.inc_by(waited.as_secs_f64());
     }
 
     /// One call in a slot already taken: sends, classifies the answer, counts it.
@@ -289,20 +286,19 @@ impl ReplicateClient {
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
         let metrics = crate::metrics::global();
-        let count = |status: &str| {
-            let help = "Calls to Replicate by endpoint and HTTP status (or error).";
-            metrics.inc(
-                "stepwise_replicate_calls_total",
-                help,
-                &[("endpoint", endpoint), ("status", status)],
-            );
+        let count = |status| {
+            metrics.replicate_calls(endpoint, status).inc();
         };
         let sent = request
             .header(reqwest::header::AUTHORIZATION, &self.auth)
             .send()
             .await;
         let response = sent.map_err(|e| {
-            count(if e.is_timeout() { "timeout" } else { "error" });
+            count(if e.is_timeout() {
+                CallStatus::Timeout
+            } else {
+                CallStatus::Error
+            });
             // No connection, no request: nothing reached Replicate.
             let refused = e.is_connect();
             ClientError::Retryable {
@@ -312,7 +308,7 @@ impl ReplicateClient {
             }
         })?;
         let status = response.status();
-        count(status.as_str());
+        count(CallStatus::Http(status.as_u16()));
         let retry_after = header_seconds(response.headers());
         let body = response.bytes().await.map_err(|e| {
             retryable(

@@ -265,50 +265,18 @@ pub async fn dashboard() -> Response {
 /// Prometheus metrics: what the engine counted, and its gauges read now.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     use std::sync::atomic::Ordering::Relaxed;
+    use stepwise_engine::metrics;
     let gauges = state.engine.gauges();
-    let mut values = vec![
-        (
-            "stepwise_tasks_in_flight",
-            "Unfinished tasks in memory.",
-            gauges.unfinished.load(Relaxed) as f64,
-        ),
-        (
-            "stepwise_tasks_queued",
-            "Tasks held back by a concurrency cap.",
-            state.engine.queued() as f64,
-        ),
-        (
-            "stepwise_tasks_watched",
-            "Tasks with an open event stream or long poll.",
-            state.engine.watched() as f64,
-        ),
-        (
-            "stepwise_creates_waiting",
-            "Tasks waiting for one of the create calls allowed out at once.",
-            gauges.creates_waiting.load(Relaxed) as f64,
-        ),
-        (
-            "stepwise_recovered",
-            "1 once recovery after start has finished.",
-            f64::from(u8::from(gauges.resumed.load(Relaxed))),
-        ),
-    ];
-    if let Some(bytes) = state.engine.data_dir_bytes() {
-        values.push((
-            "stepwise_data_dir_bytes",
-            "Size of the files in the data dir.",
-            bytes as f64,
-        ));
-    }
-    let body = stepwise_engine::metrics::global().render(&values);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    let now = metrics::Readings {
+        tasks_in_flight: gauges.unfinished.load(Relaxed) as u64,
+        tasks_queued: state.engine.queued() as u64,
+        tasks_watched: state.engine.watched() as u64,
+        creates_waiting: gauges.creates_waiting.load(Relaxed) as u64,
+        recovered: gauges.resumed.load(Relaxed),
+        data_dir_bytes: state.engine.data_dir_bytes(),
+    };
+    let body = metrics::global().render(&now);
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response()
 }
 
 /// Liveness, and whether recovery has finished (`resumed`), with the runtime's counts.

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use stepwise_engine::metrics::Delivery;
 use stepwise_engine::model::TaskId;
 use stepwise_engine::replicate::Prediction;
 use stepwise_engine::ControlError;
@@ -47,11 +48,14 @@ pub async fn replicate_webhook(
         &body,
         now,
     );
-    count(if verified.is_ok() {
-        "verified"
+    let result = if verified.is_ok() {
+        Delivery::Verified
     } else {
-        "rejected"
-    });
+        Delivery::Rejected
+    };
+    stepwise_engine::metrics::global()
+        .webhook_deliveries(result)
+        .inc();
     verified.map_err(|e| ApiError::BadSignature(e.to_string()))?;
     let Query(tag) = tag
         .map_err(|e| ApiError::InvalidRequest(format!("invalid webhook URL: {}", e.body_text())))?;
@@ -70,15 +74,6 @@ pub async fn replicate_webhook(
         Err(ControlError::Unavailable(cause)) => Err(ApiError::Unavailable(cause)),
         Err(ControlError::Interrupted) => Err(crate::error::unanswered().await),
     }
-}
-
-fn count(result: &str) {
-    let help = "Webhook deliveries received, by signature check result.";
-    stepwise_engine::metrics::global().inc(
-        "stepwise_webhook_deliveries_total",
-        help,
-        &[("result", result)],
-    );
 }
 
 /// A 200: Replicate must not retry a delivery we have taken in, even one that changed nothing.

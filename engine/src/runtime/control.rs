@@ -5,6 +5,7 @@ use super::group::Waiter;
 use super::policy::human;
 use super::{new_active, CancelOutcome, ControlError, ControlReply, Runtime};
 use crate::event::Event;
+use crate::metrics::Call;
 use crate::model::{Task, TaskId, TaskStatus};
 use crate::replicate::{ClientError, Phase};
 
@@ -143,7 +144,7 @@ impl Runtime {
                 active.failures += 1;
                 let delay = policy.backoff(active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, "Cancel failed; will retry.");
-                super::count_retry("cancel");
+                super::count_retry(Call::Cancel);
                 self.schedule(id, delay);
             }
             Ok(CancelOutcome::Found(prediction)) => {

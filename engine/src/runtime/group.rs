@@ -151,20 +151,9 @@ impl Runtime {
         };
         if tasks > 0 {
             let metrics = crate::metrics::global();
-            metrics.observe(
-                "stepwise_journal_commit_seconds",
-                "Time to write and fsync one journal group.",
-                crate::metrics::SECONDS_BUCKETS,
-                &[],
-                started.elapsed().as_secs_f64(),
-            );
-            metrics.observe(
-                "stepwise_journal_group_tasks",
-                "Tasks written by one journal group.",
-                crate::metrics::COUNT_BUCKETS,
-                &[],
-                tasks as f64,
-            );
+            let seconds = started.elapsed().as_secs_f64();
+            metrics.journal_commit_seconds.observe(seconds);
+            metrics.journal_group_tasks.observe(tasks as f64);
         }
         for id in &group.touched {
             if let Some(active) = self.active.get_mut(id) {
@@ -299,15 +288,10 @@ impl Runtime {
         match machine::decide(&active.task) {
             None => {
                 tracing::info!(task_id = %id, status = active.task.status.as_str(), "Task finished.");
-                let labels = [
-                    ("workflow", active.task.workflow.as_str()),
-                    ("outcome", active.task.status.as_str()),
-                ];
-                crate::metrics::global().inc(
-                    "stepwise_tasks_finished_total",
-                    "Tasks that ended, by outcome.",
-                    &labels,
-                );
+                let task = &active.task;
+                crate::metrics::global()
+                    .tasks_finished(&task.workflow, task.status)
+                    .inc();
                 self.active.remove(&id);
                 self.timers.cancel(&id);
                 self.deadlines.cancel(&id);

@@ -9,6 +9,7 @@ use super::policy;
 use super::{new_active, PreparedStart, Runtime, StartError, StartReply};
 use crate::event::Event;
 use crate::machine::{self, Command};
+use crate::metrics::Call;
 use crate::model::{Json, Task, TaskId};
 use crate::replicate::{ClientError, Prediction};
 use crate::workflow::{Scope, Workflow};
@@ -134,16 +135,8 @@ impl Runtime {
             id,
             created: true,
         });
-        let workflow = self
-            .active
-            .get(&id)
-            .map(|a| a.task.workflow.clone())
-            .unwrap_or_default();
-        crate::metrics::global().inc(
-            "stepwise_tasks_started_total",
-            "Tasks accepted.",
-            &[("workflow", &workflow)],
-        );
+        let workflow = self.active.get(&id).map_or("", |a| &a.task.workflow);
+        crate::metrics::global().tasks_started(workflow).inc();
         tracing::info!(task_id = %id, "Task accepted.");
     }
 
@@ -215,7 +208,7 @@ impl Runtime {
                 active.failures += 1;
                 let delay = self.policy.backoff(active.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, retry_in_ms = delay.as_millis() as u64, "Create failed; will retry.");
-                super::count_retry("create");
+                super::count_retry(Call::Create);
                 self.schedule(id, delay);
             }
         }
@@ -288,7 +281,7 @@ impl Runtime {
                 };
                 let delay = policy.check_backoff(active.failures, retry_after, active.poll_delay);
                 tracing::warn!(task_id = %id, step, %error, "Status check failed; will retry.");
-                super::count_retry("check");
+                super::count_retry(Call::Check);
                 self.schedule(id, delay);
             }
         }

@@ -9,6 +9,7 @@ use super::{finder, group, mover, new_active, Committer, Gauges, Msg, Policy, Ru
 use crate::event::Event;
 use crate::journal::Store;
 use crate::journal::StoreError;
+use crate::metrics::StepOutcome;
 use crate::model::{Task, TaskId};
 use crate::replicate::ReplicateClient;
 use crate::scheduler::Scheduler;
@@ -203,13 +204,9 @@ impl Runtime {
             Ok(Ok(0)) => {}
             Ok(Ok(deleted)) => {
                 tracing::info!(deleted, "Finished tasks past their retention deleted.");
-                let help = "Finished tasks deleted after their retention.";
-                crate::metrics::global().add(
-                    "stepwise_tasks_deleted_total",
-                    help,
-                    &[],
-                    deleted as f64,
-                );
+                crate::metrics::global()
+                    .tasks_deleted
+                    .inc_by(deleted as u64);
             }
             Ok(Err(error)) => tracing::warn!(%error, "Retention sweep failed; will try again."),
             Err(error) => tracing::warn!(%error, "Retention sweep panicked; will try again."),
@@ -300,15 +297,11 @@ pub(super) fn count_event(task: &Task, event: &Event) {
     let metrics = crate::metrics::global();
     let workflow = task.workflow.as_str();
     let (step, outcome) = match event {
-        Event::StepSucceeded { step, .. } => (*step, "succeeded"),
-        Event::StepFailed { step, .. } => (*step, "failed"),
+        Event::StepSucceeded { step, .. } => (*step, StepOutcome::Succeeded),
+        Event::StepFailed { step, .. } => (*step, StepOutcome::Failed),
         Event::AttemptFailed { step, .. } => {
-            metrics.inc(
-                "stepwise_step_retries_total",
-                "Prediction attempts run again.",
-                &[("workflow", workflow)],
-            );
-            (*step, "retried")
+            metrics.step_retries(workflow).inc();
+            (*step, StepOutcome::Retried)
         }
         _ => return,
     };
@@ -316,13 +309,5 @@ pub(super) fn count_event(task: &Task, event: &Event) {
         return;
     };
     let seconds = (event.at() - started).max(0) as f64 / 1000.0;
-    let labels = [("workflow", workflow), ("outcome", outcome)];
-    let help = "Time from a step's create intent to its end, by outcome.";
-    metrics.observe(
-        "stepwise_step_duration_seconds",
-        help,
-        crate::metrics::SECONDS_BUCKETS,
-        &labels,
-        seconds,
-    );
+    metrics.step_duration(workflow, outcome).observe(seconds);
 }

@@ -420,9 +420,8 @@ impl Runtime {
 }
 
 /// Counts a failed call that will be tried again.
-fn count_retry(call: &str) {
-    let help = "Calls that failed and will be retried with backoff, by call.";
-    crate::metrics::global().inc("stepwise_call_retries_total", help, &[("call", call)]);
+fn count_retry(call: crate::metrics::Call) {
+    crate::metrics::global().call_retries(call).inc();
 }
 
 fn new_active(task: Task, unresolved: Option<i64>, poll_delay: Duration) -> Box<Active> {

@@ -8,6 +8,7 @@ use super::group::Waiter;
 use super::policy::{self, MAX_KEEP_FAILURES};
 use super::Runtime;
 use crate::event::Event;
+use crate::metrics::Call;
 use crate::model::{Json, TaskId};
 use crate::outputs::Transient;
 use crate::replicate::{Phase, Prediction};
@@ -195,7 +196,7 @@ impl Runtime {
                 active.keep_failures += 1;
                 let delay = policy.backoff(active.keep_failures, None);
                 tracing::warn!(task_id = %id, step, %error, "Keeping output files failed; will retry.");
-                super::count_retry("keep_outputs");
+                super::count_retry(Call::KeepOutputs);
                 self.schedule(id, delay);
             }
         }
