@@ -2,9 +2,7 @@
 //! replayed, out-of-order and old-attempt ones change nothing, and lost ones are made up for
 //! by the safety-net poll.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use stepwise_engine::webhook::WebhookKey;

@@ -3,9 +3,7 @@
 //! restarts on the same data dir, every task must finish with the right chained outputs and
 //! Replicate must hold exactly one prediction per (task, step).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

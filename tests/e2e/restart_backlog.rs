@@ -4,9 +4,7 @@
 //! for in one shared, bounded pass over a list far longer than any page limit, and every
 //! step ends with exactly one prediction.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use replicate_sim::Endpoint;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

@@ -1,8 +1,6 @@
 //! Black-box tests of the HTTP API: the real binary against the simulated Replicate.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -3,9 +3,7 @@
 //! connection) and write nothing. Requests go over raw TCP so that every byte is ours:
 //! chunked bodies without `Content-Length`, invalid UTF-8, paths no URL library would send.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use serde_json::{json, Map, Value};

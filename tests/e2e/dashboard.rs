@@ -12,10 +12,8 @@
 //! then a missing tool is a failure. `STEPWISE_UPDATE_SCREENSHOTS=1` refreshes
 //! docs/dashboard-list.png and docs/dashboard-task.png.
 
-mod common;
-
-use common::browser::*;
-use common::*;
+use crate::support::browser::*;
+use crate::support::*;
 use replicate_sim::{ModelBehavior, SimHandle};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};

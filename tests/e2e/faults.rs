@@ -4,9 +4,7 @@
 //! the right terminal state, with exactly one prediction per step attempt, and the engine
 //! must never trip the simulator's rate limits.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use replicate_sim::{Endpoint, EndpointFaults, Faults, RateLimits};
 use serde_json::Value;
 use std::collections::HashMap;

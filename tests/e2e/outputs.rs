@@ -2,9 +2,7 @@
 //! dir before the step succeeds, served by the engine, usable by the next step, and still
 //! there after Replicate (the simulator) deletes its copies.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use replicate_sim::{ModelBehavior, SimConfig};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

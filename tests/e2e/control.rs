@@ -1,9 +1,7 @@
 //! Cancel, retry, step retries, step and task timeouts, and concurrency caps, end to end:
 //! the real binary against the simulated Replicate.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -1,9 +1,7 @@
 //! Retention: finished tasks are deleted with their journal once they are older than the
 //! configured retention, and the data dir stays bounded under steady load.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

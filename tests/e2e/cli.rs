@@ -1,8 +1,6 @@
 //! The operator CLI against a running server, and `inspect` on a stopped engine's data dir.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::process::Command;
 

@@ -6,10 +6,8 @@
 //! examples/frontend/e2e`. Without them the tests print why and pass, unless `CI` is set:
 //! then a missing tool is a failure.
 
-mod common;
-
-use common::browser::*;
-use common::*;
+use crate::support::browser::*;
+use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,9 +3,7 @@
 //! with an error and then exist, every start answered 201 must exist after the restart, and
 //! every task runs with one prediction per step.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 

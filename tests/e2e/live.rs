@@ -1,9 +1,7 @@
 //! Live progress for frontends: ETag and 304, long polls that wake on change, and the
 //! Server-Sent Events stream with Last-Event-ID resumption.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
