@@ -8,9 +8,7 @@ const FINISH: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_three_item_chain_feeds_each_output_into_the_next_step() {
-    let sim = start_sim(100).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let (env, app) = spawn_app(Load::Light, 100).await;
 
     let response = app.start_task(&tryon_body("chain", 3)).await;
     assert_eq!(response.status(), 201);
@@ -22,7 +20,7 @@ async fn a_three_item_chain_feeds_each_output_into_the_next_step() {
     assert_eq!(created["steps"].as_array().unwrap().len(), 3);
 
     let task = app.wait_until_finished(id, FINISH).await;
-    assert_chained(&sim, &task, "chain");
+    assert_chained(&env.sim, &task, "chain");
     assert_eq!(task["current_step"], 3);
     assert_eq!(task["progress"], "3/3");
     assert!(task["completed_at"].as_str().unwrap().ends_with('Z'));
@@ -38,9 +36,7 @@ async fn a_three_item_chain_feeds_each_output_into_the_next_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_array_output_can_be_indexed_into_the_next_input() {
-    let sim = start_sim(50).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let (_env, app) = spawn_app(Load::Light, 50).await;
     let body =
         json!({"workflow": "listy", "params": {"start": "s.png"}, "items": [{"n": 1}, {"n": 2}]});
     let created: Value = app.start_task(&body).await.json().await.unwrap();
@@ -56,9 +52,8 @@ async fn an_array_output_can_be_indexed_into_the_next_input() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_tasks_all_succeed() {
-    let sim = start_sim(50).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    // Heavy: a hundred tasks at once.
+    let (env, app) = spawn_app(Load::Heavy, 50).await;
     let starts = (0..100).map(|i| {
         let app = &app;
         async move {
@@ -71,16 +66,14 @@ async fn a_hundred_concurrent_tasks_all_succeed() {
     let ids = futures::future::join_all(starts).await;
     for (i, id) in ids.iter().enumerate() {
         let task = app.wait_until_finished(id, Duration::from_secs(60)).await;
-        assert_chained(&sim, &task, &format!("c{i}"));
+        assert_chained(&env.sim, &task, &format!("c{i}"));
     }
-    assert_eq!(sim.create_calls(), 200);
+    assert_eq!(env.sim.create_calls(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_prediction_fails_the_task_with_its_error() {
-    let sim = start_sim(50).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let (env, app) = spawn_app(Load::Light, 50).await;
     let body = json!({"workflow": "failing", "items": [{"x": 1}, {"x": 2}]});
     let created: Value = app.start_task(&body).await.json().await.unwrap();
     let task = app
@@ -92,7 +85,7 @@ async fn a_failing_prediction_fails_the_task_with_its_error() {
     assert_eq!(task["steps"][0]["error"], "CUDA out of memory");
     assert_eq!(task["error"], "step 1: CUDA out of memory");
     assert_eq!(task["steps"][1]["status"], "pending");
-    assert_eq!(sim.create_calls(), 1, "no step runs after a failure");
+    assert_eq!(env.sim.create_calls(), 1, "no step runs after a failure");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,10 +369,9 @@ async fn with_an_api_token_writes_and_listing_need_it_but_reading_by_id_does_not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_and_a_restart_finishes_the_work() {
-    let sim = start_sim(300).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_toml(dir.path(), &sim.base_url(), "");
-    let mut app = App::spawn(dir.path(), &config);
+    let env = Env::start(Load::Light, 300).await;
+    let config = env.config("");
+    let mut app = env.spawn(&config);
     let created: Value = app
         .start_task(&tryon_body("term", 2))
         .await
@@ -388,18 +380,16 @@ async fn sigterm_stops_cleanly_and_a_restart_finishes_the_work() {
         .unwrap();
     let status = app.terminate();
     assert!(status.success(), "exit status {status:?}");
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&config);
     let task = app
         .wait_until_finished(created["id"].as_str().unwrap(), FINISH)
         .await;
-    assert_chained(&sim, &task, "term");
+    assert_chained(&env.sim, &task, "term");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_tasks_calls_and_commits_without_task_ids_in_labels() {
-    let sim = start_sim(30).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let (_env, app) = spawn_app(Load::Light, 30).await;
     let id = app.start_ok(&tryon_body("metrics", 2)).await;
     app.wait_until_finished(&id, FINISH).await;
     let failing = app
@@ -465,7 +455,8 @@ async fn metrics_count_tasks_calls_and_commits_without_task_ids_in_labels() {
 async fn a_burst_over_the_create_calls_allowed_out_waits_its_turn_and_creates_once_each() {
     use futures::StreamExt;
     use replicate_sim::{Endpoint, EndpointFaults, Faults};
-    let sim = start_sim(30).await;
+    // Heavy: three hundred tasks.
+    let env = Env::start(Load::Heavy, 30).await;
     let mut faults = Faults::default();
     faults.endpoints.insert(
         Endpoint::Create,
@@ -474,12 +465,12 @@ async fn a_burst_over_the_create_calls_allowed_out_waits_its_turn_and_creates_on
             ..Default::default()
         },
     );
-    sim.set_faults(faults);
-    let dir = tempfile::tempdir().unwrap();
+    env.sim.set_faults(faults);
     // A burst of 1 makes the gate its minimum, 256 calls; the rate itself does not hold them.
-    let config = config_toml(dir.path(), &sim.base_url(), "")
+    let config = env
+        .config("")
         .replace("create_burst = 1000", "create_burst = 1");
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&config);
     let starts = (0..300).map(|i| {
         let app = &app;
         async move { app.start_ok(&tryon_body(&format!("burst{i}"), 1)).await }
@@ -520,7 +511,7 @@ async fn a_burst_over_the_create_calls_allowed_out_waits_its_turn_and_creates_on
         let task = app.wait_until_finished(id, FINISH).await;
         assert_eq!(task["status"], "succeeded", "{task:#}");
     }
-    assert_eq!(sim.create_calls(), 300, "one create per task");
+    assert_eq!(env.sim.create_calls(), 300, "one create per task");
     let text = app
         .http
         .get(format!("{}/metrics", app.url))

@@ -2,8 +2,7 @@
 //! configured retention, and the data dir stays bounded under steady load.
 
 use crate::support::*;
-use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn data_dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
@@ -20,31 +19,51 @@ fn data_dir_bytes(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// Waits until task `id` has finished, or is already gone: retention deletes only finished
+/// tasks, so a 404 means it finished and then outlived its retention (2 s here, shorter than
+/// a loaded machine may take to poll a wave of a hundred tasks one by one).
+async fn wait_until_finished_or_deleted(app: &App, id: &str) {
+    let url = format!("{}/v1/tasks/{id}", app.url);
+    eventually(
+        &format!("task {id} finishes"),
+        Duration::from_secs(60),
+        || async {
+            let response = app.http.get(&url).send().await.unwrap();
+            match response.status().as_u16() {
+                404 => Some(()),
+                200 => is_finished(&response.json().await.unwrap()).then_some(()),
+                status => panic!("GET {url} answered {status}"),
+            }
+        },
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_tasks_go_after_their_retention_and_the_data_dir_stays_bounded() {
-    let sim = start_sim(10).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_toml(dir.path(), &sim.base_url(), "")
+    // Alone: eight waves of a hundred tasks, and a data dir measured after each.
+    let env = Env::start(Load::Alone, 10).await;
+    let config = env
+        .config("")
         .replace("[storage]", "[storage]\nretention = \"2s\"");
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&config);
 
     let first = app.start_ok(&tryon_body("kept-then-gone", 1)).await;
-    app.wait_until_finished(&first, Duration::from_secs(30))
-        .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let response = app
-            .http
-            .get(format!("{}/v1/tasks/{first}", app.url))
-            .send()
-            .await
-            .unwrap();
-        if response.status() == 404 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the task outlived its retention");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_finished_or_deleted(&app, &first).await;
+    eventually(
+        "the task is deleted after its retention",
+        Duration::from_secs(30),
+        || async {
+            let response = app
+                .http
+                .get(format!("{}/v1/tasks/{first}", app.url))
+                .send()
+                .await
+                .unwrap();
+            (response.status() == 404).then_some(())
+        },
+    )
+    .await;
 
     // Steady load: waves of tasks, each wave finishing and expiring. The data dir must stop
     // growing with the number of tasks ever run.
@@ -55,26 +74,18 @@ async fn finished_tasks_go_after_their_retention_and_the_data_dir_stays_bounded(
             ids.push(app.start_ok(&tryon_body(&format!("w{wave}-{i}"), 3)).await);
         }
         for id in &ids {
-            app.wait_until_finished(id, Duration::from_secs(60)).await;
+            wait_until_finished_or_deleted(&app, id).await;
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let list: Value = app
-                .http
-                .get(format!("{}/v1/tasks?limit=200", app.url))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if list["tasks"].as_array().unwrap().is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "wave {wave} was not swept");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        sizes.push(data_dir_bytes(&dir.path().join("data")));
+        eventually(
+            &format!("wave {wave} is swept"),
+            Duration::from_secs(30),
+            || async {
+                let list = app.get_json("/v1/tasks?limit=200").await;
+                list["tasks"].as_array().unwrap().is_empty().then_some(())
+            },
+        )
+        .await;
+        sizes.push(data_dir_bytes(&env.path().join("data")));
     }
     eprintln!("data dir bytes after each wave of 100 three-step tasks: {sizes:?}");
     let settled = sizes[2];
