@@ -1,6 +1,6 @@
 //! Black-box tests: the real `stepwise` binary as a child process, against the simulated
 //! Replicate in this process. One test binary, so `cargo test` links it once; one module per
-//! area.
+//! area. What only needs the API's answers runs in process instead (`server/tests/api`).
 //!
 //! Run one area with `cargo test --test e2e crash`, one test with its full name
 //! (`cargo test --test e2e api::sigterm_stops_cleanly_and_a_restart_finishes_the_work`).
@@ -30,8 +30,6 @@ mod dashboard;
 mod faults;
 // The example frontend in headless Chromium.
 mod frontend;
-// Malformed, mistyped, oversized and odd requests over raw TCP, and a property test.
-mod http_fuzz;
 // A failed fsync on the real sled store.
 mod journal_failure;
 // ETags, long polls and the event stream.
