@@ -1,7 +1,7 @@
 //! The HTTP API on the real binary, against the simulated Replicate: tasks that chain, fail
 //! and run by the hundred, a SIGTERM and restart, the metrics of a real data dir, and a burst
 //! over the create gate. The cases that only check a status and a response's shape run in
-//! process: `server/tests/api/shapes.rs`.
+//! process: `server/tests/http_api/shapes.rs`.
 
 use crate::support::*;
 use serde_json::{json, Value};

@@ -191,7 +191,7 @@ async fn with_a_token_the_dashboard_logs_in_follows_cancels_and_retries_tasks() 
         return;
     }
     // The committed screenshots are refreshed only on request, so a test run leaves the tree
-    // as it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --test e2e dashboard
+    // as it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --workspace --test e2e dashboard
     let scratch = tempfile::tempdir().unwrap();
     let shots = match std::env::var_os("STEPWISE_UPDATE_SCREENSHOTS") {
         Some(_) => repo_root().join("docs"),

@@ -158,7 +158,7 @@ async fn the_page_follows_a_task_live_until_every_step_succeeded_in_order() {
         return;
     }
     // The committed screenshot is refreshed only on request, so a test run leaves the tree as
-    // it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --test e2e frontend
+    // it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --workspace --test e2e frontend
     let scratch = tempfile::tempdir().unwrap();
     let screenshot = match std::env::var_os("STEPWISE_UPDATE_SCREENSHOTS") {
         Some(_) => frontend_dir().join("e2e/screenshot.png"),

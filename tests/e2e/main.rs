@@ -1,9 +1,12 @@
 //! Black-box tests: the real `stepwise` binary as a child process, against the simulated
 //! Replicate in this process. One test binary, so `cargo test` links it once; one module per
-//! area. What only needs the API's answers runs in process instead (`server/tests/api`).
+//! area. What only needs the API's answers runs in process instead
+//! (`server/tests/http_api`).
 //!
-//! Run one area with `cargo test --test e2e crash`, one test with its full name
-//! (`cargo test --test e2e api::sigterm_stops_cleanly_and_a_restart_finishes_the_work`).
+//! Run one area with `cargo test --workspace --test e2e crash`, one test with its full name
+//! (`... --test e2e api::sigterm_stops_cleanly_and_a_restart_finishes_the_work`).
+//! (`--workspace` builds the dependencies with the features the whole suite uses: without it,
+//! cargo builds them a second time for the root package alone.)
 //!
 //! To add a test: put it in the module of its area (or a new `mod` below), start it with
 //! `support::spawn_app(Load::Light, processing_ms)` (or `Env::start` to change the config or

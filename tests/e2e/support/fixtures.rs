@@ -3,9 +3,9 @@
 //! finished try-on chained each step's output into the next step's input.
 //!
 //! Two harnesses share this file: the black-box tests (`tests/e2e`, the real binary) and the
-//! in-process API tests (`server/tests/api`, which include it with `#[path]`). Change a
-//! workflow here and both see it; `server/tests/api/fuzz/property.rs` mirrors what makes a
-//! start body valid for these workflows.
+//! in-process API tests (`server/tests/http_api`, which include it with `#[path]`). Change a
+//! workflow here and both see it; `server/tests/http_api/fuzz/property.rs` mirrors what
+//! makes a start body valid for these workflows.
 
 // Each harness uses its own part of this file.
 #![allow(dead_code)]

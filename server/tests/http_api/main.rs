@@ -7,7 +7,7 @@
 //! - `fuzz`: a barrage of malformed, mistyped, oversized and odd requests over raw TCP, and a
 //!   property test of random start bodies.
 //!
-//! `support` starts the API; `cargo test -p stepwise-server --test api` runs these alone.
+//! `support` starts the API; `cargo test --workspace --test http_api` runs these alone.
 
 mod fuzz;
 mod shapes;
