@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Drives examples/frontend/index.html in a real headless Chromium (run by tests/frontend.rs).
+// Drives examples/frontend/index.html in a real headless Chromium (run by tests/e2e/frontend.rs).
 //
 //   node drive.js --scenario live|cancel|polling --page http://127.0.0.1:PORT/index.html \
 //                 --api http://127.0.0.1:ENGINE [--screenshot out.png] [--timeout-ms 30000]

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Drives the built-in dashboard (server/dashboard/index.html, served by the engine at GET /)
-// in a real headless Chromium. Run by tests/dashboard.rs; reuses the playwright-core install
+// in a real headless Chromium. Run by tests/e2e/dashboard.rs; reuses the playwright-core install
 // of examples/frontend/e2e (NODE_PATH=examples/frontend/e2e/node_modules).
 //
 //   node drive.js --scenario protected|open --url http://127.0.0.1:ENGINE/ [--token T]

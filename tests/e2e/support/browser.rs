@@ -71,3 +71,9 @@ pub fn tools_present(suite: &str, test: &str) -> bool {
     let _ = writeln!(std::io::stderr(), "SKIPPED: {message}");
     false
 }
+
+/// The last `lines` lines of `text` (an engine log, shown when a scenario fails).
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

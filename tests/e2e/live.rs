@@ -1,9 +1,7 @@
 //! Live progress for frontends: ETag and 304, long polls that wake on change, and the
 //! Server-Sent Events stream with Last-Event-ID resumption.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -51,9 +49,7 @@ async fn read_stream(response: reqwest::Response, within: Duration) -> (Vec<Mess
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_sends_the_task_then_every_change_and_closes_at_the_end() {
-    let sim = start_sim(150).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let (_env, app) = spawn_app(Load::Light, 150).await;
     let id = app.start_ok(&tryon_body("sse", 3)).await;
     let response = app
         .http
@@ -119,9 +115,7 @@ async fn the_event_stream_sends_the_task_then_every_change_and_closes_at_the_end
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_resumed_with_the_current_id_sends_only_what_comes_next() {
-    let sim = start_sim(400).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let (_env, app) = spawn_app(Load::Light, 400).await;
     let id = app.start_ok(&tryon_body("resume", 2)).await;
     let url = format!("{}/v1/tasks/{id}", app.url);
     let etag = app.http.get(&url).send().await.unwrap().headers()["etag"]
@@ -150,9 +144,7 @@ async fn a_stream_resumed_with_the_current_id_sends_only_what_comes_next() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etags_turn_unchanged_polls_into_304s() {
-    let sim = start_sim(30).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let (_env, app) = spawn_app(Load::Light, 30).await;
     let id = app.start_ok(&tryon_body("etag", 1)).await;
     app.wait_until_finished(&id, WITHIN).await;
     let url = format!("{}/v1/tasks/{id}", app.url);
@@ -194,9 +186,7 @@ async fn task_seq(app: &App, id: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_poll_answers_as_soon_as_the_task_changes() {
-    let sim = start_sim(600).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let (_env, app) = spawn_app(Load::Light, 600).await;
     let id = app.start_ok(&tryon_body("long", 1)).await;
     let url = format!("{}/v1/tasks/{id}", app.url);
     let mut etag = app.http.get(&url).send().await.unwrap().headers()["etag"]
@@ -246,9 +236,7 @@ async fn a_long_poll_answers_as_soon_as_the_task_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_stream_does_not_hold_up_a_clean_shutdown() {
-    let sim = start_sim(60_000).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let (_env, mut app) = spawn_app(Load::Light, 60_000).await;
     let id = app.start_ok(&tryon_body("open", 1)).await;
     let url = format!("{}/v1/tasks/{id}", app.url);
     let mut stream = app.http.get(format!("{url}/events")).send().await.unwrap();

@@ -3,9 +3,7 @@
 //! with an error and then exist, every start answered 201 must exist after the restart, and
 //! every task runs with one prediction per step.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -22,17 +20,13 @@ enum Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_fsync_stops_the_engine_and_no_error_answered_start_runs() {
-    let sim = start_sim(100).await;
-    let dir = tempfile::tempdir().unwrap();
+    // Heavy: 120 starts in waves of ten, then a restart.
+    let env = Env::start(Load::Heavy, 100).await;
     let plain =
         "[workflows.plain]\nmodel = \"test/tryon\"\n[workflows.plain.input]\nx = \"{{item.x}}\"\n";
-    let config = config_toml(dir.path(), &sim.base_url(), plain);
+    let config = env.config(plain);
     // Open, marks and the first few groups succeed; a later commit fails after applying.
-    let mut app = App::spawn_with_env(
-        dir.path(),
-        &config,
-        &[("STEPWISE_FAULT_FAIL_SYNC_AFTER", "8")],
-    );
+    let mut app = env.spawn_with_env(&config, &[("STEPWISE_FAULT_FAIL_SYNC_AFTER", "8")]);
     let base = app.url.clone();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -81,7 +75,7 @@ async fn a_failed_fsync_stops_the_engine_and_no_error_answered_start_runs() {
         "{outcomes:?}"
     );
 
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&config);
     let mut running = vec![];
     for (i, outcome) in outcomes.iter().enumerate() {
         let body = json!({"workflow": "plain", "items": [{"x": i}]});
@@ -112,7 +106,7 @@ async fn a_failed_fsync_stops_the_engine_and_no_error_answered_start_runs() {
         assert_eq!(task["status"], "succeeded", "{task}");
     }
     assert_eq!(
-        sim.create_calls() as usize,
+        env.sim.create_calls() as usize,
         STARTS,
         "one prediction per task"
     );

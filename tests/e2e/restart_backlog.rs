@@ -4,9 +4,7 @@
 //! for in one shared, bounded pass over a list far longer than any page limit, and every
 //! step ends with exactly one prediction.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use replicate_sim::Endpoint;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -41,16 +39,16 @@ async fn wait_for_creates(sim: &replicate_sim::SimHandle, at_least: u64, within:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_with_a_backlog_resumes_creating_at_the_rate_with_one_prediction_per_step() {
+    // Heavy: 240 tasks, and 40 creates due within 20 s of the restart.
     // Four predictions a page: the predictions the search may have to read are many pages.
-    let sim = start_sim_with(200, |config| config.page_size = 4).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_toml(dir.path(), &sim.base_url(), PLAIN);
+    let env = Env::start_with(Load::Heavy, 200, |config| config.page_size = 4).await;
+    let mut config = env.config(PLAIN);
     config = config.replace(
         "creates_per_minute = 60000",
         &format!("creates_per_minute = {CREATES_PER_MINUTE}"),
     );
     config = config.replace("create_burst = 1000", "create_burst = 1");
-    let mut app = App::spawn(dir.path(), &config);
+    let mut app = env.spawn(&config);
     let mut ids = vec![];
     for i in 0..TASKS {
         let body = json!({"workflow": "plain", "items": [{"x": i}]});
@@ -63,15 +61,15 @@ async fn a_restart_with_a_backlog_resumes_creating_at_the_rate_with_one_predicti
                 .to_owned(),
         );
     }
-    wait_for_creates(&sim, 30, Duration::from_secs(60)).await;
+    wait_for_creates(&env.sim, 30, Duration::from_secs(60)).await;
     app.kill9();
-    let before = sim.create_calls();
-    let lists_before = list_calls(&sim);
+    let before = env.sim.create_calls();
+    let lists_before = list_calls(&env.sim);
 
     let restarted = Instant::now();
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&config);
     // At 20 creates a second, 40 more take 2 s; allow a loaded machine ten times that.
-    wait_for_creates(&sim, before + 40, Duration::from_secs(20)).await;
+    wait_for_creates(&env.sim, before + 40, Duration::from_secs(20)).await;
     eprintln!("40 creates after the restart in {:?}", restarted.elapsed());
 
     for id in &ids {
@@ -96,11 +94,11 @@ async fn a_restart_with_a_backlog_resumes_creating_at_the_rate_with_one_predicti
         "every task has a prediction of its own"
     );
     assert_eq!(
-        sim.create_calls() as usize,
+        env.sim.create_calls() as usize,
         TASKS,
         "one create per step, none paid twice"
     );
-    let lists = list_calls(&sim) - lists_before;
+    let lists = list_calls(&env.sim) - lists_before;
     // The steps whose create may have reached Replicate share passes over a few seconds of
     // creates (4 a page); queued steps never list.
     assert!(lists < 200, "{lists} list calls after the restart");
@@ -108,19 +106,15 @@ async fn a_restart_with_a_backlog_resumes_creating_at_the_rate_with_one_predicti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_lost_after_the_restart_is_found_without_paging_through_older_predictions() {
-    let sim = start_sim_with(200, |config| config.page_size = 3).await;
+    let env = Env::start_with(Load::Light, 200, |config| config.page_size = 3).await;
     // Three hundred older predictions, before any task: the list is a hundred pages long.
+    let http = reqwest::Client::new();
     for n in 0..300 {
-        sim_create(&sim, json!({ "older": n })).await;
+        sim_create(&http, &env.sim, json!({ "older": n })).await;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_toml(dir.path(), &sim.base_url(), PLAIN);
-    let lists_before = list_calls(&sim);
-    let mut app = App::spawn_with_env(
-        dir.path(),
-        &config,
-        &[("STEPWISE_FAULT_CRASH_AFTER_CREATE", "1")],
-    );
+    let config = env.config(PLAIN);
+    let lists_before = list_calls(&env.sim);
+    let mut app = env.spawn_with_env(&config, &[("STEPWISE_FAULT_CRASH_AFTER_CREATE", "1")]);
     let id = app
         .start_ok(&json!({"workflow": "plain", "items": [{"x": "lost"}]}))
         .await;
@@ -129,25 +123,28 @@ async fn a_create_lost_after_the_restart_is_found_without_paging_through_older_p
         !status.success(),
         "the fault hook aborts right after the create"
     );
-    assert_eq!(sim.create_calls(), 301);
+    assert_eq!(env.sim.create_calls(), 301);
 
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&config);
     let task = app.wait_until_finished(&id, Duration::from_secs(60)).await;
     assert_eq!(task["status"], "succeeded", "{task}");
     assert_eq!(
-        sim.create_calls(),
+        env.sim.create_calls(),
         301,
         "the lost create's prediction was adopted, not made again"
     );
-    let lists = list_calls(&sim) - lists_before;
+    let lists = list_calls(&env.sim) - lists_before;
     assert!(
         lists <= 5,
         "{lists} list calls: the search read past its window"
     );
 }
 
-async fn sim_create(sim: &replicate_sim::SimHandle, input: Value) {
-    let response = reqwest::Client::new()
+/// Creates a prediction at the simulator directly, as another client of the account would.
+/// One `http` client for all: a new client per call costs tens of milliseconds in a debug
+/// build (loading the TLS roots).
+async fn sim_create(http: &reqwest::Client, sim: &replicate_sim::SimHandle, input: Value) {
+    let response = http
         .post(format!(
             "{}/v1/models/test/tryon/predictions",
             sim.base_url()

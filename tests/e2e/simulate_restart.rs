@@ -3,11 +3,12 @@
 //! finishes on the predictions the first run created; no step gets a second prediction.
 //! Only the public HTTP APIs are used: the engine's, and the simulator's (found in the log).
 
+use crate::support::{eventually, turn, Load};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The token `serve --simulate` gives its simulator (the simulator's default).
 const SIM_TOKEN: &str = "r8_sim_token";
@@ -108,24 +109,6 @@ human_img = "{{{{params.person_image}}}}"
     )
 }
 
-/// Polls `check` until it returns a value, failing the test after `LIMIT`.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let give_up = Instant::now() + LIMIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < give_up,
-            "{what} did not happen within {LIMIT:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn get_json(http: &reqwest::Client, url: &str, token: Option<&str>) -> Option<Value> {
     let mut request = http.get(url);
     if let Some(token) = token {
@@ -154,6 +137,7 @@ async fn sim_predictions(http: &reqwest::Client, sim_url: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_in_simulate_mode_resumes_the_task_on_the_same_predictions() {
+    let _turn = turn(Load::Light).await;
     let tmp = tempfile::tempdir().unwrap();
     let dir: PathBuf = tmp.path().to_owned();
     let _log = print_log_on_failure(&dir);
@@ -188,7 +172,7 @@ async fn kill_9_in_simulate_mode_resumes_the_task_on_the_same_predictions() {
         .unwrap()
         .to_owned();
     let task_url = format!("{}/v1/tasks/{task_id}", first.url);
-    let step1 = eventually("step 1 has a prediction", || async {
+    let step1 = eventually("step 1 has a prediction", LIMIT, || async {
         let task = get_json(&http, &task_url, None).await?;
         task["steps"][0]["prediction_id"]
             .as_str()
@@ -213,7 +197,7 @@ async fn kill_9_in_simulate_mode_resumes_the_task_on_the_same_predictions() {
         "the same webhook secret"
     );
     let task_url = format!("{}/v1/tasks/{task_id}", second.url);
-    let task = eventually("the task finishes", || async {
+    let task = eventually("the task finishes", LIMIT, || async {
         let task = get_json(&http, &task_url, None).await?;
         ["succeeded", "failed", "canceled"]
             .contains(&task["status"].as_str()?)

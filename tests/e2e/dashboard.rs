@@ -12,10 +12,8 @@
 //! then a missing tool is a failure. `STEPWISE_UPDATE_SCREENSHOTS=1` refreshes
 //! docs/dashboard-list.png and docs/dashboard-task.png.
 
-mod common;
-
-use common::browser::*;
-use common::*;
+use crate::support::browser::*;
+use crate::support::*;
 use replicate_sim::{ModelBehavior, SimHandle};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -87,8 +85,9 @@ async fn run_scenario(
 ) -> String {
     // Try-on predictions take ~1.9 s each, so a running step is visible for a while;
     // `test/failing` fails fast (the retry scenario does not need to wait for it).
-    let sim = start_sim(1500).await;
-    sim.set_model(
+    // Heavy: a headless Chromium, and drive.js waits with deadlines of its own.
+    let env = Env::start(Load::Heavy, 1500).await;
+    env.sim.set_model(
         "test/failing",
         ModelBehavior {
             starting_ms: 50,
@@ -98,9 +97,7 @@ async fn run_scenario(
             ..Default::default()
         },
     );
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_toml(dir.path(), &sim.base_url(), server_extra) + SLOW_TRYON;
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&(env.config(server_extra) + SLOW_TRYON));
 
     let mut args: Vec<String> = vec![
         repo_root()
@@ -154,7 +151,7 @@ async fn run_scenario(
             Ok(Some((from_stdout, line))) => {
                 if let Some(request) = line.strip_prefix("ASK ").filter(|_| from_stdout) {
                     let request: Value = serde_json::from_str(request).unwrap_or(Value::Null);
-                    let reply = answer(&app, &sim, token, &request).await;
+                    let reply = answer(&app, &env.sim, token, &request).await;
                     output.push_str(&format!("ASK {request} -> {reply}\n"));
                     // drive.js may have exited already (it failed): its output says why.
                     let _ = writeln!(stdin, "{reply}").and_then(|()| stdin.flush());
@@ -175,23 +172,17 @@ async fn run_scenario(
         .await
         .unwrap()
         .unwrap();
-    let engine_log = std::fs::read_to_string(dir.path().join("engine.log")).unwrap_or_default();
     if timed_out {
         panic!("scenario {scenario} did not finish within {SCENARIO_DEADLINE:?}:\n{output}");
     }
     if !status.success() {
         panic!(
             "scenario {scenario} failed ({status}):\n{output}\n--- engine log (tail) ---\n{}",
-            tail(&engine_log, 40)
+            tail(&app.log(), 40)
         );
     }
     println!("{output}");
     output
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,7 +191,7 @@ async fn with_a_token_the_dashboard_logs_in_follows_cancels_and_retries_tasks() 
         return;
     }
     // The committed screenshots are refreshed only on request, so a test run leaves the tree
-    // as it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --test dashboard
+    // as it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --workspace --test e2e dashboard
     let scratch = tempfile::tempdir().unwrap();
     let shots = match std::env::var_os("STEPWISE_UPDATE_SCREENSHOTS") {
         Some(_) => repo_root().join("docs"),

@@ -2,10 +2,7 @@
 //! dir before the step succeeds, served by the engine, usable by the next step, and still
 //! there after Replicate (the simulator) deletes its copies.
 
-mod common;
-
-use common::*;
-use replicate_sim::{ModelBehavior, SimConfig};
+use crate::support::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -13,33 +10,23 @@ const WITHIN: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_files_are_kept_served_chained_and_outlive_replicates_copies() {
-    let config = SimConfig {
-        token: SIM_TOKEN.into(),
-        default_model: ModelBehavior {
-            starting_ms: 20,
-            processing_ms: 80,
-            ..Default::default()
-        },
-        output_retention: Some(Duration::from_secs(2)),
-        ..Default::default()
-    };
-    let sim = replicate_sim::start(
-        config,
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-    )
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    // `test/keeper` is the simulator's default model: 20 ms starting, 80 ms processing. Its
+    // output files are deleted 2 s after the prediction ends.
+    let env = Env::start_with(Load::Light, 80, |config| {
+        config.output_retention = Some(Duration::from_secs(2));
+    })
+    .await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let config = config_toml(dir.path(), &sim.base_url(), "")
+    let config = env
+        .config("")
         .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
         + "[outputs]\nkeep = true\n[workflows.keeper]\nmodel = \"test/keeper\"\n[workflows.keeper.input]\n\
            image = \"{{previous.kept_output}}\"\nn = \"{{item.n}}\"\n[workflows.keeper.first]\nimage = \"{{params.start}}\"\n";
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&config);
     let id = app.start_ok(&json!({"workflow": "keeper", "params": {"start": "s.png"}, "items": [{"n": 1}, {"n": 2}]})).await;
     let task = app.wait_until_finished(&id, WITHIN).await;
     assert_eq!(task["status"], "succeeded", "{task:#}");
@@ -63,13 +50,15 @@ async fn output_files_are_kept_served_chained_and_outlive_replicates_copies() {
         .unwrap()
         .contains(&format!("/v1/files/{id}/2/")));
 
-    let original = reqwest::get(first["output"].as_str().unwrap())
+    let fetch = |url: String| {
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let original = fetch(first["output"].as_str().unwrap().to_owned())
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();
-    let fetch = |url: String| async move { reqwest::get(url).await.unwrap() };
     let kept = fetch(kept_url.to_owned()).await;
     assert_eq!(kept.status(), 200);
     assert_eq!(kept.headers()["content-type"], "image/png");
@@ -101,9 +90,8 @@ async fn output_files_are_kept_served_chained_and_outlive_replicates_copies() {
 
     // Replicate deletes its copy; ours stays.
     let deadline = Instant::now() + WITHIN;
-    while reqwest::get(first["output"].as_str().unwrap())
+    while fetch(first["output"].as_str().unwrap().to_owned())
         .await
-        .unwrap()
         .status()
         != 404
     {
@@ -113,7 +101,8 @@ async fn output_files_are_kept_served_chained_and_outlive_replicates_copies() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let prediction: Value = sim
+    let prediction: Value = env
+        .sim
         .predictions()
         .into_iter()
         .find(|p| p["id"] == first["prediction_id"])

@@ -3,9 +3,7 @@
 //! restarts on the same data dir, every task must finish with the right chained outputs and
 //! Replicate must hold exactly one prediction per (task, step).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -26,10 +24,10 @@ async fn wait_for_creates(sim: &replicate_sim::SimHandle, at_least: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_any_point_loses_no_task_and_duplicates_no_prediction() {
-    let sim = start_sim(300).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_toml(dir.path(), &sim.base_url(), "");
-    let mut app = App::spawn(dir.path(), &config);
+    // Heavy: sixty steps through five restarts, each waited for with a deadline.
+    let env = Env::start(Load::Heavy, 300).await;
+    let config = env.config("");
+    let mut app = env.spawn(&config);
     let mut ids = vec![];
     for i in 0..TASKS {
         let response = app.start_task(&tryon_body(&format!("k{i}"), STEPS)).await;
@@ -55,37 +53,33 @@ async fn kill_9_at_any_point_loses_no_task_and_duplicates_no_prediction() {
     kill_points.sort();
     eprintln!("kill -9 after these create counts: {kill_points:?}");
     for (n, creates) in kill_points.iter().enumerate() {
-        wait_for_creates(&sim, *creates).await;
+        wait_for_creates(&env.sim, *creates).await;
         app.kill9();
         if n + 1 < kill_points.len() {
-            app = App::spawn(dir.path(), &config);
+            app = env.spawn(&config);
         }
     }
 
     // Now crash between a create call and its journal write, twice.
     for _ in 0..2 {
-        let before = sim.create_calls();
-        app = App::spawn_with_env(
-            dir.path(),
-            &config,
-            &[("STEPWISE_FAULT_CRASH_AFTER_CREATE", "2")],
-        );
+        let before = env.sim.create_calls();
+        app = env.spawn_with_env(&config, &[("STEPWISE_FAULT_CRASH_AFTER_CREATE", "2")]);
         let status = app.wait_for_exit(Duration::from_secs(60)).await;
         assert!(!status.success(), "the fault hook aborts the process");
-        assert!(sim.create_calls() >= before + 2);
+        assert!(env.sim.create_calls() >= before + 2);
     }
 
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&config);
     for (i, id) in ids.iter().enumerate() {
         let task = app.wait_until_finished(id, Duration::from_secs(60)).await;
-        assert_chained(&sim, &task, &format!("k{i}"));
+        assert_chained(&env.sim, &task, &format!("k{i}"));
     }
     assert_eq!(
-        sim.create_calls() as usize,
+        env.sim.create_calls() as usize,
         TASKS * STEPS,
         "one create per step, no more"
     );
-    let log = std::fs::read_to_string(dir.path().join("engine.log")).unwrap();
+    let log = app.log();
     let adopted = log
         .lines()
         .filter(|l| l.contains("Prediction created.") && l.contains("found=true"))
@@ -102,14 +96,9 @@ async fn kill_9_at_any_point_loses_no_task_and_duplicates_no_prediction() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_in_the_middle_of_a_move_to_the_archive_loses_and_duplicates_nothing() {
     use stepwise_engine::journal::{Backend, KvStore, ListQuery, Store};
-    let sim = start_sim(20).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_toml(dir.path(), &sim.base_url(), "");
-    let mut app = App::spawn_with_env(
-        dir.path(),
-        &config,
-        &[("STEPWISE_FAULT_CRASH_MID_MOVE", "1")],
-    );
+    let env = Env::start(Load::Light, 20).await;
+    let config = env.config("");
+    let mut app = env.spawn_with_env(&config, &[("STEPWISE_FAULT_CRASH_MID_MOVE", "1")]);
     let mut ids = vec![];
     for i in 0..6 {
         ids.push(app.start_ok(&tryon_body(&format!("m{i}"), 2)).await);
@@ -118,10 +107,10 @@ async fn kill_9_in_the_middle_of_a_move_to_the_archive_loses_and_duplicates_noth
     let status = app.wait_for_exit(Duration::from_secs(60)).await;
     assert!(!status.success(), "the fault hook aborts the process");
 
-    let mut app = App::spawn(dir.path(), &config);
+    let mut app = env.spawn(&config);
     for (i, id) in ids.iter().enumerate() {
         let task = app.wait_until_finished(id, Duration::from_secs(60)).await;
-        assert_chained(&sim, &task, &format!("m{i}"));
+        assert_chained(&env.sim, &task, &format!("m{i}"));
     }
     let listed: Value = app
         .http
@@ -144,7 +133,7 @@ async fn kill_9_in_the_middle_of_a_move_to_the_archive_loses_and_duplicates_noth
     assert_eq!(listed, expected, "every task listed once");
     assert!(app.terminate().success());
 
-    let store = KvStore::open(&dir.path().join("data"), 1 << 20).unwrap();
+    let store = KvStore::open(&env.path().join("data"), 1 << 20).unwrap();
     let unmoved = store.backend().scan(b"c", b"d", false, usize::MAX).unwrap();
     assert!(
         unmoved.is_empty(),
@@ -168,9 +157,8 @@ async fn kill_9_in_the_middle_of_a_move_to_the_archive_loses_and_duplicates_noth
             .len(),
         ids.len()
     );
-    let log = std::fs::read_to_string(dir.path().join("engine.log")).unwrap();
     assert!(
-        log.contains("a move had been cut short"),
+        app.log().contains("a move had been cut short"),
         "the restart finished the interrupted move"
     );
 }

@@ -4,9 +4,7 @@
 //! the right terminal state, with exactly one prediction per step attempt, and the engine
 //! must never trip the simulator's rate limits.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use replicate_sim::{Endpoint, EndpointFaults, Faults, RateLimits};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -44,23 +42,24 @@ fn faults() -> Faults {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_twenty_percent_faults_every_task_ends_right_with_one_prediction_per_attempt() {
-    let sim = start_sim(40).await;
-    sim.set_rate_limits(Some(RateLimits {
+    // Alone: the rate assertions below need a machine no other test is loading.
+    let env = Env::start(Load::Alone, 40).await;
+    env.sim.set_rate_limits(Some(RateLimits {
         creates_per_minute: CREATES_PER_MINUTE as u32,
         create_burst: 60,
         others_per_minute: OTHERS_PER_MINUTE as u32,
         other_burst: 300,
     }));
-    sim.set_faults(faults());
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_toml(dir.path(), &sim.base_url(), "")
+    env.sim.set_faults(faults());
+    let config = env
+        .config("")
         .replace("creates_per_minute = 60000", &format!("creates_per_minute = {CREATES_PER_MINUTE}"))
         .replace("create_burst = 1000", "create_burst = 30")
         .replace("other_calls_per_minute = 600000", &format!("other_calls_per_minute = {OTHERS_PER_MINUTE}"))
         .replace("other_burst = 10000", "other_burst = 150")
         .replace("poll_max_ms = 200", "poll_max_ms = 200\nrequest_timeout_ms = 1500\nconnect_timeout_ms = 1000\nretry_initial_ms = 100\nretry_max_ms = 2000")
         .replace("[workflows.tryon]\nmodel = \"test/tryon\"", "[workflows.tryon]\nmodel = \"test/tryon\"\nstep_retries = 1");
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&config);
 
     let mut ids = vec![];
     for i in 0..TASKS {
@@ -70,14 +69,14 @@ async fn under_twenty_percent_faults_every_task_ends_right_with_one_prediction_p
     for id in &ids {
         finished.push(app.wait_until_finished(id, Duration::from_secs(120)).await);
     }
-    let made = predictions_by_garment(&sim);
+    let made = predictions_by_garment(&env.sim);
     let mut outcomes: HashMap<&'static str, usize> = HashMap::new();
     for (i, task) in finished.iter().enumerate() {
         *outcomes
             .entry(check_task(task, &format!("f{i}"), &made))
             .or_default() += 1;
     }
-    let stats = sim.stats();
+    let stats = env.sim.stats();
     eprintln!("outcomes {outcomes:?}; simulator {stats:?}");
     // The engine spaces its calls when it reserves them; a loaded machine can stall a few
     // reserved sends and let them out together, past the simulator's burst. Those rare 429s

@@ -1,8 +1,6 @@
 //! The operator CLI against a running server, and `inspect` on a stopped engine's data dir.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::process::Command;
 
@@ -21,9 +19,7 @@ fn stepwise(args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_commands_list_show_watch_cancel_and_retry() {
-    let sim = start_sim(100).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let (env, mut app) = spawn_app(Load::Light, 100).await;
     let url = app.url.clone();
     let done = app.start_ok(&tryon_body("cli", 2)).await;
 
@@ -81,7 +77,7 @@ async fn tasks_commands_list_show_watch_cancel_and_retry() {
     assert!(!ok && err.contains("not_found"), "{err}");
 
     assert!(app.terminate().success());
-    let data = dir.path().join("data");
+    let data = env.path().join("data");
     let (ok, out, err) = stepwise(&["inspect", "--data-dir", data.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(
@@ -96,7 +92,7 @@ async fn tasks_commands_list_show_watch_cancel_and_retry() {
         &done,
     ]);
     assert!(ok && out.contains("StepSucceeded"), "{out}");
-    let (ok, _, err) = stepwise(&["inspect", "--data-dir", dir.path().to_str().unwrap()]);
+    let (ok, _, err) = stepwise(&["inspect", "--data-dir", env.path().to_str().unwrap()]);
     assert!(!ok && err.contains("not a stepwise data dir"), "{err}");
 }
 

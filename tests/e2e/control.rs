@@ -1,19 +1,18 @@
 //! Cancel, retry, step retries, step and task timeouts, and concurrency caps, end to end:
 //! the real binary against the simulated Replicate.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const WITHIN: Duration = Duration::from_secs(30);
 
-async fn setup(extra: &str) -> (replicate_sim::SimHandle, tempfile::TempDir, App) {
-    let sim = start_sim(100).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), extra));
-    (sim, dir, app)
+/// A simulator whose try-on predictions take 100 ms, and the binary with `extra` in
+/// `[server]`.
+async fn setup(extra: &str) -> (Env, App) {
+    let env = Env::start(Load::Light, 100).await;
+    let app = env.spawn(&env.config(extra));
+    (env, app)
 }
 
 fn sim_prediction(sim: &replicate_sim::SimHandle, id: &Value) -> Value {
@@ -25,7 +24,7 @@ fn sim_prediction(sim: &replicate_sim::SimHandle, id: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canceling_a_running_task_stops_its_prediction_and_is_harmless_to_repeat() {
-    let (sim, _dir, app) = setup("").await;
+    let (env, app) = setup("").await;
     let id = app
         .start_ok(&json!({"workflow": "slow", "items": [{"x": 1}, {"x": 2}]}))
         .await;
@@ -40,7 +39,7 @@ async fn canceling_a_running_task_stops_its_prediction_and_is_harmless_to_repeat
     assert_eq!(canceled["steps"][1]["status"], "canceled");
     let prediction_id = &running["steps"][0]["prediction_id"];
     let deadline = std::time::Instant::now() + WITHIN;
-    while sim_prediction(&sim, prediction_id)["status"] != "canceled" {
+    while sim_prediction(&env.sim, prediction_id)["status"] != "canceled" {
         assert!(
             std::time::Instant::now() < deadline,
             "the prediction was not canceled at Replicate"
@@ -52,12 +51,12 @@ async fn canceling_a_running_task_stops_its_prediction_and_is_harmless_to_repeat
         (again, &body["id"], &body["status"]),
         (200, &json!(id), &json!("canceled"))
     );
-    assert_eq!(sim.create_calls(), 1, "no later step started");
+    assert_eq!(env.sim.create_calls(), 1, "no later step started");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_or_unknown_tasks_cannot_be_canceled_or_retried() {
-    let (_sim, _dir, app) = setup("").await;
+    let (_env, app) = setup("").await;
     let id = app.start_ok(&tryon_body("done", 1)).await;
     app.wait_until_finished(&id, WITHIN).await;
     let (status, body) = app.control(&id, "cancel").await;
@@ -81,7 +80,7 @@ async fn finished_or_unknown_tasks_cannot_be_canceled_or_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_task_reruns_only_its_failed_step_and_keeps_earlier_outputs() {
-    let (sim, _dir, app) = setup("").await;
+    let (env, app) = setup("").await;
     let failing = replicate_sim::ModelBehavior {
         failure_rate: 1.0,
         processing_ms: 50,
@@ -90,12 +89,12 @@ async fn a_retried_task_reruns_only_its_failed_step_and_keeps_earlier_outputs() 
     let id = app.start_ok(&tryon_body("retry", 3)).await;
     app.wait_for(&id, WITHIN, |t| t["steps"][0]["status"] == "succeeded")
         .await;
-    sim.set_model("test/tryon", failing);
+    env.sim.set_model("test/tryon", failing);
     let failed = app.wait_until_finished(&id, WITHIN).await;
     assert_eq!(failed["status"], "failed", "{failed:#}");
     let failed_step = failed["current_step"].as_u64().unwrap();
     assert!(failed_step >= 2);
-    sim.set_model(
+    env.sim.set_model(
         "test/tryon",
         replicate_sim::ModelBehavior {
             processing_ms: 50,
@@ -115,13 +114,13 @@ async fn a_retried_task_reruns_only_its_failed_step_and_keeps_earlier_outputs() 
         "finished steps keep their outputs"
     );
     assert_eq!(
-        predictions_for(&sim, "https://img/retry/g1.png").len(),
+        predictions_for(&env.sim, "https://img/retry/g1.png").len(),
         1,
         "step 1 did not run again"
     );
     let garment = format!("https://img/retry/g{failed_step}.png");
     assert_eq!(
-        predictions_for(&sim, &garment).len(),
+        predictions_for(&env.sim, &garment).len(),
         2,
         "one prediction per attempt"
     );
@@ -129,7 +128,7 @@ async fn a_retried_task_reruns_only_its_failed_step_and_keeps_earlier_outputs() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_step_is_retried_as_configured_then_fails_the_task() {
-    let (sim, _dir, app) = setup("").await;
+    let (env, app) = setup("").await;
     let id = app
         .start_ok(&json!({"workflow": "retrying", "items": [{"x": "only"}]}))
         .await;
@@ -137,7 +136,8 @@ async fn a_failing_step_is_retried_as_configured_then_fails_the_task() {
     assert_eq!(task["status"], "failed");
     assert_eq!(task["steps"][0]["attempt"], 3, "1 + step_retries attempts");
     assert_eq!(task["steps"][0]["error"], "CUDA out of memory");
-    let made: Vec<Value> = sim
+    let made: Vec<Value> = env
+        .sim
         .predictions()
         .into_iter()
         .filter(|p| p["input"]["x"] == "only")
@@ -148,7 +148,7 @@ async fn a_failing_step_is_retried_as_configured_then_fails_the_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_past_its_timeout_is_canceled_at_replicate_and_retried() {
-    let (sim, _dir, app) = setup("").await;
+    let (env, app) = setup("").await;
     let id = app
         .start_ok(&json!({"workflow": "slow", "items": [{"x": "stuck"}]}))
         .await;
@@ -156,7 +156,8 @@ async fn a_step_past_its_timeout_is_canceled_at_replicate_and_retried() {
     assert_eq!(task["status"], "failed");
     assert_eq!(task["steps"][0]["error"], "step timed out after 1s");
     assert_eq!(task["steps"][0]["attempt"], 2);
-    let made: Vec<Value> = sim
+    let made: Vec<Value> = env
+        .sim
         .predictions()
         .into_iter()
         .filter(|p| p["input"]["x"] == "stuck")
@@ -173,7 +174,7 @@ async fn a_step_past_its_timeout_is_canceled_at_replicate_and_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_past_its_timeout_is_canceled_with_its_prediction() {
-    let (sim, _dir, app) = setup("").await;
+    let (env, app) = setup("").await;
     let id = app
         .start_ok(&json!({"workflow": "deadline", "items": [{"x": "late"}]}))
         .await;
@@ -182,7 +183,8 @@ async fn a_task_past_its_timeout_is_canceled_with_its_prediction() {
     assert_eq!(task["error"], "task timed out after 1s");
     let deadline = std::time::Instant::now() + WITHIN;
     loop {
-        let made: Vec<Value> = sim
+        let made: Vec<Value> = env
+            .sim
             .predictions()
             .into_iter()
             .filter(|p| p["input"]["x"] == "late")
@@ -202,8 +204,8 @@ async fn a_task_past_its_timeout_is_canceled_with_its_prediction() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_over_the_cap_wait_in_order_with_their_queue_position() {
-    let (sim, _dir, app) = setup("").await;
-    sim.set_model(
+    let (env, app) = setup("").await;
+    env.sim.set_model(
         "test/tryon",
         replicate_sim::ModelBehavior {
             starting_ms: 50,
@@ -231,7 +233,8 @@ async fn tasks_over_the_cap_wait_in_order_with_their_queue_position() {
     assert!(finished.iter().all(|t| t["status"] == "succeeded"));
     // Never more than two tasks' predictions at once.
     let at = |v: &Value| stepwise_engine::time::parse_rfc3339(v.as_str().unwrap()).unwrap();
-    let spans: Vec<(i64, i64)> = sim
+    let spans: Vec<(i64, i64)> = env
+        .sim
         .predictions()
         .iter()
         .map(|p| (at(&p["created_at"]), at(&p["completed_at"])))
@@ -259,7 +262,7 @@ async fn tasks_over_the_cap_wait_in_order_with_their_queue_position() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_an_api_token_cancel_and_retry_need_it() {
-    let (_sim, _dir, app) = setup("api_token = \"s3cret\"").await;
+    let (_env, app) = setup("api_token = \"s3cret\"").await;
     let response = app
         .http
         .post(format!("{}/v1/tasks", app.url))
@@ -288,12 +291,12 @@ async fn with_an_api_token_cancel_and_retry_need_it() {
 /// the create is journaled as sent only when it may leave, and a canceled task refuses that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_canceled_while_its_create_waits_for_the_rate_limit_makes_no_prediction() {
-    let sim = start_sim(100).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config_toml(dir.path(), &sim.base_url(), "")
+    let env = Env::start(Load::Light, 100).await;
+    let config = env
+        .config("")
         .replace("creates_per_minute = 60000", "creates_per_minute = 30")
         .replace("create_burst = 1000", "create_burst = 1");
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&config);
     let first = app.start_ok(&tryon_body("first", 1)).await;
     let mut waiting = vec![];
     for n in 0..3 {
@@ -337,7 +340,7 @@ async fn a_task_canceled_while_its_create_waits_for_the_rate_limit_makes_no_pred
         "succeeded"
     );
     assert_eq!(
-        sim.create_calls(),
+        env.sim.create_calls(),
         1,
         "only the task that was not canceled made a prediction"
     );

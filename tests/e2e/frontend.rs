@@ -6,10 +6,8 @@
 //! examples/frontend/e2e`. Without them the tests print why and pass, unless `CI` is set:
 //! then a missing tool is a failure.
 
-mod common;
-
-use common::browser::*;
-use common::*;
+use crate::support::browser::*;
+use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -93,12 +91,11 @@ async fn serve_frontend() -> String {
 /// Starts the simulator, the engine (allowing the page's origin) and the page's server,
 /// then runs one drive.js scenario; panics with drive.js's report when it fails.
 async fn run_scenario(scenario: &str, extra_args: &[&str]) -> String {
-    let sim = start_sim(300).await;
-    let dir = tempfile::tempdir().unwrap();
+    // Heavy: a headless Chromium, and drive.js waits with deadlines of its own.
+    let env = Env::start(Load::Heavy, 300).await;
     let page = serve_frontend().await;
     let extra = format!("cors_origins = [\"{page}\"]");
-    let config = config_toml(dir.path(), &sim.base_url(), &extra) + SLOW_TRYON;
-    let app = App::spawn(dir.path(), &config);
+    let app = env.spawn(&(env.config(&extra) + SLOW_TRYON));
 
     let mut args: Vec<String> = vec![
         frontend_dir().join("e2e/drive.js").display().to_string(),
@@ -112,7 +109,7 @@ async fn run_scenario(scenario: &str, extra_args: &[&str]) -> String {
         chromium_path().display().to_string(),
     ];
     args.extend(extra_args.iter().map(|s| s.to_string()));
-    let out_path = dir.path().join("drive.out");
+    let out_path = env.path().join("drive.out");
     let out = std::fs::File::create(&out_path).unwrap();
     let mut child = Command::new("node")
         .args(&args)
@@ -140,7 +137,6 @@ async fn run_scenario(scenario: &str, extra_args: &[&str]) -> String {
     .await
     .unwrap();
     let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let engine_log = || std::fs::read_to_string(dir.path().join("engine.log")).unwrap_or_default();
     match status {
         Some(status) if status.success() => {
             println!("{output}");
@@ -148,17 +144,12 @@ async fn run_scenario(scenario: &str, extra_args: &[&str]) -> String {
         }
         Some(status) => panic!(
             "scenario {scenario} failed ({status}):\n{output}\n--- engine log (tail) ---\n{}",
-            tail(&engine_log(), 40)
+            tail(&app.log(), 40)
         ),
         None => {
             panic!("scenario {scenario} did not finish within {SCENARIO_DEADLINE:?}:\n{output}")
         }
     }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +158,7 @@ async fn the_page_follows_a_task_live_until_every_step_succeeded_in_order() {
         return;
     }
     // The committed screenshot is refreshed only on request, so a test run leaves the tree as
-    // it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --test frontend
+    // it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --workspace --test e2e frontend
     let scratch = tempfile::tempdir().unwrap();
     let screenshot = match std::env::var_os("STEPWISE_UPDATE_SCREENSHOTS") {
         Some(_) => frontend_dir().join("e2e/screenshot.png"),

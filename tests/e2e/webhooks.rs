@@ -2,9 +2,7 @@
 //! replayed, out-of-order and old-attempt ones change nothing, and lost ones are made up for
 //! by the safety-net poll.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use stepwise_engine::webhook::WebhookKey;
@@ -14,8 +12,8 @@ const WITHIN: Duration = Duration::from_secs(30);
 
 /// Webhooks on, pointed at a loopback port nobody listens on: the simulator's own deliveries
 /// fail, so only the deliveries a test sends by hand reach the engine.
-fn webhook_config(dir: &std::path::Path, sim_url: &str, safety_poll_ms: u64) -> String {
-    config_toml(dir, sim_url, "").replace(
+fn webhook_config(env: &Env, safety_poll_ms: u64) -> String {
+    env.config("").replace(
         "poll_max_ms = 200",
         &format!(
             "poll_max_ms = 200\nwebhook_base_url = \"http://127.0.0.1:9\"\n\
@@ -91,17 +89,14 @@ async fn etag(app: &App, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creates_ask_for_webhooks_tagged_with_the_step() {
-    let sim = start_sim(50).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(
-        dir.path(),
-        &webhook_config(dir.path(), &sim.base_url(), 600_000),
-    );
+    let env = Env::start(Load::Light, 50).await;
+    let app = env.spawn(&webhook_config(&env, 600_000));
     let id = app.start_ok(&tryon_body("tag", 1)).await;
     let task = app
         .wait_for(&id, WITHIN, |t| t["steps"][0]["prediction_id"].is_string())
         .await;
-    let prediction = sim
+    let prediction = env
+        .sim
         .predictions()
         .into_iter()
         .find(|p| p["id"] == task["steps"][0]["prediction_id"])
@@ -118,18 +113,14 @@ async fn creates_ask_for_webhooks_tagged_with_the_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_delivery_moves_the_task_on_and_bad_ones_change_nothing() {
-    let sim = start_sim(50).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = Env::start(Load::Light, 50).await;
     // The safety-net poll is far away: only deliveries can move this task.
-    let app = App::spawn(
-        dir.path(),
-        &webhook_config(dir.path(), &sim.base_url(), 600_000),
-    );
+    let app = env.spawn(&webhook_config(&env, 600_000));
     let id = app.start_ok(&tryon_body("hook", 2)).await;
     let task = app
         .wait_for(&id, WITHIN, |t| t["steps"][0]["prediction_id"].is_string())
         .await;
-    let done = finished_prediction(&sim, &task["steps"][0]["prediction_id"]).await;
+    let done = finished_prediction(&env.sim, &task["steps"][0]["prediction_id"]).await;
     let query = format!("task={id}&step=1&attempt=1");
     let before = etag(&app, &id).await;
 
@@ -207,27 +198,24 @@ async fn a_valid_delivery_moves_the_task_on_and_bad_ones_change_nothing() {
         later["steps"][0], moved["steps"][0],
         "neither the replay nor the late start changed step 1"
     );
-    assert_eq!(predictions_for(&sim, "https://img/hook/g1.png").len(), 1);
+    assert_eq!(
+        predictions_for(&env.sim, "https://img/hook/g1.png").len(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_webhooks_only_delay_the_task_until_the_safety_net_poll() {
-    let sim = start_sim(50).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(
-        dir.path(),
-        &webhook_config(dir.path(), &sim.base_url(), 300),
-    );
+    let env = Env::start(Load::Light, 50).await;
+    let app = env.spawn(&webhook_config(&env, 300));
     let id = app.start_ok(&tryon_body("lost", 2)).await;
     let task = app.wait_until_finished(&id, WITHIN).await;
-    assert_chained(&sim, &task, "lost");
+    assert_chained(&env.sim, &task, "lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_are_refused_when_webhooks_are_off() {
-    let sim = start_sim(50).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = App::spawn(dir.path(), &config_toml(dir.path(), &sim.base_url(), ""));
+    let (_env, app) = spawn_app(Load::Light, 50).await;
     let delivery = Delivery::of(&json!({"id": "p", "status": "succeeded"}));
     let response = delivery
         .send(
@@ -240,13 +228,13 @@ async fn deliveries_are_refused_when_webhooks_are_off() {
 }
 
 /// A config whose webhooks go to the engine itself, on a port picked before it starts.
-fn self_webhook_config(dir: &std::path::Path, sim: &replicate_sim::SimHandle) -> String {
+fn self_webhook_config(env: &Env) -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    config_toml(dir, &sim.base_url(), "")
+    env.config("")
         .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"127.0.0.1:{port}\""))
         .replace(
             "poll_max_ms = 200",
@@ -261,17 +249,16 @@ async fn the_simulators_own_deliveries_drive_tasks_through_duplicates_delays_and
     // Replicate's retry schedule (0.5 s, 1.5 s, 3.5 s, ... after the first try) at a tenth:
     // at full scale, a delivery dropped five times in a row (0.3^5, so one task in a few
     // dozen runs) would come back after the 30 s this test waits.
-    let sim = start_sim_with(80, |config| config.webhook_retry_scale = 0.1).await;
-    sim.set_faults(replicate_sim::Faults {
+    let env = Env::start_with(Load::Light, 80, |config| config.webhook_retry_scale = 0.1).await;
+    env.sim.set_faults(replicate_sim::Faults {
         webhook_duplicate_rate: 0.5,
         webhook_delay_ms: (0, 30),
         webhook_reorder: true,
         webhook_drop_rate: 0.3,
         ..Default::default()
     });
-    let dir = tempfile::tempdir().unwrap();
     // No secret in the config: the engine fetches it from the simulator at startup.
-    let app = App::spawn(dir.path(), &self_webhook_config(dir.path(), &sim));
+    let app = env.spawn(&self_webhook_config(&env));
     let mut ids = vec![];
     for i in 0..10 {
         ids.push(app.start_ok(&tryon_body(&format!("push{i}"), 3)).await);
@@ -279,9 +266,9 @@ async fn the_simulators_own_deliveries_drive_tasks_through_duplicates_delays_and
     for (i, id) in ids.iter().enumerate() {
         // The safety-net poll is ten minutes away: only deliveries can finish these tasks.
         let task = app.wait_until_finished(id, WITHIN).await;
-        assert_chained(&sim, &task, &format!("push{i}"));
+        assert_chained(&env.sim, &task, &format!("push{i}"));
     }
-    let stats = sim.stats();
+    let stats = env.sim.stats();
     assert!(stats.webhooks_delivered >= 30, "{stats:?}");
     assert!(
         stats.webhooks_dropped > 0,
