@@ -23,6 +23,7 @@ mod start;
 mod stats;
 mod status;
 mod transitions;
+mod wrk;
 
 // The product's allocator: the engine measured in this process, and the references next to
 // it, then allocate as `stepwise serve` does.

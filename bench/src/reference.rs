@@ -9,6 +9,7 @@
 //! The `hello` scenario runs the bare-HTTP server alone, for an outside load generator.
 
 use super::load::{self, Outcome, Plan};
+use super::wrk::Driver;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response};
@@ -142,11 +143,11 @@ pub async fn hello_alone(options: HelloOptions) -> anyhow::Result<super::Report>
     })
 }
 
-/// `GET {hello}{path}` under `plan`, against a fresh server.
-pub async fn hello_get(plan: Plan, path: &str) -> anyhow::Result<Outcome> {
+/// `GET {hello}{path}` under `plan`, sent by `driver`, against a fresh server.
+pub async fn hello_get(plan: Plan, driver: Driver, path: &str) -> anyhow::Result<Outcome> {
     let server = Hello::start().await?;
     let path = path.to_owned();
-    let outcome = load::requests("bare hyper", plan, &server.url, 200, move |_| {
+    let outcome = load::requests("bare hyper", plan, driver, &server.url, 200, move |_| {
         (Method::GET, path.clone(), Bytes::new())
     })
     .await;
@@ -154,10 +155,16 @@ pub async fn hello_get(plan: Plan, path: &str) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// `POST {hello}{path}` with `body` (JSON) under `plan`, against a fresh server.
-pub async fn hello_post(plan: Plan, path: &str, body: Bytes) -> anyhow::Result<Outcome> {
+/// `POST {hello}{path}` with `body` (JSON) under `plan`, sent by `driver`, against a fresh
+/// server.
+pub async fn hello_post(
+    plan: Plan,
+    driver: Driver,
+    path: &str,
+    body: Bytes,
+) -> anyhow::Result<Outcome> {
     let server = Hello::start().await?;
-    let outcome = load::post_json("bare hyper", plan, &server.url, path, body, 200).await;
+    let outcome = load::post_json("bare hyper", plan, driver, &server.url, path, body, 200).await;
     server.stop().await;
     Ok(outcome)
 }

@@ -15,6 +15,7 @@
 
 use super::harness::{create_burst, Harness, Target};
 use super::load::{self, Outcome, Plan};
+use super::wrk::{Driver, LoadOptions};
 use super::Report;
 use super::{floor, reference, rounds};
 use serde_json::json;
@@ -64,11 +65,14 @@ pub struct Options {
     /// Default: next to our own engine's data dir, or the system temp dir.
     #[arg(long)]
     probe_dir: Option<PathBuf>,
+    #[command(flatten)]
+    load: LoadOptions,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     anyhow::ensure!(options.clients > 0, "--clients must be at least 1");
     let plan = Plan::measured(options.clients, options.requests, options.seconds);
+    let driver = options.load.driver(plan)?;
     anyhow::ensure!(
         options.creates_per_minute != Some(0),
         "--creates-per-minute must be at least 1"
@@ -101,6 +105,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let warm = load::post_json(
         "warm-up",
         warmup,
+        Driver::InProcess,
         target.url(),
         "/v1/tasks",
         body.clone(),
@@ -139,14 +144,16 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         let share = plan.share(round, rounds);
         fsyncs
             .push(reference::fsync_rate(&probe_dir, options.fsync_seconds / rounds as f64).await?);
-        hypers.push(reference::hello_post(share, "/v1/tasks", body.clone()).await?);
-        floors.push(floor::durable_post(share, &probe_dir, body.clone(), answer_len).await?);
+        hypers.push(reference::hello_post(share, driver, "/v1/tasks", body.clone()).await?);
+        floors
+            .push(floor::durable_post(share, driver, &probe_dir, body.clone(), answer_len).await?);
 
         let counters_before = target.harness().map(engine_counters);
         let cpu_before = load::cpu_time();
         let engine = load::post_json(
             &rounds::label("start", round, rounds),
             share,
+            driver,
             target.url(),
             "/v1/tasks",
             body.clone(),
@@ -257,14 +264,18 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             engine.requests as f64 / g.max(1) as f64
         );
     }
-    let whose = if options.target.is_some() {
-        "this process: the load generator only"
-    } else {
-        "engine, simulator and load generator together"
+    let whose = match (options.target.is_some(), driver) {
+        (true, Driver::InProcess) => "this process: the load generator only",
+        (false, Driver::InProcess) => "engine, simulator and load generator together",
+        (true, Driver::Wrk { .. }) => "this process: nothing measured, wrk is another",
+        (false, Driver::Wrk { .. }) => "engine and simulator, wrk is another process",
     };
     table += &load::footer(cpu, &engine, "start", whose);
+    table += &driver.describe();
+    table += "\n";
     let json = json!({
         "scenario": "start",
+        "load": driver.json(),
         "clients": options.clients,
         "rounds": rounds,
         "items": options.items,
