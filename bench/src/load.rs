@@ -387,7 +387,7 @@ pub fn cpu_time() -> Duration {
 /// A table's closing lines: process CPU per request (`unit`: "start", "GET"; `whose`: what
 /// the process holds besides the load generator) and the first error, if any.
 pub fn footer(cpu: Duration, outcome: &Outcome, unit: &str, whose: &str) -> String {
-    let per = cpu.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64;
+    let per = micros_per_request(cpu, outcome);
     let mut out = format!(
         "process CPU during the run: {:.2} s, {per:.1} us per {unit} ({whose})\n",
         cpu.as_secs_f64()
@@ -396,6 +396,25 @@ pub fn footer(cpu: Duration, outcome: &Outcome, unit: &str, whose: &str) -> Stri
         out += &format!("first engine error: {error}\n");
     }
     out
+}
+
+/// Process CPU per request of a run, in microseconds.
+pub fn micros_per_request(cpu: Duration, outcome: &Outcome) -> f64 {
+    cpu.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64
+}
+
+/// The footer's line for the bare-hyper reference: what this process spent per request
+/// while only the reference (and, in-process, the load generator) ran. With the engine's
+/// line it shows how much of each figure is the load generator's.
+pub fn reference_footer(cpu: Duration, outcome: &Outcome, unit: &str, driver: Driver) -> String {
+    let whose = match driver {
+        Driver::InProcess => "bare hyper and load generator together",
+        Driver::Wrk { .. } => "bare hyper alone, wrk is another process",
+    };
+    format!(
+        "process CPU during bare hyper: {:.1} us per {unit} ({whose})\n",
+        micros_per_request(cpu, outcome)
+    )
 }
 
 #[cfg(test)]

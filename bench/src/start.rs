@@ -140,11 +140,15 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let (mut fsyncs, mut hypers, mut floors, mut engines) = (vec![], vec![], vec![], vec![]);
     // CPU, journal groups, task writes and create calls during the engine's rounds only.
     let (mut cpu, mut during) = (Duration::ZERO, [0u64; 3]);
+    // This process's CPU during the bare-hyper reference's rounds.
+    let mut hyper_cpu = Duration::ZERO;
     for round in 0..rounds {
         let share = plan.share(round, rounds);
         fsyncs
             .push(reference::fsync_rate(&probe_dir, options.fsync_seconds / rounds as f64).await?);
+        let cpu_before = load::cpu_time();
         hypers.push(reference::hello_post(share, driver, "/v1/tasks", body.clone()).await?);
+        hyper_cpu += load::cpu_time().saturating_sub(cpu_before);
         floors
             .push(floor::durable_post(share, driver, &probe_dir, body.clone(), answer_len).await?);
 
@@ -271,6 +275,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         (false, Driver::Wrk { .. }) => "engine and simulator, wrk is another process",
     };
     table += &load::footer(cpu, &engine, "start", whose);
+    table += &load::reference_footer(hyper_cpu, &hyper, "POST", driver);
     table += &driver.describe();
     table += "\n";
     let json = json!({
@@ -296,6 +301,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "journal_task_writes": groups.map(|(_, t)| t),
         "creates": creates,
         "cpu_seconds": cpu.as_secs_f64(),
+        "cpu_us_per_request": {
+            "engine": load::micros_per_request(cpu, &engine),
+            "bare_hyper": load::micros_per_request(hyper_cpu, &hyper),
+        },
         "per_round_per_second": rates,
     });
     Ok(Report { table, json })

@@ -130,10 +130,14 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 
     // Bare hyper and the engine in turns (`rounds.rs`).
     let rounds = rounds::count(options.rounds, plan);
-    let (mut hypers, mut engines, mut cpu) = (vec![], vec![], Duration::ZERO);
+    let (mut hypers, mut engines) = (vec![], vec![]);
+    // This process's CPU during the engine's rounds, and during the reference's.
+    let (mut cpu, mut hyper_cpu) = (Duration::ZERO, Duration::ZERO);
     for round in 0..rounds {
         let share = plan.share(round, rounds);
+        let cpu_before = load::cpu_time();
         hypers.push(reference::hello_get(share, driver, &format!("/v1/tasks/{}", ids[0])).await?);
+        hyper_cpu += load::cpu_time().saturating_sub(cpu_before);
         let cpu_before = load::cpu_time();
         engines.push(
             get(
@@ -179,6 +183,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         (false, Driver::Wrk { .. }) => "the engine alone, wrk is another process",
     };
     table += &load::footer(cpu, &engine, "GET", whose);
+    table += &load::reference_footer(hyper_cpu, &hyper, "GET", driver);
     table += &driver.describe();
     table += "\n";
     let json = json!({
@@ -193,6 +198,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "ratios": { "engine_vs_bare_hyper": vs_hyper, "engine_vs_bare_hyper_per_round": per_round },
         "targets": { "vs_bare_hyper_at_least_60_percent": vs_hyper >= 0.6 },
         "cpu_seconds": cpu.as_secs_f64(),
+        "cpu_us_per_request": {
+            "engine": load::micros_per_request(cpu, &engine),
+            "bare_hyper": load::micros_per_request(hyper_cpu, &hyper),
+        },
         "per_round_per_second": rates,
     });
     Ok(Report { table, json })

@@ -161,6 +161,16 @@ fn status_scenario_reads_the_pool_and_compares_with_bare_hyper() {
         &report["ratios"]["engine_vs_bare_hyper"],
         "engine / bare hyper",
     );
+    assert_eq!(report["load"], "in-process");
+    // What each series cost this process per request: how much the load generator weighs.
+    positive(
+        &report["cpu_us_per_request"]["engine"],
+        "engine CPU per GET",
+    );
+    positive(
+        &report["cpu_us_per_request"]["bare_hyper"],
+        "bare hyper CPU per GET",
+    );
 }
 
 #[test]
