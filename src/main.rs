@@ -1,10 +1,8 @@
 //! The `stepwise` binary: `serve` runs the engine and its HTTP API; `check-config` validates
 //! a configuration and prints it with secrets masked; `tasks` and `inspect` are operator
-//! tools; `bench` measures the engine.
+//! tools. The benchmark is its own binary, `stepwise-bench` (`bench/`).
 
-mod bench;
 mod cli;
-mod serve;
 
 // jemalloc instead of glibc malloc: 8-10% less CPU per start and a lower p99 under load
 // (docs/benchmarks-history.md, "jemalloc").
@@ -14,6 +12,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use stepwise::{logs, serve};
 
 #[derive(Parser)]
 #[command(
@@ -48,8 +47,6 @@ enum Command {
     },
     /// Validate a configuration file and print the effective settings, secrets masked.
     CheckConfig { path: Option<PathBuf> },
-    /// Measure the engine on this machine (in-process simulator and engine).
-    Bench(bench::BenchArgs),
     /// List, show, follow, cancel and retry tasks on a running server.
     Tasks(cli::TasksArgs),
     /// Read a stopped engine's data dir offline: counts, unfinished tasks, one task's journal.
@@ -60,23 +57,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Only `serve` narrates its work; elsewhere the command's own output is what matters.
     let default_filter = match cli.command {
-        Command::Serve { .. } => "info,sled=warn,hyper=warn",
-        _ => "warn",
+        Command::Serve { .. } => logs::SERVE_FILTER,
+        _ => logs::QUIET_FILTER,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STEPWISE_LOG")
-        .unwrap_or_else(|_| default_filter.into());
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    match cli.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Human => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-    }
+    logs::init(cli.log_format == LogFormat::Json, default_filter);
     let result = match cli.command {
         Command::Serve { config, simulate } => serve::run(config, simulate),
-        Command::Bench(args) => bench::run(args),
         Command::Tasks(args) => cli::tasks(args),
         Command::Inspect(args) => cli::inspect(args),
         Command::CheckConfig { path } => serve::load_config(path).and_then(|(config, origin)| {

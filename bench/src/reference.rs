@@ -5,8 +5,11 @@
 //!   load generator with the same number of clients;
 //! - the durability ceiling: one thread appending 100 bytes and calling `fdatasync`
 //!   (`File::sync_data`) in a loop, on the same file system as the engine's data dir.
+//!
+//! The `hello` scenario runs the bare-HTTP server alone, for an outside load generator.
 
 use super::load::{self, Outcome, Plan};
+use super::wrk::Driver;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response};
@@ -38,7 +41,18 @@ impl Hello {
             + Send
             + 'static,
     {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Hello::serve_on(0, handler).await
+    }
+
+    /// [`Hello::serve`] on 127.0.0.1:`port` (0: any free port).
+    pub async fn serve_on<F, Fut>(port: u16, handler: F) -> anyhow::Result<Hello>
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>>
+            + Send
+            + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let url = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
         let token = stop.clone();
@@ -87,11 +101,53 @@ async fn hello(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infa
     Ok(Response::new(Full::new(Bytes::from_static(b"hello"))))
 }
 
-/// `GET {hello}{path}` under `plan`, against a fresh server.
-pub async fn hello_get(plan: Plan, path: &str) -> anyhow::Result<Outcome> {
+/// The `hello` scenario: the bare-HTTP reference alone.
+#[derive(clap::Args)]
+pub struct HelloOptions {
+    /// Serve for this many seconds, then print how many requests came (Ctrl-C ends sooner).
+    #[arg(long, default_value_t = 60.0)]
+    seconds: f64,
+    /// Listen on 127.0.0.1:PORT (0: any free port; the URL is printed first either way).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+}
+
+/// Serves `hello` on loopback for `--seconds`, so that `wrk` (or any client in another
+/// process) can measure the ceiling without sharing this process with its load generator.
+/// Prints `bare hyper listening on URL` at once, for scripts.
+pub async fn hello_alone(options: HelloOptions) -> anyhow::Result<super::Report> {
+    anyhow::ensure!(
+        options.seconds.is_finite() && options.seconds > 0.0,
+        "--seconds must be positive"
+    );
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = served.clone();
+    let server = Hello::serve_on(options.port, move |request| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        hello(request)
+    })
+    .await?;
+    let url = server.url.clone();
+    println!("bare hyper listening on {url}");
+    let started = Instant::now();
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs_f64(options.seconds)) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    server.stop().await;
+    let requests = served.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(super::Report {
+        table: format!("bare hyper served {requests} requests in {seconds:.1} s"),
+        json: json!({ "scenario": "hello", "url": url, "requests": requests, "seconds": seconds }),
+    })
+}
+
+/// `GET {hello}{path}` under `plan`, sent by `driver`, against a fresh server.
+pub async fn hello_get(plan: Plan, driver: Driver, path: &str) -> anyhow::Result<Outcome> {
     let server = Hello::start().await?;
     let path = path.to_owned();
-    let outcome = load::requests("bare hyper", plan, &server.url, 200, move |_| {
+    let outcome = load::requests("bare hyper", plan, driver, &server.url, 200, move |_| {
         (Method::GET, path.clone(), Bytes::new())
     })
     .await;
@@ -99,10 +155,16 @@ pub async fn hello_get(plan: Plan, path: &str) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-/// `POST {hello}{path}` with `body` (JSON) under `plan`, against a fresh server.
-pub async fn hello_post(plan: Plan, path: &str, body: Bytes) -> anyhow::Result<Outcome> {
+/// `POST {hello}{path}` with `body` (JSON) under `plan`, sent by `driver`, against a fresh
+/// server.
+pub async fn hello_post(
+    plan: Plan,
+    driver: Driver,
+    path: &str,
+    body: Bytes,
+) -> anyhow::Result<Outcome> {
     let server = Hello::start().await?;
-    let outcome = load::post_json("bare hyper", plan, &server.url, path, body, 200).await;
+    let outcome = load::post_json("bare hyper", plan, driver, &server.url, path, body, 200).await;
     server.stop().await;
     Ok(outcome)
 }

@@ -8,6 +8,7 @@
 
 use super::load::{self, Outcome, Plan};
 use super::reference::Hello;
+use super::wrk::Driver;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
@@ -21,10 +22,11 @@ use tokio::sync::oneshot;
 /// One request's entries, and where to say they are durable.
 type Commit = (Vec<Op>, oneshot::Sender<bool>);
 
-/// `POST {floor}/v1/tasks` with `body` under `plan`; the data goes to a scratch dir in `dir`.
-/// `answer_len`: the bytes of the engine's answer to the same start.
+/// `POST {floor}/v1/tasks` with `body` under `plan`, sent by `driver`; the data goes to a
+/// scratch dir in `dir`. `answer_len`: the bytes of the engine's answer to the same start.
 pub async fn durable_post(
     plan: Plan,
+    driver: Driver,
     dir: &Path,
     body: Bytes,
     answer_len: usize,
@@ -70,6 +72,7 @@ pub async fn durable_post(
     let outcome = load::post_json(
         "hyper + sled floor",
         plan,
+        driver,
         &server.url,
         "/v1/tasks",
         body,

@@ -15,6 +15,7 @@
 
 use super::harness::{create_burst, Harness, Target};
 use super::load::{self, Outcome, Plan};
+use super::wrk::{Driver, LoadOptions};
 use super::Report;
 use super::{floor, reference, rounds};
 use serde_json::json;
@@ -64,11 +65,14 @@ pub struct Options {
     /// Default: next to our own engine's data dir, or the system temp dir.
     #[arg(long)]
     probe_dir: Option<PathBuf>,
+    #[command(flatten)]
+    load: LoadOptions,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
     anyhow::ensure!(options.clients > 0, "--clients must be at least 1");
     let plan = Plan::measured(options.clients, options.requests, options.seconds);
+    let driver = options.load.driver(plan)?;
     anyhow::ensure!(
         options.creates_per_minute != Some(0),
         "--creates-per-minute must be at least 1"
@@ -101,6 +105,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let warm = load::post_json(
         "warm-up",
         warmup,
+        Driver::InProcess,
         target.url(),
         "/v1/tasks",
         body.clone(),
@@ -135,18 +140,24 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     let (mut fsyncs, mut hypers, mut floors, mut engines) = (vec![], vec![], vec![], vec![]);
     // CPU, journal groups, task writes and create calls during the engine's rounds only.
     let (mut cpu, mut during) = (Duration::ZERO, [0u64; 3]);
+    // This process's CPU during the bare-hyper reference's rounds.
+    let mut hyper_cpu = Duration::ZERO;
     for round in 0..rounds {
         let share = plan.share(round, rounds);
         fsyncs
             .push(reference::fsync_rate(&probe_dir, options.fsync_seconds / rounds as f64).await?);
-        hypers.push(reference::hello_post(share, "/v1/tasks", body.clone()).await?);
-        floors.push(floor::durable_post(share, &probe_dir, body.clone(), answer_len).await?);
+        let cpu_before = load::cpu_time();
+        hypers.push(reference::hello_post(share, driver, "/v1/tasks", body.clone()).await?);
+        hyper_cpu += load::cpu_time().saturating_sub(cpu_before);
+        floors
+            .push(floor::durable_post(share, driver, &probe_dir, body.clone(), answer_len).await?);
 
         let counters_before = target.harness().map(engine_counters);
         let cpu_before = load::cpu_time();
         let engine = load::post_json(
             &rounds::label("start", round, rounds),
             share,
+            driver,
             target.url(),
             "/v1/tasks",
             body.clone(),
@@ -257,14 +268,19 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             engine.requests as f64 / g.max(1) as f64
         );
     }
-    let whose = if options.target.is_some() {
-        "this process: the load generator only"
-    } else {
-        "engine, simulator and load generator together"
+    let whose = match (options.target.is_some(), driver) {
+        (true, Driver::InProcess) => "this process: the load generator only",
+        (false, Driver::InProcess) => "engine, simulator and load generator together",
+        (true, Driver::Wrk { .. }) => "this process: nothing measured, wrk is another",
+        (false, Driver::Wrk { .. }) => "engine and simulator, wrk is another process",
     };
     table += &load::footer(cpu, &engine, "start", whose);
+    table += &load::reference_footer(hyper_cpu, &hyper, "POST", driver);
+    table += &driver.describe();
+    table += "\n";
     let json = json!({
         "scenario": "start",
+        "load": driver.json(),
         "clients": options.clients,
         "rounds": rounds,
         "items": options.items,
@@ -285,6 +301,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "journal_task_writes": groups.map(|(_, t)| t),
         "creates": creates,
         "cpu_seconds": cpu.as_secs_f64(),
+        "cpu_us_per_request": {
+            "engine": load::micros_per_request(cpu, &engine),
+            "bare_hyper": load::micros_per_request(hyper_cpu, &hyper),
+        },
         "per_round_per_second": rates,
     });
     Ok(Report { table, json })

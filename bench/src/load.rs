@@ -8,6 +8,7 @@
 use super::conn::{self, Conn, Endpoint};
 use super::progress::Progress;
 use super::stats::Summary;
+use super::wrk::{self, Driver};
 use hyper::body::Bytes;
 use hyper::Method;
 use serde_json::{json, Value};
@@ -90,11 +91,28 @@ impl Outcome {
     }
 
     /// A run that could not send anything.
-    fn failed(error: String) -> Outcome {
+    pub fn failed(error: String) -> Outcome {
         Outcome {
             errors: 1,
             first_error: Some(error),
             ..Outcome::empty()
+        }
+    }
+
+    /// A run measured elsewhere (`wrk.rs`): one latency per request, `errors` among them.
+    pub fn from_samples(
+        samples: Vec<Duration>,
+        errors: usize,
+        elapsed: Duration,
+        first_error: Option<String>,
+    ) -> Outcome {
+        Outcome {
+            requests: samples.len(),
+            errors,
+            elapsed,
+            latency: Summary::of(&samples),
+            first_error,
+            samples,
         }
     }
 
@@ -171,11 +189,23 @@ where
 
 /// Sends `request(i)` (method, path, body) for i = 0, 1, 2, … to `base` (`http://host:port`)
 /// from `plan.clients` clients, each on its own keep-alive connection (`conn.rs`); a request
-/// fails unless it answers `expect`.
-pub async fn requests<F>(label: &str, plan: Plan, base: &str, expect: u16, request: F) -> Outcome
+/// fails unless it answers `expect`. With `Driver::Wrk`, wrk sends the first
+/// `wrk::SAMPLE` of them in turn instead.
+pub async fn requests<F>(
+    label: &str,
+    plan: Plan,
+    driver: Driver,
+    base: &str,
+    expect: u16,
+    request: F,
+) -> Outcome
 where
     F: Fn(usize) -> (Method, String, Bytes) + Send + Sync + 'static,
 {
+    if let Driver::Wrk { threads } = driver {
+        let sample = (0..wrk::SAMPLE).map(request).collect();
+        return wrk::run(plan, threads, base, sample).await;
+    }
     let endpoint = match Endpoint::parse(base) {
         Ok(endpoint) => endpoint,
         Err(error) => return Outcome::failed(error),
@@ -211,13 +241,14 @@ where
 pub async fn post_json(
     label: &str,
     plan: Plan,
+    driver: Driver,
     base: &str,
     path: &str,
     body: Bytes,
     expect: u16,
 ) -> Outcome {
     let path = path.to_owned();
-    requests(label, plan, base, expect, move |_| {
+    requests(label, plan, driver, base, expect, move |_| {
         (Method::POST, path.clone(), body.clone())
     })
     .await
@@ -356,7 +387,7 @@ pub fn cpu_time() -> Duration {
 /// A table's closing lines: process CPU per request (`unit`: "start", "GET"; `whose`: what
 /// the process holds besides the load generator) and the first error, if any.
 pub fn footer(cpu: Duration, outcome: &Outcome, unit: &str, whose: &str) -> String {
-    let per = cpu.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64;
+    let per = micros_per_request(cpu, outcome);
     let mut out = format!(
         "process CPU during the run: {:.2} s, {per:.1} us per {unit} ({whose})\n",
         cpu.as_secs_f64()
@@ -367,88 +398,25 @@ pub fn footer(cpu: Duration, outcome: &Outcome, unit: &str, whose: &str) -> Stri
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_measured_run_lasts_five_seconds_unless_a_count_alone_is_asked() {
-        let five = Plan::measured(64, None, None);
-        assert_eq!(
-            (five.requests, five.duration),
-            (None, Some(Duration::from_secs(5)))
-        );
-        let count = Plan::measured(64, Some(200), None);
-        assert_eq!((count.requests, count.duration), (Some(200), None));
-        // A time wins over a count, as --requests' help says.
-        let both = Plan::measured(4, Some(200), Some(1.5));
-        assert_eq!(
-            (both.requests, both.duration, both.clients),
-            (None, Some(Duration::from_millis(1500)), 4)
-        );
-    }
-
-    #[test]
-    fn a_plan_shared_over_rounds_adds_up_to_the_plan() {
-        let count = Plan {
-            clients: 8,
-            requests: Some(10),
-            duration: None,
-        };
-        let shares: Vec<usize> = (0..4)
-            .map(|i| count.share(i, 4).requests.unwrap())
-            .collect();
-        assert_eq!(shares, [3, 3, 2, 2]);
-        let timed = Plan::measured(8, None, Some(6.0)).share(2, 4);
-        assert_eq!(
-            (timed.duration, timed.requests, timed.clients),
-            (Some(Duration::from_millis(1500)), None, 8)
-        );
-    }
-
-    #[tokio::test]
-    async fn merged_rounds_add_up_and_summarise_every_request() {
-        let plan = |n| Plan {
-            clients: 2,
-            requests: Some(n),
-            duration: None,
-        };
-        let first = run("a", plan(30), |_| async { Ok(()) }).await;
-        let second = run("b", plan(20), |i| async move {
-            if i == 3 {
-                Err("third".to_owned())
-            } else {
-                Ok(())
-            }
-        })
-        .await;
-        let elapsed = first.elapsed + second.elapsed;
-        let merged = Outcome::merge(vec![first, second]);
-        assert_eq!(
-            (merged.requests, merged.errors, merged.latency.count),
-            (50, 1, 50)
-        );
-        assert_eq!(merged.elapsed, elapsed);
-        assert_eq!(merged.first_error.as_deref(), Some("third"));
-    }
-
-    #[tokio::test]
-    async fn runs_exactly_the_requests_asked_and_counts_errors() {
-        let plan = Plan {
-            clients: 4,
-            requests: Some(100),
-            duration: None,
-        };
-        let outcome = run("test", plan, |i| async move {
-            if i % 10 == 0 {
-                Err(format!("bad {i}"))
-            } else {
-                Ok(())
-            }
-        })
-        .await;
-        assert_eq!(outcome.requests, 100);
-        assert_eq!(outcome.errors, 10);
-        assert!(outcome.first_error.is_some());
-    }
+/// Process CPU per request of a run, in microseconds.
+pub fn micros_per_request(cpu: Duration, outcome: &Outcome) -> f64 {
+    cpu.as_secs_f64() * 1e6 / outcome.requests.max(1) as f64
 }
+
+/// The footer's line for the bare-hyper reference: what this process spent per request
+/// while only the reference (and, in-process, the load generator) ran. With the engine's
+/// line it shows how much of each figure is the load generator's.
+pub fn reference_footer(cpu: Duration, outcome: &Outcome, unit: &str, driver: Driver) -> String {
+    let whose = match driver {
+        Driver::InProcess => "bare hyper and load generator together",
+        Driver::Wrk { .. } => "bare hyper alone, wrk is another process",
+    };
+    format!(
+        "process CPU during bare hyper: {:.1} us per {unit} ({whose})\n",
+        micros_per_request(cpu, outcome)
+    )
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

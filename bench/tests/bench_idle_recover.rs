@@ -1,4 +1,4 @@
-//! Smoke test of `stepwise bench idle` and `stepwise bench recover`: the real binary runs
+//! Smoke test of `stepwise-bench idle` and `stepwise-bench recover`: the real binary runs
 //! both scenarios on a few hundred tasks (the engine as its own child process, `kill -9`ed and
 //! restarted for `recover`) and prints JSON whose figures must be complete and sane. No timing
 //! is asserted: CI machines vary too much.
@@ -7,13 +7,12 @@ use serde_json::Value;
 use std::process::Command;
 
 fn bench(args: &[&str]) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_stepwise"))
-        .arg("bench")
+    let output = Command::new(env!("CARGO_BIN_EXE_stepwise-bench"))
         .args(args)
         .arg("--json")
         .env("STEPWISE_LOG", "warn")
         .output()
-        .expect("the stepwise binary runs");
+        .expect("the stepwise-bench binary runs");
     assert!(
         output.status.success(),
         "bench {args:?} failed: {}\nstdout: {}",
@@ -30,7 +29,11 @@ fn bench(args: &[&str]) -> Value {
 
 #[test]
 fn idle_reports_memory_and_cpu_of_waiting_tasks() {
+    // The child engine from an explicit binary (here this very one, which serves the engine
+    // as `stepwise serve` does); `recover` below uses the default.
     let report = bench(&[
+        "--stepwise-bin",
+        env!("CARGO_BIN_EXE_stepwise-bench"),
         "idle",
         "--tasks",
         "200",

@@ -16,6 +16,7 @@ pub struct Rig {
 
 impl Rig {
     pub async fn start(
+        program: &EngineBinary,
         processing_ms: u64,
         poll_initial_ms: u64,
         poll_max_ms: u64,
@@ -40,6 +41,7 @@ impl Rig {
             .prefix("stepwise-bench-")
             .tempdir()?;
         let config = ChildConfig {
+            program: program.clone(),
             dir: dir.path().to_owned(),
             data_dir: dir.path().join("data"),
             api_base: sim.base_url(),

@@ -4,7 +4,8 @@
 //! nothing happens (no status check is due: polling is set slow on purpose, so this is the
 //! idle cost of the runtime, the timer wheel and sled's background threads).
 
-use super::child::{self, EngineProcess};
+use super::child::{EngineBinary, EngineProcess};
+use super::procfs;
 use super::rig::{self, Rig};
 use super::Report;
 use serde_json::json;
@@ -52,8 +53,8 @@ struct Measured {
     unfinished: u64,
     start_seconds: f64,
     starts_per_second: f64,
-    baseline: child::Memory,
-    waiting: child::Memory,
+    baseline: procfs::Memory,
+    waiting: procfs::Memory,
     bytes_per_task: f64,
     anon_bytes_per_task: f64,
     /// (RSS - RSS of the next smaller size measured) / (tasks - its tasks): the cost of one
@@ -69,7 +70,7 @@ struct Measured {
     data_dir_bytes: u64,
 }
 
-pub async fn run(options: Options) -> anyhow::Result<Report> {
+pub async fn run(options: Options, engine: EngineBinary) -> anyhow::Result<Report> {
     anyhow::ensure!(options.steps >= 1, "--steps must be at least 1");
     anyhow::ensure!(
         !options.tasks.is_empty() && options.tasks.iter().all(|&n| n > 0),
@@ -77,7 +78,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     );
     let mut rows: Vec<Measured> = vec![];
     for &tasks in &options.tasks {
-        rows.push(measure(&options, tasks).await?);
+        rows.push(measure(&options, &engine, tasks).await?);
     }
     rows.sort_by_key(|m| m.tasks);
     for i in 1..rows.len() {
@@ -144,7 +145,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "settle_seconds": options.settle_seconds,
         "idle_seconds": options.idle_seconds,
         "cache_bytes": options.cache_bytes,
-        "clock_ticks_per_second": child::clock_ticks_per_second(),
+        "clock_ticks_per_second": procfs::clock_ticks_per_second(),
         "results": rows,
         "targets": {
             "tasks": largest.tasks,
@@ -157,8 +158,13 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     Ok(Report { table, json })
 }
 
-async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
+async fn measure(
+    options: &Options,
+    program: &EngineBinary,
+    tasks: usize,
+) -> anyhow::Result<Measured> {
     let mut rig = Rig::start(
+        program,
         PREDICTION_MS,
         options.poll_initial_ms,
         options.poll_max_ms,
@@ -200,7 +206,7 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
     let (ticks_after, switches_after) = (engine.cpu_ticks()?, engine.context_switches()?);
     let window = window_start.elapsed().as_secs_f64();
     let status_checks_during_idle = rig.status_checks() - checks_before;
-    let idle_cpu_seconds = (ticks_after - ticks_before) as f64 / child::clock_ticks_per_second();
+    let idle_cpu_seconds = (ticks_after - ticks_before) as f64 / procfs::clock_ticks_per_second();
 
     let health = engine.health().await?;
     let predictions_created = rig.sim.create_calls();
@@ -225,8 +231,10 @@ async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
         idle_seconds: window,
         idle_cpu_seconds,
         idle_cpu_percent: 100.0 * idle_cpu_seconds / window,
-        idle_context_switches_per_second: child::switches_between(&switches_before, &switches_after)
-            as f64
+        idle_context_switches_per_second: procfs::switches_between(
+            &switches_before,
+            &switches_after,
+        ) as f64
             / window,
         status_checks_during_idle,
         marginal_bytes_per_task: None,

@@ -1,21 +1,58 @@
-//! The engine as a child process (`stepwise serve` from this very binary), so that its memory
-//! and CPU can be measured apart from the benchmark driver and the simulator, and so that it
-//! can be `kill -9`ed. The simulator stays in the benchmark process; the child talks to it
-//! over loopback like it would talk to Replicate.
+//! The engine as a child process (`serve` of this very executable, which runs the product's
+//! `stepwise::serve`, or of the binary `--stepwise-bin` names), so that its memory and CPU
+//! can be measured apart from the benchmark driver and the simulator, and so that it can be
+//! `kill -9`ed. The simulator stays in the benchmark process; the child talks to it over
+//! loopback like it would talk to Replicate.
 
+use crate::procfs::{self, Memory};
 use anyhow::Context;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The workflow every child engine serves: the same `chain` as the in-process harness.
 pub const WORKFLOW: &str = "chain";
 
+/// The executable the child engine runs as `EXE serve --config PATH`.
+#[derive(Clone, Debug)]
+pub struct EngineBinary(PathBuf);
+
+impl EngineBinary {
+    /// `asked` (`--stepwise-bin`, `STEPWISE_BIN`) when given, which must exist; else this
+    /// executable, whose hidden `serve` is the product's.
+    pub fn choose(asked: Option<PathBuf>) -> anyhow::Result<EngineBinary> {
+        match asked {
+            Some(path) => EngineBinary::at(&path),
+            None => Ok(EngineBinary(
+                std::env::current_exe().context("cannot find this executable")?,
+            )),
+        }
+    }
+
+    /// A binary given by path, refused with a way out when it is missing.
+    pub fn at(path: &Path) -> anyhow::Result<EngineBinary> {
+        anyhow::ensure!(
+            path.is_file(),
+            "--stepwise-bin {}: no such file. Build the engine first \
+             (`cargo build --release -p stepwise`, then pass target/release/stepwise), \
+             or leave --stepwise-bin and STEPWISE_BIN unset to serve it from this executable",
+            path.display()
+        );
+        Ok(EngineBinary(path.to_owned()))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
 /// What the child engine is started with.
 #[derive(Clone, Debug)]
 pub struct ChildConfig {
+    /// The executable that serves it.
+    pub program: EngineBinary,
     /// Where `config.toml` and `engine.log` go.
     pub dir: PathBuf,
     /// The engine's data dir (kept across restarts by the caller).
@@ -89,7 +126,7 @@ impl EngineProcess {
             .create(true)
             .append(true)
             .open(config.log_path())?;
-        let exe = std::env::current_exe().context("cannot find this executable")?;
+        let exe = config.program.path();
         let spawned_at = Instant::now();
         // `STEPWISE_BENCH_CHILD_WRAPPER="valgrind --tool=massif"` runs the child under a
         // profiler (it execs in place, so the pid and /proc figures stay the child's).
@@ -113,7 +150,7 @@ impl EngineProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
-            .context("cannot start the engine child process")?;
+            .with_context(|| format!("cannot start the engine child {}", exe.display()))?;
         let pid = child.id();
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -173,78 +210,29 @@ impl EngineProcess {
         Ok(self.memory()?.rss)
     }
 
-    /// `VmRSS`, `RssAnon`, `RssFile` and `VmHWM` from `/proc/PID/status`.
+    /// `VmRSS`, `RssAnon`, `RssFile` and `VmHWM`.
     pub fn memory(&self) -> anyhow::Result<Memory> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-                .map_or(0, |kib| kib * 1024)
-        };
-        let memory = Memory {
-            rss: field("VmRSS:"),
-            anon: field("RssAnon:"),
-            file: field("RssFile:"),
-            peak: field("VmHWM:"),
-        };
-        anyhow::ensure!(memory.rss > 0, "no VmRSS for process {}", self.pid);
-        Ok(memory)
+        procfs::memory(self.pid)
     }
 
-    /// User plus system CPU time of every thread, in clock ticks (`/proc/PID/stat`).
+    /// User plus system CPU time of every thread, in clock ticks.
     pub fn cpu_ticks(&self) -> anyhow::Result<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // The command name may hold spaces and parentheses: fields start after the last ')'.
-        let rest = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest)
-            .context("unreadable /proc/PID/stat")?;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // After ')': state is field 3 of the man page, so utime (14) and stime (15) are at 11, 12.
-        let utime: u64 = fields.get(11).context("no utime")?.parse()?;
-        let stime: u64 = fields.get(12).context("no stime")?.parse()?;
-        Ok(utime + stime)
+        procfs::cpu_ticks(self.pid)
     }
 
     /// CPU seconds used so far (all threads).
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        Ok(self.cpu_ticks()? as f64 / clock_ticks_per_second())
+        Ok(self.cpu_ticks()? as f64 / procfs::clock_ticks_per_second())
     }
 
-    /// Context switches (voluntary + involuntary) of each live thread, by thread id: how
-    /// often the process's threads slept or were preempted, a proxy for wakeups. See
-    /// [`switches_between`].
+    /// Context switches of each live thread, by thread id (`procfs::context_switches`).
     pub fn context_switches(&self) -> anyhow::Result<HashMap<String, u64>> {
-        let mut threads = HashMap::new();
-        for entry in std::fs::read_dir(format!("/proc/{}/task", self.pid))? {
-            let entry = entry?;
-            let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
-                continue;
-            };
-            let total = status
-                .lines()
-                .filter_map(|line| {
-                    line.strip_prefix("voluntary_ctxt_switches:")
-                        .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-                })
-                .map(|n| n.trim().parse::<u64>().unwrap_or(0))
-                .sum();
-            threads.insert(entry.file_name().to_string_lossy().into_owned(), total);
-        }
-        Ok(threads)
+        procfs::context_switches(self.pid)
     }
 
     /// Threads of the process.
     pub fn threads(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/task", self.pid)).map_or(0, |d| d.count())
+        procfs::threads(self.pid)
     }
 
     /// `kill -9`, then reaps the process.
@@ -374,35 +362,5 @@ impl EngineProcess {
 impl Drop for EngineProcess {
     fn drop(&mut self) {
         self.kill9();
-    }
-}
-
-/// Context switches between two snapshots of [`EngineProcess::context_switches`]: the growth of
-/// threads alive in both, plus all of those born in between (threads that exited in between
-/// are not counted).
-pub fn switches_between(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64 {
-    after
-        .iter()
-        .map(|(tid, &n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
-        .sum()
-}
-
-/// Memory figures of the child, in bytes.
-#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
-pub struct Memory {
-    pub rss: u64,
-    pub anon: u64,
-    pub file: u64,
-    /// Peak RSS so far (`VmHWM`).
-    pub peak: u64,
-}
-
-pub fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf only reads a constant of the running system.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
     }
 }

@@ -5,7 +5,7 @@
 //! correctly, and when the burst of status checks the restart sends (one per running
 //! prediction, at once) has been answered by the simulator.
 
-use super::child::EngineProcess;
+use super::child::{EngineBinary, EngineProcess};
 use super::rig::{self, Rig};
 use super::stats::Summary;
 use super::Report;
@@ -69,7 +69,7 @@ struct Measured {
     engine_warning_samples: Vec<String>,
 }
 
-pub async fn run(options: Options) -> anyhow::Result<Report> {
+pub async fn run(options: Options, engine: EngineBinary) -> anyhow::Result<Report> {
     anyhow::ensure!(options.steps >= 1, "--steps must be at least 1");
     anyhow::ensure!(
         !options.tasks.is_empty() && options.tasks.iter().all(|&n| n > 0),
@@ -77,7 +77,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     );
     let mut rows = vec![];
     for &tasks in &options.tasks {
-        rows.push(measure(&options, tasks).await?);
+        rows.push(measure(&options, &engine, tasks).await?);
     }
     let mut table = format!(
         "recover: kill -9 with M tasks waiting on {} h predictions, restart on the same data dir\n\
@@ -144,8 +144,13 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     Ok(Report { table, json })
 }
 
-async fn measure(options: &Options, tasks: usize) -> anyhow::Result<Measured> {
+async fn measure(
+    options: &Options,
+    program: &EngineBinary,
+    tasks: usize,
+) -> anyhow::Result<Measured> {
     let rig = Rig::start(
+        program,
         PREDICTION_MS,
         options.poll_initial_ms,
         options.poll_max_ms,

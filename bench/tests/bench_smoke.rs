@@ -1,4 +1,4 @@
-//! Smoke test of `stepwise bench start|status|e2e|transitions` (`idle` and `recover` are in
+//! Smoke test of `stepwise-bench start|status|e2e|transitions` (`idle` and `recover` are in
 //! `bench_idle_recover.rs`): the real binary at tiny sizes with `--json`. It checks that each
 //! scenario completes and reports sane, consistent numbers; it asserts nothing about speed
 //! (CI machines vary too much for that).
@@ -7,13 +7,12 @@ use serde_json::Value;
 use std::process::Command;
 
 fn bench(args: &[&str]) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_stepwise"))
-        .arg("bench")
+    let output = Command::new(env!("CARGO_BIN_EXE_stepwise-bench"))
         .args(args)
         .arg("--json")
         .env("STEPWISE_LOG", "error")
         .output()
-        .expect("the stepwise binary runs");
+        .expect("the stepwise-bench binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -161,6 +160,16 @@ fn status_scenario_reads_the_pool_and_compares_with_bare_hyper() {
     positive(
         &report["ratios"]["engine_vs_bare_hyper"],
         "engine / bare hyper",
+    );
+    assert_eq!(report["load"], "in-process");
+    // What each series cost this process per request: how much the load generator weighs.
+    positive(
+        &report["cpu_us_per_request"]["engine"],
+        "engine CPU per GET",
+    );
+    positive(
+        &report["cpu_us_per_request"]["bare_hyper"],
+        "bare hyper CPU per GET",
     );
 }
 

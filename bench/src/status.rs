@@ -4,6 +4,7 @@
 
 use super::harness::Target;
 use super::load::{self, Outcome, Plan};
+use super::wrk::{Driver, LoadOptions};
 use super::Report;
 use super::{reference, rounds};
 use hyper::body::Bytes;
@@ -45,6 +46,8 @@ pub struct Options {
     /// The JSON start body of the pool's tasks.
     #[arg(long)]
     body: Option<String>,
+    #[command(flatten)]
+    load: LoadOptions,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
@@ -53,6 +56,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "--clients and --pool must be at least 1"
     );
     let plan = Plan::measured(options.clients, options.requests, options.seconds);
+    let driver = options.load.driver(plan)?;
     let target = Target::start(options.target.clone(), None).await?;
     let body = target.start_body(options.body.as_deref(), options.items)?;
 
@@ -96,10 +100,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         .await?
         .len();
 
-    let get = |label: String, plan: Plan, base: String| {
+    let get = |label: String, plan: Plan, driver: Driver, base: String| {
         let ids = ids.clone();
         async move {
-            load::requests(&label, plan, &base, 200, move |i| {
+            load::requests(&label, plan, driver, &base, 200, move |i| {
                 // A stride coprime with most pool sizes walks the whole pool in a scattered order.
                 let id = &ids[(i.wrapping_mul(7919)) % ids.len()];
                 (Method::GET, format!("/v1/tasks/{id}"), Bytes::new())
@@ -114,6 +118,7 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
             requests: Some(options.warmup),
             duration: None,
         },
+        Driver::InProcess,
         target.url().to_owned(),
     )
     .await;
@@ -125,15 +130,20 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
 
     // Bare hyper and the engine in turns (`rounds.rs`).
     let rounds = rounds::count(options.rounds, plan);
-    let (mut hypers, mut engines, mut cpu) = (vec![], vec![], Duration::ZERO);
+    let (mut hypers, mut engines) = (vec![], vec![]);
+    // This process's CPU during the engine's rounds, and during the reference's.
+    let (mut cpu, mut hyper_cpu) = (Duration::ZERO, Duration::ZERO);
     for round in 0..rounds {
         let share = plan.share(round, rounds);
-        hypers.push(reference::hello_get(share, &format!("/v1/tasks/{}", ids[0])).await?);
+        let cpu_before = load::cpu_time();
+        hypers.push(reference::hello_get(share, driver, &format!("/v1/tasks/{}", ids[0])).await?);
+        hyper_cpu += load::cpu_time().saturating_sub(cpu_before);
         let cpu_before = load::cpu_time();
         engines.push(
             get(
                 rounds::label("status", round, rounds),
                 share,
+                driver,
                 target.url().to_owned(),
             )
             .await,
@@ -166,14 +176,19 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         vs_hyper * 100.0,
         rounds::spread(&per_round)
     );
-    let whose = if options.target.is_some() {
-        "this process: the load generator only"
-    } else {
-        "engine and load generator together"
+    let whose = match (options.target.is_some(), driver) {
+        (true, Driver::InProcess) => "this process: the load generator only",
+        (false, Driver::InProcess) => "engine and load generator together",
+        (true, Driver::Wrk { .. }) => "this process: nothing measured, wrk is another",
+        (false, Driver::Wrk { .. }) => "the engine alone, wrk is another process",
     };
     table += &load::footer(cpu, &engine, "GET", whose);
+    table += &load::reference_footer(hyper_cpu, &hyper, "GET", driver);
+    table += &driver.describe();
+    table += "\n";
     let json = json!({
         "scenario": "status",
+        "load": driver.json(),
         "clients": options.clients,
         "pool": ids.len(),
         "answer_bytes": sample,
@@ -183,6 +198,10 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         "ratios": { "engine_vs_bare_hyper": vs_hyper, "engine_vs_bare_hyper_per_round": per_round },
         "targets": { "vs_bare_hyper_at_least_60_percent": vs_hyper >= 0.6 },
         "cpu_seconds": cpu.as_secs_f64(),
+        "cpu_us_per_request": {
+            "engine": load::micros_per_request(cpu, &engine),
+            "bare_hyper": load::micros_per_request(hyper_cpu, &hyper),
+        },
         "per_round_per_second": rates,
     });
     Ok(Report { table, json })
