@@ -148,16 +148,7 @@ impl Runtime {
                 self.schedule(id, delay);
             }
             Ok(CancelOutcome::Found(prediction)) => {
-                let prediction_id = prediction.id;
-                self.record(
-                    id,
-                    Event::PredictionCreated {
-                        step,
-                        attempt,
-                        prediction_id,
-                        at,
-                    },
-                );
+                self.record_created(id, step, attempt, prediction.id);
             }
             // A step that timed out: its prediction may have finished just before the cancel.
             Ok(CancelOutcome::Answered(prediction))

@@ -166,17 +166,7 @@ impl Runtime {
                 active.unresolved = None;
                 active.poll_delay = initial;
                 tracing::info!(task_id = %id, step, prediction_id = %prediction.id, found, "Prediction created.");
-                let at = crate::time::now_millis();
-                let prediction_id = prediction.id.clone();
-                self.record(
-                    id,
-                    Event::PredictionCreated {
-                        step,
-                        attempt,
-                        prediction_id,
-                        at,
-                    },
-                );
+                self.record_created(id, step, attempt, prediction.id.clone());
                 self.observe(id, step, &prediction);
             }
             Ok(Ensured::Withdrawn) => {}

@@ -355,6 +355,19 @@ impl Runtime {
         }
     }
 
+    /// Records the prediction of `attempt` of `step`: from the create's answer, a search, or
+    /// a webhook that beat the answer.
+    fn record_created(&mut self, id: TaskId, step: u32, attempt: u32, prediction_id: String) {
+        let at = crate::time::now_millis();
+        let event = Event::PredictionCreated {
+            step,
+            attempt,
+            prediction_id,
+            at,
+        };
+        self.record(id, event);
+    }
+
     /// Applies every decision that needs no IO (admission, building the next step's input
     /// and journaling the intent), so it joins the current group.
     fn advance(&mut self, id: TaskId) {

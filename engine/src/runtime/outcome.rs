@@ -35,17 +35,7 @@ impl Runtime {
         };
         if current.prediction_id.is_none() && current.status == crate::model::StepStatus::Starting {
             // The delivery beat the create's answer: it names this attempt's prediction.
-            let at = crate::time::now_millis();
-            let prediction_id = prediction.id.clone();
-            self.record(
-                id,
-                Event::PredictionCreated {
-                    step,
-                    attempt,
-                    prediction_id,
-                    at,
-                },
-            );
+            self.record_created(id, step, attempt, prediction.id.clone());
         }
         let owns = self
             .active
