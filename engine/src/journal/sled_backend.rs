@@ -143,6 +143,14 @@ fn batch_of(ops: Vec<Op>) -> sled::Batch {
     batch
 }
 
+/// Whether sled failed to open because another holder has the data dir's lock. sled 0.34
+/// reports it as `ErrorKind::Other` with the lock error in the message
+/// (`config.rs`, "could not acquire lock on …"), not as `WouldBlock`.
+fn lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+        || e.to_string().starts_with("could not acquire lock")
+}
+
 /// Opens sled, waiting briefly while another holder of the data dir's lock lets go (sled's
 /// background threads release it a moment after the previous `Db` in this process drops).
 fn open_locked(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
@@ -154,7 +162,7 @@ fn open_locked(dir: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
             .open()
         {
             Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            Err(sled::Error::Io(e)) if lock_held(&e) => {
                 if std::time::Instant::now() >= deadline {
                     return Err(StoreError::io(
                         format!("opening the data dir {}", dir.display()),
@@ -194,4 +202,23 @@ fn fail_after_apply_hook() -> Result<(), StoreError> {
 /// Wraps a backend error with what the store was doing.
 fn io<E: Into<super::Cause>>(context: &'static str) -> impl FnOnce(E) -> StoreError {
     move |e| StoreError::io(context, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reopen_waits_for_the_previous_holder_to_let_go() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let first = SledBackend::open(dir.path(), 1 << 20).expect("the first open");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(first);
+        });
+        // Without the wait this fails at once with sled's "could not acquire lock".
+        let second = SledBackend::open(dir.path(), 1 << 20);
+        release.join().expect("the releasing thread");
+        assert!(second.is_ok(), "{:?}", second.err());
+    }
 }
