@@ -309,11 +309,12 @@ impl Runtime {
                 attempt,
                 input,
             }) => {
-                let call = call(step, input.value());
-                // Over the gate's limit the task waits there, as an id, until a call is back.
+                // Over the gate's limit the task waits there, as an id, until a call is back:
+                // its request is built only once it has a permit.
                 let Some(permit) = self.creates.permit(id) else {
                     return;
                 };
+                let call = call(step, input.value());
                 let webhook = self
                     .webhook_url
                     .as_ref()
