@@ -24,8 +24,9 @@ async fn wait_for_creates(sim: &replicate_sim::SimHandle, at_least: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_any_point_loses_no_task_and_duplicates_no_prediction() {
-    // Heavy: sixty steps through five restarts, each waited for with a deadline.
-    let env = Env::start(Load::Heavy, 300).await;
+    // Light: sixty steps through five restarts take under a core, and every wait has a
+    // deadline.
+    let env = Env::start(Load::Light, 300).await;
     let config = env.config("");
     let mut app = env.spawn(&config);
     let mut ids = vec![];

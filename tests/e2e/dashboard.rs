@@ -85,8 +85,9 @@ async fn run_scenario(
 ) -> String {
     // Try-on predictions take ~1.9 s each, so a running step is visible for a while;
     // `test/failing` fails fast (the retry scenario does not need to wait for it).
-    // Heavy: a headless Chromium, and drive.js waits with deadlines of its own.
-    let env = Env::start(Load::Heavy, 1500).await;
+    // Light: a headless Chromium on one page takes under a core, and drive.js waits with
+    // deadlines of its own.
+    let env = Env::start(Load::Light, 1500).await;
     env.sim.set_model(
         "test/failing",
         ModelBehavior {

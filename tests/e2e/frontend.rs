@@ -91,8 +91,9 @@ async fn serve_frontend() -> String {
 /// Starts the simulator, the engine (allowing the page's origin) and the page's server,
 /// then runs one drive.js scenario; panics with drive.js's report when it fails.
 async fn run_scenario(scenario: &str, extra_args: &[&str]) -> String {
-    // Heavy: a headless Chromium, and drive.js waits with deadlines of its own.
-    let env = Env::start(Load::Heavy, 300).await;
+    // Light: a headless Chromium on one page takes under a core, and drive.js waits with
+    // deadlines of its own.
+    let env = Env::start(Load::Light, 300).await;
     let page = serve_frontend().await;
     let extra = format!("cors_origins = [\"{page}\"]");
     let app = env.spawn(&(env.config(&extra) + SLOW_TRYON));

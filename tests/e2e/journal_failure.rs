@@ -20,8 +20,8 @@ enum Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_fsync_stops_the_engine_and_no_error_answered_start_runs() {
-    // Heavy: 120 starts in waves of ten, then a restart.
-    let env = Env::start(Load::Heavy, 100).await;
+    // Light: 120 starts in waves of ten, then a restart, take under a core.
+    let env = Env::start(Load::Light, 100).await;
     let plain =
         "[workflows.plain]\nmodel = \"test/tryon\"\n[workflows.plain.input]\nx = \"{{item.x}}\"\n";
     let config = env.config(plain);

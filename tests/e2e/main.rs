@@ -12,10 +12,10 @@
 //! `support::spawn_app(Load::Light, processing_ms)` (or `Env::start` to change the config or
 //! restart the binary on the same data dir), and wait on conditions with a deadline
 //! (`app.wait_until_finished`, `app.wait_for`, `support::eventually`), never a bare sleep. A
-//! test of hundreds of tasks or with a browser says `Load::Heavy` (one at a time, beside light
-//! tests); one whose timing assertions only hold on a quiet machine says `Load::Alone`. Fault
-//! injections (`STEPWISE_FAULT_*`) go to the child with `spawn_with_env`; a test never changes
-//! this process's environment.
+//! test of hundreds of tasks says `Load::Heavy` (one at a time, beside light tests); a browser
+//! test on one page takes under a core and stays `Load::Light`; one whose timing assertions only
+//! hold on a quiet machine says `Load::Alone`. Fault injections (`STEPWISE_FAULT_*`) go to the
+//! child with `spawn_with_env`; a test never changes this process's environment.
 
 mod support;
 

@@ -35,11 +35,11 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 pub enum Load {
     /// A few tasks: runs beside any test but an `Alone` one. One unit.
     Light,
-    /// Hundreds of tasks, a browser, or a deadline a busy neighbour could break: one heavy
-    /// test at a time, beside light ones. Two units.
+    /// Hundreds of tasks, or a deadline a busy neighbour could break: one heavy test at a
+    /// time, beside light ones. Two units.
     Heavy,
-    /// Assertions on timing that only hold on a quiet machine (a rate kept to the minute, a
-    /// data dir measured over eight waves of tasks): runs with nothing else. All the units.
+    /// Assertions on timing that only hold on a quiet machine (a rate kept to the minute):
+    /// runs with nothing else. All the units.
     Alone,
 }
 
