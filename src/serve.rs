@@ -83,7 +83,7 @@ async fn bind_simulator(state_file: &std::path::Path) -> anyhow::Result<tokio::n
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => return Ok(listener),
             Err(error) => {
-                tracing::info!(%addr, %error, "The simulator's previous port is taken; using another.")
+                tracing::warn!(%addr, %error, "The simulator's previous port is taken; using another. Output URLs it handed out before point at the old port and no longer load.")
             }
         }
     }
