@@ -37,7 +37,7 @@ pub fn run(config_path: Option<PathBuf>, simulate: bool) -> anyhow::Result<()> {
         if config.engine.replicate.api_token.is_none() {
             bail!("REPLICATE_API_TOKEN is not set (or run `stepwise serve --simulate` to try stepwise without an account)");
         }
-        serve(config).await
+        serve(config, simulate).await
     })
 }
 
@@ -83,14 +83,15 @@ async fn bind_simulator(state_file: &std::path::Path) -> anyhow::Result<tokio::n
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => return Ok(listener),
             Err(error) => {
-                tracing::info!(%addr, %error, "The simulator's previous port is taken; using another.")
+                tracing::warn!(%addr, %error, "The simulator's previous port is taken; using another. Output URLs it handed out before point at the old port and no longer load.")
             }
         }
     }
     Ok(tokio::net::TcpListener::bind("127.0.0.1:0").await?)
 }
 
-async fn serve(mut config: Config) -> anyhow::Result<()> {
+/// Runs the engine and its HTTP API; `simulate` also serves the example page at `/example/`.
+async fn serve(mut config: Config, simulate: bool) -> anyhow::Result<()> {
     if config.engine.replicate.webhook_base_url.is_some()
         && config.engine.replicate.webhook_secret.is_none()
     {
@@ -115,6 +116,11 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, workflows = ?engine.workflow_names().collect::<Vec<_>>(), "Serving.");
     let http_stop = CancellationToken::new();
     let app = stepwise_server::router(engine, &config.server, http_stop.clone());
+    let app = if simulate {
+        app.merge(stepwise_server::example_router())
+    } else {
+        app
+    };
     let http = tokio::spawn(stepwise_server::serve(listener, app, http_stop.clone()));
     let mut runtime = runtime;
     tokio::select! {

@@ -4,7 +4,8 @@
 //! Layout:
 //! - `lib.rs`: configuration types, [`start`] and the [`SimHandle`] that tests hold.
 //! - [`prediction`]: one stored prediction, its lazily computed lifecycle and its JSON.
-//! - [`output`]: the deterministic output derived from (model key, input).
+//! - [`output`]: the deterministic output derived from (model key, input), and its label.
+//! - [`picture`]: the PNG served at an output URL, drawn with [`font`] and encoded by [`png`].
 //! - [`state`]: the store (creation-ordered Vec plus id index) behind one mutex.
 //! - [`request`]: validation of create bodies.
 //! - [`headers`]: `Prefer: wait` and `Cancel-After` parsing.
@@ -26,11 +27,14 @@
 
 pub mod delivery;
 pub mod faults;
+pub mod font;
 pub mod gate;
 pub mod headers;
 pub mod list;
 pub mod output;
 pub mod persist;
+pub mod picture;
+pub mod png;
 pub mod prediction;
 pub mod problem;
 pub mod ratelimit;
@@ -48,7 +52,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub use faults::{Endpoint, EndpointFaults, Faults};
-pub use output::{canonical_json, output_hash, output_value};
+pub use output::{canonical_json, output_hash, output_label, output_value};
 pub use ratelimit::RateLimits;
 pub use routes::router;
 pub use state::SimState;

@@ -26,15 +26,6 @@ use crate::request::{parse_create, CreateRoute};
 use crate::state::SimState;
 use crate::webhooks::{wants, Event};
 
-/// A real 1x1 PNG, served for every output file URL.
-const PNG_1X1: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x64, 0x60, 0xf8, 0x5f,
-    0x0f, 0x00, 0x02, 0x87, 0x01, 0x80, 0xeb, 0x47, 0xba, 0x92, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
-    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-];
-
 /// The whole API: `/v1/...` behind auth, plus the unauthenticated `/files/{hash}/{name}`.
 pub fn router(state: SimState) -> Router {
     let v1 = Router::new()
@@ -334,6 +325,9 @@ async fn webhook_secret(State(state): State<SimState>) -> Json<Value> {
     Json(json!({ "key": state.webhook_secret() }))
 }
 
+/// The picture of a known output: drawn from the input of the latest prediction with that
+/// output hash (restored from the state file after a restart), so its bytes depend only on
+/// (model key, input). 404 for a hash no prediction has, or one past its output retention.
 async fn output_file(
     State(state): State<SimState>,
     Path((hash, _name)): Path<(String, String)>,
@@ -344,12 +338,19 @@ async fn output_file(
     if !state.file_alive(&hash, time::OffsetDateTime::now_utc()) {
         return ApiError::NotFound.into_response();
     }
+    let source = state
+        .store()
+        .by_output(&hash)
+        .map(|p| (p.model_key.clone(), crate::output::output_label(&p.input)));
+    let Some((model_key, label)) = source else {
+        return ApiError::NotFound.into_response();
+    };
     (
         [
             (header::CONTENT_TYPE, "image/png"),
             (header::CACHE_CONTROL, "public,max-age=3600"),
         ],
-        PNG_1X1,
+        crate::picture::render(&hash, &model_key, &label),
     )
         .into_response()
 }

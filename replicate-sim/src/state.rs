@@ -39,6 +39,9 @@ pub struct Store {
     predictions: Vec<StoredPrediction>,
     /// id -> position in `predictions`.
     index: HashMap<String, usize>,
+    /// Output hash -> position of the latest prediction with that output, so a file URL
+    /// finds the input its picture is drawn from.
+    outputs: HashMap<String, usize>,
     models: HashMap<String, ModelBehavior>,
     default_model: ModelBehavior,
     rng: StdRng,
@@ -56,6 +59,7 @@ impl Store {
         Store {
             predictions: Vec::new(),
             index: HashMap::new(),
+            outputs: HashMap::new(),
             models,
             default_model,
             rng,
@@ -99,12 +103,15 @@ impl Store {
         let id = self.new_id();
         let position = self.predictions.len();
         self.index.insert(id.clone(), position);
+        let model_key = new.lookup_keys.into_iter().next().unwrap_or_default();
+        self.outputs
+            .insert(crate::output::output_hash(&model_key, &new.input), position);
         self.predictions.push(StoredPrediction {
             id,
             model: new.model,
             version: new.version,
             deployment: new.deployment,
-            model_key: new.lookup_keys.into_iter().next().unwrap_or_default(),
+            model_key,
             input: new.input,
             created_at,
             deadline: new.cancel_after.map(|d| created_at + d),
@@ -132,6 +139,11 @@ impl Store {
 
     pub fn at(&self, position: usize) -> &StoredPrediction {
         &self.predictions[position]
+    }
+
+    /// The latest prediction whose output file has this hash.
+    pub fn by_output(&self, hash: &str) -> Option<&StoredPrediction> {
+        self.outputs.get(hash).map(|&i| &self.predictions[i])
     }
 
     pub fn all(&self) -> &[StoredPrediction] {
@@ -173,6 +185,11 @@ impl Store {
             .iter()
             .enumerate()
             .map(|(i, p)| (p.id.clone(), i))
+            .collect();
+        self.outputs = predictions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (crate::output::output_hash(&p.model_key, &p.input), i))
             .collect();
         self.create_calls = predictions.len() as u64;
         self.predictions = predictions;

@@ -7,6 +7,7 @@
 
 pub mod config;
 mod error;
+mod example;
 mod files;
 mod live;
 mod render;
@@ -14,6 +15,7 @@ mod routes;
 mod webhook;
 
 pub use error::ApiError;
+pub use example::example_router;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};

@@ -1,6 +1,7 @@
 //! End-to-end test of the example frontend (examples/frontend/index.html) in a real headless
 //! Chromium, driven by examples/frontend/e2e/drive.js (Node + playwright-core) against the
-//! real binary and the simulated Replicate.
+//! real binary and the simulated Replicate: served from its folder by a tiny file server (with
+//! CORS on the engine), and as `stepwise serve --simulate` serves it itself at `/example/`.
 //!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node`, and `npm ci --prefix
 //! examples/frontend/e2e`. Without them the tests print why and pass, unless `CI` is set:
@@ -8,6 +9,7 @@
 
 use crate::support::browser::*;
 use crate::support::*;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -97,20 +99,36 @@ async fn run_scenario(scenario: &str, extra_args: &[&str]) -> String {
     let page = serve_frontend().await;
     let extra = format!("cors_origins = [\"{page}\"]");
     let app = env.spawn(&(env.config(&extra) + SLOW_TRYON));
+    let page = format!("{page}/index.html");
+    drive(scenario, &page, &app.url, extra_args, env.path(), || {
+        app.log()
+    })
+    .await
+}
 
+/// Runs drive.js's `scenario` on `page` against the engine at `api`, writing its output in
+/// `dir`; panics with its report and the tail of `log()` when it fails.
+async fn drive(
+    scenario: &str,
+    page: &str,
+    api: &str,
+    extra_args: &[&str],
+    dir: &Path,
+    log: impl Fn() -> String,
+) -> String {
     let mut args: Vec<String> = vec![
         frontend_dir().join("e2e/drive.js").display().to_string(),
         "--scenario".into(),
         scenario.into(),
         "--page".into(),
-        format!("{page}/index.html"),
+        page.into(),
         "--api".into(),
-        app.url.clone(),
+        api.into(),
         "--chromium".into(),
         chromium_path().display().to_string(),
     ];
     args.extend(extra_args.iter().map(|s| s.to_string()));
-    let out_path = env.path().join("drive.out");
+    let out_path = dir.join("drive.out");
     let out = std::fs::File::create(&out_path).unwrap();
     let mut child = Command::new("node")
         .args(&args)
@@ -145,7 +163,7 @@ async fn run_scenario(scenario: &str, extra_args: &[&str]) -> String {
         }
         Some(status) => panic!(
             "scenario {scenario} failed ({status}):\n{output}\n--- engine log (tail) ---\n{}",
-            tail(&app.log(), 40)
+            tail(&log(), 40)
         ),
         None => {
             panic!("scenario {scenario} did not finish within {SCENARIO_DEADLINE:?}:\n{output}")
@@ -189,4 +207,122 @@ async fn without_event_source_the_page_polls_until_the_task_succeeded() {
     }
     let output = run_scenario("polling", &["--workflow", "slowtryon"]).await;
     assert!(output.contains(r#""mode":"polling""#), "{output}");
+}
+
+/// `stepwise serve --simulate` with the repository's config.toml (on port 0, data dir in a
+/// temp dir), killed on drop.
+struct Simulated {
+    child: std::process::Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Simulated {
+    fn start() -> Simulated {
+        let dir = tempfile::tempdir().unwrap();
+        let config = std::fs::read_to_string(repo_root().join("config.toml"))
+            .unwrap()
+            .replace(r#"listen = "127.0.0.1:8080""#, r#"listen = "127.0.0.1:0""#);
+        assert!(
+            config.contains(r#"listen = "127.0.0.1:0""#),
+            "config.toml's listen line moved"
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("engine.log")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stepwise"))
+            .args(["serve", "--simulate", "--config", "config.toml"])
+            .current_dir(dir.path())
+            .env("STEPWISE_LOG", "info")
+            .env_remove("REPLICATE_API_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("the stepwise binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("stepwise listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let mut server = Simulated {
+            child,
+            url: String::new(),
+            dir,
+        };
+        server.url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("stepwise did not start:\n{}", server.log()));
+        server
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("engine.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Simulated {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_simulate_serves_the_page_at_example_on_its_own_origin() {
+    if !tools_present("frontend", "served") {
+        return;
+    }
+    let _turn = turn(Load::Light).await;
+    let server = Simulated::start();
+    let page = format!("{}/example/", server.url);
+    // `serve --simulate` runs each prediction for 2.5 s: three steps take about 8 s.
+    let args = ["--timeout-ms", "90000"];
+    let output = drive(
+        "served",
+        &page,
+        &server.url,
+        &args,
+        server.dir.path(),
+        || server.log(),
+    )
+    .await;
+    assert!(
+        output.contains(r#""sizes":[[320,400],[320,400],[320,400]]"#),
+        "{output}"
+    );
+}
+
+/// No browser needed: `serve --simulate` answers `/example/` with the page (and redirects
+/// `/example` there); a plain `serve` has no such route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_page_is_served_only_under_simulate() {
+    let env = Env::start(Load::Light, 50).await;
+    let plain = env.spawn(&env.config(""));
+    let simulated = Simulated::start();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+
+    let page = get(format!("{}/example/", simulated.url)).await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.unwrap();
+    assert_eq!(
+        html,
+        std::fs::read_to_string(frontend_dir().join("index.html")).unwrap()
+    );
+    let bare = get(format!("{}/example", simulated.url)).await;
+    assert_eq!(bare.status(), 308);
+    assert_eq!(bare.headers()["location"], "/example/");
+
+    let absent = get(format!("{}/example/", plain.url)).await;
+    assert_eq!(absent.status(), 404, "a plain serve has no example page");
 }

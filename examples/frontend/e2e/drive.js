@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Drives examples/frontend/index.html in a real headless Chromium (run by tests/e2e/frontend.rs).
 //
-//   node drive.js --scenario live|cancel|polling --page http://127.0.0.1:PORT/index.html \
+//   node drive.js --scenario live|cancel|polling|served --page http://127.0.0.1:PORT/index.html \
 //                 --api http://127.0.0.1:ENGINE [--screenshot out.png] [--timeout-ms 30000]
 //
 // Prints one JSON line `RESULT {...}` and exits 0 when the scenario passed; on a failure it
@@ -190,6 +190,31 @@ const scenarios = {
       taskId, mode: state.mode, modeDetail: state.modeDetail, etag: state.etag,
       slowTask: { taskId: canceled.state.taskId, modeDetail: canceled.state.modeDetail, unchanged: canceled.state.unchanged },
     };
+  },
+
+  /**
+   * The page as `stepwise serve --simulate` serves it at /example/: loaded without `?api=`, it
+   * talks to its own origin; each step's output is its own simulated picture.
+   */
+  async served(page, args) {
+    await page.goto(args.page);
+    const api = await page.inputValue("#api");
+    check(api === args.api, `#api defaults to the page's origin ${args.api}, got ${JSON.stringify(api)}`);
+    const taskId = await startTask(page);
+    const { state } = await waitFor(page, "the task to succeed", args.timeoutMs, (s) =>
+      s.error || ["failed", "canceled"].includes(s.taskStatus) ||
+      (s.taskStatus === "succeeded" && s.steps.length === 3 && s.steps.every((x) => x.outputImage) && s.outputImages.length > 0));
+    check(!state.error, `the page showed an error: ${state.error}`);
+    check(state.taskStatus === "succeeded", `#task-status is ${state.taskStatus}`);
+    const images = state.steps.map((s) => s.outputImage);
+    check(new Set(images).size === 3, `each step has its own picture: ${JSON.stringify(images)}`);
+    const sizes = await page.evaluate(() => Promise.all(
+      [...document.querySelectorAll(".step-output img")].map((img) =>
+        img.decode().then(() => [img.naturalWidth, img.naturalHeight], () => null))));
+    check(sizes.length === 3 && sizes.every((s) => s && s[0] === 320 && s[1] === 400),
+      `every step's picture loaded as a 320x400 image: ${JSON.stringify(sizes)}`);
+    if (args.screenshot) await page.screenshot({ path: args.screenshot, fullPage: true });
+    return { taskId, api, images, sizes };
   },
 };
 

@@ -3,6 +3,7 @@
 
 mod errors;
 mod faults;
+mod files;
 mod helpers;
 mod lifecycle;
 mod listing;

@@ -139,6 +139,24 @@ async fn a_restarted_simulator_serves_the_same_predictions_on_the_same_timelines
 }
 
 #[tokio::test]
+async fn an_output_url_handed_out_before_a_restart_answers_the_same_picture_after_it() {
+    let dir = TempDir::new("files");
+    let a = spawn_on(&dir.file(), config()).await;
+    let created = a
+        .create_for_model("acme/quick", json!({"garment_des": "red wool scarf"}))
+        .await;
+    let done = a.wait_until_finished(&id_of(&created)).await;
+    let url = done["output"].as_str().unwrap().to_string();
+    let before = crate::files::fetch_png(&a.http, &url).await;
+    a.sim.shutdown().await;
+
+    let b = spawn_on(&dir.file(), config()).await;
+    let after = crate::files::fetch_png(&b.http, &url).await;
+    assert_eq!(after, before, "the same URL, the same bytes");
+    assert_eq!(crate::files::png_size(&after), (320, 400));
+}
+
+#[tokio::test]
 async fn a_webhook_owed_at_a_restart_is_delivered_once_signed_with_the_same_secret() {
     let dir = TempDir::new("webhooks");
     let hook = Receiver::spawn(0).await;

@@ -12,6 +12,12 @@ use crate::helpers::*;
 #[tokio::test]
 async fn a_storm_throttles_every_request_with_retry_after_until_it_ends() {
     let app = spawn_sim(SimConfig::default()).await;
+    let input = json!({"prompt": "before the storm"});
+    app.create_for_model("acme/m", input.clone()).await;
+    let file = format!(
+        "/files/{}/out-0.png",
+        replicate_sim::output_hash("acme/m", &input)
+    );
     let storm_started = Instant::now();
     app.sim.set_faults(Faults {
         storm_ms: 400,
@@ -31,7 +37,7 @@ async fn a_storm_throttles_every_request_with_retry_after_until_it_ends() {
         body,
         json!({"detail":"Request was throttled. Your rate limit resets in ~7s.","status":429,"retry_after":7})
     );
-    let files = app.http.get(app.url("/files/0123456789abcdef/out-0.png"));
+    let files = app.http.get(app.url(&file));
     assert_eq!(
         files.send().await.unwrap().status(),
         StatusCode::OK,
