@@ -91,6 +91,7 @@ function readState(page) {
           link: s.querySelector(".prediction-link")?.getAttribute("href") ?? null,
           logs: s.querySelector(".prediction-logs")?.textContent ?? null,
           note: s.querySelector(".prediction-note")?.textContent.trim() ?? null,
+          error: s.querySelector(".prediction-note.error")?.textContent.trim() ?? null,
         } : null,
       })),
       timeline: [...document.querySelectorAll("#timeline-rows .tl-track[data-step]")].map((t) => ({
@@ -162,9 +163,10 @@ async function predictionOf(page, args, n) {
   await page.click(`#steps [data-step="${n}"] details.prediction > summary`);
   const { state } = await waitFor(page, `step ${n}'s prediction link and logs`, args.timeoutMs, (s) => {
     const box = s.steps.find((x) => x.step === n)?.predictionBox;
-    return box && (box.link || /could not|did not|cannot|no prediction/i.test(box.note || "")) && box.logs !== null;
+    return box && ((box.link && box.logs !== null) || box.error);
   });
   const box = state.steps.find((x) => x.step === n).predictionBox;
+  check(!box.error, `step ${n}'s prediction did not load: ${box.error}`);
   check(box.link && /\/p\/[a-z0-9]+$/.test(box.link), `step ${n} links its prediction at Replicate (urls.web): ${JSON.stringify(box)}`);
   check(/simulated prediction/.test(box.logs), `step ${n} shows the prediction's logs: ${JSON.stringify(box.logs)}`);
   check(box.link.endsWith(`/p/${state.steps.find((x) => x.step === n).prediction}`), `the link is this step's prediction: ${box.link}`);
@@ -244,10 +246,12 @@ const scenarios = {
     await openFromList(page, slow, args);
     state = (await waitFor(page, "the slow task to run", args.timeoutMs, (s) =>
       s.taskStatus === "running" && s.steps[0] && s.steps[0].prediction && ["starting", "processing"].includes(s.steps[0].status))).state;
-    // A running step's bar grows live (its share of the task's span grows with the clock).
-    state = (await waitFor(page, "step 1's bar while it runs", args.timeoutMs, (s) => s.timeline[0]?.segs.some((g) => g.phase !== "queued"))).state;
-    const before = state.timeline[0].segs.reduce((a, g) => a + g.width, 0);
-    await waitFor(page, "step 1's bar to grow", args.timeoutMs, (s) => s.timeline[0].segs.reduce((a, g) => a + g.width, 0) > before + 2);
+    // A running step's bar grows live: its open phase reaches "now", and its duration climbs.
+    const openSeg = (s) => s.timeline[0]?.segs.find((g) => / so far/.test(g.title));
+    const soFar = (g) => { const m = /([\d.]+) (ms|s) so far/.exec(g.title); return m ? Number(m[1]) * (m[2] === "s" ? 1000 : 1) : NaN; };
+    state = (await waitFor(page, "step 1's open bar while it runs", args.timeoutMs, (s) => openSeg(s))).state;
+    const before = soFar(openSeg(state));
+    await waitFor(page, "step 1's bar to grow", args.timeoutMs, (s) => openSeg(s)?.width > 0 && soFar(openSeg(s)) >= before + 1000);
     result.runningPrediction = (await predictionOf(page, args, 1)).link;
     check(!state.cancelDisabled, "#cancel is enabled while the task runs");
     check(state.retryDisabled, "#retry is disabled while the task runs");
