@@ -24,13 +24,19 @@ use std::time::Duration;
 /// How long one scenario may take (drive.js has its own, shorter, deadlines per wait).
 const SCENARIO_DEADLINE: Duration = Duration::from_secs(60);
 const TOKEN: &str = "admin-secret";
+/// A real-looking long error (with an unbroken path), to check the list does not overflow.
+const LONG_ERROR: &str = "CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 23.69 GiB total \
+    capacity; 18.41 GiB already allocated; 3.12 GiB free; 19.20 GiB reserved in total by PyTorch) \
+    at /root/.pyenv/versions/3.11.9/lib/python3.11/site-packages/torch/nn/modules/module.py:1532 \
+    If reserved memory is >> allocated memory try setting max_split_size_mb to avoid \
+    fragmentation. See documentation for Memory Management and PYTORCH_CUDA_ALLOC_CONF";
 
-/// The body of a task of `kind`, as drive.js asks for it.
-fn start_body(kind: &str) -> Option<Value> {
+/// The body of a task of `kind`, as drive.js asks for it (`tag` goes into its params).
+fn start_body(kind: &str, tag: Option<&str>) -> Option<Value> {
     Some(match kind {
-        "tryon" => tryon_body("dash", 3),
+        "tryon" => tryon_body(tag.unwrap_or("dash"), 3),
         "slow" => {
-            let mut body = tryon_body("dash-slow", 2);
+            let mut body = tryon_body(tag.unwrap_or("dash-slow"), 2);
             body["workflow"] = json!("slowtryon");
             body
         }
@@ -43,7 +49,8 @@ fn start_body(kind: &str) -> Option<Value> {
 async fn answer(app: &App, sim: &SimHandle, token: Option<&str>, request: &Value) -> Value {
     match request["op"].as_str() {
         Some("start") => {
-            let Some(body) = start_body(request["kind"].as_str().unwrap_or("")) else {
+            let kind = request["kind"].as_str().unwrap_or("");
+            let Some(body) = start_body(kind, request["tag"].as_str()) else {
                 return json!({"error": format!("unknown kind in {request}")});
             };
             let mut post = app.http.post(format!("{}/v1/tasks", app.url)).json(&body);
@@ -94,7 +101,7 @@ async fn run_scenario(
             starting_ms: 50,
             processing_ms: 150,
             failure_rate: 1.0,
-            failure_message: "CUDA out of memory".into(),
+            failure_message: LONG_ERROR.into(),
             ..Default::default()
         },
     );

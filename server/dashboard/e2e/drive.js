@@ -60,11 +60,19 @@ function readState(page) {
       loginVisible: visible("login-panel"),
       loginError: text("login-error"),
       error: text("error"),
-      rows: [...document.querySelectorAll("#task-rows tr[data-task-id]")].map((r) => ({ id: r.dataset.taskId, status: r.dataset.status, selected: r.getAttribute("aria-selected") === "true" })),
+      rows: [...document.querySelectorAll("#task-rows tr[data-task-id]")].map((r) => ({
+        id: r.dataset.taskId, status: r.dataset.status, selected: r.getAttribute("aria-selected") === "true",
+        shown: r.querySelector(".tid")?.textContent.trim() ?? null, title: r.querySelector(".tid")?.title ?? null,
+        checked: !!r.querySelector(".row-check")?.checked,
+      })),
+      bulkVisible: visible("bulk"),
+      bulkCount: text("bulk-count"),
+      bulkResult: [...document.querySelectorAll("#bulk-result li")].map((li) => li.textContent.trim()),
       moreVisible: visible("more"),
       counts,
       taskId: text("task-id"),
       taskStatus: text("task-status"),
+      taskProgress: text("task-progress"),
       taskError: text("task-error"),
       live: visible("detail-body") ? document.getElementById("live").dataset.live : null,
       cancelDisabled: document.getElementById("cancel").disabled,
@@ -78,6 +86,17 @@ function readState(page) {
         prediction: s.querySelector(".prediction-id")?.textContent.trim() ?? null,
         error: s.querySelector(".step-error")?.textContent.trim() ?? null,
         outputImages: [...s.querySelectorAll(".step-output .thumb img")].map((img) => ({ src: img.getAttribute("src"), loaded: img.complete && img.naturalWidth > 0 })),
+        predictionBox: s.querySelector("details.prediction") ? {
+          open: s.querySelector("details.prediction").open,
+          link: s.querySelector(".prediction-link")?.getAttribute("href") ?? null,
+          logs: s.querySelector(".prediction-logs")?.textContent ?? null,
+          note: s.querySelector(".prediction-note")?.textContent.trim() ?? null,
+          error: s.querySelector(".prediction-note.error")?.textContent.trim() ?? null,
+        } : null,
+      })),
+      timeline: [...document.querySelectorAll("#timeline-rows .tl-track[data-step]")].map((t) => ({
+        step: Number(t.dataset.step),
+        segs: [...t.querySelectorAll(".tl-seg")].map((g) => ({ phase: g.dataset.phase, width: g.getBoundingClientRect().width, title: g.title })),
       })),
       journal: [...document.querySelectorAll("#journal-rows tr[data-kind]")].map((r) => r.dataset.kind),
     };
@@ -111,6 +130,49 @@ async function openFromList(page, id, args) {
   return state;
 }
 
+/** Overflow in px (scrollWidth - clientWidth) of the list's table, the page, and the worst "took" line; the error line of row `id`. */
+function measureList(page, id) {
+  return page.evaluate((id) => {
+    const over = (n) => (n ? n.scrollWidth - n.clientWidth : null);
+    const took = [...document.querySelectorAll("#task-rows tr td:last-child .cell-line")].map(over);
+    const error = document.querySelector(`#task-rows tr[data-task-id="${id}"] .row-error`);
+    return {
+      viewport: window.innerWidth,
+      table: over(document.querySelector("#list-body .table-wrap")),
+      page: over(document.documentElement),
+      took: Math.max(0, ...took),
+      error: error && { truncated: error.scrollWidth > error.clientWidth, titled: error.title === error.textContent && error.title.length > 300 },
+    };
+  }, id);
+}
+
+/** As the page left it (not scrolled by the test): where the journal's first row is against its sticky header. */
+function journalTop(page) {
+  return page.evaluate(() => {
+    const wrap = document.querySelector(".journal-wrap");
+    const head = wrap.querySelector("thead th").getBoundingClientRect();
+    const first = wrap.querySelector("#journal-rows tr");
+    const row = first ? first.getBoundingClientRect() : null;
+    const box = wrap.getBoundingClientRect();
+    return { headBottom: head.bottom, rowTop: row && row.top, rowBottom: row && row.bottom, wrapBottom: box.bottom, kind: first && first.dataset.kind, scrollable: wrap.scrollHeight > wrap.clientHeight };
+  });
+}
+
+/** Opens step `n`'s prediction box and waits for its Replicate link and logs. */
+async function predictionOf(page, args, n) {
+  await page.click(`#steps [data-step="${n}"] details.prediction > summary`);
+  const { state } = await waitFor(page, `step ${n}'s prediction link and logs`, args.timeoutMs, (s) => {
+    const box = s.steps.find((x) => x.step === n)?.predictionBox;
+    return box && ((box.link && box.logs !== null) || box.error);
+  });
+  const box = state.steps.find((x) => x.step === n).predictionBox;
+  check(!box.error, `step ${n}'s prediction did not load: ${box.error}`);
+  check(box.link && /\/p\/[a-z0-9]+$/.test(box.link), `step ${n} links its prediction at Replicate (urls.web): ${JSON.stringify(box)}`);
+  check(/simulated prediction/.test(box.logs), `step ${n} shows the prediction's logs: ${JSON.stringify(box.logs)}`);
+  check(box.link.endsWith(`/p/${state.steps.find((x) => x.step === n).prediction}`), `the link is this step's prediction: ${box.link}`);
+  return box;
+}
+
 async function shot(page, args, name, fullPage) {
   if (!args.screenshots) return null;
   const file = path.join(args.screenshots, name);
@@ -140,6 +202,11 @@ const scenarios = {
     // 2. A try-on started by the harness appears, is followed live until it succeeded.
     const tryon = (await ask({ op: "start", kind: "tryon" })).id;
     await openFromList(page, tryon, args);
+    // The live indicator reaches "live" (not stuck on "connecting…") while the task runs, and
+    // the progress reads "succeeded/total · step N <its status>".
+    state = (await waitFor(page, "the stream to be live and the progress to name the running step", args.timeoutMs, (s) =>
+      s.live === "live" && /^[0-2]\/3 · step [1-3] (starting|processing)$/.test(s.taskProgress || ""))).state;
+    result.progress = state.taskProgress;
     const live = await waitFor(page, "the try-on to succeed live", args.timeoutMs, (s) =>
       s.taskId === tryon && (["failed", "canceled"].includes(s.taskStatus) ||
         (s.taskStatus === "succeeded" && s.steps.length === 3 && s.steps.every((x) => x.status === "succeeded" && x.outputImages.length > 0 && x.outputImages.every((i) => i.loaded)))));
@@ -154,8 +221,19 @@ const scenarios = {
       check(/^[a-z0-9]+$/.test(step.prediction || ""), `step ${step.step} shows its prediction id: ${step.prediction}`);
       check(step.outputImages.every((i) => /\/files\/[^/]+\/out-0\.png$/.test(i.src)), `step ${step.step} thumbnails the simulator's output: ${JSON.stringify(step.outputImages)}`);
     }
-    await waitFor(page, "the stream to close and the journal to show every step", args.timeoutMs, (s) =>
-      s.live === "ended" && s.journal.filter((k) => k === "step_succeeded").length === 3);
+    state = (await waitFor(page, "the stream to close and the journal to show every step", args.timeoutMs, (s) =>
+      s.live === "ended" && s.journal.filter((k) => k === "step_succeeded").length === 3 &&
+      s.timeline.length === 3 && s.timeline.every((t) => t.segs.length > 0))).state;
+    check(state.taskProgress === "3/3", `a finished try-on reads 3/3: ${state.taskProgress}`);
+    // The waterfall: a bar per step, every phase drawn with a width, durations on hover.
+    for (const track of state.timeline) {
+      check(track.segs.every((g) => g.width > 0 && /\d( ms| s)/.test(g.title)), `step ${track.step}'s timeline bars have widths and durations: ${JSON.stringify(track.segs)}`);
+    }
+    const top = await journalTop(page);
+    check(top.kind === "task_created" && top.scrollable && top.rowTop >= top.headBottom - 0.5 && top.rowBottom <= top.wrapBottom,
+      `the journal's first row is visible under its header: ${JSON.stringify(top)}`);
+    result.timeline = state.timeline.map((t) => t.segs.map((g) => g.phase).join(">"));
+    result.prediction = await predictionOf(page, args, 2);
     check(state.rows.find((r) => r.id === tryon)?.status === "succeeded", "the list row follows the task live");
     state = (await waitFor(page, "the counts to show the success", args.timeoutMs, (s) =>
       Number(s.counts["since-succeeded"]) >= 1 && Number(s.counts["loaded-succeeded"]) >= 1)).state;
@@ -168,6 +246,13 @@ const scenarios = {
     await openFromList(page, slow, args);
     state = (await waitFor(page, "the slow task to run", args.timeoutMs, (s) =>
       s.taskStatus === "running" && s.steps[0] && s.steps[0].prediction && ["starting", "processing"].includes(s.steps[0].status))).state;
+    // A running step's bar grows live: its open phase reaches "now", and its duration climbs.
+    const openSeg = (s) => s.timeline[0]?.segs.find((g) => / so far/.test(g.title));
+    const soFar = (g) => { const m = /([\d.]+) (ms|s) so far/.exec(g.title); return m ? Number(m[1]) * (m[2] === "s" ? 1000 : 1) : NaN; };
+    state = (await waitFor(page, "step 1's open bar while it runs", args.timeoutMs, (s) => openSeg(s))).state;
+    const before = soFar(openSeg(state));
+    await waitFor(page, "step 1's bar to grow", args.timeoutMs, (s) => openSeg(s)?.width > 0 && soFar(openSeg(s)) >= before + 1000);
+    result.runningPrediction = (await predictionOf(page, args, 1)).link;
     check(!state.cancelDisabled, "#cancel is enabled while the task runs");
     check(state.retryDisabled, "#retry is disabled while the task runs");
     await page.click("#cancel");
@@ -183,6 +268,16 @@ const scenarios = {
     await openFromList(page, failing, args);
     state = (await waitFor(page, "the task to fail", args.timeoutMs, (s) => s.taskId === failing && s.taskStatus === "failed")).state;
     check(/CUDA out of memory/.test(state.steps[0].error || ""), `the step shows Replicate's error: ${state.steps[0].error}`);
+    // A long error stays in its column: cut with an ellipsis (full text on hover), no sideways
+    // scroll at 1280 px, and "took" is not cut.
+    for (const width of [1280, 1920]) {
+      await page.setViewportSize({ width, height: 900 });
+      const m = await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())))
+        .then(() => measureList(page, failing));
+      check(m.table <= 0 && m.page <= 0 && m.took <= 0, `nothing overflows at ${width} px: ${JSON.stringify(m)}`);
+      check(m.error && m.error.truncated && m.error.titled, `the long error is cut, whole on hover, at ${width} px: ${JSON.stringify(m)}`);
+    }
+    await page.setViewportSize({ width: 1440, height: 1000 });
     check(!state.retryDisabled && state.cancelDisabled, "on a failed task only #retry is enabled");
     await ask({ op: "heal", model: "test/failing" });
     await page.click("#retry");
@@ -218,6 +313,9 @@ const scenarios = {
     }
     state = (await waitFor(page, "every task after Load more", args.timeoutMs, (s) => s.rows.length === 4 && !s.moreVisible)).state;
     check(JSON.stringify(state.rows.map((r) => r.id)) === JSON.stringify([running, failing, slow, tryon]), `rows after paging: ${JSON.stringify(state.rows)}`);
+    // Ids made within seconds of each other share their time prefix: the rows show their tails.
+    check(new Set(state.rows.map((r) => r.shown)).size === state.rows.length, `every row shows a distinct id: ${JSON.stringify(state.rows.map((r) => r.shown))}`);
+    for (const r of state.rows) check(r.title === r.id && r.id.endsWith(r.shown.replace(/^tsk_…/, "")), `row ${r.id} shows ${r.shown}, the full id on hover`);
     await page.click(`#task-rows tr[data-task-id="${running}"]`);
     await waitFor(page, "the new task running with step 1 done", args.timeoutMs, (s) =>
       s.taskId === running && s.steps[0] && s.steps[0].status === "succeeded" && s.steps[0].outputImages.every((i) => i.loaded) && s.live === "live");
@@ -247,7 +345,42 @@ const scenarios = {
     // Deep link: loading the page with #id opens that task.
     await page.goto(`${args.url}?refresh=1&since=3600#${slow}`);
     state = (await waitFor(page, "the deep-linked task", args.timeoutMs, (s) => s.taskId === slow && s.taskStatus === "canceled")).state;
-    return { id: slow, mode: state.mode, live: state.live };
+    const result = { id: slow, mode: state.mode, live: state.live };
+
+    // Search by params text (the API's `q`, case-insensitive): only the matching task stays.
+    const needle = (await ask({ op: "start", kind: "slow", tag: "needle-q7" })).id;
+    const second = (await ask({ op: "start", kind: "slow" })).id;
+    const third = (await ask({ op: "start", kind: "slow" })).id;
+    const fresh = [needle, second, third];
+    await waitFor(page, "the new tasks running in the list", args.timeoutMs, (s) =>
+      fresh.every((id) => s.rows.some((r) => r.id === id && r.status === "running")));
+    await page.fill("#filter-q", "NEEDLE-Q7");
+    state = (await waitFor(page, "the search to keep only the matching task", args.timeoutMs, (s) =>
+      s.error || (s.rows.length === 1 && s.rows[0].id === needle))).state;
+    check(!state.error, `the search failed: ${state.error}`);
+    await page.fill("#filter-q", "");
+    await waitFor(page, "every task back after clearing the search", args.timeoutMs, (s) => [slow, ...fresh].every((id) => s.rows.some((r) => r.id === id)));
+
+    // Bulk cancel: tick three running tasks; one answers 409 (a stand-in for a task that ended
+    // meanwhile): the other two are canceled and the failure is listed by task.
+    await page.route(`**/v1/tasks/${third}/cancel`, (route) => route.fulfill({
+      status: 409, contentType: "application/json",
+      body: JSON.stringify({ error: { code: "conflict", message: "task already succeeded" } }),
+    }));
+    for (const id of fresh) await page.click(`#task-rows tr[data-task-id="${id}"] td.check`);
+    state = (await waitFor(page, "the bulk bar with 3 selected", args.timeoutMs, (s) => s.bulkVisible && s.bulkCount === "3")).state;
+    check(state.rows.filter((r) => r.checked).length === 3, `three rows are ticked: ${JSON.stringify(state.rows)}`);
+    check(state.taskId === slow, "ticking a row does not open it");
+    await page.click("#bulk-cancel");
+    state = (await waitFor(page, "the bulk cancel to finish", args.timeoutMs, (s) => s.bulkResult.length > 0 &&
+      [needle, second].every((id) => s.rows.some((r) => r.id === id && r.status === "canceled")))).state;
+    check(/^Canceled 2 of 3/.test(state.bulkResult[0]), `the bulk result counts: ${JSON.stringify(state.bulkResult)}`);
+    check(state.bulkResult.length === 2 && /HTTP 409/.test(state.bulkResult[1]) && state.bulkResult[1].includes(third.slice(-10)),
+      `the failed task is listed with its error: ${JSON.stringify(state.bulkResult)}`);
+    check(state.rows.find((r) => r.id === third).checked, "the task that failed stays ticked");
+    await page.unroute(`**/v1/tasks/${third}/cancel`);
+    result.bulk = state.bulkResult;
+    return result;
   },
 };
 
