@@ -135,14 +135,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn acquire_within_takes_a_near_slot_and_refuses_a_far_one_without_taking_it() {
         let limiter = RateLimiter::per_minute(60, 1);
-        assert_eq!(limiter.acquire_within(Duration::ZERO).await, Ok(Duration::ZERO));
+        assert_eq!(
+            limiter.acquire_within(Duration::ZERO).await,
+            Ok(Duration::ZERO)
+        );
         // The next slot is a second away.
         let refused = limiter.acquire_within(Duration::from_millis(500)).await;
         assert_eq!(refused, Err(Duration::from_secs(1)));
         let waited = limiter.acquire_within(Duration::from_secs(2)).await;
-        assert_eq!(waited, Ok(Duration::from_secs(1)), "the refusal took no slot");
+        assert_eq!(
+            waited,
+            Ok(Duration::from_secs(1)),
+            "the refusal took no slot"
+        );
         limiter.pause(Duration::from_secs(30));
-        assert!(limiter.acquire_within(Duration::from_secs(5)).await.is_err());
+        assert!(limiter
+            .acquire_within(Duration::from_secs(5))
+            .await
+            .is_err());
     }
 
     #[tokio::test(start_paused = true)]

@@ -235,7 +235,11 @@ fn search_matches_id_prefixes_and_params_text_across_pages() {
             .map(|t| t.id.0[0])
             .collect();
         assert_eq!(ids, vec![8, 4, 2]);
-        assert!(store.list(&search("green", 10, None)).unwrap().tasks.is_empty());
+        assert!(store
+            .list(&search("green", 10, None))
+            .unwrap()
+            .tasks
+            .is_empty());
         assert_eq!(store.list(&search("", 20, None)).unwrap().tasks.len(), 9);
     }
 }

@@ -191,7 +191,10 @@ mod tests {
         assert_eq!(p.next_poll(Duration::from_secs(1), false), safety);
         // Still starting: the usual cadence, until a check sees it processing.
         assert_eq!(p.first_poll(true), Duration::from_secs(1));
-        assert_eq!(p.next_poll(Duration::from_secs(8), true), Duration::from_secs(16));
+        assert_eq!(
+            p.next_poll(Duration::from_secs(8), true),
+            Duration::from_secs(16)
+        );
         assert_eq!(p.next_poll(safety, true), Duration::from_secs(30));
     }
 
