@@ -36,10 +36,7 @@ async fn the_list_holds_summaries_expands_steps_and_searches() {
     assert_eq!(summary, &without_steps, "every field but `steps`");
     let expanded = app.get_json("/v1/tasks?expand=steps").await;
     let expanded = expanded["tasks"].as_array().unwrap();
-    assert!(
-        expanded.iter().any(|t| *t == full),
-        "as GET /v1/tasks/{{id}}"
-    );
+    assert!(expanded.contains(&full), "as GET /v1/tasks/{{id}}");
 
     // Search: params text in any case, an id prefix, combined with the other filters.
     assert_eq!(ids(&app.get_json("/v1/tasks?q=red-COAT").await), vec![&red]);
