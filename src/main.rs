@@ -75,6 +75,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `stepwise tasks list | head`: the reader has what it wanted.
+        Err(error) if cli::stdout_closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("stepwise: {error:#}");
             ExitCode::FAILURE

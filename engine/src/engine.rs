@@ -70,6 +70,8 @@ pub struct Engine {
     keeper: Option<crate::outputs::Keeper>,
     /// Verifies webhook deliveries; `None` when webhooks are off.
     webhook_key: Option<crate::webhook::WebhookKey>,
+    /// The runtime's Replicate client (the same rate limits), for `prediction`.
+    client: ReplicateClient,
 }
 
 impl Engine {
@@ -150,7 +152,7 @@ impl Engine {
         let committer = Committer::start().map_err(LaunchError::CommitThread)?;
         let runtime = Runtime::new(Parts {
             store: store.clone(),
-            client,
+            client: client.clone(),
             workflows: workflows.clone(),
             policy,
             max_in_flight,
@@ -176,6 +178,7 @@ impl Engine {
                 data_dir,
                 keeper,
                 webhook_key,
+                client,
             },
             handle,
         ))
@@ -284,6 +287,16 @@ impl Engine {
             reply,
         })
         .await
+    }
+
+    /// Prediction `id` as Replicate has it now, every key kept (`GET /v1/predictions/{id}`,
+    /// under `other_calls_per_minute`, waiting at most `max_wait` for a slot).
+    pub async fn prediction(
+        &self,
+        id: &str,
+        max_wait: Duration,
+    ) -> Result<serde_json::Value, crate::replicate::LookupError> {
+        self.client.get_json(id, max_wait).await
     }
 
     /// Changes of `id` committed from now on (subscribe, then read the task).

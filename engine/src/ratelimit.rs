@@ -38,12 +38,34 @@ impl RateLimiter {
 
     /// Reserves the earliest allowed send time at or after `now`.
     fn reserve(&self, now: Instant) -> Instant {
+        match self.reserve_by(now, None) {
+            Ok(at) | Err(at) => at,
+        }
+    }
+
+    /// Reserves the earliest allowed send time at or after `now` if it is no later than
+    /// `latest`; otherwise reserves nothing and returns that time as the error.
+    fn reserve_by(&self, now: Instant, latest: Option<Instant>) -> Result<Instant, Instant> {
         // Only plain arithmetic runs under this lock, so it cannot be poisoned mid-update.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let earliest = state.next.checked_sub(self.tolerance).unwrap_or(now);
         let at = now.max(earliest).max(state.paused_until);
+        if latest.is_some_and(|latest| at > latest) {
+            return Err(at);
+        }
         state.next = state.next.max(at) + self.interval;
-        at
+        Ok(at)
+    }
+
+    /// Waits for a send slot if one comes within `max_wait` (returns how long it waited);
+    /// otherwise takes none and returns how long until one would come.
+    pub async fn acquire_within(&self, max_wait: Duration) -> Result<Duration, Duration> {
+        let start = Instant::now();
+        let at = self
+            .reserve_by(start, Some(start + max_wait))
+            .map_err(|at| at - start)?;
+        tokio::time::sleep_until(at).await;
+        Ok(start.elapsed())
     }
 
     /// Waits until a send is allowed; returns how long it waited.
@@ -108,6 +130,29 @@ mod tests {
             .unwrap();
         assert!(max_in_window <= 600 + 10, "{max_in_window}");
         assert!(max_in_window >= 600, "{max_in_window}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn acquire_within_takes_a_near_slot_and_refuses_a_far_one_without_taking_it() {
+        let limiter = RateLimiter::per_minute(60, 1);
+        assert_eq!(
+            limiter.acquire_within(Duration::ZERO).await,
+            Ok(Duration::ZERO)
+        );
+        // The next slot is a second away.
+        let refused = limiter.acquire_within(Duration::from_millis(500)).await;
+        assert_eq!(refused, Err(Duration::from_secs(1)));
+        let waited = limiter.acquire_within(Duration::from_secs(2)).await;
+        assert_eq!(
+            waited,
+            Ok(Duration::from_secs(1)),
+            "the refusal took no slot"
+        );
+        limiter.pause(Duration::from_secs(30));
+        assert!(limiter
+            .acquire_within(Duration::from_secs(5))
+            .await
+            .is_err());
     }
 
     #[tokio::test(start_paused = true)]

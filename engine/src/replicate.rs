@@ -82,6 +82,17 @@ pub enum ClientError {
     Final { status: u16, detail: String },
 }
 
+/// Why `get_json` has no prediction to show.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LookupError {
+    /// No call slot within the wait, or Replicate answered 429: try again after this long.
+    #[error("rate limited; try again in {0:?}")]
+    RateLimited(Duration),
+    /// Replicate answered an error, or could not be reached.
+    #[error("{0}")]
+    Upstream(ClientError),
+}
+
 #[derive(Clone)]
 pub struct ReplicateClient {
     http: reqwest::Client,
@@ -188,6 +199,30 @@ impl ReplicateClient {
             self.http.get(format!("{}/v1/predictions/{id}", self.base)),
         )
         .await
+    }
+
+    /// The prediction as Replicate answers it, every key kept, for showing to a person: it
+    /// waits at most `max_wait` for a slot under the limit of other calls.
+    pub async fn get_json(&self, id: &str, max_wait: Duration) -> Result<Value, LookupError> {
+        let waited = self
+            .others
+            .acquire_within(max_wait)
+            .await
+            .map_err(LookupError::RateLimited)?;
+        let counter = crate::metrics::global().rate_limiter_wait(LimiterBucket::Others);
+        counter.inc_by(waited.as_secs_f64());
+        let url = format!("{}/v1/predictions/{id}", self.base);
+        match self.send_now("get", &self.others, self.http.get(url)).await {
+            Ok(value) => Ok(value),
+            Err(ClientError::Retryable {
+                message,
+                retry_after,
+                refused: true,
+            }) if message.starts_with("HTTP 429") => Err(LookupError::RateLimited(
+                retry_after.unwrap_or(Duration::from_secs(1)),
+            )),
+            Err(error) => Err(LookupError::Upstream(error)),
+        }
     }
 
     pub async fn cancel(&self, id: &str) -> Result<Prediction, ClientError> {

@@ -21,6 +21,10 @@ pub enum ApiError {
     RangeNotSatisfiable,
     UnsupportedMediaType,
     Unavailable(String),
+    /// Replicate answered an error (or could not be reached) on a call made for the request.
+    Upstream(String),
+    /// No Replicate call may go out for this long (our rate limit, or Replicate's 429).
+    RateLimited(std::time::Duration),
 }
 
 impl ApiError {
@@ -71,6 +75,19 @@ impl ApiError {
                 "unavailable",
                 "the engine cannot take writes right now; try again shortly".into(),
             ),
+            ApiError::Upstream(message) => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                format!("Replicate: {message}"),
+            ),
+            ApiError::RateLimited(wait) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rate_limited",
+                format!(
+                    "the Replicate rate limit allows no call now; try again in {} s",
+                    retry_after_secs(*wait)
+                ),
+            ),
         }
     }
 }
@@ -84,17 +101,29 @@ pub async fn unanswered() -> ApiError {
     std::future::pending().await
 }
 
+/// Whole seconds for `Retry-After`, rounded up so a client never comes back too early.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Unavailable(cause) = &self {
             tracing::error!(%cause, "Answering 503.");
         }
         let (status, code, message) = self.parts();
-        (
+        let mut response = (
             status,
             Json(json!({ "error": { "code": code, "message": message } })),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::RateLimited(wait) = self {
+            let seconds = axum::http::HeaderValue::from(retry_after_secs(wait));
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds);
+        }
+        response
     }
 }
 

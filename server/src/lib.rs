@@ -1,7 +1,8 @@
 //! stepwise-server: the HTTP API (axum on hyper) over an engine handle.
 //!
 //! Layout: `config` (the config file: `[server]` and the engine's sections), `routes` (handlers), `files` (kept output files, streamed from disk), `render` (the
-//! task's JSON shape), `error` (every API error and its status in one place). `router` builds
+//! task's JSON shape, also used by the CLI), `live` (streams, long polls), `prediction` (a
+//! step's prediction fetched from Replicate), `error` (every API error and its status in one place). `router` builds
 //! the app so tests can drive it without a socket; `serve` runs it on a listener until the
 //! shutdown token fires.
 
@@ -10,7 +11,8 @@ mod error;
 mod example;
 mod files;
 mod live;
-mod render;
+mod prediction;
+pub mod render;
 mod routes;
 mod webhook;
 
@@ -101,6 +103,10 @@ pub fn router(engine: Engine, config: &ServerConfig, shutdown: CancellationToken
         .route(
             "/v1/tasks/{id}/events",
             get(routes::task_events).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/v1/tasks/{id}/steps/{index}/prediction",
+            get(prediction::step_prediction).fallback(routes::method_not_allowed),
         )
         .route(
             "/v1/tasks/{id}/journal",

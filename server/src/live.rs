@@ -98,10 +98,10 @@ async fn changed(
     }
 }
 
-/// `GET /v1/tasks/{id}/events`: the current task, then one message per committed change,
-/// closing after the task ends. Messages carry the journal sequence as their id, so a
-/// reconnect with `Last-Event-ID` resumes where it left off; a reconnect after the end gets
-/// `204`, which tells `EventSource` to stop.
+/// `GET /v1/tasks/{id}/events`: the whole task, then one message per committed change with
+/// the task's summary and only the steps that changed, closing after the task ends. Messages
+/// carry the journal sequence as their id, so a reconnect with `Last-Event-ID` resumes where
+/// it left off; a reconnect after the end gets `204`, which tells `EventSource` to stop.
 pub async fn task_events(
     state: &AppState,
     id: TaskId,
@@ -116,8 +116,7 @@ pub async fn task_events(
     if task.status.is_terminal() && last_seen.is_some_and(|seen| seen >= task.seq) {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let first =
-        (last_seen != Some(task.seq)).then(|| message(state, "snapshot", &["snapshot"], &task));
+    let first = (last_seen != Some(task.seq)).then(|| snapshot(state, &task));
     let stream = Stream {
         state: state.clone(),
         id,
@@ -125,6 +124,7 @@ pub async fn task_events(
         sent: task.seq,
         done: task.status.is_terminal(),
         first,
+        last: task,
     };
     let events = futures::stream::unfold(stream, Stream::next);
     Ok(Sse::new(events)
@@ -140,6 +140,8 @@ struct Stream {
     sent: u64,
     done: bool,
     first: Option<Event>,
+    /// The task as the client has it after the last message: what the next one is a delta of.
+    last: Task,
 }
 
 impl Stream {
@@ -155,26 +157,36 @@ impl Stream {
                 _ = self.state.shutdown.cancelled() => return None,
                 change = self.watch.next() => change,
             };
-            let (task, kinds) = match change {
+            let event = match change {
                 Ok(change) if change.seq <= self.sent => continue,
-                Ok(change) => (change.task.clone(), change.kinds.clone()),
+                Ok(change) => {
+                    let event = delta(&self.state, &change.kinds, &self.last, &change.task);
+                    self.last = change.task.clone();
+                    event
+                }
+                // This stream fell behind and missed changes: the client still has `last`, so
+                // what differs from the task now is the delta (a whole snapshot here would
+                // slow the stream further, and a big task's stream would lag for good).
                 Err(RecvError::Lagged(_)) => match self.state.engine.task(&self.id) {
-                    Ok(Some(task)) if task.seq > self.sent => (task, vec!["snapshot"]),
+                    Ok(Some(task)) if task.seq > self.sent => {
+                        let event = delta(&self.state, &["resync"], &self.last, &task);
+                        self.last = task;
+                        event
+                    }
                     Ok(Some(_)) => continue,
                     _ => return None,
                 },
                 Err(RecvError::Closed) => return None,
             };
-            self.sent = task.seq;
-            self.done = task.status.is_terminal();
-            let kind = kinds.last().copied().unwrap_or("snapshot");
-            let event = message(&self.state, kind, &kinds, &task);
+            self.sent = self.last.seq;
+            self.done = self.last.status.is_terminal();
             return Some((Ok(event), self));
         }
     }
 }
 
-fn message(state: &AppState, kind: &str, kinds: &[&str], task: &Task) -> Event {
+/// The whole task: the stream's first message.
+fn snapshot(state: &AppState, task: &Task) -> Event {
     #[derive(serde::Serialize)]
     struct Message<'a> {
         kind: &'a str,
@@ -182,14 +194,45 @@ fn message(state: &AppState, kind: &str, kinds: &[&str], task: &Task) -> Event {
         seq: u64,
         task: render::TaskView<'a>,
     }
-    let task_view = render::task(task, state.engine.queue_position(&task.id));
     let message = Message {
-        kind,
-        kinds,
+        kind: "snapshot",
+        kinds: &["snapshot"],
         seq: task.seq,
-        task: task_view,
+        task: render::task(task, state.engine.queue_position(&task.id)),
     };
-    // Plain structs of strings and numbers always serialize.
-    let data = serde_json::to_string(&message).expect("a task view serializes");
-    Event::default().id(task.seq.to_string()).data(data)
+    event(task.seq, &message)
+}
+
+/// What changed from `before` to `after`: the task without its steps, and the steps that
+/// differ (clients merge them by `index`).
+fn delta(state: &AppState, kinds: &[&str], before: &Task, after: &Task) -> Event {
+    #[derive(serde::Serialize)]
+    struct Message<'a> {
+        kind: &'a str,
+        kinds: &'a [&'a str],
+        seq: u64,
+        task: render::TaskView<'a>,
+        steps: Vec<render::StepView<'a>>,
+    }
+    let steps = after
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(i, step)| before.steps.get(*i) != Some(*step))
+        .map(|(_, step)| render::step(step))
+        .collect();
+    let message = Message {
+        kind: kinds.last().copied().unwrap_or("snapshot"),
+        kinds,
+        seq: after.seq,
+        task: render::summary(after, state.engine.queue_position(&after.id)),
+        steps,
+    };
+    event(after.seq, &message)
+}
+
+fn event(seq: u64, message: &impl serde::Serialize) -> Event {
+    // Plain structs of strings, numbers and valid raw JSON always serialize.
+    let data = serde_json::to_string(message).expect("a task view serializes");
+    Event::default().id(seq.to_string()).data(data)
 }

@@ -1,11 +1,12 @@
-//! The JSON shape of a task in API responses (see docs/API.md). Rendered straight from the
+//! The JSON shape of a task in API responses (see docs/API.md): the whole task, its summary
+//! (no `steps`), one step, its progress, one journal event. Rendered straight from the
 //! stored task through `Serialize` views: stored JSON texts go out as raw JSON, with no
 //! intermediate `serde_json::Value` tree (status reads are the hottest path of the API).
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use stepwise_engine::model::{Json, Millis, Step, Task, TaskStatus};
+use stepwise_engine::model::{Json, Millis, Step, StepStatus, Task, TaskStatus};
 use stepwise_engine::time::rfc3339;
 
 #[derive(Serialize)]
@@ -16,11 +17,13 @@ pub struct TaskView<'a> {
     queue_position: Option<usize>,
     current_step: u32,
     total_steps: u32,
-    /// As the API promises: "2/3" while step 2 of 3 runs, "3/3" once done.
+    /// `"{completed_steps}/{total_steps}"`: steps succeeded over steps (docs/API.md, "Progress").
     progress: String,
     completed_steps: u32,
     params: &'a RawValue,
-    steps: Vec<StepView<'a>>,
+    /// Left out of summaries (the task list, the stream's messages after the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<Vec<StepView<'a>>>,
     output: Option<&'a RawValue>,
     kept_output: Option<&'a RawValue>,
     error: Option<&'a str>,
@@ -44,10 +47,46 @@ pub struct StepView<'a> {
     completed_at: Option<String>,
 }
 
-/// The task; `queue_position` is its 1-based place while a concurrency cap holds it back.
-pub fn task(task: &Task, queue_position: Option<usize>) -> TaskView<'_> {
+/// How far a task got, as the API counts it (docs/API.md, "Progress").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Steps that succeeded.
+    pub completed: u32,
+    /// The 1-based index of the first step that has not succeeded (the one running, waiting,
+    /// or where the task stopped); `total` once every step succeeded.
+    pub current: u32,
+    pub total: u32,
+}
+
+pub fn progress(task: &Task) -> Progress {
     let total = task.steps.len() as u32;
-    let current = task.current_step();
+    let current = task
+        .steps
+        .iter()
+        .find(|step| step.status != StepStatus::Succeeded)
+        .map_or(total, |step| step.index);
+    Progress {
+        completed: task.completed_steps(),
+        current,
+        total,
+    }
+}
+
+/// The task with its steps; `queue_position` is its 1-based place while a concurrency cap
+/// holds it back.
+pub fn task(task: &Task, queue_position: Option<usize>) -> TaskView<'_> {
+    let mut view = summary(task, queue_position);
+    view.steps = Some(task.steps.iter().map(step).collect());
+    view
+}
+
+/// The task without its steps: what the list and the stream's later messages carry.
+pub fn summary(task: &Task, queue_position: Option<usize>) -> TaskView<'_> {
+    let Progress {
+        completed,
+        current,
+        total,
+    } = progress(task);
     // The task's output with kept file URLs: the last step's, once the task succeeded.
     let kept_output = match (task.status, task.steps.last()) {
         (TaskStatus::Succeeded, Some(last)) => raw_opt(&last.kept_output),
@@ -60,10 +99,10 @@ pub fn task(task: &Task, queue_position: Option<usize>) -> TaskView<'_> {
         queue_position,
         current_step: current,
         total_steps: total,
-        progress: format!("{current}/{total}"),
-        completed_steps: task.completed_steps(),
+        progress: format!("{completed}/{total}"),
+        completed_steps: completed,
         params: raw(&task.params),
-        steps: task.steps.iter().map(step).collect(),
+        steps: None,
         output: raw_opt(&task.output),
         kept_output,
         error: task.error.as_deref(),
@@ -73,7 +112,8 @@ pub fn task(task: &Task, queue_position: Option<usize>) -> TaskView<'_> {
     }
 }
 
-fn step(step: &Step) -> StepView<'_> {
+/// One step, as in the task's `steps`.
+pub fn step(step: &Step) -> StepView<'_> {
     StepView {
         index: step.index,
         status: step.status.as_str(),
@@ -112,7 +152,8 @@ impl axum::response::IntoResponse for TaskView<'_> {
     /// The task as a JSON answer, written into a buffer sized for it: axum's `Json` starts at
     /// 128 bytes and grows a three-step task's ~1 KB three times, on the API's hottest paths.
     fn into_response(self) -> axum::response::Response {
-        let mut body = Vec::with_capacity(384 + 320 * self.steps.len());
+        let steps = self.steps.as_ref().map_or(0, Vec::len);
+        let mut body = Vec::with_capacity(384 + 320 * steps);
         // Writing to a Vec does no I/O, and a view holds strings, numbers and valid raw JSON
         // under string keys: serde_json has nothing to refuse.
         serde_json::to_writer(&mut body, &self).expect("a task view serializes");

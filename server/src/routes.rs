@@ -16,6 +16,8 @@ use stepwise_engine::{ControlError, StartError, StartRequest};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 const MAX_PAGE: usize = 200;
+/// Longest `?q=` search text, in characters.
+const MAX_SEARCH: usize = 200;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -204,8 +206,13 @@ pub struct ListParams {
     workflow: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
+    /// Search text (see `ListQuery::q`).
+    q: Option<String>,
+    /// `steps`: each task with its steps, as `GET /v1/tasks/{id}` has them.
+    expand: Option<String>,
 }
 
+/// `GET /v1/tasks`: task summaries (no `steps` unless `?expand=steps`), newest first.
 pub async fn list_tasks(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -228,17 +235,44 @@ pub async fn list_tasks(
             "`limit` must be 1 to {MAX_PAGE}"
         )));
     }
+    let expand = match params.expand.as_deref() {
+        None => false,
+        Some("steps") => true,
+        Some(other) => {
+            let shown: String = other.chars().take(32).collect();
+            return Err(ApiError::InvalidRequest(format!(
+                "unknown `expand` '{shown}'; the only one is `steps`"
+            )));
+        }
+    };
+    if params
+        .q
+        .as_ref()
+        .is_some_and(|q| q.chars().count() > MAX_SEARCH)
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "`q` must be at most {MAX_SEARCH} characters"
+        )));
+    }
     let query = ListQuery {
         status,
         workflow: params.workflow,
         limit,
         cursor: params.cursor,
+        q: params.q,
     };
     let page = state.engine.list(&query)?;
     let tasks = page
         .tasks
         .iter()
-        .map(|task| render::task(task, state.engine.queue_position(&task.id)))
+        .map(|task| {
+            let position = state.engine.queue_position(&task.id);
+            if expand {
+                render::task(task, position)
+            } else {
+                render::summary(task, position)
+            }
+        })
         .collect();
     Ok(Json(render::PageView {
         tasks,

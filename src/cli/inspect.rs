@@ -1,21 +1,29 @@
-//! `stepwise inspect --data-dir DIR`: reads a stopped engine's journal offline: counts by
-//! status, unfinished tasks (oldest first, the ones to look at when something is stuck), and
-//! one task's journal with `--task ID`.
+//! `stepwise inspect`: reads a stopped engine's journal offline: counts by status, unfinished
+//! tasks (oldest first, the ones to look at when something is stuck), and one task's journal
+//! with `--task ID`. The data dir comes from the config, as `serve` finds it, unless
+//! `--data-dir` names one; a dir a running server holds is refused at once, in one line.
 
+use super::out::line;
 use super::table::Table;
 use anyhow::Context;
 use clap::Args;
+use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use stepwise_engine::journal::{KvStore, ListQuery, Store};
 use stepwise_engine::model::TaskId;
 use stepwise_engine::time::rfc3339;
+use stepwise_server::render;
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// The data dir of a stopped engine (sled allows one process at a time).
+    /// Configuration file whose `storage.data_dir` to read. Default: ./config.toml if
+    /// present, else the embedded defaults (as `serve`).
     #[arg(long)]
-    data_dir: PathBuf,
+    config: Option<PathBuf>,
+    /// Read this data dir instead of the config's.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Show this task's snapshot and journal.
     #[arg(long)]
     task: Option<String>,
@@ -25,13 +33,20 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: InspectArgs) -> anyhow::Result<()> {
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => {
+            let (config, _) = stepwise::serve::load_config(args.config)?;
+            config.engine.storage.data_dir
+        }
+    };
     anyhow::ensure!(
-        args.data_dir.join("db").exists(),
+        data_dir.join("db").exists(),
         "{} is not a stepwise data dir",
-        args.data_dir.display()
+        data_dir.display()
     );
-    let store = KvStore::open(&args.data_dir, 16 << 20)
-        .context("cannot open the data dir (is the engine still running?)")?;
+    refuse_if_in_use(&data_dir)?;
+    let store = KvStore::open(&data_dir, 16 << 20).context("cannot open the data dir")?;
     if let Some(id) = args.task {
         return show_task(&store, &id, args.json);
     }
@@ -56,27 +71,25 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     if args.json {
         let stuck: Vec<_> = unfinished
             .iter()
-            .map(|t| serde_json::json!({"id": t.id.to_string(), "workflow": t.workflow, "status": t.status.as_str(), "current_step": t.current_step(), "updated_at": rfc3339(t.updated_at)}))
+            .map(|t| serde_json::json!({"id": t.id.to_string(), "workflow": t.workflow, "status": t.status.as_str(), "current_step": render::progress(t).current, "updated_at": rfc3339(t.updated_at)}))
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "counts": counts, "unfinished": stuck })
-            )?
-        );
+        line(serde_json::to_string_pretty(
+            &serde_json::json!({ "counts": counts, "unfinished": stuck }),
+        )?)?;
         return Ok(());
     }
     let mut table = Table::new(&["STATUS", "TASKS"]);
     for (status, count) in &counts {
         table.row(vec![status.clone(), count.to_string()]);
     }
-    println!(
+    line(format!(
         "{}\n\nunfinished, least recently changed first",
         table.render()
-    );
+    ))?;
     let mut table = Table::new(&["ID", "WORKFLOW", "STATUS", "STEP", "LAST CHANGE"]);
     for task in unfinished.iter().take(50) {
-        let step = format!("{}/{}", task.current_step(), task.steps.len());
+        let progress = render::progress(task);
+        let step = format!("{}/{}", progress.current, progress.total);
         table.row(vec![
             task.id.to_string(),
             task.workflow.clone(),
@@ -85,8 +98,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
             rfc3339(task.updated_at),
         ]);
     }
-    println!("{}", table.render());
-    Ok(())
+    line(table.render())
 }
 
 fn show_task(store: &impl Store, id: &str, json: bool) -> anyhow::Result<()> {
@@ -96,33 +108,69 @@ fn show_task(store: &impl Store, id: &str, json: bool) -> anyhow::Result<()> {
     let task = store
         .task(&task_id)?
         .with_context(|| format!("no task {id} in this data dir"))?;
-    let events = store.events(&task_id)?;
+    let events: Vec<Value> = store
+        .events(&task_id)?
+        .iter()
+        .map(|(seq, event)| render::event(*seq, event))
+        .collect();
     if json {
-        let events: Vec<_> = events.iter().map(|(seq, e)| serde_json::json!({"seq": seq, "kind": e.kind(), "at": rfc3339(e.at()), "event": format!("{e:?}")})).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({ "task": format!("{task:?}"), "events": events })
-            )?
-        );
-        return Ok(());
+        let task = serde_json::to_value(render::task(&task, None))?;
+        let both = serde_json::json!({ "task": task, "events": events });
+        return line(serde_json::to_string_pretty(&both)?);
     }
-    println!(
-        "{}  {}  {}  step {}/{}",
+    let progress = render::progress(&task);
+    line(format!(
+        "{}  {}  {}  {}/{} steps succeeded",
         task.id,
         task.workflow,
         task.status.as_str(),
-        task.current_step(),
-        task.steps.len()
-    );
-    let mut table = Table::new(&["SEQ", "AT", "EVENT"]);
-    for (seq, event) in &events {
+        progress.completed,
+        progress.total
+    ))?;
+    let mut table = Table::new(&["SEQ", "AT", "EVENT", "DETAIL"]);
+    for event in &events {
         table.row(vec![
-            seq.to_string(),
-            rfc3339(event.at()),
-            format!("{event:?}"),
+            event["seq"].to_string(),
+            event["at"].as_str().unwrap_or("-").to_owned(),
+            event["kind"].as_str().unwrap_or("-").to_owned(),
+            detail(event),
         ]);
     }
-    println!("{}", table.render());
+    line(table.render())
+}
+
+/// An event's fields other than seq, at and kind, as `key=value` pairs.
+fn detail(event: &Value) -> String {
+    let Some(fields) = event.as_object() else {
+        return String::new();
+    };
+    fields
+        .iter()
+        .filter(|(key, value)| !matches!(key.as_str(), "seq" | "at" | "kind") && !value.is_null())
+        .map(|(key, value)| match value {
+            Value::String(text) => format!("{key}={text}"),
+            other => format!("{key}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A running server holds the data dir's lock (sled's `flock` on `db`): say so at once
+/// rather than wait for it or fail with sled's message.
+fn refuse_if_in_use(data_dir: &Path) -> anyhow::Result<()> {
+    use fs2::FileExt;
+    let db = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(data_dir.join("db"))
+        .with_context(|| format!("cannot open {}", data_dir.join("db").display()))?;
+    if db.try_lock_exclusive().is_err() {
+        anyhow::bail!(
+            "the data dir {} is in use by a running server; stop it or query the API",
+            data_dir.display()
+        );
+    }
+    // Let go before sled takes the same lock.
+    fs2::FileExt::unlock(&db)?;
     Ok(())
 }

@@ -2,11 +2,14 @@
 //! `stepwise inspect` reads a stopped engine's data dir offline.
 
 mod inspect;
+mod out;
 mod sse;
 mod table;
 mod tasks;
+mod watch;
 
 pub use inspect::InspectArgs;
+pub use out::is_closed as stdout_closed;
 pub use tasks::TasksArgs;
 
 pub fn tasks(args: TasksArgs) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! `stepwise tasks list|show|watch|cancel|retry`: the API from a terminal. Human tables by
 //! default, `--json` for scripts; the token comes from `STEPWISE_API_TOKEN`.
 
+use super::out::line;
 use super::table::Table;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -25,39 +26,68 @@ pub struct TasksArgs {
 
 #[derive(Subcommand)]
 enum TaskCommand {
-    /// Tasks, newest first.
+    /// Tasks, newest first (summaries; `tasks show` has the steps).
     List {
+        /// Only tasks in this status: pending, running, succeeded, failed or canceled.
         #[arg(long)]
         status: Option<String>,
+        /// Only tasks of this workflow.
         #[arg(long)]
         workflow: Option<String>,
+        /// Only tasks whose id starts with TEXT or whose params contain it (any case).
+        #[arg(long = "q", visible_alias = "search", value_name = "TEXT")]
+        q: Option<String>,
+        /// Tasks per page (1 to 200).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Where to continue: the cursor a previous page printed.
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// One task: its steps, timings, outputs, and its event history.
-    Show { id: String },
-    /// Follow a task live until it ends.
-    Watch { id: String },
+    Show {
+        /// The task id (tsk_...).
+        id: String,
+    },
+    /// Follow a task live until it ends: each step as it finishes, then the task's output.
+    Watch {
+        /// The task id (tsk_...).
+        id: String,
+    },
     /// Cancel a task and its running prediction.
-    Cancel { id: String },
+    Cancel {
+        /// The task id (tsk_...).
+        id: String,
+    },
     /// Run a failed task again from its failed step.
-    Retry { id: String },
+    Retry {
+        /// The task id (tsk_...).
+        id: String,
+    },
 }
 
-struct Api {
-    http: reqwest::Client,
-    url: String,
-    token: Option<String>,
+pub(super) struct Api {
+    pub(super) http: reqwest::Client,
+    pub(super) url: String,
+    pub(super) token: Option<String>,
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.url.trim_end_matches('/')));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+    /// A request to `path` with the token, if any.
+    pub(super) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let url = format!("{}{path}", self.url.trim_end_matches('/'));
+        let request = self.http.request(method, url);
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
         }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str) -> anyhow::Result<Value> {
+        self.send(self.request(method, path)).await
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<Value> {
         let response = request
             .send()
             .await
@@ -90,15 +120,23 @@ pub async fn run(args: TasksArgs) -> anyhow::Result<()> {
         TaskCommand::List {
             status,
             workflow,
+            q,
             limit,
+            cursor,
         } => {
-            let mut query = format!("?limit={limit}");
-            for (key, value) in [("status", status), ("workflow", workflow)] {
+            let mut query = vec![("limit", limit.to_string())];
+            for (key, value) in [
+                ("status", status),
+                ("workflow", workflow),
+                ("q", q),
+                ("cursor", cursor),
+            ] {
                 if let Some(value) = value {
-                    query.push_str(&format!("&{key}={value}"));
+                    query.push((key, value));
                 }
             }
-            let page = api.call(get, &format!("/v1/tasks{query}")).await?;
+            let request = api.request(get, "/v1/tasks").query(&query);
+            let page = api.send(request).await?;
             print(args.json, &page, || list_table(&page))
         }
         TaskCommand::Show { id } => {
@@ -113,7 +151,7 @@ pub async fn run(args: TasksArgs) -> anyhow::Result<()> {
                 )
             })
         }
-        TaskCommand::Watch { id } => watch(&api, &id, args.json).await,
+        TaskCommand::Watch { id } => super::watch::watch(&api, &id, args.json).await,
         TaskCommand::Cancel { id } => {
             let task = api.call(post, &format!("/v1/tasks/{id}/cancel")).await?;
             print(args.json, &task, || task_table(&task))
@@ -127,14 +165,13 @@ pub async fn run(args: TasksArgs) -> anyhow::Result<()> {
 
 fn print(json: bool, value: &Value, human: impl FnOnce() -> String) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        line(serde_json::to_string_pretty(value)?)
     } else {
-        println!("{}", human());
+        line(human())
     }
-    Ok(())
 }
 
-fn text(value: &Value) -> String {
+pub(super) fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -157,7 +194,7 @@ fn list_table(page: &Value) -> String {
     }
     let mut out = table.render();
     if let Some(cursor) = page["next_cursor"].as_str() {
-        out.push_str(&format!("\n(more: --cursor {cursor} on the API)"));
+        out.push_str(&format!("\nmore: --cursor {cursor}"));
     }
     out
 }
@@ -220,51 +257,4 @@ fn journal_table(journal: &Value) -> String {
         ]);
     }
     table.render()
-}
-
-/// Follows the task's event stream, one line per change, until the task ends.
-async fn watch(api: &Api, id: &str, json: bool) -> anyhow::Result<()> {
-    let mut request = api.http.get(format!(
-        "{}/v1/tasks/{id}/events",
-        api.url.trim_end_matches('/')
-    ));
-    if let Some(token) = &api.token {
-        request = request.bearer_auth(token);
-    }
-    let mut response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", api.url))?;
-    if !response.status().is_success() {
-        bail!("the server answered {}", response.status());
-    }
-    let mut events = super::sse::Parser::default();
-    while let Some(chunk) = response.chunk().await? {
-        for event in events.feed(&chunk) {
-            let message: Value = serde_json::from_str(&event.data)
-                .with_context(|| format!("event {:?} is not JSON", event.id))?;
-            if json {
-                println!("{message}");
-                continue;
-            }
-            let task = &message["task"];
-            let current = task["steps"].as_array().and_then(|steps| {
-                steps
-                    .iter()
-                    .find(|s| s["status"] != "succeeded" && s["status"] != "pending")
-            });
-            let step = current
-                .map(|s| format!("step {} {}", text(&s["index"]), text(&s["status"])))
-                .unwrap_or_default();
-            println!(
-                "{:>4}  {:<20} {:<10} {:<6} {}",
-                text(&message["seq"]),
-                text(&message["kind"]),
-                text(&task["status"]),
-                text(&task["progress"]),
-                step
-            );
-        }
-    }
-    Ok(())
 }

@@ -30,14 +30,36 @@ async fn tasks_commands_list_show_watch_cancel_and_retry() {
     .await
     .unwrap();
     assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
     assert!(
-        out.lines().last().unwrap().contains("succeeded"),
-        "watch ends at the end:\n{out}"
+        lines[0].starts_with(&format!("task {done}  workflow tryon  2 steps")),
+        "a header first:\n{out}"
     );
-    assert!(out.contains("step_succeeded"), "{out}");
+    for step in 1..=2 {
+        let told = format!("step {step}/2 succeeded: ");
+        assert_eq!(
+            lines.iter().filter(|l| l.starts_with(&told)).count(),
+            1,
+            "each step once, with its output:\n{out}"
+        );
+    }
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("task succeeded (2/2): output "),
+        "watch ends with the output:\n{out}"
+    );
 
     let (ok, out, _) = stepwise(&["tasks", "list", "--url", &url]);
     assert!(ok);
+    let (ok, out_q, _) = stepwise(&["tasks", "list", "--search", "CLI", "--url", &url]);
+    assert!(
+        ok && out_q.contains(&done),
+        "search finds it by params:\n{out_q}"
+    );
+    let (ok, out_none, _) = stepwise(&["tasks", "list", "--q", "zzz", "--url", &url]);
+    assert!(ok && !out_none.contains(&done), "{out_none}");
     assert!(
         out.starts_with("ID") && out.contains(&done) && out.contains("succeeded  2/2"),
         "{out}"
@@ -76,8 +98,40 @@ async fn tasks_commands_list_show_watch_cancel_and_retry() {
     let (ok, _, err) = stepwise(&["tasks", "show", "tsk_nope", "--url", &url]);
     assert!(!ok && err.contains("not_found"), "{err}");
 
-    assert!(app.terminate().success());
+    // Paging: one task a page, the cursor printed and taken back.
+    let (ok, first, _) = stepwise(&["tasks", "list", "--limit", "1", "--url", &url]);
+    assert!(ok, "{first}");
+    let cursor = first
+        .lines()
+        .find_map(|l| l.strip_prefix("more: --cursor "))
+        .unwrap_or_else(|| panic!("a next cursor:\n{first}"));
+    let (ok, second, err) = stepwise(&[
+        "tasks", "list", "--limit", "1", "--cursor", cursor, "--url", &url,
+    ]);
+    assert!(ok && second.contains(&done), "{second}{err}");
+    assert!(
+        !first.contains(&done),
+        "newest first: the slow task, then this one"
+    );
+
+    // The server holds the data dir: inspect says so in one line, at once.
     let data = env.path().join("data");
+    let (ok, _, err) = stepwise(&["inspect", "--data-dir", data.to_str().unwrap()]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.trim()
+            == format!(
+                "stepwise: the data dir {} is in use by a running server; stop it or query the API",
+                data.display()
+            ),
+        "{err}"
+    );
+
+    assert!(app.terminate().success());
+    // By default, the data dir of the config (as `serve` reads it).
+    let config = env.path().join("config.toml");
+    let (ok, out, err) = stepwise(&["inspect", "--config", config.to_str().unwrap()]);
+    assert!(ok && out.contains("succeeded  1"), "{out}{err}");
     let (ok, out, err) = stepwise(&["inspect", "--data-dir", data.to_str().unwrap()]);
     assert!(ok, "{err}");
     assert!(
@@ -91,7 +145,13 @@ async fn tasks_commands_list_show_watch_cancel_and_retry() {
         "--task",
         &done,
     ]);
-    assert!(ok && out.contains("StepSucceeded"), "{out}");
+    assert!(ok, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("step_succeeded") && l.contains("output=")),
+        "readable events:\n{out}"
+    );
+    assert!(!out.contains("StepSucceeded {"), "not Rust's Debug:\n{out}");
     let (ok, _, err) = stepwise(&["inspect", "--data-dir", env.path().to_str().unwrap()]);
     assert!(!ok && err.contains("not a stepwise data dir"), "{err}");
 }
@@ -121,4 +181,60 @@ fn check_config_prints_the_effective_config_with_secrets_masked() {
         !ok && err.contains("workflows.w: neither model nor version"),
         "{err}"
     );
+}
+
+/// Runs `stepwise args` with its standard output closed from the start: every write fails
+/// with a broken pipe, as when `| head` has read enough.
+fn stepwise_into_a_closed_pipe(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stepwise"))
+        .args(args)
+        .env_remove("STEPWISE_API_TOKEN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_commands_quietly() {
+    let (env, mut app) = spawn_app(Load::Light, 30).await;
+    let url = app.url.clone();
+    let id = app.start_ok(&tryon_body("pipe", 2)).await;
+    app.wait_until_finished(&id, std::time::Duration::from_secs(30))
+        .await;
+    let data = env.path().join("data");
+    let data = data.to_str().unwrap();
+    let commands: [&[&str]; 4] = [
+        &["tasks", "list", "--url", &url],
+        &["tasks", "show", &id, "--url", &url],
+        &["tasks", "watch", &id, "--url", &url],
+        &["tasks", "show", &id, "--json", "--url", &url],
+    ];
+    for args in commands {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (status, err) = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            stepwise_into_a_closed_pipe(&args)
+        })
+        .await
+        .unwrap();
+        assert!(status.success() && err.is_empty(), "{status:?}: {err}");
+    }
+    assert!(app.terminate().success());
+    for args in [
+        vec!["inspect", "--data-dir", data],
+        vec!["inspect", "--data-dir", data, "--task", &id],
+    ] {
+        let (status, err) = stepwise_into_a_closed_pipe(&args);
+        assert!(
+            status.success() && err.is_empty(),
+            "{args:?} {status:?}: {err}"
+        );
+    }
 }

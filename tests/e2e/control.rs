@@ -222,7 +222,7 @@ async fn tasks_over_the_cap_wait_in_order_with_their_queue_position() {
     }
     let third = app.get_task(&ids[2]).await;
     assert_eq!(third["status"], "pending");
-    assert_eq!(third["current_step"], 0);
+    assert_eq!(third["current_step"], 1, "waiting to run step 1");
     assert_eq!(third["queue_position"], 1);
     assert_eq!(app.get_task(&ids[4]).await["queue_position"], 3);
     assert!(app.get_task(&ids[0]).await["queue_position"].is_null());

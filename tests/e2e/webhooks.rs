@@ -275,3 +275,39 @@ async fn the_simulators_own_deliveries_drive_tasks_through_duplicates_delays_and
         "some attempts were dropped and retried: {stats:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_webhooks_a_step_shows_processing_before_it_succeeds() {
+    // Predictions start for 0.5 s, then process for 2 s. Replicate's `start` delivery comes
+    // at creation (still `starting`), and the safety poll is ten minutes away: the engine
+    // checks a starting prediction at the usual cadence, sees it processing, then leaves
+    // the rest to the `completed` delivery.
+    let env = Env::start(Load::Light, 2_000).await;
+    let app = env.spawn(&self_webhook_config(&env));
+    let id = app.start_ok(&tryon_body("shows", 1)).await;
+    let url = format!("/v1/tasks/{id}");
+    let processing = eventually("step 1 processing", WITHIN, || async {
+        let task = app.get_json(&url).await;
+        assert_ne!(task["status"], "succeeded", "it was never seen processing");
+        (task["steps"][0]["status"] == "processing").then_some(task)
+    })
+    .await;
+    assert_eq!(processing["status"], "running");
+    let task = app.wait_until_finished(&id, WITHIN).await;
+    assert_eq!(task["status"], "succeeded");
+    let journal = app.get_json(&format!("/v1/tasks/{id}/journal")).await;
+    let kinds: Vec<&str> = journal["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    let started = kinds.iter().position(|k| *k == "prediction_started");
+    let succeeded = kinds.iter().position(|k| *k == "step_succeeded");
+    assert!(started.is_some() && started < succeeded, "{kinds:?}");
+    let stats = env.sim.stats();
+    assert!(
+        stats.webhooks_delivered >= 2,
+        "start and completed: {stats:?}"
+    );
+}

@@ -225,6 +225,7 @@ impl<B: Backend> Store for KvStore<B> {
             None => keys::prefix_end(&start),
         };
         let limit = query.limit.max(1);
+        let wanted = query.matcher();
         let mut tasks = Vec::with_capacity(limit);
         let mut scanned = 0;
         loop {
@@ -239,9 +240,7 @@ impl<B: Backend> Store for KvStore<B> {
                 let Some(task) = self.task(&id)? else {
                     continue;
                 };
-                let wanted = query.status.is_none_or(|s| s == task.status)
-                    && query.workflow.as_ref().is_none_or(|w| *w == task.workflow);
-                if wanted {
+                if wanted(&task) {
                     tasks.push(task);
                 }
                 if tasks.len() == limit || scanned >= MAX_SCANNED_PER_PAGE {

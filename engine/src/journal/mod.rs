@@ -84,6 +84,29 @@ pub struct ListQuery {
     pub limit: usize,
     /// Opaque, from a previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Search text: keeps a task whose id starts with it or whose params JSON text contains
+    /// it, ignoring case. Empty matches every task.
+    pub q: Option<String>,
+}
+
+impl ListQuery {
+    /// Whether `task` passes the filters: status, workflow and search text. The search
+    /// lowercases the task's params, so it costs a pass over them per task scanned.
+    pub fn matcher(&self) -> impl Fn(&Task) -> bool + '_ {
+        let needle = self
+            .q
+            .as_deref()
+            .filter(|q| !q.is_empty())
+            .map(str::to_lowercase);
+        move |task: &Task| {
+            self.status.is_none_or(|s| s == task.status)
+                && self.workflow.as_ref().is_none_or(|w| *w == task.workflow)
+                && needle.as_deref().is_none_or(|needle| {
+                    task.id.to_string().starts_with(needle)
+                        || task.params.0.to_lowercase().contains(needle)
+                })
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -175,6 +175,75 @@ fn listing_is_newest_first_with_filters_and_cursors() {
     }
 }
 
+/// `new_task`, with `params` as its params.
+fn task_with_params(seed: u8, at: i64, params: &str) -> TaskWrite {
+    let mut write = new_task(seed, at, None);
+    if let Some((_, Event::TaskCreated { params: p, .. })) = write.events.first_mut() {
+        *p = Json(params.into());
+    }
+    let task = machine::create(TaskId([seed; 16]), &write.events[0].1).unwrap();
+    write.task = Arc::new(task);
+    write
+}
+
+#[test]
+fn search_matches_id_prefixes_and_params_text_across_pages() {
+    for (store, _dir) in stores() {
+        let group: Vec<TaskWrite> = (1..=9u8)
+            .map(|i| {
+                let params = if i % 3 == 0 {
+                    format!(r#"{{"Name":"Blue Shirt {i}"}}"#)
+                } else {
+                    format!(r#"{{"name":"red {i}"}}"#)
+                };
+                task_with_params(i, 1000 + i as i64, &params)
+            })
+            .collect();
+        store.commit(&group).unwrap();
+        let search = |q: &str, limit, cursor| ListQuery {
+            q: Some(q.into()),
+            limit,
+            cursor,
+            ..Default::default()
+        };
+        // Case-insensitive, in the params text; pages still fill up to `limit` matches.
+        let first = store.list(&search("blue shirt", 2, None)).unwrap();
+        let ids: Vec<u8> = first.tasks.iter().map(|t| t.id.0[0]).collect();
+        assert_eq!(ids, vec![9, 6]);
+        let rest = store
+            .list(&search("BLUE SHIRT", 2, first.next_cursor))
+            .unwrap();
+        let ids: Vec<u8> = rest.tasks.iter().map(|t| t.id.0[0]).collect();
+        assert_eq!(ids, vec![3]);
+        // An id prefix, and the whole id, find that one task.
+        let id = TaskId([4; 16]).to_string();
+        for q in [&id[..10], &id[..], &id.to_uppercase()[..]] {
+            let found = store.list(&search(q, 10, None)).unwrap();
+            let ids: Vec<u8> = found.tasks.iter().map(|t| t.id.0[0]).collect();
+            assert_eq!(ids, vec![4], "{q}");
+        }
+        // Combined with the other filters ("even" holds the even seeds).
+        let even_red = ListQuery {
+            workflow: Some("even".into()),
+            ..search("red", 10, None)
+        };
+        let ids: Vec<u8> = store
+            .list(&even_red)
+            .unwrap()
+            .tasks
+            .iter()
+            .map(|t| t.id.0[0])
+            .collect();
+        assert_eq!(ids, vec![8, 4, 2]);
+        assert!(store
+            .list(&search("green", 10, None))
+            .unwrap()
+            .tasks
+            .is_empty());
+        assert_eq!(store.list(&search("", 20, None)).unwrap().tasks.len(), 9);
+    }
+}
+
 #[test]
 fn a_failed_write_leaves_nothing_behind() {
     let store = KvStore::in_memory();

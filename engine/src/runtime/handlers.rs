@@ -11,7 +11,7 @@ use crate::event::Event;
 use crate::machine::{self, Command};
 use crate::metrics::Call;
 use crate::model::{Json, Task, TaskId};
-use crate::replicate::{ClientError, Prediction};
+use crate::replicate::{ClientError, Phase, Prediction};
 use crate::workflow::{Scope, Workflow};
 use std::collections::HashMap;
 
@@ -148,7 +148,7 @@ impl Runtime {
         result: Result<Ensured, ClientError>,
         searched: bool,
     ) {
-        let initial = self.policy.first_poll();
+        let policy = self.policy;
         let found = matches!(result, Ok(Ensured::Found(_)));
         let Some(active) = self.active.get_mut(&id) else {
             return;
@@ -164,7 +164,8 @@ impl Runtime {
             Ok(Ensured::Created(prediction) | Ensured::Found(prediction)) => {
                 active.failures = 0;
                 active.unresolved = None;
-                active.poll_delay = initial;
+                let starting = prediction.phase() == Phase::Starting;
+                active.poll_delay = policy.first_poll(starting);
                 tracing::info!(task_id = %id, step, prediction_id = %prediction.id, found, "Prediction created.");
                 self.record_created(id, step, attempt, prediction.id.clone());
                 self.observe(id, step, &prediction);
@@ -242,7 +243,8 @@ impl Runtime {
         match result {
             Ok(prediction) => {
                 active.failures = 0;
-                active.poll_delay = policy.next_poll(active.poll_delay);
+                let starting = prediction.phase() == Phase::Starting;
+                active.poll_delay = policy.next_poll(active.poll_delay, starting);
                 if !self.observe(id, step, &prediction) {
                     let delay = self.next_check_delay(id);
                     self.schedule(id, delay);

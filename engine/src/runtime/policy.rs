@@ -30,16 +30,24 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// The first status check after a create.
-    pub fn first_poll(&self) -> Duration {
-        self.safety_poll.unwrap_or(self.poll_initial)
+    /// The first status check after a create. With webhooks on, a prediction still
+    /// `starting` is checked at the usual cadence anyway: Replicate's `start` delivery comes
+    /// at creation, so only a check can see it reach `processing`.
+    pub fn first_poll(&self, starting: bool) -> Duration {
+        match self.safety_poll {
+            Some(safety) if !starting => safety,
+            _ => self.poll_initial,
+        }
     }
 
     /// The status check after one that found the prediction still running: twice the last
-    /// wait, between `poll_initial` and `poll_max`.
-    pub fn next_poll(&self, last: Duration) -> Duration {
-        self.safety_poll
-            .unwrap_or((last * 2).clamp(self.poll_initial, self.poll_max))
+    /// wait, between `poll_initial` and `poll_max`; with webhooks on, the safety poll once
+    /// the prediction is past `starting`.
+    pub fn next_poll(&self, last: Duration, starting: bool) -> Duration {
+        match self.safety_poll {
+            Some(safety) if !starting => safety,
+            _ => (last * 2).clamp(self.poll_initial, self.poll_max),
+        }
     }
 
     /// The wait before a call is tried again after `failures` failures in a row: exponential
@@ -160,27 +168,34 @@ mod tests {
     #[test]
     fn checks_of_a_running_prediction_double_up_to_the_maximum() {
         let p = policy();
-        let mut delay = p.first_poll();
-        let mut seen = vec![delay];
-        for _ in 0..7 {
-            delay = p.next_poll(delay);
-            seen.push(delay);
+        for starting in [true, false] {
+            let mut delay = p.first_poll(starting);
+            let mut seen = vec![delay];
+            for _ in 0..7 {
+                delay = p.next_poll(delay, starting);
+                seen.push(delay);
+            }
+            let secs: Vec<u64> = seen.iter().map(Duration::as_secs).collect();
+            assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
         }
-        let secs: Vec<u64> = seen.iter().map(Duration::as_secs).collect();
-        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
     }
 
     #[test]
-    fn with_webhooks_every_check_is_the_safety_poll() {
+    fn with_webhooks_a_started_prediction_is_checked_at_the_safety_poll_only() {
         let p = Policy {
             safety_poll: Some(Duration::from_secs(120)),
             ..policy()
         };
-        assert_eq!(p.first_poll(), Duration::from_secs(120));
+        let safety = Duration::from_secs(120);
+        assert_eq!(p.first_poll(false), safety);
+        assert_eq!(p.next_poll(Duration::from_secs(1), false), safety);
+        // Still starting: the usual cadence, until a check sees it processing.
+        assert_eq!(p.first_poll(true), Duration::from_secs(1));
         assert_eq!(
-            p.next_poll(Duration::from_secs(1)),
-            Duration::from_secs(120)
+            p.next_poll(Duration::from_secs(8), true),
+            Duration::from_secs(16)
         );
+        assert_eq!(p.next_poll(safety, true), Duration::from_secs(30));
     }
 
     #[test]

@@ -4,11 +4,15 @@
 //! in the black-box tests, `tests/e2e`.
 //!
 //! - `shapes`: starts, idempotency keys, listing and paging, every error code, the API token;
+//! - `list`: summaries, `?expand=steps`, `?q=` search, progress, a step's prediction;
+//! - `stream`: a 2 000-step task's event stream, sent as deltas and merged back;
 //! - `fuzz`: a barrage of malformed, mistyped, oversized and odd requests over raw TCP, and a
 //!   property test of random start bodies.
 //!
 //! `support` starts the API; `cargo test --workspace --test http_api` runs these alone.
 
 mod fuzz;
+mod list;
 mod shapes;
+mod stream;
 mod support;

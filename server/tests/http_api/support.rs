@@ -47,8 +47,22 @@ pub async fn spawn_app_with_token(token: &str) -> TestApp {
     launch(Some(token)).await
 }
 
+/// The API over a simulator whose predictions take `processing_ms`, with `tweak` applied
+/// to the config.
+pub async fn spawn_app_with(processing_ms: u64, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    launch_with(None, processing_ms, tweak).await
+}
+
 async fn launch(api_token: Option<&str>) -> TestApp {
-    let sim = start_sim(PROCESSING_MS).await;
+    launch_with(api_token, PROCESSING_MS, |_| {}).await
+}
+
+async fn launch_with(
+    api_token: Option<&str>,
+    processing_ms: u64,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
+    let sim = start_sim(processing_ms).await;
     // The data dir is never used: the journal is in memory.
     let toml = config_toml(Path::new("/nonexistent"), &sim.base_url(), "");
     let mut config = Config::from_toml(&toml, "the test config").unwrap();
@@ -56,6 +70,7 @@ async fn launch(api_token: Option<&str>) -> TestApp {
     config.engine.replicate.api_token = Some(SIM_TOKEN.into());
     config.engine.replicate.webhook_secret = None;
     config.server.api_token = api_token.map(str::to_owned);
+    tweak(&mut config);
     let shutdown = CancellationToken::new();
     let (engine, _runtime) = Engine::launch(
         &config.engine_config(),
