@@ -114,7 +114,7 @@ mod tests {
     async fn a_busy_port_is_one_line_naming_the_address() {
         let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = taken.local_addr().unwrap().to_string();
-        let error = listen(&address).await.err().expect("the port is taken");
+        let error = listen(&address).await.expect_err("the port is taken");
         assert_eq!(
             error.to_string(),
             format!("cannot listen on {address}: address in use")
