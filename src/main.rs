@@ -65,13 +65,7 @@ fn main() -> ExitCode {
         Command::Serve { config, simulate } => serve::run(config, simulate),
         Command::Tasks(args) => cli::tasks(args),
         Command::Inspect(args) => cli::inspect(args),
-        Command::CheckConfig { path } => serve::load_config(path).and_then(|(config, origin)| {
-            println!(
-                "# effective configuration from {origin} (secrets masked)\n{}",
-                config.masked_toml()?
-            );
-            Ok(())
-        }),
+        Command::CheckConfig { path } => serve::check_config(path),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,8 @@
-//! `stepwise serve`: load the configuration, optionally start the simulator, launch the
-//! engine and the HTTP API, and stop both cleanly on SIGINT/SIGTERM.
+//! `stepwise serve`: load the configuration, claim the port, check the token and lock the data
+//! dir (`startup`), optionally start the simulator, launch the engine and the HTTP API, and
+//! stop both cleanly on SIGINT/SIGTERM.
+
+mod startup;
 
 use anyhow::{bail, Context};
 use std::path::PathBuf;
@@ -26,6 +29,30 @@ pub fn load_config(path: Option<PathBuf>) -> anyhow::Result<(Config, String)> {
     }
 }
 
+/// `stepwise check-config`: prints the effective configuration with secrets masked, or every
+/// problem on its own line; warns (still a success) when no Replicate token is set.
+pub fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let (config, origin) = load_config(path).map_err(|error| {
+        match error.downcast_ref::<stepwise_engine::config::ConfigError>() {
+            Some(stepwise_engine::config::ConfigError::Invalid(problems)) => {
+                anyhow::anyhow!("invalid config:\n  {}", problems.join("\n  "))
+            }
+            _ => error,
+        }
+    })?;
+    println!(
+        "# effective configuration from {origin} (secrets masked)\n{}",
+        config.masked_toml()?
+    );
+    if config.engine.replicate.api_token.is_none() {
+        eprintln!(
+            "stepwise: warning: REPLICATE_API_TOKEN is not set: `stepwise serve` will refuse to \
+             start without it (`stepwise serve --simulate` needs none)"
+        );
+    }
+    Ok(())
+}
+
 pub fn run(config_path: Option<PathBuf>, simulate: bool) -> anyhow::Result<()> {
     let (mut config, origin) = load_config(config_path)?;
     tracing::info!(config = %origin, "Configuration loaded.");
@@ -33,11 +60,18 @@ pub fn run(config_path: Option<PathBuf>, simulate: bool) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let _simulator = if simulate { Some(start_simulator(&mut config).await?) } else { None };
-        if config.engine.replicate.api_token.is_none() {
+        if !simulate && config.engine.replicate.api_token.is_none() {
             bail!("REPLICATE_API_TOKEN is not set (or run `stepwise serve --simulate` to try stepwise without an account)");
         }
-        serve(config, simulate).await
+        // Port, token, then lock: a busy port, a bad token or a second server on the same data
+        // dir stops here, before the data dir is opened or any task resumed.
+        let listener = startup::listen(&config.server.listen).await?;
+        if !simulate {
+            startup::check_token(&config.engine.replicate).await?;
+        }
+        let _lock = startup::DataDirLock::take(&config.engine.storage.data_dir)?;
+        let _simulator = if simulate { Some(start_simulator(&mut config).await?) } else { None };
+        serve(config, listener, simulate).await
     })
 }
 
@@ -91,7 +125,11 @@ async fn bind_simulator(state_file: &std::path::Path) -> anyhow::Result<tokio::n
 }
 
 /// Runs the engine and its HTTP API; `simulate` also serves the example page at `/example/`.
-async fn serve(mut config: Config, simulate: bool) -> anyhow::Result<()> {
+async fn serve(
+    mut config: Config,
+    listener: tokio::net::TcpListener,
+    simulate: bool,
+) -> anyhow::Result<()> {
     if config.engine.replicate.webhook_base_url.is_some()
         && config.engine.replicate.webhook_secret.is_none()
     {
@@ -107,9 +145,6 @@ async fn serve(mut config: Config, simulate: bool) -> anyhow::Result<()> {
                 )
             },
         )?;
-    let listener = tokio::net::TcpListener::bind(&config.server.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
     let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port when `listen` asks for port 0.
     println!("stepwise listening on http://{address}");

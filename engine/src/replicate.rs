@@ -103,6 +103,19 @@ pub struct ReplicateClient {
     others: Arc<RateLimiter>,
 }
 
+/// `GET /v1/account`: who the token belongs to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Account {
+    /// `user` or `organization`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub username: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub github_url: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct RawPage {
     #[serde(default)]
@@ -241,6 +254,13 @@ impl ReplicateClient {
             .send("secret", &self.others, self.http.get(url))
             .await?;
         Ok(secret.key)
+    }
+
+    /// The account the token belongs to (`GET /v1/account`); `serve` calls it at start to
+    /// check the token. A rejected token is `Final { status: 401, .. }`.
+    pub async fn account(&self) -> Result<Account, ClientError> {
+        let url = format!("{}/v1/account", self.base);
+        self.send("account", &self.others, self.http.get(url)).await
     }
 
     /// The first page of the predictions created in `[from, until]` (ms).

@@ -1,11 +1,16 @@
-//! Workflow definitions: a named model or version plus an input template per step.
-//! A string value that is exactly `{{path}}` is replaced by the JSON value at that path, type
-//! kept: `params.X`, `item.X`, `previous.output`, `previous.output.0`. Templates are compiled
-//! and checked at startup; start requests are checked before anything is written. No IO.
+//! Workflow definitions: a named model or version plus an input template per step
+//! (`template`: `{{params.X}}`, `{{item.X}}`, `{{previous.output}}`, alone or inside text).
+//! Templates are compiled and checked at startup; start requests are checked before anything
+//! is written. No IO.
+
+mod template;
+
+pub use template::Scope;
 
 use crate::config::{LimitsConfig, WorkflowConfig};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::time::Duration;
+use template::Template;
 
 /// Where a prediction is created.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,19 +32,9 @@ pub struct Workflow {
     pub max_in_flight: Option<usize>,
     limits: LimitsConfig,
     /// The template of step 1 (`input` with `first` laid over it).
-    first: Value,
+    first: Template,
     /// The template of every later step.
-    rest: Value,
-}
-
-/// The step's neighbours a template can read.
-pub struct Scope<'a> {
-    pub params: &'a Value,
-    pub item: &'a Value,
-    pub previous_output: Option<&'a Value>,
-    /// The previous output with its files' URLs replaced by the kept copies (`[outputs]
-    /// keep`); `previous.kept_output` falls back to `previous.output` without it.
-    pub previous_kept_output: Option<&'a Value>,
+    rest: Template,
 }
 
 /// A start request that the workflow cannot run; the message names the missing field.
@@ -84,22 +79,28 @@ impl Workflow {
                 "{key}.max_in_flight must be at least 1 (leave it out for no cap)"
             ));
         }
-        let mut first = config.input.clone();
-        first.extend(config.first.clone());
-        let first = Value::Object(first);
-        let rest = Value::Object(config.input.clone());
-        check_template(&rest, &format!("{key}.input"), true, &mut problems);
-        for (field, value) in &config.first {
-            check_template(value, &format!("{key}.first.{field}"), false, &mut problems);
-        }
+        let mut input = vec![];
         for (field, value) in &config.input {
-            if !config.first.contains_key(field) && mentions_previous(value) {
+            let key = format!("{key}.input.{field}");
+            let template = Template::parse(value, &key, true, &mut problems);
+            if !config.first.contains_key(field) && template.reads_previous() {
                 problems.push(format!(
-                    "{key}.input.{field} reads `previous`, which step 1 does not have: \
-                     set {key}.first.{field}"
+                    "{key} reads `previous`, which step 1 does not have: \
+                     set workflows.{name}.first.{field}"
                 ));
             }
+            input.push((field.clone(), template));
         }
+        let mut first = input.clone();
+        for (field, value) in &config.first {
+            let key = format!("{key}.first.{field}");
+            let template = Template::parse(value, &key, false, &mut problems);
+            match first.iter_mut().find(|(name, _)| name == field) {
+                Some((_, slot)) => *slot = template,
+                None => first.push((field.clone(), template)),
+            }
+        }
+        let (first, rest) = (Template::Object(first), Template::Object(input));
         match target {
             Some(target) if problems.is_empty() => Ok(Workflow {
                 name: name.to_owned(),
@@ -154,7 +155,7 @@ impl Workflow {
             if i == 0 {
                 // Step 1 has no previous step, so its input is final now. (A template reading
                 // `previous` would fail here; loading refuses those, and the check skips it.)
-                if let Ok(input) = resolve(&self.first, &scope, false) {
+                if let Ok(input) = self.first.fill(&scope, false) {
                     self.check_size(&input)
                         .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
                     first_input = Some(input);
@@ -162,7 +163,8 @@ impl Workflow {
                 }
             }
             let template = if i == 0 { &self.first } else { &self.rest };
-            let input = resolve(template, &scope, true)
+            let input = template
+                .fill(&scope, true)
                 .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
             self.check_size(&input)
                 .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
@@ -184,7 +186,7 @@ impl Workflow {
     /// The prediction input of step `index` (1-based).
     pub fn step_input(&self, index: u32, scope: &Scope) -> Result<Value, InputError> {
         let template = if index == 1 { &self.first } else { &self.rest };
-        let input = resolve(template, scope, false).map_err(InputError)?;
+        let input = template.fill(scope, false).map_err(InputError)?;
         self.check_size(&input)?;
         Ok(input)
     }
@@ -246,102 +248,6 @@ fn json_len(value: &Value) -> usize {
 fn valid_model(model: &str) -> bool {
     let mut parts = model.split('/');
     matches!((parts.next(), parts.next(), parts.next()), (Some(o), Some(n), None) if !o.is_empty() && !n.is_empty())
-}
-
-/// `Some(path)` when `value` is a placeholder string.
-fn placeholder(value: &Value) -> Option<&str> {
-    let text = value.as_str()?.strip_prefix("{{")?.strip_suffix("}}")?;
-    Some(text.trim())
-}
-
-fn check_template(value: &Value, key: &str, allow_previous: bool, problems: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            for (field, inner) in map {
-                check_template(inner, &format!("{key}.{field}"), allow_previous, problems);
-            }
-        }
-        Value::Array(items) => {
-            for (i, inner) in items.iter().enumerate() {
-                check_template(inner, &format!("{key}[{i}]"), allow_previous, problems);
-            }
-        }
-        _ => {
-            let Some(path) = placeholder(value) else {
-                return;
-            };
-            let mut parts = path.split('.');
-            match (parts.next(), parts.next()) {
-                (Some("params" | "item"), Some(field)) if !field.is_empty() => {}
-                (Some("previous"), Some("output" | "kept_output")) if allow_previous => {}
-                (Some("previous"), Some("output" | "kept_output")) => {
-                    problems.push(format!("{key}: step 1 has no previous output ({path:?})"))
-                }
-                _ => problems.push(format!(
-                    "{key}: unknown placeholder {{{{{path}}}}}; use params.X, item.X, previous.output or previous.kept_output"
-                )),
-            }
-        }
-    }
-}
-
-fn mentions_previous(value: &Value) -> bool {
-    match value {
-        Value::Object(map) => map.values().any(mentions_previous),
-        Value::Array(items) => items.iter().any(mentions_previous),
-        _ => placeholder(value).is_some_and(|path| path.starts_with("previous")),
-    }
-}
-
-/// Fills `template`. With `skip_previous`, `previous.*` placeholders are left as they are
-/// (start-time checking, before any output exists).
-fn resolve(template: &Value, scope: &Scope, skip_previous: bool) -> Result<Value, String> {
-    match template {
-        Value::Object(map) => {
-            let mut out = Map::with_capacity(map.len());
-            for (field, inner) in map {
-                out.insert(field.clone(), resolve(inner, scope, skip_previous)?);
-            }
-            Ok(Value::Object(out))
-        }
-        Value::Array(items) => items
-            .iter()
-            .map(|inner| resolve(inner, scope, skip_previous))
-            .collect(),
-        _ => {
-            let Some(path) = placeholder(template) else {
-                return Ok(template.clone());
-            };
-            let mut parts = path.split('.');
-            let (root, rest): (Option<&Value>, Vec<&str>) = match parts.next() {
-                Some("params") => (Some(scope.params), parts.collect()),
-                Some("item") => (Some(scope.item), parts.collect()),
-                Some("previous") if skip_previous => return Ok(template.clone()),
-                Some("previous") => match parts.next() {
-                    Some("kept_output") => (
-                        scope.previous_kept_output.or(scope.previous_output),
-                        parts.collect(),
-                    ),
-                    _ => (scope.previous_output, parts.collect()),
-                },
-                _ => (None, vec![]),
-            };
-            root.and_then(|value| lookup(value, &rest))
-                .cloned()
-                .ok_or_else(|| format!("missing `{path}`, required by the workflow's input"))
-        }
-    }
-}
-
-fn lookup<'v>(mut value: &'v Value, path: &[&str]) -> Option<&'v Value> {
-    for part in path {
-        value = match value {
-            Value::Object(map) => map.get(*part)?,
-            Value::Array(items) => items.get(part.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
-    Some(value)
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ fn step_one_reads_params_and_later_steps_read_the_previous_output() {
 }
 
 #[test]
-fn placeholders_keep_the_type_and_can_index_arrays() {
+fn a_lone_placeholder_keeps_the_type_and_one_inside_text_becomes_text() {
     let wf = Workflow::compile(
         "w",
         &config(
@@ -80,10 +80,7 @@ fn placeholders_keep_the_type_and_can_index_arrays() {
         previous_kept_output: None,
     };
     let input = wf.step_input(2, &scope).unwrap();
-    assert_eq!(
-        input,
-        json!({"image": "a.png", "n": 4, "text": "not {{item.count}}"})
-    );
+    assert_eq!(input, json!({"image": "a.png", "n": 4, "text": "not 4"}));
     assert_eq!(
         wf.step_input(1, &scope).unwrap()["image"],
         json!({"nested": true})
@@ -297,4 +294,57 @@ fn previous_kept_output_reads_the_kept_copy_or_falls_back_to_the_output() {
         previous_kept_output: None,
     };
     assert_eq!(wf.step_input(2, &without).unwrap()["img"], output);
+}
+
+#[test]
+fn a_prompt_built_from_text_and_placeholders_reaches_the_step_input() {
+    let wf = Workflow::compile(
+        "w",
+        &config(
+            r#"
+            model = "a/b"
+            [input]
+            prompt = "a photo of {{item.prompt}}, studio light, {{params.size}}px"
+            "#,
+        ),
+        LimitsConfig::default(),
+    )
+    .unwrap();
+    let params = json!({"size": 1024});
+    let items = [json!({"prompt": "a red dress"})];
+    assert_eq!(
+        wf.check_start(&params, &items).unwrap(),
+        Some(json!({"prompt": "a photo of a red dress, studio light, 1024px"}))
+    );
+}
+
+#[test]
+fn every_template_problem_of_a_workflow_is_reported_at_once() {
+    let text = r#"
+        model = "a/b"
+        [input]
+        a = "{{item.prompt}"
+        b = "{{ }}"
+        c = "{{item.prompt"
+        d = "done}}"
+        e = "{{user.x}}"
+        f = "{{item.ok}}"
+    "#;
+    let problems = Workflow::compile("tryon", &config(text), LimitsConfig::default()).unwrap_err();
+    let keys: Vec<&str> = problems
+        .iter()
+        .map(|p| p.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "workflows.tryon.input.a",
+            "workflows.tryon.input.b",
+            "workflows.tryon.input.c",
+            "workflows.tryon.input.d",
+            "workflows.tryon.input.e",
+        ],
+        "{problems:?}"
+    );
+    assert!(problems[0].starts_with("workflows.tryon.input.a: unbalanced \"{{\""));
 }

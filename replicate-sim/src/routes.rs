@@ -41,6 +41,7 @@ pub fn router(state: SimState) -> Router {
             post(create_with_deployment),
         )
         .route("/webhooks/default/secret", get(webhook_secret))
+        .route("/account", get(account))
         .fallback(not_found)
         .layer(from_fn_with_state(state.clone(), authenticate))
         .layer(from_fn(rate_limit_headers))
@@ -323,6 +324,16 @@ fn parse_time(name: &str, value: &str) -> Result<i128, ApiError> {
 
 async fn webhook_secret(State(state): State<SimState>) -> Json<Value> {
     Json(json!({ "key": state.webhook_secret() }))
+}
+
+/// `GET /v1/account`, as Replicate answers it for a user's token.
+async fn account() -> Json<Value> {
+    Json(json!({
+        "type": "user",
+        "username": "simulated",
+        "name": "Simulated Replicate",
+        "github_url": null,
+    }))
 }
 
 /// The picture of a known output: drawn from the input of the latest prediction with that

@@ -8,7 +8,9 @@ use std::path::Path;
 use stepwise_engine::config::{ConfigError, EngineConfig};
 
 /// The default configuration, shipped in the binary so `stepwise serve` runs without a file.
-pub const EMBEDDED_DEFAULT: &str = include_str!("../../config.toml");
+/// The repository's `config.toml` is a copy kept byte-equal by a test, so editing that file
+/// does not make it a build input (it would rebuild the binary under `cargo run`).
+pub const EMBEDDED_DEFAULT: &str = include_str!("default_config.toml");
 
 /// The HTTP server's section, `[server]`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -173,5 +175,60 @@ mod tests {
             again.engine.workflows["tryon"].input,
             config.engine.workflows["tryon"].input
         );
+    }
+
+    /// Byte-equal, not equal after parsing: the repository's copy is what people read and
+    /// edit, so its comments must say what the binary's defaults say, word for word.
+    #[test]
+    fn the_repository_config_is_the_embedded_default() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.toml");
+        let repo = std::fs::read_to_string(path).expect("the repository's config.toml");
+        assert!(
+            repo == EMBEDDED_DEFAULT,
+            "config.toml and server/src/default_config.toml differ: copy one onto the other"
+        );
+    }
+
+    /// Every key the config reads appears in the shipped file, set or commented out.
+    #[test]
+    fn the_shipped_config_shows_every_key() {
+        let mut config = Config::parse(EMBEDDED_DEFAULT, "embedded").unwrap();
+        config.server.api_token = Some("x".into());
+        let replicate = &mut config.engine.replicate;
+        replicate.api_token = Some("x".into());
+        replicate.webhook_base_url = Some("x".into());
+        replicate.webhook_secret = Some("x".into());
+        config.engine.outputs.public_base_url = Some("x".into());
+        let workflow = config.engine.workflows.get_mut("tryon").unwrap();
+        workflow.version = Some("x".into());
+        workflow.step_timeout = Some(std::time::Duration::from_secs(1));
+        workflow.task_timeout = Some(std::time::Duration::from_secs(1));
+        workflow.max_in_flight = Some(1);
+        let full: toml::Table = toml::from_str(&config.masked_toml().unwrap()).unwrap();
+        let shown = |key: &str| {
+            EMBEDDED_DEFAULT
+                .lines()
+                .map(|line| line.trim_start_matches('#').trim_start())
+                .any(|line| line.starts_with(&format!("{key} = ")))
+        };
+        let mut missing = vec![];
+        for (section, keys) in &full {
+            let sections = match (section.as_str(), keys.as_table()) {
+                ("workflows", Some(workflows)) => workflows.values().collect(),
+                (_, Some(_)) => vec![keys],
+                _ => vec![],
+            };
+            for table in sections.iter().filter_map(|t| t.as_table()) {
+                for key in table.keys() {
+                    // `[replicate]` is printed in `_ms` names; the file shows the plain ones.
+                    let plain = key.strip_suffix("_ms").unwrap_or(key);
+                    let table_key = matches!(key.as_str(), "input" | "first");
+                    if !table_key && !shown(plain) {
+                        missing.push(format!("{section}.{key}"));
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not in config.toml: {missing:?}");
     }
 }

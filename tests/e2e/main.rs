@@ -45,5 +45,7 @@ mod restart_backlog;
 mod retention;
 // `serve --simulate` killed and restarted.
 mod simulate_restart;
+// Refused starts: a rejected token, a busy port, a data dir in use.
+mod startup;
 // Webhook deliveries: valid, forged, replayed, lost, and the simulator's own.
 mod webhooks;

@@ -17,6 +17,7 @@
 pub mod browser;
 pub mod fixtures;
 
+mod apart;
 mod app;
 
 pub use app::{is_finished, App};
@@ -73,6 +74,8 @@ pub async fn turn(load: Load) -> Turn {
 pub struct Env {
     pub sim: SimHandle,
     pub dir: tempfile::TempDir,
+    /// The simulator runs on its own runtime (`apart`); dropped after `sim`, it stops it.
+    _sim_runtime: apart::SimRuntime,
     _turn: Turn,
 }
 
@@ -86,12 +89,14 @@ impl Env {
     pub async fn start_with(
         load: Load,
         processing_ms: u64,
-        tweak: impl FnOnce(&mut SimConfig),
+        tweak: impl FnOnce(&mut SimConfig) + Send + 'static,
     ) -> Env {
         let turn = turn(load).await;
+        let (sim, sim_runtime) = apart::start_sim_apart(processing_ms, tweak).await;
         Env {
-            sim: start_sim_with(processing_ms, tweak).await,
+            sim,
             dir: tempfile::tempdir().unwrap(),
+            _sim_runtime: sim_runtime,
             _turn: turn,
         }
     }
