@@ -46,7 +46,10 @@ enum Command {
         simulate: bool,
     },
     /// Validate a configuration file and print the effective settings, secrets masked.
-    CheckConfig { path: Option<PathBuf> },
+    CheckConfig {
+        /// Configuration file. Default: ./config.toml if present, else the embedded defaults.
+        path: Option<PathBuf>,
+    },
     /// List, show, follow, cancel and retry tasks on a running server.
     Tasks(cli::TasksArgs),
     /// Read a stopped engine's data dir offline: counts, unfinished tasks, one task's journal.
@@ -75,5 +78,33 @@ fn main() -> ExitCode {
             eprintln!("stepwise: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// `stepwise <any command> --help` explains every flag and argument it lists.
+    #[test]
+    fn every_flag_and_argument_has_a_help_line() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "stepwise", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:?}");
     }
 }
