@@ -127,8 +127,13 @@ pub async fn task_events(
         last: task,
     };
     let events = futures::stream::unfold(stream, Stream::next);
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+    // Proxies that buffer responses (nginx by default) would hold the stream back until it
+    // ends; this header asks them not to, so a client behind one sees each change live.
+    let unbuffered = [("x-accel-buffering", HeaderValue::from_static("no"))];
+    Ok((
+        unbuffered,
+        Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")),
+    )
         .into_response())
 }
 

@@ -45,6 +45,11 @@ async fn a_big_tasks_stream_sends_what_changed_and_merges_to_the_task() {
         .unwrap();
     let response = app.router.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-accel-buffering"],
+        "no",
+        "a buffering proxy is asked to pass each message on"
+    );
     let mut body = response.into_body().into_data_stream();
     let deadline = Instant::now() + WITHIN;
     let (mut bytes, mut messages, mut snapshots) = (0usize, 0usize, 0usize);
