@@ -9,7 +9,6 @@
 
 use crate::support::browser::*;
 use crate::support::*;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -238,15 +237,7 @@ impl Simulated {
             .stderr(log)
             .spawn()
             .expect("the stepwise binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("stepwise listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
+        let rx = announced_url(&mut child);
         let mut server = Simulated {
             child,
             url: String::new(),

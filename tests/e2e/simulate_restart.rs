@@ -3,9 +3,8 @@
 //! finishes on the predictions the first run created; no step gets a second prediction.
 //! Only the public HTTP APIs are used: the engine's, and the simulator's (found in the log).
 
-use crate::support::{eventually, turn, Load};
+use crate::support::{announced_url, eventually, turn, Load};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -39,15 +38,7 @@ impl Server {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("the stepwise binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("stepwise listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
+        let rx = announced_url(&mut child);
         let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         let url = rx
             .recv_timeout(LIMIT)

@@ -55,15 +55,7 @@ impl App {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("the stepwise binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("stepwise listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
+        let rx = announced_url(&mut child);
         let url = rx.recv_timeout(START_WITHIN).unwrap_or_else(|_| {
             panic!(
                 "stepwise did not start; log:\n{}",
@@ -198,4 +190,21 @@ impl Drop for App {
 /// Whether a task (as the API shows it) has reached a terminal status.
 pub fn is_finished(task: &Value) -> bool {
     ["succeeded", "failed", "canceled"].contains(&task["status"].as_str().unwrap_or(""))
+}
+
+/// The URL a spawned `stepwise serve` announces on stdout ("stepwise listening on URL"),
+/// delivered once it is printed; the rest of stdout is read and dropped, so the child never
+/// blocks on a full pipe.
+pub fn announced_url(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    // Every caller spawns the child with `Stdio::piped()` stdout.
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("stepwise listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    rx
 }

@@ -20,7 +20,7 @@ pub mod fixtures;
 mod apart;
 mod app;
 
-pub use app::{is_finished, App};
+pub use app::{announced_url, is_finished, App};
 pub use fixtures::*;
 
 use replicate_sim::{SimConfig, SimHandle};
