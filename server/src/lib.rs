@@ -1,12 +1,13 @@
 //! stepwise-server: the HTTP API (axum on hyper) over an engine handle.
 //!
-//! Layout: `config` (the config file: `[server]` and the engine's sections), `routes` (handlers), `files` (kept output files, streamed from disk), `render` (the
+//! Layout: `config` (the config file: `[server]` and the engine's sections), `routes` (handlers), `dashboard` (the embedded page and its assets), `files` (kept output files, streamed from disk), `render` (the
 //! task's JSON shape, also used by the CLI), `live` (streams, long polls), `prediction` (a
 //! step's prediction fetched from Replicate), `error` (every API error and its status in one place). `router` builds
 //! the app so tests can drive it without a socket; `serve` runs it on a listener until the
 //! shutdown token fires.
 
 pub mod config;
+mod dashboard;
 mod error;
 mod example;
 mod files;
@@ -130,7 +131,11 @@ pub fn router(engine: Engine, config: &ServerConfig, shutdown: CancellationToken
         )
         .route(
             "/",
-            get(routes::dashboard).fallback(routes::method_not_allowed),
+            get(dashboard::page).fallback(routes::method_not_allowed),
+        )
+        .route(
+            "/dashboard/{file}",
+            get(dashboard::asset).fallback(routes::method_not_allowed),
         )
         .route(
             "/healthz",

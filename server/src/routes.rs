@@ -281,21 +281,6 @@ pub async fn list_tasks(
     .into_response())
 }
 
-/// The built-in dashboard: one static page embedded in the binary (no CDN, no build step).
-pub async fn dashboard() -> Response {
-    let page = include_str!("../dashboard/index.html");
-    let headers = [
-        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-        (header::CACHE_CONTROL, "no-cache"),
-        (
-            header::HeaderName::from_static("x-content-type-options"),
-            "nosniff",
-        ),
-        (header::HeaderName::from_static("x-frame-options"), "DENY"),
-    ];
-    (headers, page).into_response()
-}
-
 /// Prometheus metrics: what the engine counted, and its gauges read now.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     use std::sync::atomic::Ordering::Relaxed;

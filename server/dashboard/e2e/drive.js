@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Drives the built-in dashboard (server/dashboard/index.html, served by the engine at GET /)
-// in a real headless Chromium. Run by tests/e2e/dashboard.rs; reuses the playwright-core install
-// of examples/frontend/e2e (NODE_PATH=examples/frontend/e2e/node_modules).
+// Drives the built-in dashboard (server/dashboard/: index.html at GET /, its CSS and scripts at
+// GET /dashboard/{file}) in a real headless Chromium. Run by tests/e2e/dashboard.rs; reuses the
+// playwright-core install of examples/frontend/e2e (NODE_PATH=examples/frontend/e2e/node_modules).
 //
 //   node drive.js --scenario protected|open --url http://127.0.0.1:ENGINE/ [--token T]
 //                 [--screenshots DIR] [--chromium /usr/bin/chromium] [--timeout-ms 20000]
@@ -384,10 +384,24 @@ const scenarios = {
   },
 };
 
+/** Runs `scenario`, then fails if the page's Content-Security-Policy refused anything (an
+ * inline script or handler, a script from elsewhere): Chromium only logs those to the console. */
+function refusingCspViolations(scenario) {
+  return async (page, args) => {
+    const refused = [];
+    page.on("console", (msg) => {
+      if (/Content Security Policy/i.test(msg.text())) refused.push(msg.text());
+    });
+    const result = await scenario(page, args);
+    check(refused.length === 0, `the page's CSP refused: ${refused.join("; ")}`);
+    return result;
+  };
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   await runScenario({
-    scenarios,
+    scenarios: Object.fromEntries(Object.entries(scenarios).map(([name, run]) => [name, refusingCspViolations(run)])),
     args,
     viewport: { width: 1440, height: 1000 },
     profilePrefix: "stepwise-dashboard-chromium-",

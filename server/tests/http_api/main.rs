@@ -6,11 +6,13 @@
 //! - `shapes`: starts, idempotency keys, listing and paging, every error code, the API token;
 //! - `list`: summaries, `?expand=steps`, `?q=` search, progress, a step's prediction;
 //! - `stream`: a 2 000-step task's event stream, sent as deltas and merged back;
+//! - `dashboard`: the embedded page and its CSS and scripts, their headers, a 404 for others;
 //! - `fuzz`: a barrage of malformed, mistyped, oversized and odd requests over raw TCP, and a
 //!   property test of random start bodies.
 //!
 //! `support` starts the API; `cargo test --workspace --test http_api` runs these alone.
 
+mod dashboard;
 mod fuzz;
 mod list;
 mod shapes;
