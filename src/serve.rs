@@ -2,7 +2,7 @@
 //! dir (`startup`), optionally start the simulator, launch the engine and the HTTP API, and
 //! stop both cleanly on SIGINT/SIGTERM.
 
-mod startup;
+pub mod startup;
 
 use anyhow::{bail, Context};
 use std::path::PathBuf;

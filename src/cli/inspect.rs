@@ -10,6 +10,7 @@ use clap::Args;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use stepwise::serve::startup::{DataDirLock, LockError};
 use stepwise_engine::journal::{KvStore, ListQuery, Store};
 use stepwise_engine::model::TaskId;
 use stepwise_engine::time::rfc3339;
@@ -45,7 +46,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
         "{} is not a stepwise data dir",
         data_dir.display()
     );
-    refuse_if_in_use(&data_dir)?;
+    let _lock = lock_unless_in_use(&data_dir)?;
     let store = KvStore::open(&data_dir, 16 << 20).context("cannot open the data dir")?;
     if let Some(id) = args.task {
         return show_task(&store, &id, args.json);
@@ -155,22 +156,17 @@ fn detail(event: &Value) -> String {
         .join(" ")
 }
 
-/// A running server holds the data dir's lock (sled's `flock` on `db`): say so at once
-/// rather than wait for it or fail with sled's message.
-fn refuse_if_in_use(data_dir: &Path) -> anyhow::Result<()> {
-    use fs2::FileExt;
-    let db = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(data_dir.join("db"))
-        .with_context(|| format!("cannot open {}", data_dir.join("db").display()))?;
-    if db.try_lock_exclusive().is_err() {
-        anyhow::bail!(
+/// Locks the data dir as `serve` does, held while reading, so a running server is refused at
+/// once in one line (rather than waited for, or failed on with sled's message), and no server
+/// starts on the dir meanwhile.
+fn lock_unless_in_use(data_dir: &Path) -> anyhow::Result<DataDirLock> {
+    DataDirLock::try_take(data_dir).map_err(|error| match error {
+        LockError::InUse => anyhow::anyhow!(
             "the data dir {} is in use by a running server; stop it or query the API",
             data_dir.display()
-        );
-    }
-    // Let go before sled takes the same lock.
-    fs2::FileExt::unlock(&db)?;
-    Ok(())
+        ),
+        LockError::Io(error) => {
+            anyhow::anyhow!("cannot lock the data dir {}: {error}", data_dir.display())
+        }
+    })
 }

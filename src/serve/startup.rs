@@ -66,25 +66,40 @@ pub struct DataDirLock {
     _file: File,
 }
 
+/// Why [`DataDirLock::try_take`] got no lock.
+pub enum LockError {
+    /// A live process holds the data dir.
+    InUse,
+    Io(std::io::Error),
+}
+
 impl DataDirLock {
     /// Creates the data dir if needed and locks it.
     pub fn take(dir: &Path) -> anyhow::Result<DataDirLock> {
         let cannot =
             |error: std::io::Error| anyhow!("cannot use the data dir {}: {error}", dir.display());
         std::fs::create_dir_all(dir).map_err(cannot)?;
+        DataDirLock::try_take(dir).map_err(|error| match error {
+            LockError::InUse => anyhow!(
+                "the data dir {} is in use by another stepwise process",
+                dir.display()
+            ),
+            LockError::Io(error) => cannot(error),
+        })
+    }
+
+    /// Locks an existing data dir, without waiting.
+    pub fn try_take(dir: &Path) -> Result<DataDirLock, LockError> {
         let file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
             .open(dir.join(LOCK_FILE))
-            .map_err(cannot)?;
+            .map_err(LockError::Io)?;
         match file.try_lock_exclusive() {
             Ok(()) => Ok(DataDirLock { _file: file }),
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Err(anyhow!(
-                "the data dir {} is in use by another stepwise process",
-                dir.display()
-            )),
-            Err(error) => Err(cannot(error)),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => Err(LockError::InUse),
+            Err(error) => Err(LockError::Io(error)),
         }
     }
 }
