@@ -8,8 +8,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
-use stepwise_engine::changes::Watch;
+use stepwise_engine::changes::{TaskChange, Watch};
 use stepwise_engine::model::{Task, TaskId};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -124,7 +125,11 @@ pub async fn task_events(
         sent: task.seq,
         done: task.status.is_terminal(),
         first,
-        last: task,
+        last: Arc::new(TaskChange {
+            seq: task.seq,
+            kinds: Vec::new(),
+            task,
+        }),
     };
     let events = futures::stream::unfold(stream, Stream::next);
     // Proxies that buffer responses (nginx by default) would hold the stream back until it
@@ -146,7 +151,8 @@ struct Stream {
     done: bool,
     first: Option<Event>,
     /// The task as the client has it after the last message: what the next one is a delta of.
-    last: Task,
+    /// Kept as the change it came in (shared with the other watchers), not copied.
+    last: Arc<TaskChange>,
 }
 
 impl Stream {
@@ -165,8 +171,8 @@ impl Stream {
             let event = match change {
                 Ok(change) if change.seq <= self.sent => continue,
                 Ok(change) => {
-                    let event = delta(&self.state, &change.kinds, &self.last, &change.task);
-                    self.last = change.task.clone();
+                    let event = delta(&self.state, &change.kinds, &self.last.task, &change.task);
+                    self.last = change;
                     event
                 }
                 // This stream fell behind and missed changes: the client still has `last`, so
@@ -174,8 +180,12 @@ impl Stream {
                 // slow the stream further, and a big task's stream would lag for good).
                 Err(RecvError::Lagged(_)) => match self.state.engine.task(&self.id) {
                     Ok(Some(task)) if task.seq > self.sent => {
-                        let event = delta(&self.state, &["resync"], &self.last, &task);
-                        self.last = task;
+                        let event = delta(&self.state, &["resync"], &self.last.task, &task);
+                        self.last = Arc::new(TaskChange {
+                            seq: task.seq,
+                            kinds: vec!["resync"],
+                            task,
+                        });
                         event
                     }
                     Ok(Some(_)) => continue,
@@ -183,8 +193,8 @@ impl Stream {
                 },
                 Err(RecvError::Closed) => return None,
             };
-            self.sent = self.last.seq;
-            self.done = self.last.status.is_terminal();
+            self.sent = self.last.task.seq;
+            self.done = self.last.task.status.is_terminal();
             return Some((Ok(event), self));
         }
     }
@@ -227,7 +237,9 @@ fn delta(state: &AppState, kinds: &[&str], before: &Task, after: &Task) -> Event
         .map(|(_, step)| render::step(step))
         .collect();
     let message = Message {
-        kind: kinds.last().copied().unwrap_or("snapshot"),
+        // A commit journals at least one event; "change" only names an empty list, which must
+        // not read as a snapshot (clients replace the whole task on one).
+        kind: kinds.last().copied().unwrap_or("change"),
         kinds,
         seq: after.seq,
         task: render::summary(after, state.engine.queue_position(&after.id)),
