@@ -275,9 +275,21 @@ pub struct Task {
     pub seq: u64,
 }
 
+/// How far a task got, as the API counts it (docs/API.md, "Progress").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Steps that succeeded.
+    pub completed: u32,
+    /// The 1-based index of the first step that has not succeeded (the one running, waiting,
+    /// or where the task stopped); `total` once every step succeeded.
+    pub current: u32,
+    pub total: u32,
+}
+
 impl Task {
-    /// The 1-based step in progress: 0 before step 1 starts, the step count once succeeded,
-    /// the step that ended the task when it failed or was canceled.
+    /// The 1-based step in progress, as the runtime reads it: 0 before step 1 starts, the
+    /// step count once succeeded, the step that ended the task when it failed or was canceled.
+    /// What the API, the CLI and the dashboard show is [`Task::progress`].
     pub fn current_step(&self) -> u32 {
         if self.status == TaskStatus::Succeeded {
             return self.steps.len() as u32;
@@ -299,6 +311,21 @@ impl Task {
     /// recovery index.
     pub fn is_settled(&self) -> bool {
         self.status.is_terminal() && !self.steps.iter().any(|step| step.cancel_pending)
+    }
+
+    /// How far the task got, as the API counts it (docs/API.md, "Progress").
+    pub fn progress(&self) -> Progress {
+        let total = self.steps.len() as u32;
+        let current = self
+            .steps
+            .iter()
+            .find(|step| step.status != StepStatus::Succeeded)
+            .map_or(total, |step| step.index);
+        Progress {
+            completed: self.completed_steps(),
+            current,
+            total,
+        }
     }
 
     /// Number of steps that succeeded.

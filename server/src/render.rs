@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use stepwise_engine::model::{Json, Millis, Step, StepStatus, Task, TaskStatus};
+use stepwise_engine::model::{Json, Millis, Progress, Step, Task, TaskStatus};
 use stepwise_engine::time::rfc3339;
 
 #[derive(Serialize)]
@@ -47,31 +47,6 @@ pub struct StepView<'a> {
     completed_at: Option<String>,
 }
 
-/// How far a task got, as the API counts it (docs/API.md, "Progress").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
-    /// Steps that succeeded.
-    pub completed: u32,
-    /// The 1-based index of the first step that has not succeeded (the one running, waiting,
-    /// or where the task stopped); `total` once every step succeeded.
-    pub current: u32,
-    pub total: u32,
-}
-
-pub fn progress(task: &Task) -> Progress {
-    let total = task.steps.len() as u32;
-    let current = task
-        .steps
-        .iter()
-        .find(|step| step.status != StepStatus::Succeeded)
-        .map_or(total, |step| step.index);
-    Progress {
-        completed: task.completed_steps(),
-        current,
-        total,
-    }
-}
-
 /// The task with its steps; `queue_position` is its 1-based place while a concurrency cap
 /// holds it back.
 pub fn task(task: &Task, queue_position: Option<usize>) -> TaskView<'_> {
@@ -86,7 +61,7 @@ pub fn summary(task: &Task, queue_position: Option<usize>) -> TaskView<'_> {
         completed,
         current,
         total,
-    } = progress(task);
+    } = task.progress();
     // The task's output with kept file URLs: the last step's, once the task succeeded.
     let kept_output = match (task.status, task.steps.last()) {
         (TaskStatus::Succeeded, Some(last)) => raw_opt(&last.kept_output),

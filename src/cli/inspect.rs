@@ -72,7 +72,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     if args.json {
         let stuck: Vec<_> = unfinished
             .iter()
-            .map(|t| serde_json::json!({"id": t.id.to_string(), "workflow": t.workflow, "status": t.status.as_str(), "current_step": render::progress(t).current, "updated_at": rfc3339(t.updated_at)}))
+            .map(|t| serde_json::json!({"id": t.id.to_string(), "workflow": t.workflow, "status": t.status.as_str(), "current_step": t.progress().current, "updated_at": rfc3339(t.updated_at)}))
             .collect();
         line(serde_json::to_string_pretty(
             &serde_json::json!({ "counts": counts, "unfinished": stuck }),
@@ -89,7 +89,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<()> {
     ))?;
     let mut table = Table::new(&["ID", "WORKFLOW", "STATUS", "STEP", "LAST CHANGE"]);
     for task in unfinished.iter().take(50) {
-        let progress = render::progress(task);
+        let progress = task.progress();
         let step = format!("{}/{}", progress.current, progress.total);
         table.row(vec![
             task.id.to_string(),
@@ -119,7 +119,7 @@ fn show_task(store: &impl Store, id: &str, json: bool) -> anyhow::Result<()> {
         let both = serde_json::json!({ "task": task, "events": events });
         return line(serde_json::to_string_pretty(&both)?);
     }
-    let progress = render::progress(&task);
+    let progress = task.progress();
     line(format!(
         "{}  {}  {}  {}/{} steps succeeded",
         task.id,
