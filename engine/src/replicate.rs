@@ -71,11 +71,13 @@ pub enum ClientError {
     /// Worth trying again later, after `retry_after` when the server said so. `refused`:
     /// the call surely did nothing (a 429, or no connection was made), so a create it stood
     /// for made no prediction.
+    /// `rate_limited`: Replicate answered 429.
     #[error("{message}")]
     Retryable {
         message: String,
         retry_after: Option<Duration>,
         refused: bool,
+        rate_limited: bool,
     },
     /// Trying again will not help; `detail` is the provider's explanation.
     #[error("HTTP {status}: {detail}")]
@@ -137,6 +139,7 @@ impl ClientError {
             message,
             retry_after: None,
             refused: false,
+            rate_limited: false,
         }
     }
 
@@ -228,10 +231,10 @@ impl ReplicateClient {
         match self.send_now("get", &self.others, self.http.get(url)).await {
             Ok(value) => Ok(value),
             Err(ClientError::Retryable {
-                message,
                 retry_after,
-                refused: true,
-            }) if message.starts_with("HTTP 429") => Err(LookupError::RateLimited(
+                rate_limited: true,
+                ..
+            }) => Err(LookupError::RateLimited(
                 retry_after.unwrap_or(Duration::from_secs(1)),
             )),
             Err(error) => Err(LookupError::Upstream(error)),
@@ -360,6 +363,7 @@ impl ReplicateClient {
                 message: format!("request failed: {}", describe(&e)),
                 retry_after: None,
                 refused,
+                rate_limited: false,
             }
         })?;
         let status = response.status();
@@ -393,6 +397,7 @@ impl ReplicateClient {
                 message,
                 retry_after,
                 refused: code == 429,
+                rate_limited: code == 429,
             })
         } else {
             Err(ClientError::Final {
@@ -408,6 +413,7 @@ fn retryable(message: String, retry_after: Option<Duration>) -> ClientError {
         message,
         retry_after,
         refused: false,
+        rate_limited: false,
     }
 }
 

@@ -252,6 +252,7 @@ fn a_create_that_may_have_landed_is_searched_for_but_a_refused_one_is_not() {
         message: "429".into(),
         retry_after: Some(Duration::from_secs(7)),
         refused: true,
+        rate_limited: true,
     };
     rig.send(Msg::Created {
         id,
@@ -275,6 +276,7 @@ fn a_create_that_may_have_landed_is_searched_for_but_a_refused_one_is_not() {
         message: "timed out".into(),
         retry_after: None,
         refused: false,
+        rate_limited: false,
     };
     rig.send(Msg::Created {
         id,

@@ -190,6 +190,7 @@ impl Runtime {
                 message,
                 retry_after,
                 refused,
+                ..
             }) => {
                 let sent = active.task.step(step).is_some_and(|s| s.sent.is_some());
                 if policy::create_may_have_landed(sent, refused) {
