@@ -1,14 +1,16 @@
 //! Workflow definitions: a named model or version plus an input template per step
 //! (`template`: `{{params.X}}`, `{{item.X}}`, `{{previous.output}}`, alone or inside text).
 //! Templates are compiled and checked at startup; start requests are checked before anything
-//! is written. No IO.
+//! is written (`size`: the `[limits]` on both). No IO.
 
+mod size;
 mod template;
 
 pub use template::Scope;
 
 use crate::config::{LimitsConfig, WorkflowConfig};
 use serde_json::Value;
+use size::{json_len, long_string_in};
 use std::time::Duration;
 use template::Template;
 
@@ -190,59 +192,6 @@ impl Workflow {
         self.check_size(&input)?;
         Ok(input)
     }
-}
-
-/// The path of the first string in `value` (itself at `path`) longer than `max` bytes. A
-/// start checks every string of its request, so no path is built unless one is too long.
-fn long_string_in(value: &Value, path: impl FnOnce() -> String, max: usize) -> Option<String> {
-    if any_long(value, max) {
-        long_path(value, path(), max)
-    } else {
-        None
-    }
-}
-
-fn any_long(value: &Value, max: usize) -> bool {
-    match value {
-        Value::String(text) => text.len() > max,
-        Value::Object(map) => map.values().any(|v| any_long(v, max)),
-        Value::Array(items) => items.iter().any(|v| any_long(v, max)),
-        _ => false,
-    }
-}
-
-/// `long_string_in`, once `value` is known to hold a long string.
-fn long_path(value: &Value, path: String, max: usize) -> Option<String> {
-    match value {
-        Value::String(_) => Some(path),
-        Value::Object(map) => {
-            let (key, inner) = map.iter().find(|(_, v)| any_long(v, max))?;
-            long_path(inner, format!("{path}.{key}"), max)
-        }
-        Value::Array(items) => {
-            let (i, inner) = items.iter().enumerate().find(|(_, v)| any_long(v, max))?;
-            long_path(inner, format!("{path}[{i}]"), max)
-        }
-        _ => None,
-    }
-}
-
-/// Bytes of `value` as compact JSON, without building the text.
-fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing a `Value` cannot fail (its map keys are strings) and `Count` never errors.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }
 
 fn valid_model(model: &str) -> bool {
