@@ -48,8 +48,9 @@ pub(super) fn request_step(workflows: &HashMap<String, Workflow>, task: &Task, s
         item: &item,
         previous_output: previous_output.as_ref(),
         previous_kept_output: previous_kept.as_ref(),
+        stage_outputs: &|_, _| Vec::new(),
     };
-    match workflow.step_input(step, &scope) {
+    match workflow.step_input(0, Some(step as usize - 1), &scope) {
         Ok(input) => step_requested(task, step, Json::from_value(&input)),
         Err(error) => fail(format!("cannot build the input: {error}")),
     }
@@ -296,13 +297,13 @@ impl Runtime {
         };
         let task = &active.task;
         let call = |step: u32, input: serde_json::Value| PredictionCall {
-            target: workflow.target.clone(),
+            target: workflow.stages[0].target.clone(),
             input,
             search: active.unresolved.map(|until| {
                 let from = sent_from(task, step) - CLOCK_SKEW_MS;
                 (from, until + CLOCK_SKEW_MS)
             }),
-            cancel_after: workflow.step_timeout,
+            cancel_after: workflow.stages[0].step_timeout,
         };
         let attempt_of = |step: u32| task.step(step).map_or(0, |s| s.attempt);
         let effect = match machine::decide(task) {

@@ -117,7 +117,7 @@ impl Runtime {
         let retries = self
             .workflows
             .get(&active.task.workflow)
-            .map_or(0, |w| w.step_retries);
+            .map_or(0, |w| w.stages[0].step_retries);
         let attempt = active.task.step(step).map_or(u32::MAX, |s| s.attempt);
         let at = crate::time::now_millis();
         let event = if policy::retries_attempt(attempt, retries) {

@@ -122,7 +122,7 @@ impl Runtime {
 
     fn step_time_left(&self, id: TaskId, step: u32) -> Option<Duration> {
         let active = self.active.get(&id)?;
-        let timeout = self.workflows.get(&active.task.workflow)?.step_timeout?;
+        let timeout = self.workflows.get(&active.task.workflow)?.stages[0].step_timeout?;
         let started = active.task.step(step)?.started_at?;
         Some(time_left(timeout, started, crate::time::now_millis()))
     }
@@ -132,7 +132,7 @@ impl Runtime {
             .active
             .get(&id)
             .and_then(|a| self.workflows.get(&a.task.workflow))
-            .and_then(|w| w.step_timeout);
+            .and_then(|w| w.stages[0].step_timeout);
         match timeout {
             Some(timeout) => format!("step timed out after {}", human(timeout)),
             None => "step timed out".into(),
