@@ -341,7 +341,10 @@ impl Runtime {
                 lane.failures = 0;
                 let starting = prediction.phase() == Phase::Starting;
                 lane.poll_delay = policy.next_poll(lane.poll_delay, starting);
-                if !self.observe(id, step, &prediction) {
+                // A task that ended meanwhile (a sibling branch failed, a cancel) needs no
+                // more checks: its commit asks for the cancel at once instead.
+                let ended = active.task.status.is_terminal();
+                if !self.observe(id, step, &prediction) && !ended {
                     let delay = self.next_check_delay(id, step);
                     self.schedule(id, step, delay);
                 }

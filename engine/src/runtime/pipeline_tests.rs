@@ -237,3 +237,39 @@ fn a_fallback_that_succeeds_records_its_model_on_the_step() {
     );
     assert_eq!(creates(&rig.take())[0].0, 3, "the sheet runs next");
 }
+
+#[test]
+fn a_cancel_while_a_branch_is_being_checked_stops_it_when_the_check_is_back() {
+    let mut rig = Rig::with_workflow("lookbook", LOOKBOOK, None, false);
+    let id = start(&mut rig, &[1, 2]);
+    past_cutout(&mut rig, id);
+    rig.send(made(id, 2, 1));
+    rig.send(made(id, 3, 1));
+    rig.take();
+    {
+        let _context = rig.tokio.enter();
+        rig.runtime.on_due(id, 3);
+        rig.runtime.run_effects();
+    }
+    assert!(matches!(rig.take().as_slice(), [Effect::Check { step: 3, .. }]));
+    let (reply, answer) = oneshot::channel();
+    rig.send(Msg::Cancel { id, reply });
+    answer.blocking_recv().unwrap().expect("canceled");
+    let cancels = |effects: Vec<Effect>| -> Vec<u32> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Cancel { step, .. } => Some(*step),
+                Effect::Schedule { step, .. } => panic!("step {step} waits for a timer"),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(cancels(rig.take()), [2], "step 3's check is still out");
+    rig.send(ended(id, 3, 1, "processing", json!(null)));
+    assert_eq!(
+        cancels(rig.take()),
+        [3],
+        "canceled as soon as its check is back, not at its next poll"
+    );
+}
