@@ -1,8 +1,8 @@
 // timeline.js: the task's history (GET /v1/tasks/{id}/journal) and the timeline
 // (waterfall) of its steps built from it.
 // Classic script of the stepwise dashboard (index.html loads api.js, list.js, task.js,
-// timeline.js, live.js, main.js in that order). The files share top-level names: each
-// uses what an earlier one declares; only main.js runs the page at load.
+// steps.js, timeline.js, live.js, main.js in that order). The files share top-level names:
+// each uses what an earlier one declares; only main.js runs the page at load.
 "use strict";
 
 // ---------- journal ----------
@@ -104,8 +104,20 @@ function renderTimeline() {
   const phases = phasesOf(state.events);
   const pct = (t) => `${(100 * Math.min(Math.max(t - t0, 0), span)) / span}%`;
   const children = [];
+  // A pipeline's rows go under a line per stage; a parallel stage's branches overlap in time,
+  // each on its own row.
+  const stages = namedStages(task);
+  const byIndex = new Map((task.steps || []).map((s) => [s.index, s]));
+  let stageShown = null;
   for (let i = 1; i <= (task.total_steps || phases.size); i += 1) {
     const r = phases.get(i) || { index: i, segs: [], tries: 0 };
+    const step = byIndex.get(i);
+    if (stages && step && step.stage !== stageShown) {
+      stageShown = step.stage;
+      const stage = stages.find((s) => s.name === step.stage);
+      children.push(el("div", { class: "tl-stage", "data-stage": step.stage }, el("b", { text: step.stage }), stage ? ` · ${runsText(stage)}` : ""));
+    }
+    const item = stages && step && step.item_index != null ? ` · item ${step.item_index + 1}` : "";
     const totals = { queued: 0, starting: 0, processing: 0 };
     const segs = r.segs.map((seg) => {
       const to = seg.to ?? (done ? t1 : Date.now());
@@ -123,7 +135,7 @@ function renderTimeline() {
     const lastSeg = r.segs[r.segs.length - 1];
     const whole = first ? (lastSeg.to ?? (done ? t1 : Date.now())) - first.from : NaN;
     children.push(
-      el("span", { class: "tl-label", text: `step ${i}${r.tries > 1 ? ` · ${r.tries} tries` : ""}` }),
+      el("span", { class: "tl-label", text: `step ${i}${item}${r.tries > 1 ? ` · ${r.tries} tries` : ""}` }),
       el("div", { class: "tl-track", "data-step": i, title: summary || "not started" }, segs),
       el("span", { class: "tl-total", title: summary, text: first ? duration(whole) : "—" }));
   }
