@@ -43,6 +43,8 @@ function renderJournal(events) {
     const details = el("td", { class: "j-detail" });
     const bits = [];
     if (e.kind === "task_created") bits.push(`workflow ${e.workflow}, ${e.items} item${e.items === 1 ? "" : "s"}`);
+    if (Array.isArray(e.stages) && e.stages.length) bits.push(`stages ${e.stages.join(" → ")}`);
+    if (e.kind === "fallback_requested" && e.model) bits.push(`on fallback ${e.model}`);
     if (e.idempotency_key) bits.push(`idempotency key ${e.idempotency_key}`);
     if (e.prediction_id) bits.push(el("span", {}, "prediction ", el("span", { class: "prediction-id", text: e.prediction_id })));
     if (e.canceled) bits.push("canceled at Replicate");
@@ -65,7 +67,7 @@ function renderJournal(events) {
 }
 
 // ---------- timeline (waterfall) of the steps, from the journal ----------
-/** Per step, its phases in order: queued (requested, create not sent), starting (create sent or prediction created), processing (started), each ended by the next phase or the attempt's end. */
+/** Per step, its phases in order: queued (requested, on its model or its fallback, create not sent), starting (create sent or prediction created), processing (started), each ended by the next phase or the attempt's end. */
 function phasesOf(events) {
   const steps = new Map();
   const row = (i) => steps.get(i) || steps.set(i, { index: i, segs: [], open: null, tries: 0 }).get(i);
@@ -80,7 +82,7 @@ function phasesOf(events) {
     }
     const r = row(e.step);
     switch (e.kind) {
-      case "step_requested": r.tries += 1; begin(r, "queued", at); break;
+      case "step_requested": case "fallback_requested": r.tries += 1; begin(r, "queued", at); break;
       case "create_sent": begin(r, "starting", at); break;
       case "prediction_created": if (!r.open || r.open.phase === "queued") begin(r, "starting", at); break;
       case "prediction_started": begin(r, "processing", at); break;
