@@ -21,9 +21,32 @@ pub enum Target {
     Version(String),
 }
 
+impl Target {
+    /// `owner/name`, or the version id.
+    pub fn label(&self) -> &str {
+        match self {
+            Target::Model(model) | Target::Version(model) => model,
+        }
+    }
+}
+
+/// TEMPORARY shim (replaced by the stages compiler): the one-model form as one stage.
+#[derive(Clone, Debug)]
+pub struct Stage {
+    pub name: String,
+    pub target: Target,
+    pub fallback: Option<Target>,
+    pub each: bool,
+    pub parallel: bool,
+    pub max_parallel: Option<u32>,
+    pub step_retries: u32,
+    pub step_timeout: Option<Duration>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Workflow {
     pub name: String,
+    pub stages: Vec<Stage>,
     pub target: Target,
     pub max_items: usize,
     pub step_retries: u32,
@@ -104,6 +127,16 @@ impl Workflow {
         match target {
             Some(target) if problems.is_empty() => Ok(Workflow {
                 name: name.to_owned(),
+                stages: vec![Stage {
+                    name: crate::model::LEGACY_STAGE.into(),
+                    target: target.clone(),
+                    fallback: None,
+                    each: true,
+                    parallel: false,
+                    max_parallel: None,
+                    step_retries: config.step_retries,
+                    step_timeout: config.step_timeout,
+                }],
                 target,
                 max_items: config.max_items,
                 step_retries: config.step_retries,
@@ -151,6 +184,7 @@ impl Workflow {
                 item,
                 previous_output: None,
                 previous_kept_output: None,
+                stage_outputs: &|_, _| Vec::new(),
             };
             if i == 0 {
                 // Step 1 has no previous step, so its input is final now. (A template reading
@@ -183,9 +217,23 @@ impl Workflow {
         Ok(())
     }
 
-    /// The prediction input of step `index` (1-based).
-    pub fn step_input(&self, index: u32, scope: &Scope) -> Result<Value, InputError> {
-        let template = if index == 1 { &self.first } else { &self.rest };
+    /// Whether some stage runs per item.
+    pub fn per_item(&self) -> bool {
+        self.stages.iter().any(|stage| stage.each)
+    }
+
+    /// The prediction input of a step of `stage` for item `item_index`.
+    pub fn step_input(
+        &self,
+        _stage: usize,
+        item_index: Option<usize>,
+        scope: &Scope,
+    ) -> Result<Value, InputError> {
+        let template = if item_index.unwrap_or(0) == 0 {
+            &self.first
+        } else {
+            &self.rest
+        };
         let input = template.fill(scope, false).map_err(InputError)?;
         self.check_size(&input)?;
         Ok(input)

@@ -115,9 +115,11 @@ impl Rig {
     }
 
     /// A timer of `id` fell due.
+    /// The timer of the task's running step fell due.
     fn due(&mut self, id: TaskId) {
         let _context = self.tokio.enter();
-        self.runtime.on_due(id);
+        let step = self.task(id).current_step().max(1);
+        self.runtime.on_due(id, step);
         self.runtime.run_effects();
     }
 

@@ -52,6 +52,8 @@ pub struct Scope<'a> {
     /// The previous output with its files' URLs replaced by the kept copies (`[outputs]
     /// keep`); `previous.kept_output` falls back to `previous.output` without it.
     pub previous_kept_output: Option<&'a Value>,
+    /// Outputs of an earlier stage by index, in item order (`kept`: the kept copies).
+    pub stage_outputs: &'a dyn Fn(usize, bool) -> Vec<Value>,
 }
 
 impl Template {

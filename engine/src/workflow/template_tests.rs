@@ -22,6 +22,7 @@ fn fill(template: &str, item: Value) -> Result<Value, String> {
         item: &item,
         previous_output: Some(&output),
         previous_kept_output: None,
+        stage_outputs: &|_, _| Vec::new(),
     };
     parse(json!(template)).unwrap().fill(&scope, false)
 }
@@ -189,6 +190,7 @@ fn the_start_check_leaves_previous_placeholders_as_written() {
         item: &item,
         previous_output: None,
         previous_kept_output: None,
+        stage_outputs: &|_, _| Vec::new(),
     };
     assert_eq!(
         template.fill(&scope, true).unwrap(),
