@@ -129,7 +129,7 @@ function stepNode(step, stage) {
     el("div", { class: "step-head" },
       el("span", { class: "step-num", text: `${step.index}` }),
       el("span", { class: `badge status s-${step.status}`, text: step.status }),
-      stage && step.item_index != null ? el("span", { class: "step-meta step-item", title: `items[${step.item_index}] of the start request`, text: `item ${step.item_index + 1}` }) : null,
+      stage && step.item_index != null ? el("span", { class: "step-meta step-item", title: `items[${step.item_index}] of the start request`, text: `item ${step.item_index}` }) : null,
       el("span", { class: "step-meta attempt", text: `attempt ${step.attempt}` }),
       fallbackOf(step) ? el("span", { class: "step-meta step-model", title: "its stage's retries were spent: this attempt ran on the fallback", text: `on fallback ${step.model}` }) : null,
       step.prediction_id ? el("span", { class: "step-meta" }, "prediction ", el("span", { class: "prediction-id", text: step.prediction_id })) : null),

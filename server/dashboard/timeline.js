@@ -43,7 +43,7 @@ function renderJournal(events) {
     const details = el("td", { class: "j-detail" });
     const bits = [];
     if (e.kind === "task_created") bits.push(`workflow ${e.workflow}, ${e.items} item${e.items === 1 ? "" : "s"}`);
-    if (Array.isArray(e.stages) && e.stages.length) bits.push(`stages ${e.stages.join(" → ")}`);
+    if (Array.isArray(e.stages) && e.stages.some((name) => name !== ONE_MODEL_STAGE)) bits.push(`stages ${e.stages.join(" → ")}`);
     if (e.kind === "fallback_requested" && e.model) bits.push(`on fallback ${e.model}`);
     if (e.idempotency_key) bits.push(`idempotency key ${e.idempotency_key}`);
     if (e.prediction_id) bits.push(el("span", {}, "prediction ", el("span", { class: "prediction-id", text: e.prediction_id })));
@@ -119,7 +119,7 @@ function renderTimeline() {
       const stage = stages.find((s) => s.name === step.stage);
       children.push(el("div", { class: "tl-stage", "data-stage": step.stage }, el("b", { text: step.stage }), stage ? ` · ${runsText(stage)}` : ""));
     }
-    const item = stages && step && step.item_index != null ? ` · item ${step.item_index + 1}` : "";
+    const item = stages && step && step.item_index != null ? ` · item ${step.item_index}` : "";
     const totals = { queued: 0, starting: 0, processing: 0 };
     const segs = r.segs.map((seg) => {
       const to = seg.to ?? (done ? t1 : Date.now());

@@ -52,12 +52,12 @@ pub fn find<'a>(stages: &'a [Value], name: &Value) -> Option<(usize, &'a Value)>
     stages.iter().enumerate().find(|(_, s)| &s["name"] == name)
 }
 
-/// The step's item, counted from 1 as people do (`item_index` counts from 0, as the start
-/// request's `items` array does); `-` for a stage that runs once.
+/// The step's item: its `item_index`, from 0 as in the start request's `items` (and in the
+/// task's error, `step 5 (variants, item 0)`); `-` for a stage that runs once.
 pub fn item(step: &Value) -> String {
     step["item_index"]
         .as_u64()
-        .map_or("-".into(), |i| (i + 1).to_string())
+        .map_or("-".into(), |i| i.to_string())
 }
 
 /// The model the step ran on when it is not its stage's own (its fallback's).
@@ -109,7 +109,7 @@ mod tests {
         let fallback = json!({"stage": "tryon", "model": "acme/tryon-lite", "item_index": 1});
         assert_eq!(fallback_model(&stages, &own), None);
         assert_eq!(fallback_model(&stages, &fallback), Some("acme/tryon-lite"));
-        assert_eq!(item(&fallback), "2");
+        assert_eq!(item(&fallback), "1");
         assert_eq!(item(&json!({"item_index": null})), "-");
     }
 }

@@ -335,6 +335,7 @@ mod tests {
             "stage 1/3 cutout: acme/rembg, once, 1/1 succeeded"
         );
         assert!(lines[4].starts_with("1     -     succeeded"), "{shown}");
+        assert!(lines[6].starts_with("2     0     succeeded"), "{shown}");
         assert_eq!(
             lines[5],
             "stage 2/3 tryon: acme/tryon, each item, chained, 2/2 succeeded"
@@ -344,7 +345,7 @@ mod tests {
             lines[8],
             "stage 3/3 variants: acme/variant, each item, in parallel (at most 2 at once), 0/2 succeeded"
         );
-        assert!(lines[10].starts_with("5     2     processing"), "{shown}");
+        assert!(lines[10].starts_with("5     1     processing"), "{shown}");
         assert_eq!(lines.len(), 11, "{shown}");
     }
 

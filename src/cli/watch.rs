@@ -249,7 +249,7 @@ mod tests {
             story.read(&message),
             vec![
                 "step 1/3 (cutout) succeeded: c.png",
-                "step 3/3 (variants item 2) succeeded: v2.png"
+                "step 3/3 (variants item 1) succeeded: v2.png"
             ]
         );
     }

@@ -41,7 +41,7 @@ async function pipeline(page, args, { ask, waitFor, openFromList, shot }) {
   check(/once/.test(state.stages[0].runsText) && /chained/.test(state.stages[1].runsText) &&
     /in parallel · at most 2 at once/.test(state.stages[2].runsText), `how each stage runs: ${JSON.stringify(state.stages.map((s) => s.runsText))}`);
   const items = state.steps.map((s) => s.item);
-  check(JSON.stringify(items) === JSON.stringify([null, "item 1", "item 2", "item 1", "item 2"]), `each step's item: ${JSON.stringify(items)}`);
+  check(JSON.stringify(items) === JSON.stringify([null, "item 0", "item 1", "item 0", "item 1"]), `each step's item: ${JSON.stringify(items)}`);
 
   // The parallel stage: both branches running at once, side by side; the progress names it.
   const parallel = await waitFor(page, "both variants running at once", args.timeoutMs, (s) =>
