@@ -2,8 +2,8 @@
 // durations, ids, progress), the API call (`api`, ApiError, errors shown), and the session:
 // token in sessionStorage, login form, sign-out, admin mode.
 // Classic script of the stepwise dashboard (index.html loads api.js, list.js, task.js,
-// timeline.js, live.js, main.js in that order). The files share top-level names: each
-// uses what an earlier one declares; only main.js runs the page at load.
+// steps.js, timeline.js, live.js, main.js in that order). The files share top-level names:
+// each uses what an earlier one declares; only main.js runs the page at load.
 "use strict";
 
 const TOKEN_KEY = "stepwise.dashboard.token";
@@ -102,14 +102,25 @@ function elapsed(from, to) {
 
 /** A task id is `tsk_` + 12 hex of creation time + 20 random: the tail tells tasks apart. */
 const shortId = (id) => `tsk_…${id.slice(-10)}`;
-/** One meaning everywhere: succeeded steps over total, then the step in progress. */
+/** The stage of a one-model workflow, shown as a flat list of steps as before stages existed. */
+const ONE_MODEL_STAGE = "main";
+/** The task's stages when worth naming: more than one, or one not named "main". Null for a one-model task, or an older server's (no `stages`). */
+function namedStages(task) {
+  const stages = Array.isArray(task && task.stages) ? task.stages : [];
+  if (!stages.length || (stages.length === 1 && stages[0].name === ONE_MODEL_STAGE)) return null;
+  return stages;
+}
+/** One meaning everywhere: succeeded steps over total, then the step in progress (in a pipeline, its stage; in a parallel stage, how many of its steps run). */
 function progressText(task) {
   const done = task.completed_steps || 0;
   const total = task.total_steps || 0;
   let text = `${done}/${total}`;
   if (task.status === "running" && task.current_step) {
-    const step = (task.steps || []).find((s) => s.index === task.current_step);
-    text += ` · step ${task.current_step}${step ? ` ${step.status}` : ""}`;
+    const steps = task.steps || [];
+    const step = steps.find((s) => s.index === task.current_step);
+    const running = step && steps.filter((s) => s.stage === step.stage && ["starting", "processing"].includes(s.status)).length;
+    if (step && namedStages(task)) text += ` · ${step.stage}`;
+    text += running > 1 && namedStages(task) ? ` · ${running} steps running` : ` · step ${task.current_step}${step ? ` ${step.status}` : ""}`;
   } else if (task.status === "pending") text += task.queue_position ? ` · queued #${task.queue_position}` : " · pending";
   return text;
 }

@@ -1,8 +1,8 @@
 // list.js: the counts (GET /metrics, and the loaded rows), the task list (filters,
 // search, Load more, rows, keyboard and click selection) and the bulk cancel / retry of ticked rows.
 // Classic script of the stepwise dashboard (index.html loads api.js, list.js, task.js,
-// timeline.js, live.js, main.js in that order). The files share top-level names: each
-// uses what an earlier one declares; only main.js runs the page at load.
+// steps.js, timeline.js, live.js, main.js in that order). The files share top-level names:
+// each uses what an earlier one declares; only main.js runs the page at load.
 "use strict";
 
 // ---------- metrics (engine-wide counts) ----------

@@ -1,8 +1,8 @@
 // live.js: following the selected task live: the EventSource stream, merging its
 // messages, falling back to polling, and the live indicator.
 // Classic script of the stepwise dashboard (index.html loads api.js, list.js, task.js,
-// timeline.js, live.js, main.js in that order). The files share top-level names: each
-// uses what an earlier one declares; only main.js runs the page at load.
+// steps.js, timeline.js, live.js, main.js in that order). The files share top-level names:
+// each uses what an earlier one declares; only main.js runs the page at load.
 "use strict";
 
 // ---------- live stream ----------
@@ -37,7 +37,7 @@ function mergeMessage(message) {
     if (i >= 0) steps[i] = changed; else steps.push(changed);
   }
   steps.sort((a, b) => a.index - b.index);
-  return { ...task, steps };
+  return { ...task, steps, stages: task.stages || state.task.stages };
 }
 function openStream(gen) {
   closeStream();

@@ -1,8 +1,8 @@
 // main.js: URL state (filters, #tsk_… hash), open by id, the 1 s clock and periodic
 // refresh, then starts the page. Loaded last.
 // Classic script of the stepwise dashboard (index.html loads api.js, list.js, task.js,
-// timeline.js, live.js, main.js in that order). The files share top-level names: each
-// uses what an earlier one declares; only main.js runs the page at load.
+// steps.js, timeline.js, live.js, main.js in that order). The files share top-level names:
+// each uses what an earlier one declares; only main.js runs the page at load.
 "use strict";
 
 // ---------- URL state, open by id ----------

@@ -1,8 +1,8 @@
 // task.js: the selected task: JSON with links and thumbnails, loading and polling
-// the task, its facts, steps, the prediction at Replicate box (link, logs), and Cancel / Retry.
+// the task, its facts, and Cancel / Retry (its steps are steps.js's).
 // Classic script of the stepwise dashboard (index.html loads api.js, list.js, task.js,
-// timeline.js, live.js, main.js in that order). The files share top-level names: each
-// uses what an earlier one declares; only main.js runs the page at load.
+// steps.js, timeline.js, live.js, main.js in that order). The files share top-level names:
+// each uses what an earlier one declares; only main.js runs the page at load.
 "use strict";
 
 // ---------- JSON with links and image thumbnails ----------
@@ -148,6 +148,7 @@ function applyTask(task) {
   if (state.task && !newer(task, state.task)) return;   // an older copy arrived late
   // A summary (no `steps`, as lists and bulk answers may be) keeps the steps we have.
   if (!Array.isArray(task.steps) && state.task && state.task.steps) task = { ...task, steps: state.task.steps };
+  if (!Array.isArray(task.stages) && state.task && state.task.stages) task = { ...task, stages: state.task.stages };
   state.task = task;
   renderTask(task);
   updateRow(task);
@@ -187,123 +188,6 @@ function renderTask(task) {
   renderSteps(task);
   renderTimeline();
   updateActions();
-}
-function renderSteps(task) {
-  const list = $("steps");
-  const steps = task.steps || [];
-  // A step's prediction box keeps what it loaded across re-renders (it refreshes while running).
-  const boxes = new Map([...list.querySelectorAll("details.prediction")].map((d) => [d.closest("li.step").dataset.step, d]));
-  $("steps-count").textContent = `· ${steps.length}`;
-  steps.forEach((step, i) => {
-    const signature = JSON.stringify(step);
-    const existing = list.children[i];
-    if (existing && existing._signature === signature) return;
-    const node = stepNode(step);
-    node._signature = signature;
-    const box = boxes.get(String(step.index));
-    const fresh = node.querySelector("details.prediction");
-    if (box && fresh) {
-      fresh.replaceWith(box);
-      box._step = step;
-      if (box.open) loadPrediction(box);
-    }
-    if (existing) {
-      // Keep open <details> open across updates.
-      const olds = existing.querySelectorAll("details:not(.prediction)");
-      node.querySelectorAll("details:not(.prediction)").forEach((d, k) => { if (olds[k]) d.open = olds[k].open; });
-      existing.replaceWith(node);
-    } else list.append(node);
-  });
-  while (list.children.length > steps.length) list.lastElementChild.remove();
-}
-function stepNode(step) {
-  const running = step.status === "starting" || step.status === "processing";
-  const time = [];
-  if (step.started_at) time.push(`started ${clock(step.started_at, true)}`);
-  if (step.completed_at) time.push(`ended ${clock(step.completed_at, true)}`);
-  const timeLine = el("div", { class: "step-time" }, time.join(" · "),
-    step.started_at ? [time.length ? " · " : "", step.completed_at ? "took " : "running for ", elapsed(step.started_at, step.completed_at)] : null);
-  const io = [];
-  if (step.input != null) {
-    io.push(el("div", { class: "io-col step-input" },
-      el("div", { class: "io-label", text: "Input" }), thumbs(step.input, "small", `step ${step.index} input`), jsonBlock(step.input)));
-  }
-  if (step.output != null) {
-    io.push(el("div", { class: "io-col step-output" },
-      el("div", { class: "io-label", text: "Output" }), thumbs(step.output, "", `step ${step.index} output`), jsonBlock(step.output)));
-  } else if (step.input != null) {
-    io.push(el("div", { class: "io-col step-output" }, el("div", { class: "io-label", text: "Output" }),
-      el("div", { class: "waiting", text: running ? "waiting for the prediction…" : "none" })));
-  }
-  return el("li", { class: "step", "data-step": step.index, "data-status": step.status },
-    el("div", { class: "step-head" },
-      el("span", { class: "step-num", text: `${step.index}` }),
-      el("span", { class: `badge status s-${step.status}`, text: step.status }),
-      el("span", { class: "step-meta attempt", text: `attempt ${step.attempt}` }),
-      step.prediction_id ? el("span", { class: "step-meta" }, "prediction ", el("span", { class: "prediction-id", text: step.prediction_id })) : null),
-    step.started_at ? timeLine : el("div", { class: "waiting", text: step.status === "pending" ? "not started" : "" }),
-    step.error ? el("div", { class: "step-error", text: step.error }) : null,
-    predictionBox(step),
-    io.length ? el("div", { class: "io" }, io) : null,
-    step.item ? el("details", { class: "item small muted" }, el("summary", { text: "item" }), jsonBlock(step.item)) : null,
-  );
-}
-
-// ---------- a step's prediction at Replicate: link and logs ----------
-function predictionBox(step) {
-  if (!step.prediction_id && !step.attempt) return null;
-  const box = el("details", { class: "prediction" },
-    el("summary", { text: "Prediction at Replicate · logs" }),
-    el("div", { class: "prediction-body" }, el("span", { class: "prediction-note", text: "loading…" })));
-  box._step = step;
-  box.addEventListener("toggle", () => { if (box.open) loadPrediction(box); });
-  return box;
-}
-/** Loads (or reloads) the prediction behind `box._step` from GET /v1/tasks/{id}/steps/{index}/prediction. */
-async function loadPrediction(box) {
-  if (box._busy) { box._again = true; return; }
-  const id = state.selected;
-  const step = box._step;
-  box._busy = true;
-  let parts;
-  try {
-    const { data } = await api("GET", `v1/tasks/${encodeURIComponent(id)}/steps/${step.index}/prediction`);
-    parts = predictionParts(data);
-  } catch (error) {
-    const why = {
-      401: "Sign in with the API token to read predictions (the engine asks Replicate for them):",
-      404: "No prediction:",
-      429: "Too many calls to Replicate just now, try again shortly:",
-      502: "Replicate did not answer properly:",
-      503: "The prediction cannot be read right now:",
-    }[error.status] || "Could not load the prediction:";
-    parts = [el("span", { class: "prediction-note error", "data-error": error.status, text: `${why} ${error.message}` })];
-  } finally {
-    box._busy = false;
-  }
-  if (id !== state.selected || !box.isConnected) return;
-  const body = box.querySelector(".prediction-body");
-  const oldLogs = body.querySelector(".prediction-logs");
-  const follow = !oldLogs || oldLogs.scrollTop + oldLogs.clientHeight >= oldLogs.scrollHeight - 4;
-  body.replaceChildren(...parts);
-  const logs = body.querySelector(".prediction-logs");
-  if (logs && oldLogs && !follow) logs.scrollTop = oldLogs.scrollTop;
-  else if (logs) logs.scrollTop = logs.scrollHeight;
-  box._loadedAt = Date.now();
-  if (box._again) { box._again = false; loadPrediction(box); }
-}
-function predictionParts(p) {
-  const web = p.urls && p.urls.web;
-  const line = [el("span", { class: `badge s-${p.status}`, text: p.status || "unknown" })];
-  if (web) line.push(" ", el("a", { class: "prediction-link", href: web, target: "_blank", rel: "noopener noreferrer", text: "open at Replicate ↗" }));
-  const time = p.metrics && Number.isFinite(p.metrics.predict_time) ? ` · predict time ${duration(p.metrics.predict_time * 1000)}` : "";
-  line.push(el("span", { class: "muted small", text: ` ${p.id || ""}${time}` }));
-  const parts = [el("div", {}, line)];
-  if (p.error) parts.push(el("div", { class: "step-error", text: `error: ${typeof p.error === "string" ? p.error : JSON.stringify(p.error)}` }));
-  if (p.data_removed) parts.push(el("span", { class: "prediction-note", text: "Replicate removed this prediction's input and output (one hour after it ended)." }));
-  parts.push(p.logs ? el("pre", { class: "prediction-logs", tabindex: "0", "aria-label": "prediction logs", text: p.logs })
-    : el("span", { class: "prediction-note", text: "No logs." }));
-  return parts;
 }
 
 // ---------- cancel / retry ----------

@@ -1,8 +1,8 @@
 // timeline.js: the task's history (GET /v1/tasks/{id}/journal) and the timeline
 // (waterfall) of its steps built from it.
 // Classic script of the stepwise dashboard (index.html loads api.js, list.js, task.js,
-// timeline.js, live.js, main.js in that order). The files share top-level names: each
-// uses what an earlier one declares; only main.js runs the page at load.
+// steps.js, timeline.js, live.js, main.js in that order). The files share top-level names:
+// each uses what an earlier one declares; only main.js runs the page at load.
 "use strict";
 
 // ---------- journal ----------
@@ -43,6 +43,8 @@ function renderJournal(events) {
     const details = el("td", { class: "j-detail" });
     const bits = [];
     if (e.kind === "task_created") bits.push(`workflow ${e.workflow}, ${e.items} item${e.items === 1 ? "" : "s"}`);
+    if (Array.isArray(e.stages) && e.stages.some((name) => name !== ONE_MODEL_STAGE)) bits.push(`stages ${e.stages.join(" → ")}`);
+    if (e.kind === "fallback_requested" && e.model) bits.push(`on fallback ${e.model}`);
     if (e.idempotency_key) bits.push(`idempotency key ${e.idempotency_key}`);
     if (e.prediction_id) bits.push(el("span", {}, "prediction ", el("span", { class: "prediction-id", text: e.prediction_id })));
     if (e.canceled) bits.push("canceled at Replicate");
@@ -65,7 +67,7 @@ function renderJournal(events) {
 }
 
 // ---------- timeline (waterfall) of the steps, from the journal ----------
-/** Per step, its phases in order: queued (requested, create not sent), starting (create sent or prediction created), processing (started), each ended by the next phase or the attempt's end. */
+/** Per step, its phases in order: queued (requested, on its model or its fallback, create not sent), starting (create sent or prediction created), processing (started), each ended by the next phase or the attempt's end. */
 function phasesOf(events) {
   const steps = new Map();
   const row = (i) => steps.get(i) || steps.set(i, { index: i, segs: [], open: null, tries: 0 }).get(i);
@@ -80,7 +82,7 @@ function phasesOf(events) {
     }
     const r = row(e.step);
     switch (e.kind) {
-      case "step_requested": r.tries += 1; begin(r, "queued", at); break;
+      case "step_requested": case "fallback_requested": r.tries += 1; begin(r, "queued", at); break;
       case "create_sent": begin(r, "starting", at); break;
       case "prediction_created": if (!r.open || r.open.phase === "queued") begin(r, "starting", at); break;
       case "prediction_started": begin(r, "processing", at); break;
@@ -104,8 +106,20 @@ function renderTimeline() {
   const phases = phasesOf(state.events);
   const pct = (t) => `${(100 * Math.min(Math.max(t - t0, 0), span)) / span}%`;
   const children = [];
+  // A pipeline's rows go under a line per stage; a parallel stage's branches overlap in time,
+  // each on its own row.
+  const stages = namedStages(task);
+  const byIndex = new Map((task.steps || []).map((s) => [s.index, s]));
+  let stageShown = null;
   for (let i = 1; i <= (task.total_steps || phases.size); i += 1) {
     const r = phases.get(i) || { index: i, segs: [], tries: 0 };
+    const step = byIndex.get(i);
+    if (stages && step && step.stage !== stageShown) {
+      stageShown = step.stage;
+      const stage = stages.find((s) => s.name === step.stage);
+      children.push(el("div", { class: "tl-stage", "data-stage": step.stage }, el("b", { text: step.stage }), stage ? ` · ${runsText(stage)}` : ""));
+    }
+    const item = stages && step && step.item_index != null ? ` · item ${step.item_index}` : "";
     const totals = { queued: 0, starting: 0, processing: 0 };
     const segs = r.segs.map((seg) => {
       const to = seg.to ?? (done ? t1 : Date.now());
@@ -123,7 +137,7 @@ function renderTimeline() {
     const lastSeg = r.segs[r.segs.length - 1];
     const whole = first ? (lastSeg.to ?? (done ? t1 : Date.now())) - first.from : NaN;
     children.push(
-      el("span", { class: "tl-label", text: `step ${i}${r.tries > 1 ? ` · ${r.tries} tries` : ""}` }),
+      el("span", { class: "tl-label", text: `step ${i}${item}${r.tries > 1 ? ` · ${r.tries} tries` : ""}` }),
       el("div", { class: "tl-track", "data-step": i, title: summary || "not started" }, segs),
       el("span", { class: "tl-total", title: summary, text: first ? duration(whole) : "—" }));
   }

@@ -27,6 +27,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("api.js", JS, include_str!("../dashboard/api.js")),
     ("list.js", JS, include_str!("../dashboard/list.js")),
     ("task.js", JS, include_str!("../dashboard/task.js")),
+    ("steps.js", JS, include_str!("../dashboard/steps.js")),
     ("timeline.js", JS, include_str!("../dashboard/timeline.js")),
     ("live.js", JS, include_str!("../dashboard/live.js")),
     ("main.js", JS, include_str!("../dashboard/main.js")),

@@ -4,6 +4,7 @@
 mod inspect;
 mod out;
 mod sse;
+mod stages;
 mod table;
 mod tasks;
 mod watch;

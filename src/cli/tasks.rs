@@ -2,6 +2,7 @@
 //! default, `--json` for scripts; the token comes from `STEPWISE_API_TOKEN`.
 
 use super::out::line;
+use super::stages;
 use super::table::Table;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -59,7 +60,8 @@ enum TaskCommand {
         /// The task id (tsk_...).
         id: String,
     },
-    /// Run a failed task again from its failed step.
+    /// Run a failed task again: its failed and canceled steps run again, succeeded ones keep
+    /// their outputs.
     Retry {
         /// The task id (tsk_...).
         id: String,
@@ -212,32 +214,63 @@ fn task_table(task: &Value) -> String {
     if !task["error"].is_null() {
         out.push_str(&format!("error: {}\n", text(&task["error"])));
     }
-    let mut table = Table::new(&[
-        "STEP",
-        "STATUS",
-        "ATTEMPT",
-        "PREDICTION",
-        "STARTED",
-        "COMPLETED",
-        "OUTPUT / ERROR",
-    ]);
-    for step in task["steps"].as_array().into_iter().flatten() {
+    let steps = task["steps"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    out + &steps_table(stages::named(task), steps).render()
+}
+
+/// The steps, under a heading per stage when the task has stages worth naming (then with each
+/// step's item, and the model it ran on when that was its stage's fallback).
+fn steps_table(stages: Option<&[Value]>, steps: &[Value]) -> Table {
+    let fallbacks = stages.is_some_and(|stages| {
+        steps
+            .iter()
+            .any(|s| stages::fallback_model(stages, s).is_some())
+    });
+    let mut header = vec!["STEP"];
+    if stages.is_some() {
+        header.push("ITEM");
+    }
+    header.extend(["STATUS", "ATTEMPT"]);
+    if fallbacks {
+        header.push("MODEL");
+    }
+    header.extend(["PREDICTION", "STARTED", "COMPLETED", "OUTPUT / ERROR"]);
+    let mut table = Table::new(&header);
+    let mut stage_shown = None;
+    for step in steps {
+        let mut row = vec![text(&step["index"])];
+        if let Some(stages) = stages {
+            if stage_shown != Some(&step["stage"]) {
+                stage_shown = Some(&step["stage"]);
+                match stages::find(stages, &step["stage"]) {
+                    Some((position, _)) => table.section(stages::heading(stages, position, steps)),
+                    None => table.section(format!("stage {}", text(&step["stage"]))),
+                }
+            }
+            row.push(stages::item(step));
+        }
+        row.extend([text(&step["status"]), text(&step["attempt"])]);
+        if let (true, Some(stages)) = (fallbacks, stages) {
+            row.push(
+                stages::fallback_model(stages, step)
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+        }
         let result = if step["error"].is_null() {
             text(&step["output"])
         } else {
             text(&step["error"])
         };
-        table.row(vec![
-            text(&step["index"]),
-            text(&step["status"]),
-            text(&step["attempt"]),
+        row.extend([
             text(&step["prediction_id"]),
             text(&step["started_at"]),
             text(&step["completed_at"]),
             result,
         ]);
+        table.row(row);
     }
-    out + &table.render()
+    table
 }
 
 fn journal_table(journal: &Value) -> String {
@@ -257,4 +290,83 @@ fn journal_table(journal: &Value) -> String {
         ]);
     }
     table.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn step(index: u64, stage: &str, item: Option<u64>, status: &str, model: &str) -> Value {
+        json!({"index": index, "stage": stage, "item_index": item, "status": status,
+            "attempt": 1, "model": model, "prediction_id": format!("p{index}"),
+            "started_at": null, "completed_at": null, "output": format!("o{index}.png"),
+            "error": null})
+    }
+
+    #[test]
+    fn a_pipeline_task_shows_its_steps_under_a_heading_per_stage() {
+        let task = json!({
+            "id": "tsk_1", "workflow": "lookbook", "status": "running", "progress": "3/5",
+            "created_at": "t0", "completed_at": null, "error": null,
+            "stages": [
+                {"name": "cutout", "model": "acme/rembg", "runs": "once", "max_parallel": null},
+                {"name": "tryon", "model": "acme/tryon", "runs": "each", "max_parallel": null},
+                {"name": "variants", "model": "acme/variant", "runs": "parallel", "max_parallel": 2},
+            ],
+            "steps": [
+                step(1, "cutout", None, "succeeded", "acme/rembg"),
+                step(2, "tryon", Some(0), "succeeded", "acme/tryon"),
+                step(3, "tryon", Some(1), "succeeded", "acme/tryon-lite"),
+                step(4, "variants", Some(0), "processing", "acme/variant"),
+                step(5, "variants", Some(1), "processing", "acme/variant"),
+            ],
+        });
+        let shown = task_table(&task);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines[0], "tsk_1  lookbook  running  3/5");
+        assert!(lines[2].starts_with("STEP  ITEM  STATUS"), "{shown}");
+        assert!(
+            lines[2].contains("MODEL"),
+            "a fallback adds the model column:\n{shown}"
+        );
+        assert_eq!(
+            lines[3],
+            "stage 1/3 cutout: acme/rembg, once, 1/1 succeeded"
+        );
+        assert!(lines[4].starts_with("1     -     succeeded"), "{shown}");
+        assert!(lines[6].starts_with("2     0     succeeded"), "{shown}");
+        assert_eq!(
+            lines[5],
+            "stage 2/3 tryon: acme/tryon, each item, chained, 2/2 succeeded"
+        );
+        assert!(lines[7].contains("acme/tryon-lite"), "{shown}");
+        assert_eq!(
+            lines[8],
+            "stage 3/3 variants: acme/variant, each item, in parallel (at most 2 at once), 0/2 succeeded"
+        );
+        assert!(lines[10].starts_with("5     1     processing"), "{shown}");
+        assert_eq!(lines.len(), 11, "{shown}");
+    }
+
+    #[test]
+    fn a_one_model_task_shows_a_flat_list_of_steps() {
+        let task = json!({
+            "id": "tsk_1", "workflow": "tryon", "status": "succeeded", "progress": "1/1",
+            "created_at": "t0", "completed_at": "t1", "error": null,
+            "stages": [{"name": "main", "model": "acme/tryon", "runs": "each", "max_parallel": null}],
+            "steps": [step(1, "main", Some(0), "succeeded", "acme/tryon")],
+        });
+        let shown = task_table(&task);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(
+            lines[2].starts_with("STEP  STATUS     ATTEMPT  PREDICTION"),
+            "{shown}"
+        );
+        assert!(
+            lines[3].starts_with("1     succeeded  1        p1"),
+            "{shown}"
+        );
+        assert_eq!(lines.len(), 4, "{shown}");
+    }
 }

@@ -1,10 +1,12 @@
 //! `stepwise tasks watch ID`: follows the task's event stream and tells its story in lines:
 //! a header (id, workflow, steps), each step as it succeeds (with its output) or fails (with
-//! its error), retried attempts, then how the task ended and its output. The stream's first
+//! its error), named with its stage and item when the task has stages, retried attempts, then
+//! how the task ended and its output. The stream's first
 //! message holds the whole task; later ones hold the task without steps plus the steps that
 //! changed, merged here by `index` (docs/API.md, "Live updates").
 
 use super::out::line;
+use super::stages;
 use super::tasks::{text, Api};
 use anyhow::{bail, Context};
 use serde_json::Value;
@@ -35,8 +37,12 @@ impl Story {
             self.task["steps"].as_array().cloned().unwrap_or_default()
         } else {
             let steps = self.task["steps"].take();
+            let stages = self.task["stages"].take();
             self.task = message["task"].clone();
             self.task["steps"] = steps;
+            if self.task["stages"].is_null() {
+                self.task["stages"] = stages;
+            }
             let changed = message["steps"].as_array().cloned().unwrap_or_default();
             for step in &changed {
                 self.merge(step);
@@ -81,8 +87,16 @@ impl Story {
     fn tell_step(&mut self, step: &Value, total: &str) -> Option<String> {
         let index = step["index"].as_u64()?;
         let status = step["status"].as_str().unwrap_or("");
+        let name = match stages::named(&self.task) {
+            Some(_) if step["item_index"].is_u64() => format!(
+                "step {index}/{total} ({} item {})",
+                text(&step["stage"]),
+                stages::item(step)
+            ),
+            Some(_) => format!("step {index}/{total} ({})", text(&step["stage"])),
+            None => format!("step {index}/{total}"),
+        };
         let told = self.told.entry(index).or_default();
-        let name = format!("step {index}/{total}");
         let attempt = step["attempt"].as_u64();
         let said = match status {
             _ if told.status == status && !matches!(status, "pending" | "starting") => None,
@@ -210,5 +224,33 @@ mod tests {
         let steps = story.task["steps"].as_array().unwrap();
         assert_eq!(steps.len(), 2, "merged by index");
         assert_eq!(steps[0]["output"], "a.png");
+    }
+
+    #[test]
+    fn a_pipeline_s_steps_are_told_with_their_stage_and_item() {
+        let mut story = Story::default();
+        let task = json!({"id": "tsk_1", "workflow": "lookbook", "total_steps": 3,
+        "status": "running", "progress": "0/3", "output": null, "error": null,
+        "stages": [{"name": "cutout", "runs": "once"}, {"name": "variants", "runs": "parallel"}],
+        "steps": [
+            {"index": 1, "stage": "cutout", "item_index": null, "status": "processing", "attempt": 1},
+            {"index": 2, "stage": "variants", "item_index": 0, "status": "pending", "attempt": 0},
+            {"index": 3, "stage": "variants", "item_index": 1, "status": "pending", "attempt": 0},
+        ]});
+        story.read(&json!({"kind": "snapshot", "task": task}));
+        let mut summary = task.clone();
+        summary.as_object_mut().unwrap().remove("steps");
+        summary.as_object_mut().unwrap().remove("stages");
+        let message = json!({"kind": "step_succeeded", "task": summary, "steps": [
+            {"index": 1, "stage": "cutout", "item_index": null, "status": "succeeded", "output": "c.png"},
+            {"index": 3, "stage": "variants", "item_index": 1, "status": "succeeded", "output": "v2.png"},
+        ]});
+        assert_eq!(
+            story.read(&message),
+            vec![
+                "step 1/3 (cutout) succeeded: c.png",
+                "step 3/3 (variants item 1) succeeded: v2.png"
+            ]
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! The operator CLI against a running server, and `inspect` on a stopped engine's data dir.
 
+use crate::support::lookbook::*;
 use crate::support::*;
 use serde_json::{json, Value};
 use std::process::Command;
@@ -237,4 +238,84 @@ async fn a_closed_pipe_ends_the_commands_quietly() {
             "{args:?} {status:?}: {err}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_show_and_watch_put_a_pipeline_s_steps_under_their_stages() {
+    let env = Env::start(Load::Light, 100).await;
+    let app = env.spawn(&(env.config("") + LOOKBOOK));
+    let url = app.url.clone();
+    let id = app.start_ok(&lookbook_body("cli-stages", 2)).await;
+    let task = app
+        .wait_until_finished(&id, std::time::Duration::from_secs(30))
+        .await;
+    assert_eq!(task["status"], "succeeded", "{task:#}");
+    assert_eq!(task["stages"], lookbook_stages(), "{task:#}");
+
+    let (ok, out, err) = stepwise(&["tasks", "show", &id, "--url", &url]);
+    assert!(ok, "{err}");
+    let table: Vec<&str> = out.lines().take_while(|l| !l.is_empty()).skip(2).collect();
+    assert!(
+        table[0].starts_with("STEP  ITEM  STATUS     ATTEMPT  PREDICTION"),
+        "a pipeline's steps show their item:\n{out}"
+    );
+    // Each heading, then its steps: (step, item) as the table's first two columns.
+    let shown: Vec<(String, Option<(String, String)>)> = table[1..]
+        .iter()
+        .map(|line| match line.strip_prefix("stage ") {
+            Some(_) => (line.to_string(), None),
+            None => {
+                let mut cells = line.split_whitespace();
+                let mut next = || cells.next().unwrap_or_default().to_owned();
+                (String::new(), Some((next(), next())))
+            }
+        })
+        .collect();
+    let row = |step: &str, item: &str| (String::new(), Some((step.into(), item.into())));
+    let heading = |text: &str| (text.to_owned(), None);
+    assert_eq!(
+        shown,
+        vec![
+            heading("stage 1/3 cutout: test/rembg, once, 1/1 succeeded"),
+            row("1", "-"),
+            heading("stage 2/3 tryon: test/tryon, each item, chained, 2/2 succeeded"),
+            row("2", "0"),
+            row("3", "1"),
+            heading(
+                "stage 3/3 variants: test/variant, each item, in parallel (at most 2 at once), \
+                 2/2 succeeded"
+            ),
+            row("4", "0"),
+            row("5", "1"),
+        ],
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("5     1     succeeded")),
+        "{out}"
+    );
+
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let (url, id) = (url.clone(), id.clone());
+        move || stepwise(&["tasks", "watch", &id, "--url", &url])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    for told in [
+        "step 1/5 (cutout) succeeded: ",
+        "step 3/5 (tryon item 1) succeeded: ",
+        "step 4/5 (variants item 0) succeeded: ",
+    ] {
+        assert!(
+            out.lines().any(|l| l.starts_with(told)),
+            "watch tells {told:?}:\n{out}"
+        );
+    }
+    assert!(
+        out.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("task succeeded (5/5): output ")),
+        "{out}"
+    );
 }

@@ -10,9 +10,10 @@
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node`, and `npm ci --prefix
 //! examples/frontend/e2e`. Without them the tests print why and pass, unless `CI` is set:
 //! then a missing tool is a failure. `STEPWISE_UPDATE_SCREENSHOTS=1` refreshes
-//! docs/dashboard-list.png and docs/dashboard-task.png.
+//! docs/dashboard-list.png, docs/dashboard-task.png and docs/dashboard-pipeline.png.
 
 use crate::support::browser::*;
+use crate::support::lookbook::{lookbook_body, LOOKBOOK};
 use crate::support::*;
 use replicate_sim::{ModelBehavior, SimHandle};
 use serde_json::{json, Value};
@@ -41,6 +42,7 @@ fn start_body(kind: &str, tag: Option<&str>) -> Option<Value> {
             body
         }
         "failing" => json!({"workflow": "failing", "items": [{"x": "retry me"}]}),
+        "lookbook" => lookbook_body(tag.unwrap_or("dash-stages"), 2),
         _ => return None,
     })
 }
@@ -81,12 +83,14 @@ async fn answer(app: &App, sim: &SimHandle, token: Option<&str>, request: &Value
     }
 }
 
-/// Starts the simulator and the engine (with `server_extra` in its [server] section), runs one
-/// drive.js scenario against `GET /`, answering its requests; returns its output, or panics
-/// with it (and the engine log's tail) when the scenario failed.
+/// Starts the simulator and the engine (with `server_extra` in its [server] section and
+/// `workflows` added to the test config's), runs one drive.js scenario against `GET /`,
+/// answering its requests; returns its output, or panics with it (and the engine log's tail)
+/// when the scenario failed.
 async fn run_scenario(
     scenario: &str,
     server_extra: &str,
+    workflows: &str,
     token: Option<&str>,
     screenshots: Option<&Path>,
 ) -> String {
@@ -105,7 +109,7 @@ async fn run_scenario(
             ..Default::default()
         },
     );
-    let app = env.spawn(&(env.config(server_extra) + SLOW_TRYON));
+    let app = env.spawn(&(env.config(server_extra) + SLOW_TRYON + workflows));
 
     let mut args: Vec<String> = vec![
         repo_root()
@@ -193,29 +197,39 @@ async fn run_scenario(
     output
 }
 
+/// Where a scenario saves its screenshots: docs/ on request, else `scratch`. The committed
+/// screenshots are refreshed only on request, so a test run leaves the tree as it was:
+/// STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --workspace --test e2e dashboard
+fn screenshots_dir(scratch: &tempfile::TempDir) -> std::path::PathBuf {
+    match std::env::var_os("STEPWISE_UPDATE_SCREENSHOTS") {
+        Some(_) => repo_root().join("docs"),
+        None => scratch.path().to_owned(),
+    }
+}
+
+/// Whether `dir/name` is a real screenshot (not an empty or missing file).
+fn assert_screenshot(dir: &Path, name: &str) {
+    let size = std::fs::metadata(dir.join(name))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(size > 20_000, "{name} is a real screenshot ({size} bytes)");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_the_dashboard_logs_in_follows_cancels_and_retries_tasks() {
     if !tools_present("dashboard", "protected") {
         return;
     }
-    // The committed screenshots are refreshed only on request, so a test run leaves the tree
-    // as it was: STEPWISE_UPDATE_SCREENSHOTS=1 cargo test --workspace --test e2e dashboard
     let scratch = tempfile::tempdir().unwrap();
-    let shots = match std::env::var_os("STEPWISE_UPDATE_SCREENSHOTS") {
-        Some(_) => repo_root().join("docs"),
-        None => scratch.path().to_owned(),
-    };
+    let shots = screenshots_dir(&scratch);
     let extra = format!("api_token = \"{TOKEN}\"");
-    let output = run_scenario("protected", &extra, Some(TOKEN), Some(&shots)).await;
+    let output = run_scenario("protected", &extra, "", Some(TOKEN), Some(&shots)).await;
     assert!(
         output.contains(r#""scenario":"protected","ok":true"#),
         "{output}"
     );
     for name in ["dashboard-task.png", "dashboard-list.png"] {
-        let size = std::fs::metadata(shots.join(name))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        assert!(size > 20_000, "{name} is a real screenshot ({size} bytes)");
+        assert_screenshot(&shots, name);
     }
 }
 
@@ -224,9 +238,24 @@ async fn without_a_token_the_dashboard_needs_no_login_and_cancels() {
     if !tools_present("dashboard", "open") {
         return;
     }
-    let output = run_scenario("open", "", None, None).await;
+    let output = run_scenario("open", "", "", None, None).await;
     assert!(
         output.contains(r#""scenario":"open","ok":true"#),
         "{output}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_s_steps_show_under_their_stages_with_parallel_branches_side_by_side() {
+    if !tools_present("dashboard", "pipeline") {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let shots = screenshots_dir(&scratch);
+    let output = run_scenario("pipeline", "", LOOKBOOK, None, Some(&shots)).await;
+    assert!(
+        output.contains(r#""scenario":"pipeline","ok":true"#),
+        "{output}"
+    );
+    assert_screenshot(&shots, "dashboard-pipeline.png");
 }

@@ -3,7 +3,7 @@
 // GET /dashboard/{file}) in a real headless Chromium. Run by tests/e2e/dashboard.rs; reuses the
 // playwright-core install of examples/frontend/e2e (NODE_PATH=examples/frontend/e2e/node_modules).
 //
-//   node drive.js --scenario protected|open --url http://127.0.0.1:ENGINE/ [--token T]
+//   node drive.js --scenario protected|open|pipeline --url http://127.0.0.1:ENGINE/ [--token T]
 //                 [--screenshots DIR] [--chromium /usr/bin/chromium] [--timeout-ms 20000]
 //
 // The test harness does what a browser cannot (start tasks with the API token, switch the
@@ -16,6 +16,7 @@ const path = require("path");
 const readline = require("readline");
 // The shared driver harness lives beside the playwright-core install it uses.
 const { Failure, check, runScenario, start } = require(path.join(__dirname, "../../../examples/frontend/e2e/harness"));
+const { pipeline } = require(path.join(__dirname, "pipeline"));
 
 function parseArgs(argv) {
   const args = {};
@@ -79,8 +80,16 @@ function readState(page) {
       retryDisabled: document.getElementById("retry").disabled,
       actionError: text("action-error"),
       actionHint: text("action-hint"),
+      stages: [...document.querySelectorAll("#steps li.stage")].map((s) => ({
+        name: s.dataset.stage, runs: s.dataset.runs, status: s.dataset.status,
+        model: s.querySelector(".stage-model")?.textContent.trim() ?? null,
+        runsText: s.querySelector(".stage-runs")?.textContent.trim() ?? null,
+        progress: s.querySelector(".stage-progress")?.textContent.trim() ?? null,
+        steps: [...s.querySelectorAll("li.step[data-step]")].map((x) => Number(x.dataset.step)),
+      })),
       steps: [...document.querySelectorAll("#steps [data-step]")].map((s) => ({
         step: Number(s.dataset.step),
+        item: s.querySelector(".step-item")?.textContent.trim() ?? null,
         status: s.querySelector(".status")?.textContent.trim() ?? null,
         attempt: s.querySelector(".attempt")?.textContent.trim() ?? null,
         prediction: s.querySelector(".prediction-id")?.textContent.trim() ?? null,
@@ -96,8 +105,9 @@ function readState(page) {
       })),
       timeline: [...document.querySelectorAll("#timeline-rows .tl-track[data-step]")].map((t) => ({
         step: Number(t.dataset.step),
-        segs: [...t.querySelectorAll(".tl-seg")].map((g) => ({ phase: g.dataset.phase, width: g.getBoundingClientRect().width, title: g.title })),
+        segs: [...t.querySelectorAll(".tl-seg")].map((g) => ({ phase: g.dataset.phase, left: g.getBoundingClientRect().left, width: g.getBoundingClientRect().width, title: g.title })),
       })),
+      timelineStages: [...document.querySelectorAll("#timeline-rows .tl-stage")].map((n) => n.dataset.stage),
       journal: [...document.querySelectorAll("#journal-rows tr[data-kind]")].map((r) => r.dataset.kind),
     };
   });
@@ -225,6 +235,7 @@ const scenarios = {
       s.live === "ended" && s.journal.filter((k) => k === "step_succeeded").length === 3 &&
       s.timeline.length === 3 && s.timeline.every((t) => t.segs.length > 0))).state;
     check(state.taskProgress === "3/3", `a finished try-on reads 3/3: ${state.taskProgress}`);
+    check(state.stages.length === 0 && state.timelineStages.length === 0, `a one-model task's steps have no stage headings: ${JSON.stringify(state.stages)}`);
     // The waterfall: a bar per step, every phase drawn with a width, durations on hover.
     for (const track of state.timeline) {
       check(track.segs.every((g) => g.width > 0 && /\d( ms| s)/.test(g.title)), `step ${track.step}'s timeline bars have widths and durations: ${JSON.stringify(track.segs)}`);
@@ -382,6 +393,9 @@ const scenarios = {
     result.bulk = state.bulkResult;
     return result;
   },
+
+  /** A three-stage pipeline: steps under a heading per stage, parallel branches side by side. */
+  pipeline: (page, args) => pipeline(page, args, { ask, waitFor, openFromList, shot }),
 };
 
 /** Runs `scenario`, then fails if the page's Content-Security-Policy refused anything (an

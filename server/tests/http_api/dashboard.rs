@@ -7,11 +7,12 @@ use crate::support::*;
 use axum::http::StatusCode;
 
 /// The files the page must load, in order (styles first).
-const EXPECTED: [&str; 7] = [
+const EXPECTED: [&str; 8] = [
     "dashboard.css",
     "api.js",
     "list.js",
     "task.js",
+    "steps.js",
     "timeline.js",
     "live.js",
     "main.js",

@@ -16,6 +16,7 @@
 
 pub mod browser;
 pub mod fixtures;
+pub mod lookbook;
 
 mod apart;
 mod app;
