@@ -54,6 +54,9 @@ pub struct StepView<'a> {
     /// The model or version the current attempt runs on: the stage's, or its fallback's.
     model: Option<&'a str>,
     item: &'a RawValue,
+    /// The task ended while this step's prediction may still run: its cancel is on its way
+    /// to Replicate (a retry waits until no step is canceling).
+    canceling: bool,
     attempt: u32,
     prediction_id: Option<&'a str>,
     input: Option<&'a RawValue>,
@@ -131,6 +134,7 @@ pub fn step<'a>(task: &'a Task, step: &'a Step) -> StepView<'a> {
             .as_deref()
             .or_else(|| plan.and_then(|plan| plan.model.as_deref())),
         item: raw(&step.item),
+        canceling: step.cancel_pending,
         attempt: step.attempt,
         prediction_id: step.prediction_id.as_deref(),
         input: raw_opt(&step.input),

@@ -7,7 +7,7 @@ use super::effect::{Effect, Executor};
 use super::*;
 use crate::config::{LimitsConfig, ReplicateConfig, WorkflowConfig};
 use crate::journal::KvStore;
-use crate::replicate::ReplicateClient;
+use crate::replicate::{ClientError, Prediction, ReplicateClient};
 use serde_json::json;
 use std::sync::Mutex;
 

@@ -13,6 +13,7 @@
 //! `Msg::Created` → `handlers::on_created` → `Effect::Schedule`/`Check` or a webhook →
 //! `outcome::observe` → the next step, until `machine::decide` has nothing left.
 
+mod active;
 mod admission;
 mod committer;
 mod control;
@@ -22,6 +23,8 @@ mod effect;
 mod finder;
 mod group;
 mod handlers;
+mod inputs;
+mod msg;
 mod lifecycle;
 mod mover;
 mod outcome;
@@ -49,9 +52,11 @@ use crate::event::Event;
 use crate::journal::Store;
 use crate::machine::{self, Command};
 use crate::model::{Json, Task, TaskId, TaskIdMap};
-use crate::replicate::{ClientError, Prediction};
 use crate::scheduler::Scheduler;
 use crate::workflow::Workflow;
+use active::{new_active, Active};
+pub(crate) use msg::{CancelOutcome, Msg};
+pub(crate) use active::StepKey;
 use admission::Admission;
 pub(crate) use committer::Committer;
 use group::Group;
@@ -136,153 +141,6 @@ impl PreparedStart {
     }
 }
 
-pub(crate) enum Msg {
-    Start {
-        start: PreparedStart,
-        reply: StartReply,
-    },
-    Cancel {
-        id: TaskId,
-        reply: ControlReply,
-    },
-    Retry {
-        id: TaskId,
-        reply: ControlReply,
-    },
-    /// An `ensure_prediction` call ended; `searched`: its search for an earlier create's
-    /// prediction ran to the end (found nothing), so no earlier create is left unresolved.
-    Created {
-        id: TaskId,
-        step: u32,
-        attempt: u32,
-        result: Result<effect::Ensured, ClientError>,
-        searched: bool,
-    },
-    /// A create call is about to be sent: journal `CreateSent`, then answer.
-    Sending {
-        id: TaskId,
-        step: u32,
-        attempt: u32,
-        reply: AckReply,
-    },
-    Checked {
-        id: TaskId,
-        step: u32,
-        prediction_id: String,
-        result: Result<Prediction, ClientError>,
-    },
-    /// A download of a succeeded step's output files ended.
-    Kept {
-        id: TaskId,
-        step: u32,
-        prediction: Prediction,
-        result: Result<serde_json::Value, crate::outputs::Transient>,
-    },
-    /// A verified webhook delivery for `attempt` of `step`; answered once its effect is durable.
-    Webhook {
-        id: TaskId,
-        step: u32,
-        attempt: u32,
-        prediction: Prediction,
-        reply: AckReply,
-    },
-    /// A cancel call (or, without an id, the search for the prediction to cancel) ended.
-    CancelDone {
-        id: TaskId,
-        step: u32,
-        attempt: u32,
-        result: Result<CancelOutcome, ClientError>,
-    },
-}
-
-/// What a cancel call found.
-#[derive(Debug)]
-pub(crate) enum CancelOutcome {
-    /// Replicate has no running prediction for the step (canceled, ended, or never made).
-    Settled,
-    /// The prediction a lost create made was found; it still has to be canceled.
-    Found(Prediction),
-    /// Replicate's answer to the cancel: the prediction as it is now (it may have ended
-    /// just before, e.g. succeeded).
-    Answered(Prediction),
-}
-
-impl Active {
-    /// Every event of the task is on disk: none waits for a commit, none is in the running one.
-    fn is_durable(&self) -> bool {
-        self.unsaved.is_empty() && !self.committing
-    }
-
-    /// The call state of `step`, made on first use.
-    fn lane(&mut self, step: u32) -> &mut Lane {
-        let at = match self.lanes.iter().position(|(s, _)| *s == step) {
-            Some(at) => at,
-            None => {
-                let lane = Lane {
-                    poll_delay: self.first_poll,
-                    ..Lane::default()
-                };
-                self.lanes.push((step, lane));
-                self.lanes.len() - 1
-            }
-        };
-        &mut self.lanes[at].1
-    }
-
-    /// The call state of `step`, if it has one.
-    fn lane_of(&self, step: u32) -> Option<&Lane> {
-        self.lanes
-            .iter()
-            .find(|(s, _)| *s == step)
-            .map(|(_, lane)| lane)
-    }
-
-    /// Whether a call for `step` is out.
-    fn calling(&self, step: u32) -> bool {
-        self.lane_of(step).is_some_and(|lane| lane.calling)
-    }
-}
-
-/// What the runtime keeps in memory for one unfinished task.
-struct Active {
-    /// Shared with the journal group being written and the start answers of its commit, so
-    /// neither copies it; `record` copies it only while one of them still holds it.
-    task: Arc<Task>,
-    /// Events applied since the last commit, with their sequence numbers.
-    unsaved: Vec<(u64, Event)>,
-    /// Events of this task are in the commit that is running: not durable yet.
-    committing: bool,
-    /// The call state of each step that runs or waits for a call: one in a chain, one per
-    /// branch in a parallel stage. Dropped when the step needs nothing more (`after_commit`).
-    lanes: Vec<(u32, Lane)>,
-    /// The first status check's delay in a new lane: the usual one, or none after a restart.
-    first_poll: Duration,
-}
-
-/// The calls of one step: one at a time, each answered by a message.
-#[derive(Default)]
-struct Lane {
-    /// A call for this step is running; its result will come back as a message.
-    calling: bool,
-    /// A create for the current attempt may have reached Replicate without its answer being
-    /// journaled: the latest time (ms) it could have made a prediction. Such a prediction is
-    /// searched for (`finder`) before anything is created again.
-    unresolved: Option<i64>,
-    /// Delay before the next status check; doubles up to `Policy::poll_max`.
-    poll_delay: Duration,
-    /// Consecutive failed calls, for backoff.
-    failures: u32,
-    /// Consecutive failed attempts to keep the step's output files.
-    keep_failures: u32,
-    /// The step's attempt and status when its timer was set: a timer set before the step
-    /// changed (a status check of an attempt that has since failed) is obsolete when the
-    /// change needs a call now. (Not the task's `seq`: a sibling branch's change must not cut
-    /// short this step's backoff.)
-    timer_for: Option<(u32, crate::model::StepStatus)>,
-}
-
-/// A step of a task: the key of the timer wheel and of the create gate's queue.
-pub(crate) type StepKey = (TaskId, u32);
 
 pub(crate) struct Runtime {
     store: Arc<dyn Store>,
@@ -448,8 +306,8 @@ impl Runtime {
                     return;
                 }
                 let event = match (step, first_input.take()) {
-                    (1, Some(input)) => handlers::step_requested(task, step, input, None),
-                    _ => handlers::request_step(&self.workflows, task, step),
+                    (1, Some(input)) => inputs::step_requested(task, step, input, None),
+                    _ => inputs::request_step(&self.workflows, task, step),
                 };
                 self.record(id, event);
                 if let Some(active) = self.active.get_mut(&id) {
@@ -499,16 +357,4 @@ impl Runtime {
 /// Counts a failed call that will be tried again.
 fn count_retry(call: crate::metrics::Call) {
     crate::metrics::global().call_retries(call).inc();
-}
-
-/// A task as the runtime keeps it; `first_poll`: the first status check's delay of its
-/// steps (none after a restart: their predictions ran while nobody looked).
-fn new_active(task: Task, first_poll: Duration) -> Box<Active> {
-    Box::new(Active {
-        task: Arc::new(task),
-        unsaved: vec![],
-        committing: false,
-        lanes: Vec::new(),
-        first_poll,
-    })
 }

@@ -118,7 +118,7 @@ impl Runtime {
     fn stage(&self, id: TaskId, step: u32) -> Option<&crate::workflow::Stage> {
         let task = &self.active.get(&id)?.task;
         let workflow = self.workflows.get(&task.workflow)?;
-        super::handlers::stage_of(workflow, task, task.step(step)?).map(|(stage, _)| stage)
+        super::inputs::stage_of(workflow, task, task.step(step)?).map(|(stage, _)| stage)
     }
 
     /// How many more attempts the step's stage allows after attempt `tries` of this run: its
