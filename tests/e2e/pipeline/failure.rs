@@ -10,7 +10,7 @@ use serde_json::json;
 const SEEDS: u64 = 500;
 const FAILING_SEED: u64 = SEEDS + 1;
 
-/// A lookbook of three items whose second branch fails 200 ms after its create ("NSFW
+/// A lookbook of three items whose second branch fails half a second after its create ("NSFW
 /// content detected") while its siblings would run for a minute; returns the task id once it
 /// has failed and both siblings' predictions are canceled at the simulator.
 async fn a_lookbook_with_a_failing_branch() -> (Env, App, String, Value) {
@@ -20,7 +20,7 @@ async fn a_lookbook_with_a_failing_branch() -> (Env, App, String, Value) {
         json!(FAILING_SEED),
         ModelBehavior {
             starting_ms: 20,
-            processing_ms: 200,
+            processing_ms: 500,
             failure_rate: 1.0,
             failure_message: "NSFW content detected".into(),
             ..Default::default()
@@ -32,15 +32,12 @@ async fn a_lookbook_with_a_failing_branch() -> (Env, App, String, Value) {
         .await;
     let failed = app.wait_until_finished(&id, WITHIN).await;
     assert_eq!(failed["status"], "failed", "{failed:#}");
-    let siblings: Vec<String> = [4, 6]
+    let siblings: Vec<String> = predictions_of(&env.sim, "test/variant")
         .iter()
-        .map(|&i| {
-            failed["steps"][i]["prediction_id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("sibling step {} was created: {failed:#}", i + 1))
-                .to_owned()
-        })
+        .filter(|p| p["input"]["seed"] != FAILING_SEED)
+        .map(|p| p["id"].as_str().unwrap().to_owned())
         .collect();
+    assert_eq!(siblings.len(), 2, "both siblings were created: {failed:#}");
     eventually("the siblings canceled at the simulator", WITHIN, || {
         let canceled = siblings
             .iter()
