@@ -2,7 +2,7 @@
 //! Stored through bincode inside the versioned envelope of `journal::codec`:
 //! never reorder variants or fields, add new variants at the end.
 
-use crate::model::{Json, Millis};
+use crate::model::{Json, Millis, StagePlan};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,6 +79,25 @@ pub enum Event {
     /// attempt without one never reached Replicate, so a restart creates it directly instead
     /// of searching for a prediction that cannot exist.
     CreateSent { step: u32, attempt: u32, at: Millis },
+    /// The client's start request with the stages the task runs, fixed at its start (every
+    /// task since workflows have stages; `TaskCreated` reads as one chained stage).
+    TaskPlanned {
+        workflow: String,
+        params: Json,
+        items: Vec<Json>,
+        stages: Vec<StagePlan>,
+        idempotency_key: Option<String>,
+        at: Millis,
+    },
+    /// As `StepRequested`, on the stage's fallback `model` (or version): the step's retries
+    /// on its own model are spent.
+    FallbackRequested {
+        step: u32,
+        attempt: u32,
+        input: Json,
+        model: String,
+        at: Millis,
+    },
 }
 
 impl Event {
@@ -95,7 +114,26 @@ impl Event {
             | Event::CancelSettled { at, .. }
             | Event::TaskRetried { at, .. }
             | Event::OutputsKept { at, .. }
-            | Event::CreateSent { at, .. } => *at,
+            | Event::CreateSent { at, .. }
+            | Event::TaskPlanned { at, .. }
+            | Event::FallbackRequested { at, .. } => *at,
+        }
+    }
+
+    /// For a task's first event (`TaskCreated`, `TaskPlanned`): when, and its idempotency key.
+    pub fn as_created(&self) -> Option<(Millis, Option<&str>)> {
+        match self {
+            Event::TaskCreated {
+                at,
+                idempotency_key,
+                ..
+            }
+            | Event::TaskPlanned {
+                at,
+                idempotency_key,
+                ..
+            } => Some((*at, idempotency_key.as_deref())),
+            _ => None,
         }
     }
 
@@ -114,6 +152,8 @@ impl Event {
             Event::TaskRetried { .. } => "task_retried",
             Event::OutputsKept { .. } => "outputs_kept",
             Event::CreateSent { .. } => "create_sent",
+            Event::TaskPlanned { .. } => "task_created",
+            Event::FallbackRequested { .. } => "fallback_requested",
         }
     }
 }

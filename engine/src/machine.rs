@@ -4,7 +4,12 @@
 //! live execution all go through these three functions.
 
 use crate::event::Event;
-use crate::model::{Json, Step, StepStatus, Task, TaskId, TaskStatus};
+use crate::model::{Json, StagePlan, Step, StepStatus, Task, TaskId, TaskStatus};
+
+mod decide;
+
+pub use decide::decide;
+use decide::runnable;
 
 /// Why an event was not applied. Stale or duplicate results are expected (a poll and a late
 /// answer can race), so this is a value the runtime logs and drops, not an error.
@@ -51,29 +56,52 @@ pub enum Command {
     },
 }
 
-/// A new task from its `TaskCreated` event, which becomes sequence 1.
+impl Command {
+    /// The step the command is for.
+    pub fn step(&self) -> u32 {
+        match self {
+            Command::Request { step }
+            | Command::EnsurePrediction { step, .. }
+            | Command::Watch { step, .. }
+            | Command::CancelPrediction { step, .. } => *step,
+        }
+    }
+}
+
+/// A new task from its first event (`TaskPlanned`, or `TaskCreated` from before stages:
+/// one chained stage), which becomes sequence 1.
 pub fn create(id: TaskId, event: &Event) -> Result<Task, Ignored> {
-    let Event::TaskCreated {
-        workflow,
-        params,
-        items,
-        idempotency_key,
-        at,
-    } = event
-    else {
-        return Err(Ignored::NotFirstEvent);
+    let (workflow, params, items, stages, idempotency_key, at) = match event {
+        Event::TaskPlanned {
+            workflow,
+            params,
+            items,
+            stages,
+            idempotency_key,
+            at,
+        } => (workflow, params, items, stages.clone(), idempotency_key, at),
+        Event::TaskCreated {
+            workflow,
+            params,
+            items,
+            idempotency_key,
+            at,
+        } => (
+            workflow,
+            params,
+            items,
+            vec![StagePlan::legacy(None)],
+            idempotency_key,
+            at,
+        ),
+        _ => return Err(Ignored::NotFirstEvent),
     };
-    let steps = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| Step::new(i as u32 + 1, item.clone()))
-        .collect();
     Ok(Task {
         id,
         workflow: workflow.clone(),
         status: TaskStatus::Pending,
         params: params.clone(),
-        steps,
+        steps: crate::model::layout(&stages, items),
         output: None,
         error: None,
         idempotency_key: idempotency_key.clone(),
@@ -81,6 +109,7 @@ pub fn create(id: TaskId, event: &Event) -> Result<Task, Ignored> {
         updated_at: *at,
         completed_at: None,
         seq: 1,
+        stages,
     })
 }
 
@@ -100,31 +129,22 @@ pub fn apply(task: &mut Task, event: &Event) -> Result<(), Ignored> {
 fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
     let at = event.at();
     match event {
-        Event::TaskCreated { .. } => return Err(Ignored::NotFirstEvent),
+        Event::TaskCreated { .. } | Event::TaskPlanned { .. } => {
+            return Err(Ignored::NotFirstEvent)
+        }
         Event::StepRequested {
             step,
             attempt,
             input,
             ..
-        } => {
-            check_is_current(task, *step)?;
-            let s = step_in(task, *step)?;
-            expect_status(s, &[StepStatus::Pending])?;
-            if *attempt != s.attempt + 1 {
-                return Err(Ignored::Stale { step: *step });
-            }
-            s.status = StepStatus::Starting;
-            s.attempt = *attempt;
-            s.input = Some(input.clone());
-            s.prediction_id = None;
-            s.output = None;
-            s.kept_output = None;
-            s.error = None;
-            s.started_at = Some(at);
-            s.completed_at = None;
-            s.sent = None;
-            task.status = TaskStatus::Running;
-        }
+        } => request(task, *step, *attempt, input, None, at)?,
+        Event::FallbackRequested {
+            step,
+            attempt,
+            input,
+            model,
+            ..
+        } => request(task, *step, *attempt, input, Some(model), at)?,
         Event::PredictionCreated {
             step,
             attempt,
@@ -169,9 +189,10 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
             s.status = StepStatus::Succeeded;
             s.output = Some(output.clone());
             s.completed_at = Some(at);
-            if *step as usize == task.steps.len() {
+            if task.steps.iter().all(|s| s.status == StepStatus::Succeeded) {
+                // The last stage's output: its last step's.
                 task.status = TaskStatus::Succeeded;
-                task.output = Some(output.clone());
+                task.output = task.steps.last().and_then(|last| last.output.clone());
                 task.completed_at = Some(at);
             }
         }
@@ -191,8 +212,11 @@ fn apply_live(task: &mut Task, event: &Event) -> Result<(), Ignored> {
             };
             s.error = Some(error.clone());
             s.completed_at = Some(at);
+            let name = describe(task, *step);
+            // Its running siblings (a parallel stage's other branches) stop with it.
+            cancel_unfinished(task, at);
             task.status = TaskStatus::Failed;
-            task.error = Some(format!("step {step}: {error}"));
+            task.error = Some(format!("{name}: {error}"));
             task.completed_at = Some(at);
         }
         Event::AttemptFailed {
@@ -260,17 +284,30 @@ fn apply_after_end(task: &mut Task, event: &Event) -> Result<(), Ignored> {
             }
             s.cancel_pending = false;
         }
-        Event::TaskRetried { .. } if task.status == TaskStatus::Failed => {
-            let failed = task
+        // Not while a failed branch's siblings are still being canceled: their predictions
+        // could still run (and succeed) beside the ones the retry makes.
+        Event::TaskRetried { .. }
+            if task.status == TaskStatus::Failed
+                && !task.steps.iter().any(|s| s.cancel_pending) =>
+        {
+            let mut any = false;
+            for s in task
                 .steps
                 .iter_mut()
-                .find(|s| matches!(s.status, StepStatus::Failed | StepStatus::Canceled))
-                .ok_or(Ignored::TaskFinished)?;
-            failed.status = StepStatus::Pending;
-            failed.prediction_id = None;
-            failed.output = None;
-            failed.kept_output = None;
-            failed.completed_at = None;
+                .filter(|s| matches!(s.status, StepStatus::Failed | StepStatus::Canceled))
+            {
+                s.status = StepStatus::Pending;
+                s.prediction_id = None;
+                s.output = None;
+                s.kept_output = None;
+                s.completed_at = None;
+                // A fresh run: the stage's retries (and fallback) count again from here.
+                s.run_from = s.attempt + 1;
+                any = true;
+            }
+            if !any {
+                return Err(Ignored::TaskFinished);
+            }
             task.status = TaskStatus::Running;
             task.error = None;
             task.completed_at = None;
@@ -280,48 +317,64 @@ fn apply_after_end(task: &mut Task, event: &Event) -> Result<(), Ignored> {
     Ok(())
 }
 
-/// What should happen next for `task`; `None` once it is settled.
-pub fn decide(task: &Task) -> Option<Command> {
-    if task.status.is_terminal() {
-        let step = task.steps.iter().find(|s| s.cancel_pending)?;
-        return Some(Command::CancelPrediction {
-            step: step.index,
-            attempt: step.attempt,
-            prediction_id: step.prediction_id.clone(),
-            input: step.input.clone(),
-        });
+/// Journals the intent to run `step` (on `model` when it is the stage's fallback).
+fn request(
+    task: &mut Task,
+    step: u32,
+    attempt: u32,
+    input: &Json,
+    model: Option<&String>,
+    at: crate::model::Millis,
+) -> Result<(), Ignored> {
+    if !runnable(task).any(|s| s.index == step) {
+        let status = task.step(step).ok_or(Ignored::NoSuchStep(step))?.status;
+        return Err(Ignored::WrongState { step, status });
     }
-    let step = task
-        .steps
-        .iter()
-        .find(|s| s.status != StepStatus::Succeeded)?;
-    match (step.status, &step.prediction_id, &step.input) {
-        (StepStatus::Pending, _, _) => Some(Command::Request { step: step.index }),
-        (StepStatus::Starting, None, Some(input)) => Some(Command::EnsurePrediction {
-            step: step.index,
-            attempt: step.attempt,
-            input: input.clone(),
-        }),
-        (StepStatus::Starting | StepStatus::Processing, Some(id), _) => Some(Command::Watch {
-            step: step.index,
-            prediction_id: id.clone(),
-        }),
-        _ => None,
+    let s = step_in(task, step)?;
+    expect_status(s, &[StepStatus::Pending])?;
+    if attempt != s.attempt + 1 {
+        return Err(Ignored::Stale { step });
+    }
+    s.status = StepStatus::Starting;
+    s.attempt = attempt;
+    s.input = Some(input.clone());
+    s.model = model.cloned();
+    s.prediction_id = None;
+    s.output = None;
+    s.kept_output = None;
+    s.error = None;
+    s.started_at = Some(at);
+    s.completed_at = None;
+    s.sent = None;
+    task.status = TaskStatus::Running;
+    Ok(())
+}
+
+/// Ends every unfinished step: a step past its intent may have a prediction running at
+/// Replicate, which must be canceled before the task is settled.
+fn cancel_unfinished(task: &mut Task, at: crate::model::Millis) {
+    for s in task.steps.iter_mut().filter(|s| !s.status.is_terminal()) {
+        if matches!(s.status, StepStatus::Starting | StepStatus::Processing) {
+            s.cancel_pending = true;
+            s.status = StepStatus::Canceled;
+            s.completed_at = Some(at);
+        }
     }
 }
 
-fn check_is_current(task: &Task, step: u32) -> Result<(), Ignored> {
-    match task
-        .steps
-        .iter()
-        .find(|s| s.status != StepStatus::Succeeded)
-    {
-        Some(current) if current.index == step => Ok(()),
-        Some(current) => Err(Ignored::WrongState {
-            step,
-            status: current.status,
-        }),
-        None => Err(Ignored::TaskFinished),
+/// How a task's error names its step: `step 3`, or with its stage and item when the task has
+/// stages of its own (`step 5 (variants, item 2)`).
+fn describe(task: &Task, step: u32) -> String {
+    let Some(s) = task.step(step) else {
+        return format!("step {step}");
+    };
+    match (task.stage_of(s), s.item_index) {
+        (Some(plan), _) if task.stages.len() == 1 && plan.name == crate::model::LEGACY_STAGE => {
+            format!("step {step}")
+        }
+        (Some(plan), Some(item)) => format!("step {step} ({}, item {item})", plan.name),
+        (Some(plan), None) => format!("step {step} ({})", plan.name),
+        (None, _) => format!("step {step}"),
     }
 }
 
@@ -369,3 +422,7 @@ fn expect_prediction(step: &Step, prediction_id: &str) -> Result<(), Ignored> {
 #[cfg(test)]
 #[path = "machine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "machine/stages_tests.rs"]
+mod stages_tests;

@@ -2,6 +2,10 @@
 //! Pure data, no IO. Stored types go through bincode, so JSON values are kept as JSON text
 //! (`Json`) and field order is part of the on-disk format (see `journal::codec`).
 
+mod stages;
+
+pub use stages::{layout, StagePlan, LEGACY_STAGE};
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -199,13 +203,15 @@ impl StepStatus {
     }
 }
 
-/// One item of a task: one prediction, run after the previous step succeeded.
+/// One prediction of a task: one item of one stage (or a stage's only step). Steps are
+/// ordered stage by stage, items in order within a stage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     /// 1-based position in the task.
     pub index: u32,
     pub status: StepStatus,
-    /// The item this step was started with, as given by the client.
+    /// The item this step was started with, as given by the client; `null` for a step of a
+    /// stage that runs once.
     pub item: Json,
     /// The prediction input, fixed when the intent to create is journaled.
     pub input: Option<Json>,
@@ -226,6 +232,17 @@ pub struct Step {
     /// When create calls for the current attempt were let out (`Event::CreateSent`); `None`
     /// while none was: then no prediction can exist for it, and a restart creates directly.
     pub sent: Option<SendWindow>,
+    /// 0-based index into `Task::stages` of the stage this step belongs to.
+    pub stage: u32,
+    /// 0-based index of the item in the start request's `items`; `None` for a stage that
+    /// runs once.
+    pub item_index: Option<u32>,
+    /// The model or version of the current attempt when it is not the stage's own: the
+    /// stage's fallback, once its retries were spent (`Event::FallbackRequested`).
+    pub model: Option<String>,
+    /// The attempt a run of the step began with: 1, or the first after the task was retried.
+    /// Retries and the fallback count from it.
+    pub run_from: u32,
 }
 
 /// The first and the last time a create call for one attempt was journaled as sent: any
@@ -238,7 +255,7 @@ pub struct SendWindow {
 }
 
 impl Step {
-    pub fn new(index: u32, item: Json) -> Self {
+    pub fn new(index: u32, item: Json, stage: u32, item_index: Option<u32>) -> Self {
         Step {
             index,
             status: StepStatus::Pending,
@@ -253,11 +270,15 @@ impl Step {
             cancel_pending: false,
             kept_output: None,
             sent: None,
+            stage,
+            item_index,
+            model: None,
+            run_from: 1,
         }
     }
 }
 
-/// A task: a named workflow run over a list of items, one step per item.
+/// A task: a named workflow's stages run over a list of items (`stages::StagePlan`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Task {
     pub id: TaskId,
@@ -273,6 +294,9 @@ pub struct Task {
     pub completed_at: Option<Millis>,
     /// Sequence number of the last journal event folded into this snapshot (0: none).
     pub seq: u64,
+    /// The workflow's stages as they were when the task started, in order; every step
+    /// points into it. A task journaled before stages existed has one (`LEGACY_STAGE`).
+    pub stages: Vec<StagePlan>,
 }
 
 /// How far a task got, as the API counts it (docs/API.md, "Progress").

@@ -3,6 +3,10 @@
 use super::*;
 use serde_json::json;
 
+fn no_outputs(_: usize, _: bool) -> Vec<Value> {
+    unreachable!("a one-model workflow reads no stage")
+}
+
 fn config(toml_text: &str) -> WorkflowConfig {
     toml::from_str(toml_text).unwrap()
 }
@@ -37,9 +41,10 @@ fn step_one_reads_params_and_later_steps_read_the_previous_output() {
         item: &item,
         previous_output: None,
         previous_kept_output: None,
+        stage_outputs: &no_outputs,
     };
     assert_eq!(
-        wf.step_input(1, &scope).unwrap(),
+        wf.step_input(0, Some(0), &scope).unwrap(),
         json!({"human_img": "me.png", "garm_img": "shirt.png", "steps": 30})
     );
     let previous = json!("https://x/out.png");
@@ -48,8 +53,12 @@ fn step_one_reads_params_and_later_steps_read_the_previous_output() {
         item: &item,
         previous_output: Some(&previous),
         previous_kept_output: None,
+        stage_outputs: &no_outputs,
     };
-    assert_eq!(wf.step_input(2, &scope).unwrap()["human_img"], previous);
+    assert_eq!(
+        wf.step_input(0, Some(1), &scope).unwrap()["human_img"],
+        previous
+    );
 }
 
 #[test]
@@ -78,11 +87,12 @@ fn a_lone_placeholder_keeps_the_type_and_one_inside_text_becomes_text() {
         item: &item,
         previous_output: Some(&output),
         previous_kept_output: None,
+        stage_outputs: &no_outputs,
     };
-    let input = wf.step_input(2, &scope).unwrap();
+    let input = wf.step_input(0, Some(1), &scope).unwrap();
     assert_eq!(input, json!({"image": "a.png", "n": 4, "text": "not 4"}));
     assert_eq!(
-        wf.step_input(1, &scope).unwrap()["image"],
+        wf.step_input(0, Some(0), &scope).unwrap()["image"],
         json!({"nested": true})
     );
 }
@@ -135,11 +145,12 @@ fn the_check_returns_step_one_input_as_the_step_will_build_it() {
         item: &items[0],
         previous_output: None,
         previous_kept_output: None,
+        stage_outputs: &no_outputs,
     };
     // The loop records this as step 1's input instead of building it again.
     assert_eq!(
         wf.check_start(&params, &items).unwrap(),
-        Some(wf.step_input(1, &scope).unwrap())
+        Some(wf.step_input(0, Some(0), &scope).unwrap())
     );
 
     // Workflows whose step 1 reads `previous` are refused at load, so this is always known.
@@ -149,10 +160,11 @@ fn the_check_returns_step_one_input_as_the_step_will_build_it() {
         item: &shoes[0],
         previous_output: None,
         previous_kept_output: None,
+        stage_outputs: &no_outputs,
     };
     assert_eq!(
         wf.check_start(&params, &shoes).unwrap(),
-        Some(wf.step_input(1, &scope).unwrap())
+        Some(wf.step_input(0, Some(0), &scope).unwrap())
     );
 }
 
@@ -165,9 +177,10 @@ fn a_missing_previous_output_path_fails_the_step_input() {
         item: &item,
         previous_output: None,
         previous_kept_output: None,
+        stage_outputs: &no_outputs,
     };
     assert!(wf
-        .step_input(2, &scope)
+        .step_input(0, Some(1), &scope)
         .unwrap_err()
         .0
         .contains("previous.output"));
@@ -285,15 +298,17 @@ fn previous_kept_output_reads_the_kept_copy_or_falls_back_to_the_output() {
         item: &item,
         previous_output: Some(&output),
         previous_kept_output: Some(&kept),
+        stage_outputs: &no_outputs,
     };
-    assert_eq!(wf.step_input(2, &with_kept).unwrap()["img"], kept);
+    assert_eq!(wf.step_input(0, Some(1), &with_kept).unwrap()["img"], kept);
     let without = Scope {
         params: &params,
         item: &item,
         previous_output: Some(&output),
         previous_kept_output: None,
+        stage_outputs: &no_outputs,
     };
-    assert_eq!(wf.step_input(2, &without).unwrap()["img"], output);
+    assert_eq!(wf.step_input(0, Some(1), &without).unwrap()["img"], output);
 }
 
 #[test]

@@ -234,7 +234,7 @@ fn delta(state: &AppState, kinds: &[&str], before: &Task, after: &Task) -> Event
         .iter()
         .enumerate()
         .filter(|(i, step)| before.steps.get(*i) != Some(*step))
-        .map(|(_, step)| render::step(step))
+        .map(|(_, step)| render::step(after, step))
         .collect();
     let message = Message {
         // A commit journals at least one event; "change" only names an empty list, which must

@@ -17,6 +17,8 @@ pub struct TaskView<'a> {
     queue_position: Option<usize>,
     current_step: u32,
     total_steps: u32,
+    /// The stages the task runs, in order (docs/API.md, "Stages").
+    stages: Vec<StageView<'a>>,
     /// `"{completed_steps}/{total_steps}"`: steps succeeded over steps (docs/API.md, "Progress").
     progress: String,
     completed_steps: u32,
@@ -33,9 +35,24 @@ pub struct TaskView<'a> {
 }
 
 #[derive(Serialize)]
+pub struct StageView<'a> {
+    name: &'a str,
+    model: Option<&'a str>,
+    /// `once`, `each` (one step per item, chained) or `parallel` (one per item, at once).
+    runs: &'static str,
+    max_parallel: Option<u32>,
+}
+
+#[derive(Serialize)]
 pub struct StepView<'a> {
     index: u32,
     status: &'static str,
+    /// The name of the stage the step belongs to.
+    stage: &'a str,
+    /// 0-based index into the start request's `items`; null for a stage that runs once.
+    item_index: Option<u32>,
+    /// The model or version the current attempt runs on: the stage's, or its fallback's.
+    model: Option<&'a str>,
     item: &'a RawValue,
     attempt: u32,
     prediction_id: Option<&'a str>,
@@ -51,7 +68,7 @@ pub struct StepView<'a> {
 /// holds it back.
 pub fn task(task: &Task, queue_position: Option<usize>) -> TaskView<'_> {
     let mut view = summary(task, queue_position);
-    view.steps = Some(task.steps.iter().map(step).collect());
+    view.steps = Some(task.steps.iter().map(|s| step(task, s)).collect());
     view
 }
 
@@ -74,6 +91,20 @@ pub fn summary(task: &Task, queue_position: Option<usize>) -> TaskView<'_> {
         queue_position,
         current_step: current,
         total_steps: total,
+        stages: task
+            .stages
+            .iter()
+            .map(|plan| StageView {
+                name: &plan.name,
+                model: plan.model.as_deref(),
+                runs: match (plan.each, plan.parallel) {
+                    (true, true) => "parallel",
+                    (true, false) => "each",
+                    (false, _) => "once",
+                },
+                max_parallel: plan.max_parallel,
+            })
+            .collect(),
         progress: format!("{completed}/{total}"),
         completed_steps: completed,
         params: raw(&task.params),
@@ -87,11 +118,18 @@ pub fn summary(task: &Task, queue_position: Option<usize>) -> TaskView<'_> {
     }
 }
 
-/// One step, as in the task's `steps`.
-pub fn step(step: &Step) -> StepView<'_> {
+/// One step of `task`, as in the task's `steps`.
+pub fn step<'a>(task: &'a Task, step: &'a Step) -> StepView<'a> {
+    let plan = task.stage_of(step);
     StepView {
         index: step.index,
         status: step.status.as_str(),
+        stage: plan.map_or("", |plan| plan.name.as_str()),
+        item_index: step.item_index,
+        model: step
+            .model
+            .as_deref()
+            .or_else(|| plan.and_then(|plan| plan.model.as_deref())),
         item: raw(&step.item),
         attempt: step.attempt,
         prediction_id: step.prediction_id.as_deref(),
@@ -159,6 +197,25 @@ pub fn event(seq: u64, event: &stepwise_engine::event::Event) -> Value {
             ..
         } => {
             json!({ "workflow": workflow, "items": items.len(), "idempotency_key": idempotency_key })
+        }
+        Event::TaskPlanned {
+            workflow,
+            items,
+            stages,
+            idempotency_key,
+            ..
+        } => {
+            let stages: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+            json!({ "workflow": workflow, "items": items.len(), "stages": stages, "idempotency_key": idempotency_key })
+        }
+        Event::FallbackRequested {
+            step,
+            attempt,
+            input,
+            model,
+            ..
+        } => {
+            json!({ "step": step, "attempt": attempt, "input": input.value(), "model": model })
         }
         Event::StepRequested {
             step,

@@ -25,6 +25,8 @@ struct StartBody {
     workflow: String,
     #[serde(default)]
     params: Option<Value>,
+    /// Required by workflows with a stage that runs per item (the engine says so).
+    #[serde(default)]
     items: Vec<Value>,
 }
 

@@ -173,27 +173,21 @@ fn move_ops(
     let id = &task.id;
     let owner = id.0.to_vec();
     for (seq, event) in events {
-        match event {
-            Event::TaskCreated {
-                at,
-                idempotency_key,
-                ..
-            } => {
-                // Rewritten even when a retried task moves again: the same key, the same value.
-                to_archive.push((keys::created(*at, id), Some(vec![])));
-                to_delete.push((keys::created(*at, id), None));
-                if let Some(key) = idempotency_key {
-                    to_archive.push((keys::with_text(IDEMPOTENCY, key), Some(owner.clone())));
-                    to_delete.push((keys::with_text(IDEMPOTENCY, key), None));
-                }
+        if let Some((at, idempotency_key)) = event.as_created() {
+            // Rewritten even when a retried task moves again: the same key, the same value.
+            to_archive.push((keys::created(at, id), Some(vec![])));
+            to_delete.push((keys::created(at, id), None));
+            if let Some(key) = idempotency_key {
+                to_archive.push((keys::with_text(IDEMPOTENCY, key), Some(owner.clone())));
+                to_delete.push((keys::with_text(IDEMPOTENCY, key), None));
             }
-            Event::PredictionCreated {
-                prediction_id, at, ..
-            } => {
-                to_archive.push((keys::owner(*at, prediction_id), Some(owner.clone())));
-                to_delete.push((keys::owner(*at, prediction_id), None));
-            }
-            _ => {}
+        }
+        if let Event::PredictionCreated {
+            prediction_id, at, ..
+        } = event
+        {
+            to_archive.push((keys::owner(*at, prediction_id), Some(owner.clone())));
+            to_delete.push((keys::owner(*at, prediction_id), None));
         }
         // Every sequence number's key: a run is keyed by its last, the others are absent.
         to_delete.push((keys::event(id, *seq), None));

@@ -2,6 +2,7 @@
 //! The CRC covers everything before it. Each stored type has a schema number; a later
 //! version keeps the old schemas as frozen types and converts them forward on read.
 
+use super::schema_v3::TaskV3;
 use crate::event::Event;
 use crate::model::Task;
 use serde::{de::DeserializeOwned, Serialize};
@@ -18,8 +19,10 @@ pub const SCHEMA_SEALED_V1: u16 = 4;
 /// The events one commit appended to one task, in order, as one journal entry keyed by the
 /// last one's sequence number; a commit of a single event still writes `SCHEMA_EVENT_V1`.
 pub const SCHEMA_EVENT_RUN_V1: u16 = 5;
-/// Task snapshots with `Step::sent`.
+/// Task snapshots with `Step::sent` (`journal::schema_v3`); read, never written.
 pub const SCHEMA_TASK_V3: u16 = 6;
+/// Task snapshots with stages (`Task::stages`, `Step::stage` and the fields after it).
+pub const SCHEMA_TASK_V4: u16 = 7;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CodecError {
@@ -36,19 +39,18 @@ pub enum CodecError {
 }
 
 pub fn encode_task(task: &Task) -> Vec<u8> {
-    encode(SCHEMA_TASK_V3, task)
+    encode(SCHEMA_TASK_V4, task)
 }
 
 /// Today's task, from a snapshot of any schema this version knows.
 pub fn decode_task(bytes: &[u8]) -> Result<Task, CodecError> {
     match schema_of(bytes) {
-        Some(SCHEMA_TASK_V1) => {
-            decode::<super::schema_v1::TaskV1>(SCHEMA_TASK_V1, bytes).map(Task::from)
-        }
-        Some(SCHEMA_TASK_V2) => {
-            decode::<super::schema_v2::TaskV2>(SCHEMA_TASK_V2, bytes).map(Task::from)
-        }
-        _ => decode(SCHEMA_TASK_V3, bytes),
+        Some(SCHEMA_TASK_V1) => decode::<super::schema_v1::TaskV1>(SCHEMA_TASK_V1, bytes)
+            .map(|v1| Task::from(TaskV3::from(v1))),
+        Some(SCHEMA_TASK_V2) => decode::<super::schema_v2::TaskV2>(SCHEMA_TASK_V2, bytes)
+            .map(|v2| Task::from(TaskV3::from(v2))),
+        Some(SCHEMA_TASK_V3) => decode::<TaskV3>(SCHEMA_TASK_V3, bytes).map(Task::from),
+        _ => decode(SCHEMA_TASK_V4, bytes),
     }
 }
 

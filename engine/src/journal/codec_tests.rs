@@ -5,7 +5,7 @@ use super::*;
 use crate::model::{Json, Step, StepStatus, TaskId, TaskStatus};
 
 fn sample_task() -> Task {
-    let mut step = Step::new(1, Json(r#"{"garment_image":"a.png"}"#.into()));
+    let mut step = Step::new(1, Json(r#"{"garment_image":"a.png"}"#.into()), 0, Some(0));
     step.status = StepStatus::Succeeded;
     step.input = Some(Json(r#"{"garm_img":"a.png"}"#.into()));
     step.attempt = 1;
@@ -18,7 +18,7 @@ fn sample_task() -> Task {
         workflow: "tryon".into(),
         status: TaskStatus::Running,
         params: Json(r#"{"person_image":"p.png"}"#.into()),
-        steps: vec![step, Step::new(2, Json("{}".into()))],
+        steps: vec![step, Step::new(2, Json("{}".into()), 0, Some(1))],
         output: None,
         error: None,
         idempotency_key: Some("key-1".into()),
@@ -26,6 +26,7 @@ fn sample_task() -> Task {
         updated_at: 1_764_000_002_000,
         completed_at: None,
         seq: 5,
+        stages: vec![crate::model::StagePlan::legacy(None)],
     }
 }
 
@@ -126,7 +127,7 @@ fn truncated_and_mistyped_records_are_errors() {
         decode_task(&event),
         Err(CodecError::Schema {
             found: 2,
-            expected: 6
+            expected: 7
         })
     );
 }
@@ -170,6 +171,98 @@ fn sample_task_v3() -> Task {
 fn golden_task_v3_still_decodes() {
     let bytes = hex::decode(fixture("task_v3.hex").trim()).unwrap();
     assert_eq!(decode_task(&bytes).unwrap(), sample_task_v3());
+}
+
+/// Today's sample: schema 4 adds stages (`Task::stages`; a step's stage, item index,
+/// fallback model and `run_from`).
+fn sample_task_v4() -> Task {
+    use crate::model::StagePlan;
+    let stage = |name: &str, each, parallel, max_parallel| StagePlan {
+        name: name.into(),
+        model: Some(format!("acme/{name}")),
+        each,
+        parallel,
+        max_parallel,
+    };
+    let mut task = sample_task_v3();
+    task.workflow = "lookbook".into();
+    task.stages = vec![
+        stage("cutout", false, false, None),
+        stage("tryon", true, false, None),
+        stage("variants", true, true, Some(2)),
+    ];
+    let items = [Json(r#"{"seed":1}"#.into()), Json(r#"{"seed":2}"#.into())];
+    let mut steps = crate::model::layout(&task.stages, &items);
+    steps[0] = task.steps[0].clone();
+    steps[0].item = Json("null".into());
+    steps[0].item_index = None;
+    steps[1].model = Some("acme/tryon-fallback".into());
+    steps[1].attempt = 3;
+    steps[1].run_from = 2;
+    task.steps = steps;
+    task
+}
+
+#[test]
+fn golden_task_v4_still_decodes() {
+    let bytes = hex::decode(fixture("task_v4.hex").trim()).unwrap();
+    let task = decode_task(&bytes).unwrap();
+    assert_eq!(task, sample_task_v4());
+    let shape: Vec<(u32, Option<u32>)> =
+        task.steps.iter().map(|s| (s.stage, s.item_index)).collect();
+    assert_eq!(
+        shape,
+        [
+            (0, None),
+            (1, Some(0)),
+            (1, Some(1)),
+            (2, Some(0)),
+            (2, Some(1))
+        ]
+    );
+}
+
+#[test]
+fn a_task_without_stages_reads_as_one_chained_stage() {
+    let bytes = hex::decode(fixture("task_v3.hex").trim()).unwrap();
+    let task = decode_task(&bytes).unwrap();
+    assert_eq!(task.stages, [crate::model::StagePlan::legacy(None)]);
+    let shape: Vec<(u32, Option<u32>, u32)> = task
+        .steps
+        .iter()
+        .map(|s| (s.stage, s.item_index, s.run_from))
+        .collect();
+    assert_eq!(shape, [(0, Some(0), 1), (0, Some(1), 1)]);
+}
+
+/// The events of a task with stages.
+fn pipeline_events() -> Vec<Event> {
+    vec![
+        Event::TaskPlanned {
+            workflow: "lookbook".into(),
+            params: Json(r#"{"person_image":"p.png"}"#.into()),
+            items: vec![Json(r#"{"seed":1}"#.into())],
+            stages: sample_task_v4().stages,
+            idempotency_key: Some("k".into()),
+            at: 21,
+        },
+        Event::FallbackRequested {
+            step: 2,
+            attempt: 3,
+            input: Json(r#"{"image":"a.png"}"#.into()),
+            model: "acme/tryon-fallback".into(),
+            at: 22,
+        },
+    ]
+}
+
+#[test]
+fn golden_pipeline_events_still_decode() {
+    let decoded: Vec<Event> = fixture("events_pipeline_v1.hex")
+        .lines()
+        .map(|line| decode_event(&hex::decode(line).unwrap()).unwrap())
+        .collect();
+    assert_eq!(decoded, pipeline_events());
 }
 
 fn create_sent() -> Event {
@@ -248,12 +341,17 @@ fn golden_fixtures_writer() {
     }
     let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
     std::fs::create_dir_all(&dir).unwrap();
-    // Schemas 1 and 2 can no longer be written; their fixtures are frozen in the repository.
+    // Schemas 1 to 3 can no longer be written; their fixtures are frozen in the repository.
     std::fs::write(
-        format!("{dir}/task_v3.hex"),
-        hex::encode(encode_task(&sample_task_v3())),
+        format!("{dir}/task_v4.hex"),
+        hex::encode(encode_task(&sample_task_v4())),
     )
     .unwrap();
+    let events: Vec<String> = pipeline_events()
+        .iter()
+        .map(|e| hex::encode(encode_event(e)))
+        .collect();
+    std::fs::write(format!("{dir}/events_pipeline_v1.hex"), events.join("\n")).unwrap();
     std::fs::write(
         format!("{dir}/event_create_sent_v1.hex"),
         hex::encode(encode_event(&create_sent())),

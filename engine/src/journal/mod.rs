@@ -15,6 +15,7 @@ mod kv;
 mod memory;
 mod schema_v1;
 mod schema_v2;
+mod schema_v3;
 mod sled_backend;
 mod task_ops;
 

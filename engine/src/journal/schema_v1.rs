@@ -1,8 +1,9 @@
 //! Frozen schema 1 of the task snapshot, as written before steps could keep their output
 //! files. Never edit these types: they decode data dirs written by that version, and
-//! `From` converts them to today's `Task`.
+//! `From` converts them to schema 3 (`schema_v3`), which converts to today's `Task`.
 
-use crate::model::{Json, Millis, Step, StepStatus, Task, TaskId, TaskStatus};
+use super::schema_v3::{StepV3, TaskV3};
+use crate::model::{Json, Millis, StepStatus, TaskId, TaskStatus};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -36,9 +37,9 @@ pub struct TaskV1 {
     pub seq: u64,
 }
 
-impl From<StepV1> for Step {
-    fn from(v1: StepV1) -> Step {
-        Step {
+impl From<StepV1> for StepV3 {
+    fn from(v1: StepV1) -> StepV3 {
+        StepV3 {
             index: v1.index,
             status: v1.status,
             item: v1.item,
@@ -56,14 +57,14 @@ impl From<StepV1> for Step {
     }
 }
 
-impl From<TaskV1> for Task {
-    fn from(v1: TaskV1) -> Task {
-        Task {
+impl From<TaskV1> for TaskV3 {
+    fn from(v1: TaskV1) -> TaskV3 {
+        TaskV3 {
             id: v1.id,
             workflow: v1.workflow,
             status: v1.status,
             params: v1.params,
-            steps: v1.steps.into_iter().map(Step::from).collect(),
+            steps: v1.steps.into_iter().map(StepV3::from).collect(),
             output: v1.output,
             error: v1.error,
             idempotency_key: v1.idempotency_key,

@@ -1,8 +1,9 @@
 //! Frozen schema 2 of the task snapshot (steps with kept output files, before create calls
 //! were journaled as sent). Never edit these types: they decode data dirs written by that
-//! version, and `From` converts them to today's `Task`.
+//! version, and `From` converts them to schema 3 (`schema_v3`), which converts to today's `Task`.
 
-use crate::model::{Json, Millis, Step, StepStatus, Task, TaskId, TaskStatus};
+use super::schema_v3::{StepV3, TaskV3};
+use crate::model::{Json, Millis, StepStatus, TaskId, TaskStatus};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -37,11 +38,11 @@ pub struct TaskV2 {
     pub seq: u64,
 }
 
-impl From<StepV2> for Step {
+impl From<StepV2> for StepV3 {
     /// `sent` stays `None`: whether that version sent a create is unknown, which recovery
     /// reads from the data dir's `create_marks_since` (see `Store::create_marks_since`).
-    fn from(v2: StepV2) -> Step {
-        Step {
+    fn from(v2: StepV2) -> StepV3 {
+        StepV3 {
             index: v2.index,
             status: v2.status,
             item: v2.item,
@@ -59,14 +60,14 @@ impl From<StepV2> for Step {
     }
 }
 
-impl From<TaskV2> for Task {
-    fn from(v2: TaskV2) -> Task {
-        Task {
+impl From<TaskV2> for TaskV3 {
+    fn from(v2: TaskV2) -> TaskV3 {
+        TaskV3 {
             id: v2.id,
             workflow: v2.workflow,
             status: v2.status,
             params: v2.params,
-            steps: v2.steps.into_iter().map(Step::from).collect(),
+            steps: v2.steps.into_iter().map(StepV3::from).collect(),
             output: v2.output,
             error: v2.error,
             idempotency_key: v2.idempotency_key,

@@ -20,10 +20,7 @@ impl<B: Backend> KvStore<B> {
         {
             ops.push((keys::with_id(TASK, &task.id), Some(encode_task(task))));
         }
-        let creates = write
-            .events
-            .iter()
-            .any(|(_, e)| matches!(e, Event::TaskCreated { .. }));
+        let creates = write.events.iter().any(|(_, e)| e.as_created().is_some());
         let reopens = creates
             || write
                 .events
@@ -67,19 +64,14 @@ impl<B: Backend> KvStore<B> {
             Self::event_ops(write, ops);
         }
         for (_, event) in &write.events {
-            match event {
-                Event::TaskCreated {
-                    idempotency_key: Some(key),
-                    ..
-                } => {
-                    ops.push((keys::with_text(IDEMPOTENCY, key), Some(task.id.0.to_vec())));
-                }
-                Event::PredictionCreated {
-                    prediction_id, at, ..
-                } => {
-                    ops.push((keys::owner(*at, prediction_id), Some(task.id.0.to_vec())));
-                }
-                _ => {}
+            if let Some((_, Some(key))) = event.as_created() {
+                ops.push((keys::with_text(IDEMPOTENCY, key), Some(task.id.0.to_vec())));
+            }
+            if let Event::PredictionCreated {
+                prediction_id, at, ..
+            } = event
+            {
+                ops.push((keys::owner(*at, prediction_id), Some(task.id.0.to_vec())));
             }
         }
         Ok(())

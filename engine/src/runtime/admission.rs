@@ -1,8 +1,11 @@
 //! Admission: which tasks may run, and which of their creates may go out now.
 //!
-//! Caps on how many tasks run at once (globally and per workflow): a task holds a slot from
-//! its first step until it ends; tasks over a cap wait in one FIFO queue, whose positions the
-//! API reads through `QueueView` without asking the runtime loop.
+//! Caps on how many predictions run at once (`max_in_flight`, globally and per workflow): a
+//! task holds one slot per prediction in flight (a parallel stage's branches take one each)
+//! and keeps one between its steps, from its first step until it ends. A task's first slot
+//! comes through one FIFO queue, whose positions the API reads through `QueueView` without
+//! asking the runtime loop; a running task waiting for a branch's slot goes first when one
+//! frees up.
 //!
 //! The create gate (`CreateGate`): how many create calls may be out at once, counting those
 //! still waiting for the rate limiter. A task whose create cannot go out yet waits here as
@@ -12,9 +15,10 @@
 //! is journaled before a task gets there, so waiting there is as durable as waiting inside the
 //! rate limiter was: after a restart, recovery queues it again.
 
-use super::Runtime;
-use crate::model::{TaskId, TaskIdMap, TaskIdSet};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use super::{Runtime, StepKey};
+use crate::model::{IdHasher, TaskId, TaskIdMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -57,9 +61,21 @@ impl QueueView {
 pub struct Admission {
     max_total: Option<usize>,
     max_per_workflow: HashMap<String, usize>,
+    /// Slots held, per workflow and in all.
     running: HashMap<String, usize>,
-    holders: TaskIdMap<String>,
+    total: usize,
+    holders: TaskIdMap<Holder>,
     queue: QueueView,
+    /// Running tasks waiting for one more slot (a parallel branch), in the order they asked;
+    /// they go before the queue when slots free up: started work finishes first.
+    growers: VecDeque<TaskId>,
+}
+
+/// The slots of a task that is running: one per prediction in flight, and at least one
+/// between its steps.
+struct Holder {
+    workflow: String,
+    slots: usize,
 }
 
 impl Admission {
@@ -68,8 +84,10 @@ impl Admission {
             max_total,
             max_per_workflow,
             running: HashMap::new(),
+            total: 0,
             holders: TaskIdMap::default(),
             queue: QueueView::default(),
+            growers: VecDeque::new(),
         }
     }
 
@@ -82,7 +100,7 @@ impl Admission {
     }
 
     fn has_room(&self, workflow: &str) -> bool {
-        let total_ok = self.max_total.is_none_or(|max| self.holders.len() < max);
+        let total_ok = self.max_total.is_none_or(|max| self.total < max);
         let running = self.running.get(workflow).copied().unwrap_or(0);
         let workflow_ok = self
             .max_per_workflow
@@ -91,19 +109,45 @@ impl Admission {
         total_ok && workflow_ok
     }
 
-    /// Gives `id` a slot unconditionally (a task that was already running before a restart).
-    pub fn hold(&mut self, id: TaskId, workflow: &str) {
-        if self.holders.insert(id, workflow.to_owned()).is_none() {
-            *self.running.entry(workflow.to_owned()).or_default() += 1;
+    fn add_slots(&mut self, id: TaskId, workflow: &str, slots: usize) {
+        let holder = self.holders.entry(id).or_insert_with(|| Holder {
+            workflow: workflow.to_owned(),
+            slots: 0,
+        });
+        holder.slots += slots;
+        *self.running.entry(workflow.to_owned()).or_default() += slots;
+        self.total += slots;
+    }
+
+    /// Gives `id` its slots unconditionally (a task that was running before a restart, with
+    /// `running` predictions in flight).
+    pub fn hold(&mut self, id: TaskId, workflow: &str, running: usize) {
+        let have = self.holders.get(&id).map_or(0, |h| h.slots);
+        let want = running.max(1);
+        if want > have {
+            self.add_slots(id, workflow, want - have);
         }
     }
 
-    /// A slot for `id` if one is free, otherwise a place at the end of the queue (once).
-    /// True when it holds a slot. FIFO holds because `release` admits every waiting task
-    /// that fits: whoever still waits does not fit, so room found here is room they can't use.
-    pub fn admit(&mut self, id: TaskId, workflow: &str) -> bool {
-        if self.holds(&id) {
-            return true;
+    /// A slot for one more prediction of `id`, which has `running` in flight. A task's first
+    /// slot comes in FIFO order from the queue (where it waits, once, when none is free);
+    /// later ones (a parallel stage's branches) as soon as one is free, else it waits for
+    /// one. True when the prediction may start now. FIFO holds because `release` admits every
+    /// waiting task that fits: whoever still waits does not fit, so room found here is room
+    /// they can't use.
+    pub fn admit(&mut self, id: TaskId, workflow: &str, running: usize) -> bool {
+        if let Some(holder) = self.holders.get(&id) {
+            if running < holder.slots {
+                return true;
+            }
+            if self.has_room(workflow) {
+                self.add_slots(id, workflow, 1);
+                return true;
+            }
+            if !self.growers.contains(&id) {
+                self.growers.push_back(id);
+            }
+            return false;
         }
         let mut queue = self.queue.lock();
         let waiting = queue.tickets.get(&id).copied();
@@ -113,7 +157,7 @@ impl Admission {
                 queue.tickets.remove(&id);
             }
             drop(queue);
-            self.hold(id, workflow);
+            self.add_slots(id, workflow, 1);
             return true;
         }
         if waiting.is_none() {
@@ -125,7 +169,25 @@ impl Admission {
         false
     }
 
-    /// Frees `id`'s slot or queue place; returns the waiting tasks that now fit, in order.
+    /// Gives back the slots of `id` beyond its `running` predictions (keeping one); returns
+    /// the tasks that now have a slot, in order.
+    pub fn shrink(&mut self, id: &TaskId, running: usize) -> Vec<TaskId> {
+        let Some(holder) = self.holders.get_mut(id) else {
+            return Vec::new();
+        };
+        let extra = holder.slots.saturating_sub(running.max(1));
+        if extra == 0 {
+            return Vec::new();
+        }
+        holder.slots -= extra;
+        self.total -= extra;
+        if let Some(count) = self.running.get_mut(&holder.workflow) {
+            *count = count.saturating_sub(extra);
+        }
+        self.fill()
+    }
+
+    /// Frees `id`'s slots or queue place; returns the tasks that now have a slot, in order.
     pub fn release(&mut self, id: &TaskId) -> Vec<TaskId> {
         {
             let mut queue = self.queue.lock();
@@ -133,12 +195,32 @@ impl Admission {
                 queue.by_ticket.remove(&ticket);
             }
         }
-        if let Some(workflow) = self.holders.remove(id) {
-            if let Some(count) = self.running.get_mut(&workflow) {
-                *count = count.saturating_sub(1);
+        self.growers.retain(|grower| grower != id);
+        if let Some(holder) = self.holders.remove(id) {
+            self.total -= holder.slots;
+            if let Some(count) = self.running.get_mut(&holder.workflow) {
+                *count = count.saturating_sub(holder.slots);
             }
         }
+        self.fill()
+    }
+
+    /// Hands free slots out: first to running tasks waiting for one more (their next
+    /// `admit` finds it reserved), then to queued tasks in order.
+    fn fill(&mut self) -> Vec<TaskId> {
         let mut admitted = vec![];
+        let mut still = VecDeque::new();
+        while let Some(id) = self.growers.pop_front() {
+            match self.holders.get(&id).map(|h| h.workflow.clone()) {
+                Some(workflow) if self.has_room(&workflow) => {
+                    self.add_slots(id, &workflow, 1);
+                    admitted.push(id);
+                }
+                Some(_) => still.push_back(id),
+                None => {}
+            }
+        }
+        self.growers = still;
         loop {
             let next = {
                 let queue = self.queue.lock();
@@ -157,7 +239,7 @@ impl Admission {
                     queue.by_ticket.remove(&ticket);
                 }
             }
-            self.hold(next_id, &workflow);
+            self.add_slots(next_id, &workflow, 1);
             admitted.push(next_id);
         }
         admitted
@@ -171,10 +253,10 @@ pub const MIN_CREATES_OUT: usize = 256;
 pub(crate) struct CreateGate {
     /// One permit per call out; a call holds its permit until its answer is back.
     permits: Arc<Semaphore>,
-    /// Tasks waiting for a permit, in the order they asked.
-    waiting: VecDeque<TaskId>,
-    /// The same ids, so a task asking again keeps its place instead of queueing twice.
-    queued: TaskIdSet,
+    /// Steps waiting for a permit, in the order they asked.
+    waiting: VecDeque<StepKey>,
+    /// The same keys, so a step asking again keeps its place instead of queueing twice.
+    queued: HashSet<StepKey, BuildHasherDefault<IdHasher>>,
 }
 
 impl CreateGate {
@@ -183,13 +265,13 @@ impl CreateGate {
         CreateGate {
             permits: Arc::new(Semaphore::new(max_out.max(MIN_CREATES_OUT))),
             waiting: VecDeque::new(),
-            queued: TaskIdSet::default(),
+            queued: HashSet::default(),
         }
     }
 
-    /// A permit for `id`'s create call, or `None` with `id` queued (once) for the next.
-    /// A task already queued gets no permit ahead of those before it.
-    pub fn permit(&mut self, id: TaskId) -> Option<OwnedSemaphorePermit> {
+    /// A permit for the create call of step `id`, or `None` with it queued (once) for the
+    /// next. A step already queued gets no permit ahead of those before it.
+    pub fn permit(&mut self, id: StepKey) -> Option<OwnedSemaphorePermit> {
         if !self.queued.contains(&id) {
             if let Ok(permit) = self.permits.clone().try_acquire_owned() {
                 return Some(permit);
@@ -200,8 +282,8 @@ impl CreateGate {
         None
     }
 
-    /// The next queued task, when a permit is free for it.
-    fn next_waiting(&mut self) -> Option<TaskId> {
+    /// The next queued step, when a permit is free for it.
+    fn next_waiting(&mut self) -> Option<StepKey> {
         if self.permits.available_permits() == 0 {
             return None;
         }
@@ -221,8 +303,8 @@ impl Runtime {
     /// (canceled, or with events not yet committed) takes none; `after_commit` brings the
     /// latter back.
     pub(super) fn release_waiting_creates(&mut self) {
-        while let Some(id) = self.creates.next_waiting() {
-            self.on_due(id);
+        while let Some((id, step)) = self.creates.next_waiting() {
+            self.on_due(id, step);
         }
         let waiting = self.creates.waiting();
         self.gauges
@@ -243,11 +325,14 @@ mod tests {
     fn tasks_over_the_global_cap_wait_in_order_and_move_up() {
         let mut admission = Admission::new(Some(2), HashMap::new());
         let view = admission.view();
-        assert!(admission.admit(id(1), "w"));
-        assert!(admission.admit(id(2), "w"));
-        assert!(!admission.admit(id(3), "w"));
-        assert!(!admission.admit(id(4), "w"));
-        assert!(!admission.admit(id(3), "w"), "asking again keeps the place");
+        assert!(admission.admit(id(1), "w", 0));
+        assert!(admission.admit(id(2), "w", 0));
+        assert!(!admission.admit(id(3), "w", 0));
+        assert!(!admission.admit(id(4), "w", 0));
+        assert!(
+            !admission.admit(id(3), "w", 0),
+            "asking again keeps the place"
+        );
         assert_eq!(
             (view.position(&id(3)), view.position(&id(4))),
             (Some(1), Some(2))
@@ -267,10 +352,10 @@ mod tests {
     fn a_full_workflow_does_not_block_another_one() {
         let caps = HashMap::from([("slow".to_owned(), 1)]);
         let mut admission = Admission::new(None, caps);
-        assert!(admission.admit(id(1), "slow"));
-        assert!(!admission.admit(id(2), "slow"));
+        assert!(admission.admit(id(1), "slow", 0));
+        assert!(!admission.admit(id(2), "slow", 0));
         assert!(
-            admission.admit(id(3), "fast"),
+            admission.admit(id(3), "fast", 0),
             "no global cap: other workflows pass"
         );
         assert_eq!(admission.release(&id(3)), vec![]);
@@ -280,38 +365,41 @@ mod tests {
     #[test]
     fn a_newcomer_cannot_jump_the_queue() {
         let mut admission = Admission::new(Some(1), HashMap::new());
-        assert!(admission.admit(id(1), "w"));
-        assert!(!admission.admit(id(2), "w"));
+        assert!(admission.admit(id(1), "w", 0));
+        assert!(!admission.admit(id(2), "w", 0));
         assert_eq!(admission.release(&id(1)), vec![id(2)]);
-        assert!(!admission.admit(id(3), "w"));
+        assert!(!admission.admit(id(3), "w", 0));
     }
 
     #[test]
     fn tasks_over_the_limit_wait_in_order_and_once_each() {
         let mut gate = CreateGate::new(MIN_CREATES_OUT);
         let held: Vec<_> = (0..MIN_CREATES_OUT)
-            .map(|_| gate.permit(id(0)).expect("a free permit"))
+            .map(|_| gate.permit((id(0), 1)).expect("a free permit"))
             .collect();
-        assert!(gate.permit(id(1)).is_none());
-        assert!(gate.permit(id(2)).is_none());
-        assert!(gate.permit(id(1)).is_none(), "asking again keeps the place");
+        assert!(gate.permit((id(1), 1)).is_none());
+        assert!(gate.permit((id(2), 1)).is_none());
+        assert!(
+            gate.permit((id(1), 1)).is_none(),
+            "asking again keeps the place"
+        );
         assert_eq!(gate.waiting(), 2);
         assert_eq!(gate.next_waiting(), None, "no permit is free yet");
         drop(held);
-        assert_eq!(gate.next_waiting(), Some(id(1)));
+        assert_eq!(gate.next_waiting(), Some((id(1), 1)));
         assert!(
-            gate.permit(id(1)).is_some(),
+            gate.permit((id(1), 1)).is_some(),
             "the released task gets its permit"
         );
-        assert_eq!(gate.next_waiting(), Some(id(2)));
+        assert_eq!(gate.next_waiting(), Some((id(2), 1)));
         assert_eq!(gate.next_waiting(), None);
     }
 
     #[test]
     fn a_burst_larger_than_the_minimum_goes_out_at_once() {
         let mut gate = CreateGate::new(1000);
-        let held: Vec<_> = (0..1000).filter_map(|_| gate.permit(id(0))).collect();
+        let held: Vec<_> = (0..1000).filter_map(|_| gate.permit((id(0), 1))).collect();
         assert_eq!(held.len(), 1000);
-        assert!(gate.permit(id(9)).is_none());
+        assert!(gate.permit((id(9), 1)).is_none());
     }
 }

@@ -75,6 +75,12 @@ impl Runtime {
             let _ = reply.send(Err(ControlError::Conflict(message)));
             return;
         }
+        if task.steps.iter().any(|s| s.cancel_pending) {
+            let message = "the task's other predictions are still being canceled at Replicate; \
+                           retry once they are stopped (in a few seconds)";
+            let _ = reply.send(Err(ControlError::Conflict(message.into())));
+            return;
+        }
         let timeout = self
             .workflows
             .get(&task.workflow)
@@ -93,7 +99,7 @@ impl Runtime {
         if !self.active.contains_key(&id) {
             self.set_deadline(&task, now);
             self.active
-                .insert(id, new_active(task, None, self.policy.poll_initial));
+                .insert(id, new_active(task, self.policy.poll_initial));
         }
         self.record(id, Event::TaskRetried { at: now });
         self.advance(id);
@@ -131,21 +137,23 @@ impl Runtime {
         let Some(active) = self.active.get_mut(&id) else {
             return;
         };
-        active.calling = false;
+        let ended = active.task.status.is_terminal();
+        let current_id = active.task.step(step).and_then(|s| s.prediction_id.clone());
+        let lane = active.lane(step);
+        lane.calling = false;
         self.group.touch(id);
         let at = crate::time::now_millis();
-        let ended = active.task.status.is_terminal();
         match result {
             Err(ClientError::Retryable {
                 message,
                 retry_after,
                 ..
             }) => {
-                active.failures += 1;
-                let delay = policy.backoff(active.failures, retry_after);
+                lane.failures += 1;
+                let delay = policy.backoff(lane.failures, retry_after);
                 tracing::warn!(task_id = %id, step, %message, "Cancel failed; will retry.");
                 super::count_retry(Call::Cancel);
-                self.schedule(id, delay);
+                self.schedule(id, step, delay);
             }
             Ok(CancelOutcome::Found(prediction)) => {
                 self.record_created(id, step, attempt, prediction.id);
@@ -163,9 +171,8 @@ impl Runtime {
                 self.record(id, Event::CancelSettled { step, at });
             }
             _ => {
-                let prediction_id = active.task.step(step).and_then(|s| s.prediction_id.clone());
-                let error = self.timeout_error(id);
-                self.fail_attempt(id, step, prediction_id, error);
+                let error = self.timeout_error(id, step);
+                self.fail_attempt(id, step, current_id, error);
             }
         }
     }

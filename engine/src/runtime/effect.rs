@@ -53,9 +53,13 @@ pub(crate) enum Effect {
         step: u32,
         prediction: Prediction,
     },
-    /// Come back to the task (`on_due`) after `delay`: a status check, a retry after backoff.
+    /// Come back to the step (`on_due`) after `delay`: a status check, a retry after backoff.
     /// Applied by the runtime to its own timer wheel before the executor sees it.
-    Schedule { id: TaskId, delay: Duration },
+    Schedule {
+        id: TaskId,
+        step: u32,
+        delay: Duration,
+    },
 }
 
 /// What a create or a search needs to know about the step.

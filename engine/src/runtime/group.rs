@@ -259,54 +259,86 @@ impl Runtime {
         self.failed.get_or_insert(error);
     }
 
-    /// The task's new state is durable: start what it needs next.
+    /// The task's new state is durable: start what it needs next, for each of its steps.
     pub(super) fn after_commit(&mut self, id: TaskId) {
         let Some(active) = self.active.get(&id) else {
             return;
         };
-        if active.task.status.is_terminal()
-            && (self.admission.holds(&id) || self.queue_view().position(&id).is_some())
-        {
-            for next in self.admission.release(&id) {
-                self.group.touch(next);
-                self.advance(next);
+        let admitted = if active.task.status.is_terminal() {
+            let holds = self.admission.holds(&id) || self.queue_view().position(&id).is_some();
+            if holds {
+                self.admission.release(&id)
+            } else {
+                Vec::new()
             }
+        } else {
+            // Slots of branches that ended go back (the task keeps one between its steps).
+            self.admission.shrink(&id, active.task.running_steps())
+        };
+        for next in admitted {
+            self.group.touch(next);
+            self.advance(next);
         }
-        let Some(active) = self.active.get(&id) else {
+        let Some(active) = self.active.get_mut(&id) else {
             return;
         };
         // Act only on durable state: events recorded since this group's commit (a queued task
         // admitted just above, a webhook while it was written) belong to the next group, whose
         // commit brings the task back here.
-        if active.calling || !active.is_durable() {
+        if !active.is_durable() {
             return;
         }
-        let scheduled = self.timers.is_scheduled(&id);
-        // A wait set before the latest change (a status check of a step that has since
-        // ended) is obsolete; one set since (a backoff after a failed call) stands.
-        let obsolete = scheduled && active.timer_seq < active.task.seq;
-        match machine::decide(&active.task) {
-            None => {
-                tracing::info!(task_id = %id, status = active.task.status.as_str(), "Task finished.");
-                let task = &active.task;
-                crate::metrics::global()
-                    .tasks_finished(&task.workflow, task.status)
-                    .inc();
-                self.active.remove(&id);
-                self.timers.cancel(&id);
-                self.deadlines.cancel(&id);
+        let commands = machine::decide(&active.task);
+        if commands.is_empty() && !active.lanes.iter().any(|(_, lane)| lane.calling) {
+            tracing::info!(task_id = %id, status = active.task.status.as_str(), "Task finished.");
+            let task = &active.task;
+            crate::metrics::global()
+                .tasks_finished(&task.workflow, task.status)
+                .inc();
+            for (step, _) in &active.lanes {
+                self.timers.cancel(&(id, *step));
             }
-            Some(Command::Watch { .. }) if !scheduled => {
-                let delay = self.next_check_delay(id);
-                self.schedule(id, delay);
+            self.active.remove(&id);
+            self.deadlines.cancel(&id);
+            return;
+        }
+        // Steps that need nothing more (succeeded, or a chain moved past them) lose their
+        // call state and timer.
+        let timers = &mut self.timers;
+        active.lanes.retain(|(step, lane)| {
+            let needed = lane.calling || commands.iter().any(|c| c.step() == *step);
+            if !needed {
+                timers.cancel(&(id, *step));
             }
-            Some(Command::EnsurePrediction { .. } | Command::CancelPrediction { .. })
-                if !scheduled || obsolete =>
-            {
-                self.timers.cancel(&id);
-                self.on_due(id);
+            needed
+        });
+        for command in commands {
+            let step = command.step();
+            let Some(active) = self.active.get(&id) else {
+                return;
+            };
+            if active.calling(step) {
+                continue;
             }
-            _ => {}
+            let scheduled = self.timers.is_scheduled(&(id, step));
+            // A wait set before the step's latest change (a status check of an attempt that
+            // has since failed) is obsolete; one set since (a backoff after a failed call)
+            // stands.
+            let now = active.task.step(step).map(|s| (s.attempt, s.status));
+            let obsolete = scheduled && active.lane_of(step).and_then(|l| l.timer_for) != now;
+            match command {
+                Command::Watch { .. } if !scheduled => {
+                    let delay = self.next_check_delay(id, step);
+                    self.schedule(id, step, delay);
+                }
+                Command::EnsurePrediction { .. } | Command::CancelPrediction { .. }
+                    if !scheduled || obsolete =>
+                {
+                    self.timers.cancel(&(id, step));
+                    self.on_due(id, step);
+                }
+                _ => {}
+            }
         }
     }
 }

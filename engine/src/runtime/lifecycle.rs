@@ -26,7 +26,7 @@ pub(crate) struct Parts {
     pub client: ReplicateClient,
     pub workflows: Arc<HashMap<String, Workflow>>,
     pub policy: Policy,
-    /// Tasks with a call or prediction out at once, over every workflow (None: no limit).
+    /// Predictions in flight at once, over every workflow (None: no limit; `admission`).
     pub max_in_flight: Option<usize>,
     pub retention: Duration,
     pub keeper: Option<crate::outputs::Keeper>,
@@ -141,7 +141,7 @@ impl Runtime {
                     Some(msg) => self.handle(msg),
                     None => break,
                 },
-                id = self.timers.next(), if intake => self.on_due(id),
+                (id, step) = self.timers.next(), if intake => self.on_due(id, step),
                 id = self.deadlines.next(), if intake => self.on_task_deadline(id),
             }
             self.run_effects();
@@ -152,8 +152,8 @@ impl Runtime {
                         Err(_) => break,
                     }
                 }
-                for id in self.timers.drain_due(MAX_GROUP) {
-                    self.on_due(id);
+                for (id, step) in self.timers.drain_due(MAX_GROUP) {
+                    self.on_due(id, step);
                 }
                 self.release_waiting_creates();
                 self.run_effects();
@@ -242,18 +242,22 @@ impl Runtime {
         let now = crate::time::now_millis();
         let order: Vec<TaskId> = tasks.iter().map(|task| task.id).collect();
         for task in tasks {
-            // Tasks that had started keep their slot; the others queue again in creation order.
+            // Tasks that had started keep their slots; the others queue again in creation order.
             let started = task
                 .steps
                 .iter()
                 .any(|s| s.status != crate::model::StepStatus::Pending);
             if started && !task.status.is_terminal() {
-                self.admission.hold(task.id, &task.workflow);
+                self.admission
+                    .hold(task.id, &task.workflow, task.running_steps());
             }
             self.set_deadline(&task, now);
             let unresolved = self.unresolved_after_restart(&task);
-            self.active
-                .insert(task.id, new_active(task, unresolved, Duration::ZERO));
+            let mut active = new_active(task, Duration::ZERO);
+            for (step, until) in unresolved {
+                active.lane(step).unresolved = Some(until);
+            }
+            self.active.insert(active.task.id, active);
         }
         for id in order {
             self.group.touch(id);
@@ -274,21 +278,26 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// For a task read back at start: the latest moment a create sent by an earlier run for
-    /// its step in flight could have made a prediction, when one may have been sent. A step
+    /// For a task read back at start: each step whose create, sent by an earlier run, may
+    /// have made a prediction nobody journaled, with the latest moment it could have. A step
     /// with no `CreateSent` never reached Replicate, unless an older version journaled its
     /// intent (before `marks_since`) and sent creates without marks.
-    fn unresolved_after_restart(&self, task: &Task) -> Option<i64> {
+    fn unresolved_after_restart(&self, task: &Task) -> Vec<(u32, i64)> {
         use crate::model::StepStatus;
-        let step = task.steps.iter().find(|s| {
-            s.prediction_id.is_none() && (s.status == StepStatus::Starting || s.cancel_pending)
-        })?;
         let reach = self.policy.create_reach.as_millis() as i64;
-        match step.sent {
-            Some(sent) => Some((sent.last + reach).min(self.started_at)),
-            None if step.started_at.unwrap_or(0) < self.marks_since => Some(self.started_at),
-            None => None,
-        }
+        task.steps
+            .iter()
+            .filter(|s| {
+                s.prediction_id.is_none() && (s.status == StepStatus::Starting || s.cancel_pending)
+            })
+            .filter_map(|step| match step.sent {
+                Some(sent) => Some((step.index, (sent.last + reach).min(self.started_at))),
+                None if step.started_at.unwrap_or(0) < self.marks_since => {
+                    Some((step.index, self.started_at))
+                }
+                None => None,
+            })
+            .collect()
     }
 }
 

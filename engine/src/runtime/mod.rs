@@ -212,6 +212,35 @@ impl Active {
     fn is_durable(&self) -> bool {
         self.unsaved.is_empty() && !self.committing
     }
+
+    /// The call state of `step`, made on first use.
+    fn lane(&mut self, step: u32) -> &mut Lane {
+        let at = match self.lanes.iter().position(|(s, _)| *s == step) {
+            Some(at) => at,
+            None => {
+                let lane = Lane {
+                    poll_delay: self.first_poll,
+                    ..Lane::default()
+                };
+                self.lanes.push((step, lane));
+                self.lanes.len() - 1
+            }
+        };
+        &mut self.lanes[at].1
+    }
+
+    /// The call state of `step`, if it has one.
+    fn lane_of(&self, step: u32) -> Option<&Lane> {
+        self.lanes
+            .iter()
+            .find(|(s, _)| *s == step)
+            .map(|(_, lane)| lane)
+    }
+
+    /// Whether a call for `step` is out.
+    fn calling(&self, step: u32) -> bool {
+        self.lane_of(step).is_some_and(|lane| lane.calling)
+    }
 }
 
 /// What the runtime keeps in memory for one unfinished task.
@@ -221,10 +250,20 @@ struct Active {
     task: Arc<Task>,
     /// Events applied since the last commit, with their sequence numbers.
     unsaved: Vec<(u64, Event)>,
-    /// A call for this task is running; its result will come back as a message.
-    calling: bool,
     /// Events of this task are in the commit that is running: not durable yet.
     committing: bool,
+    /// The call state of each step that runs or waits for a call: one in a chain, one per
+    /// branch in a parallel stage. Dropped when the step needs nothing more (`after_commit`).
+    lanes: Vec<(u32, Lane)>,
+    /// The first status check's delay in a new lane: the usual one, or none after a restart.
+    first_poll: Duration,
+}
+
+/// The calls of one step: one at a time, each answered by a message.
+#[derive(Default)]
+struct Lane {
+    /// A call for this step is running; its result will come back as a message.
+    calling: bool,
     /// A create for the current attempt may have reached Replicate without its answer being
     /// journaled: the latest time (ms) it could have made a prediction. Such a prediction is
     /// searched for (`finder`) before anything is created again.
@@ -233,12 +272,17 @@ struct Active {
     poll_delay: Duration,
     /// Consecutive failed calls, for backoff.
     failures: u32,
-    /// Consecutive failed attempts to keep the current step's output files.
+    /// Consecutive failed attempts to keep the step's output files.
     keep_failures: u32,
-    /// The task's `seq` when its timer was set: a timer set before the task changed is
-    /// obsolete when the change needs a call now.
-    timer_seq: u64,
+    /// The step's attempt and status when its timer was set: a timer set before the step
+    /// changed (a status check of an attempt that has since failed) is obsolete when the
+    /// change needs a call now. (Not the task's `seq`: a sibling branch's change must not cut
+    /// short this step's backoff.)
+    timer_for: Option<(u32, crate::model::StepStatus)>,
 }
+
+/// A step of a task: the key of the timer wheel and of the create gate's queue.
+pub(crate) type StepKey = (TaskId, u32);
 
 pub(crate) struct Runtime {
     store: Arc<dyn Store>,
@@ -254,8 +298,8 @@ pub(crate) struct Runtime {
     /// Boxed: the map moves every entry when it grows, and a resize of hundreds of
     /// thousands of tasks stalls the loop for tens of ms when each entry is a whole `Active`.
     active: TaskIdMap<Box<Active>>,
-    /// The next status check, create retry or cancel retry of each task.
-    timers: Scheduler<TaskId>,
+    /// The next status check, create retry or cancel retry of each running step.
+    timers: Scheduler<StepKey>,
     /// When each task with a `task_timeout` must be canceled.
     deadlines: Scheduler<TaskId>,
     admission: Admission,
@@ -375,24 +419,42 @@ impl Runtime {
     }
 
     /// `advance`, given step 1's input if it was built before (a new task's check did).
+    /// Requests every step the task may start now (the next of a chain, each branch of a
+    /// parallel stage), each once it holds an in-flight slot (`admission`).
     fn advance_with(&mut self, id: TaskId, mut first_input: Option<Json>) {
         loop {
             let Some(active) = self.active.get(&id) else {
                 return;
             };
-            let Some(Command::Request { step }) = machine::decide(&active.task) else {
-                return;
-            };
-            if !self.admission.admit(id, &active.task.workflow) {
+            let requests: Vec<u32> = machine::decide(&active.task)
+                .into_iter()
+                .filter_map(|command| match command {
+                    Command::Request { step } => Some(step),
+                    _ => None,
+                })
+                .collect();
+            if requests.is_empty() {
                 return;
             }
-            let event = match (step, first_input.take()) {
-                (1, Some(input)) => handlers::step_requested(&active.task, step, input),
-                _ => handlers::request_step(&self.workflows, &active.task, step),
-            };
-            self.record(id, event);
-            if let Some(active) = self.active.get_mut(&id) {
-                active.unresolved = None;
+            for step in requests {
+                let Some(active) = self.active.get(&id) else {
+                    return;
+                };
+                let task = &active.task;
+                if !self
+                    .admission
+                    .admit(id, &task.workflow, task.running_steps())
+                {
+                    return;
+                }
+                let event = match (step, first_input.take()) {
+                    (1, Some(input)) => handlers::step_requested(task, step, input, None),
+                    _ => handlers::request_step(&self.workflows, task, step),
+                };
+                self.record(id, event);
+                if let Some(active) = self.active.get_mut(&id) {
+                    active.lane(step).unresolved = None;
+                }
             }
         }
     }
@@ -411,21 +473,23 @@ impl Runtime {
         }
     }
 
-    /// Sets the task's one timer.
-    fn schedule(&mut self, id: TaskId, delay: Duration) {
-        self.effects.push(effect::Effect::Schedule { id, delay });
+    /// Sets the timer of `step`.
+    fn schedule(&mut self, id: TaskId, step: u32, delay: Duration) {
+        self.effects
+            .push(effect::Effect::Schedule { id, step, delay });
     }
 
     /// Runs what the decisions so far asked for. A timer is the runtime's own state: it is
     /// set here, in the order decided, before the executor sees the effect.
     fn run_effects(&mut self) {
         for effect in std::mem::take(&mut self.effects) {
-            if let effect::Effect::Schedule { id, delay } = effect {
+            if let effect::Effect::Schedule { id, step, delay } = effect {
                 let Some(active) = self.active.get_mut(&id) else {
                     continue;
                 };
-                active.timer_seq = active.task.seq;
-                self.timers.schedule(id, delay);
+                let mark = active.task.step(step).map(|s| (s.attempt, s.status));
+                active.lane(step).timer_for = mark;
+                self.timers.schedule((id, step), delay);
             }
             self.executor.execute(effect);
         }
@@ -437,17 +501,14 @@ fn count_retry(call: crate::metrics::Call) {
     crate::metrics::global().call_retries(call).inc();
 }
 
-fn new_active(task: Task, unresolved: Option<i64>, poll_delay: Duration) -> Box<Active> {
-    let timer_seq = task.seq;
+/// A task as the runtime keeps it; `first_poll`: the first status check's delay of its
+/// steps (none after a restart: their predictions ran while nobody looked).
+fn new_active(task: Task, first_poll: Duration) -> Box<Active> {
     Box::new(Active {
         task: Arc::new(task),
         unsaved: vec![],
-        calling: false,
         committing: false,
-        unresolved,
-        poll_delay,
-        failures: 0,
-        keep_failures: 0,
-        timer_seq,
+        lanes: Vec::new(),
+        first_poll,
     })
 }

@@ -5,7 +5,7 @@
 
 use super::effect::Effect;
 use super::group::Waiter;
-use super::policy::{self, MAX_KEEP_FAILURES};
+use super::policy::MAX_KEEP_FAILURES;
 use super::Runtime;
 use crate::event::Event;
 use crate::metrics::Call;
@@ -80,7 +80,7 @@ impl Runtime {
                 self.fail_attempt(id, step, Some(prediction_id), prediction.error_text())
             }
             Phase::Canceled if self.step_timed_out(id, step) => {
-                let error = self.timeout_error(id);
+                let error = self.timeout_error(id, step);
                 self.fail_attempt(id, step, Some(prediction_id), error);
             }
             Phase::Canceled => {
@@ -111,16 +111,13 @@ impl Runtime {
         prediction_id: Option<String>,
         error: String,
     ) {
-        let Some(active) = self.active.get(&id) else {
-            return;
-        };
-        let retries = self
-            .workflows
-            .get(&active.task.workflow)
-            .map_or(0, |w| w.step_retries);
-        let attempt = active.task.step(step).map_or(u32::MAX, |s| s.attempt);
         let at = crate::time::now_millis();
-        let event = if policy::retries_attempt(attempt, retries) {
+        let attempt = self
+            .active
+            .get(&id)
+            .and_then(|a| a.task.step(step))
+            .map_or(0, |s| s.attempt);
+        let event = if self.allows_another(id, step) {
             tracing::info!(task_id = %id, step, attempt, %error, "Attempt failed; retrying the step.");
             Event::AttemptFailed {
                 step,
@@ -148,14 +145,15 @@ impl Runtime {
         let (true, Some(active)) = (self.keeper.is_some(), self.active.get_mut(&id)) else {
             return self.record_success(id, step, prediction.id.clone(), &output, None);
         };
-        if active.keep_failures >= MAX_KEEP_FAILURES {
+        let lane = active.lane(step);
+        if lane.keep_failures >= MAX_KEEP_FAILURES {
             tracing::warn!(task_id = %id, step, "Output files could not be kept; the step succeeds with the original URLs.");
             return self.record_success(id, step, prediction.id.clone(), &output, None);
         }
-        if active.calling {
+        if lane.calling {
             return;
         }
-        active.calling = true;
+        lane.calling = true;
         self.effects.push(Effect::Keep {
             id,
             step,
@@ -174,20 +172,21 @@ impl Runtime {
         let Some(active) = self.active.get_mut(&id) else {
             return;
         };
-        active.calling = false;
+        let lane = active.lane(step);
+        lane.calling = false;
         self.group.touch(id);
         match result {
             Ok(kept) => {
-                active.keep_failures = 0;
+                lane.keep_failures = 0;
                 let output = prediction.output.clone().unwrap_or_default();
                 self.record_success(id, step, prediction.id, &output, Some(kept));
             }
             Err(error) => {
-                active.keep_failures += 1;
-                let delay = policy.backoff(active.keep_failures, None);
+                lane.keep_failures += 1;
+                let delay = policy.backoff(lane.keep_failures, None);
                 tracing::warn!(task_id = %id, step, %error, "Keeping output files failed; will retry.");
                 super::count_retry(Call::KeepOutputs);
-                self.schedule(id, delay);
+                self.schedule(id, step, delay);
             }
         }
     }

@@ -114,38 +114,59 @@ pub fn human(duration: Duration) -> String {
 }
 
 impl Runtime {
-    /// True when `step` has run for at least its workflow's `step_timeout`.
+    /// The configured stage of `step`, when the task's plan still matches the config.
+    fn stage(&self, id: TaskId, step: u32) -> Option<&crate::workflow::Stage> {
+        let task = &self.active.get(&id)?.task;
+        let workflow = self.workflows.get(&task.workflow)?;
+        super::handlers::stage_of(workflow, task, task.step(step)?).map(|(stage, _)| stage)
+    }
+
+    /// How many more attempts the step's stage allows after attempt `tries` of this run: its
+    /// `step_retries`, then one on its fallback.
+    pub(super) fn allows_another(&self, id: TaskId, step: u32) -> bool {
+        let Some(stage) = self.stage(id, step) else {
+            return false;
+        };
+        let Some(s) = self.active.get(&id).and_then(|a| a.task.step(step)) else {
+            return false;
+        };
+        let tries = (s.attempt + 1).saturating_sub(s.run_from);
+        let budget = stage.step_retries + u32::from(stage.fallback.is_some());
+        retries_attempt(tries, budget)
+    }
+
+    /// True when `step` has run for at least its stage's `step_timeout`.
     pub(super) fn step_timed_out(&self, id: TaskId, step: u32) -> bool {
         self.step_time_left(id, step)
             .is_some_and(|left| left.is_zero())
     }
 
     fn step_time_left(&self, id: TaskId, step: u32) -> Option<Duration> {
-        let active = self.active.get(&id)?;
-        let timeout = self.workflows.get(&active.task.workflow)?.step_timeout?;
-        let started = active.task.step(step)?.started_at?;
+        let timeout = self.stage(id, step)?.step_timeout?;
+        let started = self.active.get(&id)?.task.step(step)?.started_at?;
         Some(time_left(timeout, started, crate::time::now_millis()))
     }
 
-    pub(super) fn timeout_error(&self, id: TaskId) -> String {
-        let timeout = self
-            .active
-            .get(&id)
-            .and_then(|a| self.workflows.get(&a.task.workflow))
-            .and_then(|w| w.step_timeout);
-        match timeout {
+    pub(super) fn timeout_error(&self, id: TaskId, step: u32) -> String {
+        match self.stage(id, step).and_then(|stage| stage.step_timeout) {
             Some(timeout) => format!("step timed out after {}", human(timeout)),
             None => "step timed out".into(),
         }
     }
 
-    /// The next status check: the backoff delay, or sooner if the step's time runs out.
-    pub(super) fn next_check_delay(&self, id: TaskId) -> Duration {
-        let Some(active) = self.active.get(&id) else {
-            return self.policy.poll_initial;
-        };
-        let step = active.task.current_step().max(1);
-        check_delay(active.poll_delay, self.step_time_left(id, step))
+    /// The next status check of `step`: its backoff delay, or sooner if its time runs out.
+    pub(super) fn next_check_delay(&self, id: TaskId, step: u32) -> Duration {
+        // A step without call state yet (resumed after a restart) is checked after its
+        // task's first poll: at once after a restart.
+        let poll_delay = self
+            .active
+            .get(&id)
+            .map_or(self.policy.poll_initial, |active| {
+                active
+                    .lane_of(step)
+                    .map_or(active.first_poll, |lane| lane.poll_delay)
+            });
+        check_delay(poll_delay, self.step_time_left(id, step))
     }
 }
 
