@@ -53,8 +53,8 @@ async fn a_failing_branch_fails_the_task_cancels_its_siblings_and_stops_the_pipe
     let (env, app, id, failed) = a_lookbook_with_a_failing_branch().await;
     let error = failed["error"].as_str().expect("an error");
     assert!(
-        error.starts_with("step 6") && error.contains("NSFW content detected"),
-        "the error names the step: {error}"
+        error.starts_with("step 6 (variants") && error.ends_with(": NSFW content detected"),
+        "the error names the step and its stage: {error}"
     );
     let steps = failed["steps"].as_array().unwrap();
     for step in &steps[..4] {
