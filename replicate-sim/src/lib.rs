@@ -217,6 +217,18 @@ impl SimHandle {
         self.state.store().set_model(key, behavior);
     }
 
+    /// Predictions created from now on whose input has `key` equal to `value` (JSON type
+    /// included) follow `behavior` instead of their model's: one branch of a parallel stage
+    /// failing while its siblings run, say. The first match wins, in the order they were set.
+    pub fn set_input_behavior(&self, key: &str, value: serde_json::Value, behavior: ModelBehavior) {
+        self.state.store().set_input_behavior(key, value, behavior);
+    }
+
+    /// Forgets every [`SimHandle::set_input_behavior`].
+    pub fn clear_input_behaviors(&self) {
+        self.state.store().clear_input_behaviors();
+    }
+
     /// Replaces every fault switch; a storm (`storm_ms`) starts now. Applies to requests and
     /// predictions from now on.
     pub fn set_faults(&self, faults: Faults) {

@@ -48,6 +48,16 @@ pub struct Store {
     create_calls: u64,
     /// Cold boots and the failure-rate override, drawn at creation.
     lifecycle: LifecycleFaults,
+    /// Behaviours that win over the model's for a prediction whose input has `key` equal to
+    /// `value`: the first match, in the order they were set.
+    input_behaviors: Vec<InputBehavior>,
+}
+
+/// See [`Store::set_input_behavior`].
+struct InputBehavior {
+    key: String,
+    value: Value,
+    behavior: ModelBehavior,
 }
 
 impl Store {
@@ -65,6 +75,7 @@ impl Store {
             rng,
             create_calls: 0,
             lifecycle: LifecycleFaults::default(),
+            input_behaviors: Vec::new(),
         }
     }
 
@@ -83,10 +94,12 @@ impl Store {
     /// Stores a new prediction created at `now` (clamped so creation times never decrease)
     /// and returns its position.
     pub fn create(&mut self, new: NewPrediction, now: OffsetDateTime) -> usize {
-        let behavior = new
-            .lookup_keys
+        let behavior = self
+            .input_behaviors
             .iter()
-            .find_map(|k| self.models.get(k))
+            .find(|b| new.input.get(&b.key) == Some(&b.value))
+            .map(|b| &b.behavior)
+            .or_else(|| new.lookup_keys.iter().find_map(|k| self.models.get(k)))
             .unwrap_or(&self.default_model)
             .clone();
         let failure_rate = self.lifecycle.failure_rate.unwrap_or(behavior.failure_rate);
@@ -171,6 +184,22 @@ impl Store {
 
     pub fn create_calls(&self) -> u64 {
         self.create_calls
+    }
+
+    /// From now on, a prediction of any model whose input has `key` equal to `value` is
+    /// created with `behavior` instead of its model's (one branch of many failing, say).
+    pub fn set_input_behavior(&mut self, key: &str, value: Value, behavior: ModelBehavior) {
+        self.input_behaviors.push(InputBehavior {
+            key: key.to_string(),
+            value,
+            behavior,
+        });
+    }
+
+    /// Forgets every [`Store::set_input_behavior`]: predictions created from now on follow
+    /// their model's behaviour.
+    pub fn clear_input_behaviors(&mut self) {
+        self.input_behaviors.clear();
     }
 
     pub fn set_lifecycle(&mut self, lifecycle: LifecycleFaults) {
@@ -430,6 +459,40 @@ mod tests {
         let fine = store.create(new_prediction("o/other"), now);
         assert!(store.at(failing).plan.failure.is_some());
         assert!(store.at(fine).plan.failure.is_none());
+    }
+
+    #[test]
+    fn an_input_behavior_wins_over_the_model_until_cleared() {
+        let mut store = Store::new(
+            ModelBehavior::default(),
+            HashMap::new(),
+            StdRng::seed_from_u64(7),
+        );
+        store.set_input_behavior(
+            "seed",
+            json!(2),
+            ModelBehavior {
+                failure_rate: 1.0,
+                ..ModelBehavior::default()
+            },
+        );
+        let with_input = |seed: Value| NewPrediction {
+            input: json!({ "seed": seed }),
+            ..new_prediction("o/n")
+        };
+        let now = datetime!(2025-01-01 00:00 UTC);
+        let marked = store.create(with_input(json!(2)), now);
+        let other = store.create(with_input(json!(3)), now);
+        let text = store.create(with_input(json!("2")), now);
+        assert!(store.at(marked).plan.failure.is_some());
+        assert!(store.at(other).plan.failure.is_none());
+        assert!(
+            store.at(text).plan.failure.is_none(),
+            "the value's JSON type counts"
+        );
+        store.clear_input_behaviors();
+        let after = store.create(with_input(json!(2)), now);
+        assert!(store.at(after).plan.failure.is_none());
     }
 
     #[test]

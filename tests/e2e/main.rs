@@ -39,6 +39,8 @@ mod journal_failure;
 mod live;
 // Kept output files.
 mod outputs;
+// Stages on different models: chained, parallel, joined; their failures and crashes.
+mod pipeline;
 // A restart in the middle of a backlog of queued creates.
 mod restart_backlog;
 // Finished tasks deleted after their retention; a bounded data dir.

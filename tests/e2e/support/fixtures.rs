@@ -181,3 +181,78 @@ pub fn assert_chained(sim: &SimHandle, task: &Value, tag: &str) {
     }
     assert_eq!(task["output"], previous);
 }
+
+/// The four-stage pipeline of issue 19 as workflow `name`, to append to a config from
+/// [`config_toml`]: `cutout` (`test/rembg`, once, reads the person) -> `tryon` (`test/tryon`,
+/// per item, each step dressing the previous step's output) -> `variants` (`test/variant`, per
+/// item, in parallel, at most `max_parallel` at once, each from tryon's last output and its
+/// item's seed) -> `sheet` (`test/grid`, once, joins the variants and the cutout).
+pub fn lookbook_toml(name: &str, max_parallel: u32) -> String {
+    r#"
+[workflows.NAME]
+max_items = 10
+[[workflows.NAME.stages]]
+name = "cutout"
+model = "test/rembg"
+[workflows.NAME.stages.input]
+image = "{{params.person_image}}"
+[[workflows.NAME.stages]]
+name = "tryon"
+model = "test/tryon"
+each = "item"
+[workflows.NAME.stages.input]
+human_img = "{{previous.output}}"
+garm_img = "{{item.garment_image}}"
+[[workflows.NAME.stages]]
+name = "variants"
+model = "test/variant"
+each = "item"
+parallel = true
+max_parallel = MAX_PARALLEL
+[workflows.NAME.stages.input]
+image = "{{stages.tryon.output}}"
+seed = "{{item.seed}}"
+[[workflows.NAME.stages]]
+name = "sheet"
+model = "test/grid"
+[workflows.NAME.stages.input]
+images = "{{stages.variants.outputs}}"
+cutout = "{{stages.cutout.output}}"
+"#
+    .replace("NAME", name)
+    .replace("MAX_PARALLEL", &max_parallel.to_string())
+}
+
+/// A start body for a [`lookbook_toml`] workflow: a person and `items` garments tagged with
+/// `tag` (so every step's input is unique in the simulator), item `i` (0-based) with seed
+/// `seed_base + i`.
+pub fn lookbook_body(workflow: &str, tag: &str, items: usize, seed_base: u64) -> Value {
+    let items: Vec<Value> = (0..items)
+        .map(|i| {
+            json!({
+                "garment_image": format!("https://img/{tag}/g{}.png", i + 1),
+                "seed": seed_base + i as u64,
+            })
+        })
+        .collect();
+    json!({
+        "workflow": workflow,
+        "params": {"person_image": format!("https://img/{tag}/person.png")},
+        "items": items,
+    })
+}
+
+/// The simulator tweak for a lookbook whose variants take `variant_ms` (starting in 20 ms),
+/// the other stages' models keeping the default timing.
+pub fn lookbook_models(variant_ms: u64) -> impl FnOnce(&mut SimConfig) + Send + 'static {
+    move |config| {
+        config.models.insert(
+            "test/variant".into(),
+            ModelBehavior {
+                starting_ms: 20,
+                processing_ms: variant_ms,
+                ..Default::default()
+            },
+        );
+    }
+}
