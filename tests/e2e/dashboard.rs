@@ -13,7 +13,7 @@
 //! docs/dashboard-list.png, docs/dashboard-task.png and docs/dashboard-pipeline.png.
 
 use crate::support::browser::*;
-use crate::support::lookbook::{lookbook_body, LOOKBOOK};
+use crate::support::lookbook::LOOKBOOK;
 use crate::support::*;
 use replicate_sim::{ModelBehavior, SimHandle};
 use serde_json::{json, Value};
@@ -42,7 +42,7 @@ fn start_body(kind: &str, tag: Option<&str>) -> Option<Value> {
             body
         }
         "failing" => json!({"workflow": "failing", "items": [{"x": "retry me"}]}),
-        "lookbook" => lookbook_body(tag.unwrap_or("dash-stages"), 2),
+        "lookbook" => lookbook_body("lookbook", tag.unwrap_or("dash-stages"), 2, 1),
         _ => return None,
     })
 }

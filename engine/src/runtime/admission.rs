@@ -1,26 +1,15 @@
-//! Admission: which tasks may run, and which of their creates may go out now.
+//! Admission: which tasks, and which of their steps, may run now.
 //!
 //! Caps on how many predictions run at once (`max_in_flight`, globally and per workflow): a
 //! task holds one slot per prediction in flight (a parallel stage's branches take one each)
 //! and keeps one between its steps, from its first step until it ends. A task's first slot
 //! comes through one FIFO queue, whose positions the API reads through `QueueView` without
 //! asking the runtime loop; a running task waiting for a branch's slot goes first when one
-//! frees up.
-//!
-//! The create gate (`CreateGate`): how many create calls may be out at once, counting those
-//! still waiting for the rate limiter. A task whose create cannot go out yet waits here as
-//! its id in a FIFO, not as a spawned call: a burst of 100 000 starts under Replicate's 600
-//! creates a minute used to hold 100 000 sleeping calls, each with its request built (about
-//! 9 KB of memory per task, and a spawn, a timer and a JSON tree of CPU per start). The intent
-//! is journaled before a task gets there, so waiting there is as durable as waiting inside the
-//! rate limiter was: after a restart, recovery queues it again.
+//! frees up. Which steps' creates may go out now is the create gate's (`create_gate.rs`).
 
-use super::{Runtime, StepKey};
-use crate::model::{IdHasher, TaskId, TaskIdMap};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::hash::BuildHasherDefault;
+use crate::model::{TaskId, TaskIdMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The wait queue, shared with readers. Tickets grow monotonically, so a position is the
 /// number of smaller tickets still waiting.
@@ -246,73 +235,6 @@ impl Admission {
     }
 }
 
-/// The fewest create calls allowed out at once, whatever the configured burst: enough to
-/// keep the create limit busy while calls take hundreds of milliseconds at Replicate.
-pub const MIN_CREATES_OUT: usize = 256;
-
-pub(crate) struct CreateGate {
-    /// One permit per call out; a call holds its permit until its answer is back.
-    permits: Arc<Semaphore>,
-    /// Steps waiting for a permit, in the order they asked.
-    waiting: VecDeque<StepKey>,
-    /// The same keys, so a step asking again keeps its place instead of queueing twice.
-    queued: HashSet<StepKey, BuildHasherDefault<IdHasher>>,
-}
-
-impl CreateGate {
-    /// A gate letting `max_out` calls out at once (at least `MIN_CREATES_OUT`).
-    pub fn new(max_out: usize) -> Self {
-        CreateGate {
-            permits: Arc::new(Semaphore::new(max_out.max(MIN_CREATES_OUT))),
-            waiting: VecDeque::new(),
-            queued: HashSet::default(),
-        }
-    }
-
-    /// A permit for the create call of step `id`, or `None` with it queued (once) for the
-    /// next. A step already queued gets no permit ahead of those before it.
-    pub fn permit(&mut self, id: StepKey) -> Option<OwnedSemaphorePermit> {
-        if !self.queued.contains(&id) {
-            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-                return Some(permit);
-            }
-            self.queued.insert(id);
-            self.waiting.push_back(id);
-        }
-        None
-    }
-
-    /// The next queued step, when a permit is free for it.
-    fn next_waiting(&mut self) -> Option<StepKey> {
-        if self.permits.available_permits() == 0 {
-            return None;
-        }
-        let id = self.waiting.pop_front()?;
-        self.queued.remove(&id);
-        Some(id)
-    }
-
-    /// Tasks waiting for a permit (some may have ended since; they are skipped when due).
-    pub fn waiting(&self) -> usize {
-        self.waiting.len()
-    }
-}
-
-impl Runtime {
-    /// Hands free permits to the tasks waiting longest. A task that no longer needs a create
-    /// (canceled, or with events not yet committed) takes none; `after_commit` brings the
-    /// latter back.
-    pub(super) fn release_waiting_creates(&mut self) {
-        while let Some((id, step)) = self.creates.next_waiting() {
-            self.on_due(id, step);
-        }
-        let waiting = self.creates.waiting();
-        self.gauges
-            .creates_waiting
-            .store(waiting, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,37 +291,5 @@ mod tests {
         assert!(!admission.admit(id(2), "w", 0));
         assert_eq!(admission.release(&id(1)), vec![id(2)]);
         assert!(!admission.admit(id(3), "w", 0));
-    }
-
-    #[test]
-    fn tasks_over_the_limit_wait_in_order_and_once_each() {
-        let mut gate = CreateGate::new(MIN_CREATES_OUT);
-        let held: Vec<_> = (0..MIN_CREATES_OUT)
-            .map(|_| gate.permit((id(0), 1)).expect("a free permit"))
-            .collect();
-        assert!(gate.permit((id(1), 1)).is_none());
-        assert!(gate.permit((id(2), 1)).is_none());
-        assert!(
-            gate.permit((id(1), 1)).is_none(),
-            "asking again keeps the place"
-        );
-        assert_eq!(gate.waiting(), 2);
-        assert_eq!(gate.next_waiting(), None, "no permit is free yet");
-        drop(held);
-        assert_eq!(gate.next_waiting(), Some((id(1), 1)));
-        assert!(
-            gate.permit((id(1), 1)).is_some(),
-            "the released task gets its permit"
-        );
-        assert_eq!(gate.next_waiting(), Some((id(2), 1)));
-        assert_eq!(gate.next_waiting(), None);
-    }
-
-    #[test]
-    fn a_burst_larger_than_the_minimum_goes_out_at_once() {
-        let mut gate = CreateGate::new(1000);
-        let held: Vec<_> = (0..1000).filter_map(|_| gate.permit((id(0), 1))).collect();
-        assert_eq!(held.len(), 1000);
-        assert!(gate.permit((id(9), 1)).is_none());
     }
 }

@@ -5,12 +5,12 @@
 use super::effect::{Effect, PredictionCall};
 use super::effect::{Ensured, CLOCK_SKEW_MS};
 use super::group::Waiter;
+use super::inputs::{plan, stage_of, target_of};
 use super::policy;
 use super::{new_active, PreparedStart, Runtime, StartError, StartReply};
 use crate::event::Event;
 use crate::machine::{self, Command};
 use crate::metrics::Call;
-use super::inputs::{plan, stage_of, target_of};
 use crate::model::{Task, TaskId};
 use crate::replicate::{ClientError, Phase, Prediction};
 

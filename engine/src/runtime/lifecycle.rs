@@ -2,7 +2,8 @@
 //! unfinished tasks at start, the periodic retention sweep, and the metrics derived from
 //! journaled events.
 
-use super::admission::{Admission, CreateGate, QueueView};
+use super::admission::{Admission, QueueView};
+use super::create_gate::CreateGate;
 use super::effect;
 use super::group::Group;
 use super::{finder, group, mover, new_active, Committer, Gauges, Msg, Policy, Runtime, MAX_GROUP};

@@ -17,6 +17,7 @@ mod active;
 mod admission;
 mod committer;
 mod control;
+mod create_gate;
 #[cfg(test)]
 mod decisions_tests;
 mod effect;
@@ -24,9 +25,9 @@ mod finder;
 mod group;
 mod handlers;
 mod inputs;
-mod msg;
 mod lifecycle;
 mod mover;
+mod msg;
 mod outcome;
 mod policy;
 
@@ -54,13 +55,13 @@ use crate::machine::{self, Command};
 use crate::model::{Json, Task, TaskId, TaskIdMap};
 use crate::scheduler::Scheduler;
 use crate::workflow::Workflow;
-use active::{new_active, Active};
-pub(crate) use msg::{CancelOutcome, Msg};
 pub(crate) use active::StepKey;
+use active::{new_active, Active};
 use admission::Admission;
 pub(crate) use committer::Committer;
 use group::Group;
 pub(crate) use lifecycle::Parts;
+pub(crate) use msg::{CancelOutcome, Msg};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,7 +142,6 @@ impl PreparedStart {
     }
 }
 
-
 pub(crate) struct Runtime {
     store: Arc<dyn Store>,
     workflows: Arc<HashMap<String, Workflow>>,
@@ -161,7 +161,7 @@ pub(crate) struct Runtime {
     /// When each task with a `task_timeout` must be canceled.
     deadlines: Scheduler<TaskId>,
     admission: Admission,
-    creates: admission::CreateGate,
+    creates: create_gate::CreateGate,
     inbox: mpsc::Receiver<Msg>,
     /// When this runtime started: no create sent by an earlier run can be newer.
     started_at: i64,

@@ -251,7 +251,10 @@ fn a_cancel_while_a_branch_is_being_checked_stops_it_when_the_check_is_back() {
         rig.runtime.on_due(id, 3);
         rig.runtime.run_effects();
     }
-    assert!(matches!(rig.take().as_slice(), [Effect::Check { step: 3, .. }]));
+    assert!(matches!(
+        rig.take().as_slice(),
+        [Effect::Check { step: 3, .. }]
+    ));
     let (reply, answer) = oneshot::channel();
     rig.send(Msg::Cancel { id, reply });
     answer.blocking_recv().unwrap().expect("canceled");

@@ -21,8 +21,8 @@ pub struct Policy {
     pub retry_max: Duration,
     /// With webhooks on, every status check waits this long: deliveries do the real work.
     pub safety_poll: Option<Duration>,
-    /// Create calls allowed out at once (see `admission::CreateGate`): the create burst, at least
-    /// `admission::MIN_CREATES_OUT`.
+    /// Create calls allowed out at once (see `create_gate::CreateGate`): the create burst, at least
+    /// `create_gate::MIN_CREATES_OUT`.
     pub max_creates_out: usize,
     /// How long after its `CreateSent` a create call can still make a prediction: the grace
     /// for sending it (`effect::SEND_GRACE`) and the whole request timeout.

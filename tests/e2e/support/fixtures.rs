@@ -231,6 +231,7 @@ pub fn lookbook_body(workflow: &str, tag: &str, items: usize, seed_base: u64) ->
         .map(|i| {
             json!({
                 "garment_image": format!("https://img/{tag}/g{}.png", i + 1),
+                "description": format!("{tag} garment {}", i + 1),
                 "seed": seed_base + i as u64,
             })
         })

@@ -1,7 +1,7 @@
 //! A three-stage pipeline for the tests of what operators see (the dashboard, `tasks show`):
 //! a `cutout` that runs once, a chained `tryon` per item, then `variants` per item in
 //! parallel, at most two at once, each reading the try-on's last output. Append [`LOOKBOOK`]
-//! to a `config_toml`; [`lookbook_body`] starts it.
+//! to a `config_toml`; `fixtures::lookbook_body("lookbook", …)` starts it.
 
 use serde_json::{json, Value};
 
@@ -44,15 +44,4 @@ pub fn lookbook_stages() -> Value {
         {"name": "tryon", "model": "test/tryon", "runs": "each", "max_parallel": null},
         {"name": "variants", "model": "test/variant", "runs": "parallel", "max_parallel": 2},
     ])
-}
-
-/// A `lookbook` start body with `items` garments tagged with `tag`: 1 + 2 × `items` steps.
-pub fn lookbook_body(tag: &str, items: usize) -> Value {
-    let items: Vec<Value> = (1..=items)
-        .map(|i| {
-            json!({"garment_image": format!("https://img/{tag}/g{i}.png"),
-                "description": format!("{tag} garment {i}"), "seed": i})
-        })
-        .collect();
-    json!({"workflow": "lookbook", "params": {"person_image": format!("https://img/{tag}/person.png")}, "items": items})
 }
