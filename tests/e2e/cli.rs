@@ -245,7 +245,9 @@ async fn tasks_show_and_watch_put_a_pipeline_s_steps_under_their_stages() {
     let env = Env::start(Load::Light, 100).await;
     let app = env.spawn(&(env.config("") + LOOKBOOK));
     let url = app.url.clone();
-    let id = app.start_ok(&lookbook_body("lookbook", "cli-stages", 2, 1)).await;
+    let id = app
+        .start_ok(&lookbook_body("lookbook", "cli-stages", 2, 1))
+        .await;
     let task = app
         .wait_until_finished(&id, std::time::Duration::from_secs(30))
         .await;

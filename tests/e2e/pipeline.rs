@@ -17,6 +17,8 @@ mod crash;
 mod failure;
 // Values through four stages, parallel branches in time, a pipeline without items.
 mod run;
+// The simulator's webhook deliveries drive every step, parallel branches included.
+mod webhooks;
 
 /// Deadline of a whole pipeline on a loaded two-core machine.
 const WITHIN: Duration = Duration::from_secs(90);

@@ -228,7 +228,7 @@ async fn deliveries_are_refused_when_webhooks_are_off() {
 }
 
 /// A config whose webhooks go to the engine itself, on a port picked before it starts.
-fn self_webhook_config(env: &Env) -> String {
+pub(crate) fn self_webhook_config(env: &Env) -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

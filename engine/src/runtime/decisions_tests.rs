@@ -123,7 +123,12 @@ impl Rig {
     /// The timer of the task's running step fell due.
     fn due(&mut self, id: TaskId) {
         let _context = self.tokio.enter();
-        let step = self.task(id).current_step().max(1);
+        let task = self.task(id);
+        let step = task
+            .steps
+            .iter()
+            .find(|s| s.status != crate::model::StepStatus::Succeeded)
+            .map_or(1, |s| s.index);
         self.runtime.on_due(id, step);
         self.runtime.run_effects();
     }
