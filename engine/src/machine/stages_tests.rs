@@ -328,3 +328,93 @@ fn the_first_event_of_either_kind_starts_a_task_and_only_once() {
     );
     assert!(create(TaskId([3; 16]), &requested(1, 1)).is_err());
 }
+
+/// Random runs of a pipeline through every event a live engine could journal (intents,
+/// predictions, successes, attempt failures, final failures, cancels, settles, retries),
+/// each picked among what `decide` allows now: the stage order and the parallel cap always
+/// hold, a replay of the events rebuilds the task exactly, and a task succeeds exactly when
+/// every step did.
+#[test]
+fn random_runs_keep_the_stage_order_and_the_cap_and_replay_exactly() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..300u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let first = planned(rng.random_range(1..=4), Some(2));
+        let mut t = create(TaskId([9; 16]), &first).unwrap();
+        let mut events = vec![first];
+        for _ in 0..200 {
+            let Some(event) = next_event(&t, &mut rng) else {
+                break;
+            };
+            apply(&mut t, &event).unwrap_or_else(|e| panic!("seed {seed}: {event:?}: {e}"));
+            events.push(event);
+            check_invariants(&t, seed);
+        }
+        let mut replayed = create(TaskId([9; 16]), &events[0]).unwrap();
+        for event in &events[1..] {
+            apply(&mut replayed, event).unwrap();
+        }
+        assert_eq!(replayed, t, "seed {seed}");
+    }
+}
+
+/// One event a live engine could journal next, picked at random.
+fn next_event(t: &Task, rng: &mut impl rand::Rng) -> Option<Event> {
+    let at = 10_000;
+    if t.status.is_terminal() {
+        if let Some(s) = t.steps.iter().find(|s| s.cancel_pending) {
+            return Some(Event::CancelSettled { step: s.index, at });
+        }
+        return (t.status == TaskStatus::Failed && rng.random_bool(0.5))
+            .then_some(Event::TaskRetried { at });
+    }
+    if rng.random_bool(0.03) {
+        let reason = "stop".into();
+        return Some(Event::TaskCanceled { reason, at });
+    }
+    let commands = decide(t);
+    let command = commands.get(rng.random_range(0..commands.len().max(1)))?;
+    let s = t.step(command.step())?;
+    let (step, attempt) = (s.index, s.attempt);
+    let pid = pred(step, attempt);
+    Some(match command {
+        Command::Request { .. } => requested(step, attempt + 1),
+        Command::EnsurePrediction { .. } => created(step, attempt),
+        Command::Watch { .. } => match rng.random_range(0..10) {
+            0 => Event::AttemptFailed {
+                step,
+                prediction_id: Some(pid),
+                error: "flaky".into(),
+                at,
+            },
+            1 => Event::StepFailed {
+                step,
+                prediction_id: Some(pid),
+                error: "boom".into(),
+                canceled: false,
+                at,
+            },
+            _ => succeeded(step, attempt),
+        },
+        Command::CancelPrediction { .. } => return None,
+    })
+}
+
+fn check_invariants(t: &Task, seed: u64) {
+    for (k, plan) in t.stages.iter().enumerate() {
+        let k = k as u32;
+        if plan.parallel {
+            assert!(t.running_in_stage(k) <= 2, "seed {seed}: over max_parallel");
+        }
+        // A step was ever asked for once it has an attempt (a cancel also ends steps that
+        // never started).
+        let later_asked = t.steps.iter().any(|s| s.stage > k && s.attempt > 0);
+        let all_done = t.stage_steps(k).all(|s| s.status == StepStatus::Succeeded);
+        assert!(
+            !later_asked || all_done,
+            "seed {seed}: a step after stage {k} ran before all of it succeeded"
+        );
+    }
+    let all = t.steps.iter().all(|s| s.status == StepStatus::Succeeded);
+    assert_eq!(all, t.status == TaskStatus::Succeeded, "seed {seed}");
+}

@@ -309,7 +309,12 @@ impl Runtime {
                     (1, Some(input)) => inputs::step_requested(task, step, input, None),
                     _ => inputs::request_step(&self.workflows, task, step),
                 };
-                self.record(id, event);
+                if !self.record(id, event) {
+                    // `decide` and `apply` agree on what may be requested; should they ever
+                    // not, stop here rather than ask again forever.
+                    tracing::error!(task_id = %id, step, "A step decide asked for was refused.");
+                    return;
+                }
                 if let Some(active) = self.active.get_mut(&id) {
                     active.lane(step).unresolved = None;
                 }
