@@ -132,9 +132,50 @@ pub struct WorkflowConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub task_timeout: Option<Duration>,
-    /// Most tasks of this workflow running at once (on top of the global cap).
+    /// Most predictions of this workflow in flight at once (on top of the global cap).
     #[serde(default)]
     pub max_in_flight: Option<usize>,
+    /// A pipeline: one model per stage, in order. Without it the workflow is the one-model
+    /// form above (`model`/`version`, `input`, `first`), which must then not be set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageConfig>,
+}
+
+/// One stage of a pipeline (`[[workflows.NAME.stages]]`): a model run once, or once per item.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Unique within the workflow; `{{stages.NAME.output}}` reads the stage by it.
+    #[serde(default)]
+    pub name: String,
+    pub model: Option<String>,
+    pub version: Option<String>,
+    /// `"item"`: one step per item, in item order. Absent: the stage runs once.
+    pub each: Option<String>,
+    /// Every item's step at once instead of chained (only with `each`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parallel: bool,
+    /// Most of this stage's predictions running at once (only with `parallel`).
+    pub max_parallel: Option<u32>,
+    /// Overrides the workflow's `step_retries`.
+    pub step_retries: Option<u32>,
+    /// Overrides the workflow's `step_timeout`.
+    #[serde(
+        default,
+        deserialize_with = "duration::keys::stage_step_timeout",
+        serialize_with = "duration::write_optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub step_timeout: Option<Duration>,
+    /// Once the retries are spent, the same input runs once more on this model.
+    pub fallback_model: Option<String>,
+    /// As `fallback_model`, for a version id.
+    pub fallback_version: Option<String>,
+    #[serde(default)]
+    pub input: serde_json::Map<String, serde_json::Value>,
+    /// Fields laid over `input` for the stage's first step (item 1, or its only step).
+    #[serde(default)]
+    pub first: serde_json::Map<String, serde_json::Value>,
 }
 
 fn default_max_items() -> usize {

@@ -1,16 +1,21 @@
-//! Workflow definitions: a named model or version plus an input template per step
-//! (`template`: `{{params.X}}`, `{{item.X}}`, `{{previous.output}}`, alone or inside text).
-//! Templates are compiled and checked at startup; start requests are checked before anything
-//! is written. No IO.
+//! Workflow definitions: a pipeline of stages (`stage`), each a model run once or once per
+//! item, with an input template per step (`template`, `placeholder`: `{{params.X}}`,
+//! `{{item.X}}`, `{{previous.output}}`, `{{stages.NAME.output}}`, alone or inside text). The
+//! one-model form is a pipeline of one stage. Templates are compiled and checked at startup;
+//! start requests are checked before anything is written (`size`). No IO.
 
+mod placeholder;
+mod size;
+mod stage;
 mod template;
 
-pub use template::Scope;
+pub use placeholder::Scope;
+pub use stage::Stage;
 
 use crate::config::{LimitsConfig, WorkflowConfig};
 use serde_json::Value;
+use size::{json_len, long_string_in};
 use std::time::Duration;
-use template::Template;
 
 /// Where a prediction is created.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,42 +27,24 @@ pub enum Target {
 }
 
 impl Target {
-    /// `owner/name`, or the version id.
+    /// `owner/name`, or the version id: what a step records as the model that ran it.
     pub fn label(&self) -> &str {
         match self {
-            Target::Model(model) | Target::Version(model) => model,
+            Target::Model(model) => model,
+            Target::Version(version) => version,
         }
     }
-}
-
-/// TEMPORARY shim (replaced by the stages compiler): the one-model form as one stage.
-#[derive(Clone, Debug)]
-pub struct Stage {
-    pub name: String,
-    pub target: Target,
-    pub fallback: Option<Target>,
-    pub each: bool,
-    pub parallel: bool,
-    pub max_parallel: Option<u32>,
-    pub step_retries: u32,
-    pub step_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Workflow {
     pub name: String,
-    pub stages: Vec<Stage>,
-    pub target: Target,
     pub max_items: usize,
-    pub step_retries: u32,
-    pub step_timeout: Option<Duration>,
     pub task_timeout: Option<Duration>,
     pub max_in_flight: Option<usize>,
+    /// In the order they run; never empty.
+    pub stages: Vec<Stage>,
     limits: LimitsConfig,
-    /// The template of step 1 (`input` with `first` laid over it).
-    first: Template,
-    /// The template of every later step.
-    rest: Template,
 }
 
 /// A start request that the workflow cannot run; the message names the missing field.
@@ -74,26 +61,6 @@ impl Workflow {
     ) -> Result<Workflow, Vec<String>> {
         let key = format!("workflows.{name}");
         let mut problems = vec![];
-        let target = match (&config.model, &config.version) {
-            (Some(model), None) if valid_model(model) => Some(Target::Model(model.clone())),
-            (Some(model), None) => {
-                problems.push(format!(
-                    "{key}.model: {model:?} is not of the form owner/name"
-                ));
-                None
-            }
-            (None, Some(version)) if !version.trim().is_empty() => {
-                Some(Target::Version(version.clone()))
-            }
-            (Some(_), Some(_)) => {
-                problems.push(format!("{key}: set either model or version, not both"));
-                None
-            }
-            _ => {
-                problems.push(format!("{key}: neither model nor version is set"));
-                None
-            }
-        };
         if config.max_items == 0 {
             problems.push(format!("{key}.max_items must be at least 1"));
         }
@@ -102,64 +69,63 @@ impl Workflow {
                 "{key}.max_in_flight must be at least 1 (leave it out for no cap)"
             ));
         }
-        let mut input = vec![];
-        for (field, value) in &config.input {
-            let key = format!("{key}.input.{field}");
-            let template = Template::parse(value, &key, true, &mut problems);
-            if !config.first.contains_key(field) && template.reads_previous() {
+        let stages: Vec<Option<Stage>> = if config.stages.is_empty() {
+            vec![stage::one_model(name, config, &mut problems)]
+        } else {
+            let one_model_keys = [
+                ("model", config.model.is_some()),
+                ("version", config.version.is_some()),
+                ("input", !config.input.is_empty()),
+                ("first", !config.first.is_empty()),
+            ];
+            for (field, _) in one_model_keys.iter().filter(|(_, set)| *set) {
                 problems.push(format!(
-                    "{key} reads `previous`, which step 1 does not have: \
-                     set workflows.{name}.first.{field}"
+                    "{key}.{field}: a workflow with [[{key}.stages]] sets {field} in each stage"
                 ));
             }
-            input.push((field.clone(), template));
-        }
-        let mut first = input.clone();
-        for (field, value) in &config.first {
-            let key = format!("{key}.first.{field}");
-            let template = Template::parse(value, &key, false, &mut problems);
-            match first.iter_mut().find(|(name, _)| name == field) {
-                Some((_, slot)) => *slot = template,
-                None => first.push((field.clone(), template)),
-            }
-        }
-        let (first, rest) = (Template::Object(first), Template::Object(input));
-        match target {
-            Some(target) if problems.is_empty() => Ok(Workflow {
+            stage::check_names(&key, &config.stages, &mut problems);
+            let names: Vec<String> = config.stages.iter().map(|s| s.name.clone()).collect();
+            let compile =
+                |(index, stage)| stage::compile(config, &key, index, stage, &names, &mut problems);
+            config.stages.iter().enumerate().map(compile).collect()
+        };
+        match stages.into_iter().collect::<Option<Vec<Stage>>>() {
+            Some(stages) if problems.is_empty() => Ok(Workflow {
                 name: name.to_owned(),
-                stages: vec![Stage {
-                    name: crate::model::LEGACY_STAGE.into(),
-                    target: target.clone(),
-                    fallback: None,
-                    each: true,
-                    parallel: false,
-                    max_parallel: None,
-                    step_retries: config.step_retries,
-                    step_timeout: config.step_timeout,
-                }],
-                target,
                 max_items: config.max_items,
-                step_retries: config.step_retries,
-                step_timeout: config.step_timeout,
                 task_timeout: config.task_timeout,
                 max_in_flight: config.max_in_flight,
+                stages,
                 limits,
-                first,
-                rest,
             }),
             _ => Err(problems),
         }
     }
 
-    /// Checks that every item of a start request can build its input, apart from what only
-    /// the previous step's output can tell. Returns step 1's input, exactly as `step_input`
-    /// builds it (`None` only if step 1 read `previous`, which loading a workflow refuses).
+    /// Whether some stage runs per item: then a start needs at least one item; without, `items`
+    /// must be empty or absent.
+    pub fn per_item(&self) -> bool {
+        self.stages.iter().any(|stage| stage.each)
+    }
+
+    /// Checks a start request: the number of items, every string's length, and that every
+    /// step of every stage can build its input apart from what only earlier outputs can tell
+    /// (each input's size is checked with those placeholders left as written). Returns step
+    /// 1's input, exactly as `step_input` builds it (`None` only if it read an output, which
+    /// loading a workflow refuses).
     pub fn check_start(
         &self,
         params: &Value,
         items: &[Value],
     ) -> Result<Option<Value>, InputError> {
-        if items.is_empty() {
+        if !self.per_item() && !items.is_empty() {
+            return Err(InputError(format!(
+                "workflow {:?} takes no items (none of its stages runs per item): leave \
+                 `items` out",
+                self.name
+            )));
+        }
+        if self.per_item() && items.is_empty() {
             return Err(InputError("`items` must hold at least one item".into()));
         }
         if items.len() > self.max_items {
@@ -171,39 +137,58 @@ impl Workflow {
             )));
         }
         let max = self.limits.max_string_bytes;
+        let long = |path: String| InputError(format!("`{path}` is longer than {max} bytes"));
         if let Some(path) = long_string_in(params, || "params".to_owned(), max) {
-            return Err(InputError(format!("`{path}` is longer than {max} bytes")));
+            return Err(long(path));
         }
-        let mut first_input = None;
         for (i, item) in items.iter().enumerate() {
             if let Some(path) = long_string_in(item, || format!("items[{i}]"), max) {
-                return Err(InputError(format!("`{path}` is longer than {max} bytes")));
+                return Err(long(path));
             }
-            let scope = Scope {
-                params,
-                item,
-                previous_output: None,
-                previous_kept_output: None,
-                stage_outputs: &|_, _| Vec::new(),
-            };
-            if i == 0 {
-                // Step 1 has no previous step, so its input is final now. (A template reading
-                // `previous` would fail here; loading refuses those, and the check skips it.)
-                if let Ok(input) = self.first.fill(&scope, false) {
-                    self.check_size(&input)
-                        .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
-                    first_input = Some(input);
-                    continue;
-                }
-            }
-            let template = if i == 0 { &self.first } else { &self.rest };
-            let input = template
-                .fill(&scope, true)
-                .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
-            self.check_size(&input)
-                .map_err(|e| InputError(format!("items[{i}]: {e}")))?;
         }
-        Ok(first_input)
+        let no_outputs = |_: usize, _: bool| Vec::new();
+        let scope = |item| Scope {
+            params,
+            item,
+            previous_output: None,
+            previous_kept_output: None,
+            stage_outputs: &no_outputs,
+        };
+        for (s, stage) in self.stages.iter().enumerate() {
+            let steps: Vec<(Option<usize>, &Value)> = if stage.each {
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (Some(i), v))
+                    .collect()
+            } else {
+                vec![(None, &Value::Null)]
+            };
+            for (item_index, item) in steps {
+                let at = |e: String| InputError(format!("{}{e}", self.step_label(s, item_index)));
+                let input = stage
+                    .template(item_index)
+                    .fill(&scope(item), true)
+                    .map_err(at)?;
+                self.check_size(&input).map_err(|e| at(e.0))?;
+            }
+        }
+        // Step 1 has no step before it, so unless it reads an output its input is final now.
+        let first = &self.stages[0];
+        let item_index = first.each.then_some(0);
+        let item = items.first().filter(|_| first.each).unwrap_or(&Value::Null);
+        Ok(first.template(item_index).fill(&scope(item), false).ok())
+    }
+
+    /// How a start-check message names a step: by item alone in a one-stage workflow.
+    fn step_label(&self, stage: usize, item_index: Option<usize>) -> String {
+        let name = &self.stages[stage].name;
+        match (self.stages.len(), item_index) {
+            (1, Some(i)) => format!("items[{i}]: "),
+            (1, None) => String::new(),
+            (_, Some(i)) => format!("stage {name:?}, items[{i}]: "),
+            (_, None) => format!("stage {name:?}: "),
+        }
     }
 
     fn check_size(&self, input: &Value) -> Result<(), InputError> {
@@ -217,87 +202,34 @@ impl Workflow {
         Ok(())
     }
 
-    /// Whether some stage runs per item.
-    pub fn per_item(&self) -> bool {
-        self.stages.iter().any(|stage| stage.each)
-    }
-
-    /// The prediction input of a step of `stage` for item `item_index`.
+    /// The input of a step of stage `stage` (0-based) for item `item_index` (`None` for a once
+    /// stage); the stage's `first` override applies to item_index `Some(0)` (and to a once
+    /// stage's step).
     pub fn step_input(
         &self,
-        _stage: usize,
+        stage: usize,
         item_index: Option<usize>,
         scope: &Scope,
     ) -> Result<Value, InputError> {
-        let template = if item_index.unwrap_or(0) == 0 {
-            &self.first
-        } else {
-            &self.rest
+        let Some(stage) = self.stages.get(stage) else {
+            return Err(InputError(format!(
+                "workflow {:?} has no stage {stage}",
+                self.name
+            )));
         };
-        let input = template.fill(scope, false).map_err(InputError)?;
+        let input = stage
+            .template(item_index)
+            .fill(scope, false)
+            .map_err(InputError)?;
         self.check_size(&input)?;
         Ok(input)
     }
 }
 
-/// The path of the first string in `value` (itself at `path`) longer than `max` bytes. A
-/// start checks every string of its request, so no path is built unless one is too long.
-fn long_string_in(value: &Value, path: impl FnOnce() -> String, max: usize) -> Option<String> {
-    if any_long(value, max) {
-        long_path(value, path(), max)
-    } else {
-        None
-    }
-}
-
-fn any_long(value: &Value, max: usize) -> bool {
-    match value {
-        Value::String(text) => text.len() > max,
-        Value::Object(map) => map.values().any(|v| any_long(v, max)),
-        Value::Array(items) => items.iter().any(|v| any_long(v, max)),
-        _ => false,
-    }
-}
-
-/// `long_string_in`, once `value` is known to hold a long string.
-fn long_path(value: &Value, path: String, max: usize) -> Option<String> {
-    match value {
-        Value::String(_) => Some(path),
-        Value::Object(map) => {
-            let (key, inner) = map.iter().find(|(_, v)| any_long(v, max))?;
-            long_path(inner, format!("{path}.{key}"), max)
-        }
-        Value::Array(items) => {
-            let (i, inner) = items.iter().enumerate().find(|(_, v)| any_long(v, max))?;
-            long_path(inner, format!("{path}[{i}]"), max)
-        }
-        _ => None,
-    }
-}
-
-/// Bytes of `value` as compact JSON, without building the text.
-fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0 += bytes.len();
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing a `Value` cannot fail (its map keys are strings) and `Count` never errors.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
-}
-
-fn valid_model(model: &str) -> bool {
-    let mut parts = model.split('/');
-    matches!((parts.next(), parts.next(), parts.next()), (Some(o), Some(n), None) if !o.is_empty() && !n.is_empty())
-}
-
 #[cfg(test)]
 #[path = "workflow_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "workflow/pipeline_tests.rs"]
+mod pipeline_tests;

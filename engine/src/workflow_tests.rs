@@ -3,6 +3,10 @@
 use super::*;
 use serde_json::json;
 
+fn no_outputs(_: usize, _: bool) -> Vec<Value> {
+    unreachable!("a one-model workflow reads no stage")
+}
+
 fn config(toml_text: &str) -> WorkflowConfig {
     toml::from_str(toml_text).unwrap()
 }
@@ -37,7 +41,7 @@ fn step_one_reads_params_and_later_steps_read_the_previous_output() {
         item: &item,
         previous_output: None,
         previous_kept_output: None,
-        stage_outputs: &|_, _| Vec::new(),
+        stage_outputs: &no_outputs,
     };
     assert_eq!(
         wf.step_input(0, Some(0), &scope).unwrap(),
@@ -49,7 +53,7 @@ fn step_one_reads_params_and_later_steps_read_the_previous_output() {
         item: &item,
         previous_output: Some(&previous),
         previous_kept_output: None,
-        stage_outputs: &|_, _| Vec::new(),
+        stage_outputs: &no_outputs,
     };
     assert_eq!(
         wf.step_input(0, Some(1), &scope).unwrap()["human_img"],
@@ -83,7 +87,7 @@ fn a_lone_placeholder_keeps_the_type_and_one_inside_text_becomes_text() {
         item: &item,
         previous_output: Some(&output),
         previous_kept_output: None,
-        stage_outputs: &|_, _| Vec::new(),
+        stage_outputs: &no_outputs,
     };
     let input = wf.step_input(0, Some(1), &scope).unwrap();
     assert_eq!(input, json!({"image": "a.png", "n": 4, "text": "not 4"}));
@@ -141,7 +145,7 @@ fn the_check_returns_step_one_input_as_the_step_will_build_it() {
         item: &items[0],
         previous_output: None,
         previous_kept_output: None,
-        stage_outputs: &|_, _| Vec::new(),
+        stage_outputs: &no_outputs,
     };
     // The loop records this as step 1's input instead of building it again.
     assert_eq!(
@@ -156,7 +160,7 @@ fn the_check_returns_step_one_input_as_the_step_will_build_it() {
         item: &shoes[0],
         previous_output: None,
         previous_kept_output: None,
-        stage_outputs: &|_, _| Vec::new(),
+        stage_outputs: &no_outputs,
     };
     assert_eq!(
         wf.check_start(&params, &shoes).unwrap(),
@@ -173,7 +177,7 @@ fn a_missing_previous_output_path_fails_the_step_input() {
         item: &item,
         previous_output: None,
         previous_kept_output: None,
-        stage_outputs: &|_, _| Vec::new(),
+        stage_outputs: &no_outputs,
     };
     assert!(wf
         .step_input(0, Some(1), &scope)
@@ -294,7 +298,7 @@ fn previous_kept_output_reads_the_kept_copy_or_falls_back_to_the_output() {
         item: &item,
         previous_output: Some(&output),
         previous_kept_output: Some(&kept),
-        stage_outputs: &|_, _| Vec::new(),
+        stage_outputs: &no_outputs,
     };
     assert_eq!(wf.step_input(0, Some(1), &with_kept).unwrap()["img"], kept);
     let without = Scope {
@@ -302,7 +306,7 @@ fn previous_kept_output_reads_the_kept_copy_or_falls_back_to_the_output() {
         item: &item,
         previous_output: Some(&output),
         previous_kept_output: None,
-        stage_outputs: &|_, _| Vec::new(),
+        stage_outputs: &no_outputs,
     };
     assert_eq!(wf.step_input(0, Some(1), &without).unwrap()["img"], output);
 }

@@ -204,6 +204,15 @@ mod tests {
         workflow.step_timeout = Some(std::time::Duration::from_secs(1));
         workflow.task_timeout = Some(std::time::Duration::from_secs(1));
         workflow.max_in_flight = Some(1);
+        // Every key a stage has, on one stage.
+        let stage = &mut config.engine.workflows.get_mut("lookbook").unwrap().stages[0];
+        stage.version = Some("x".into());
+        stage.fallback_version = Some("x".into());
+        stage.each = Some("item".into());
+        stage.parallel = true;
+        stage.max_parallel = Some(1);
+        stage.step_retries = Some(1);
+        stage.step_timeout = Some(std::time::Duration::from_secs(1));
         let full: toml::Table = toml::from_str(&config.masked_toml().unwrap()).unwrap();
         let shown = |key: &str| {
             EMBEDDED_DEFAULT
@@ -213,8 +222,16 @@ mod tests {
         };
         let mut missing = vec![];
         for (section, keys) in &full {
-            let sections = match (section.as_str(), keys.as_table()) {
-                ("workflows", Some(workflows)) => workflows.values().collect(),
+            let sections: Vec<&toml::Value> = match (section.as_str(), keys.as_table()) {
+                ("workflows", Some(workflows)) => workflows
+                    .values()
+                    .chain(
+                        workflows
+                            .values()
+                            .filter_map(|w| w.get("stages")?.as_array())
+                            .flatten(),
+                    )
+                    .collect(),
                 (_, Some(_)) => vec![keys],
                 _ => vec![],
             };
@@ -222,7 +239,7 @@ mod tests {
                 for key in table.keys() {
                     // `[replicate]` is printed in `_ms` names; the file shows the plain ones.
                     let plain = key.strip_suffix("_ms").unwrap_or(key);
-                    let table_key = matches!(key.as_str(), "input" | "first");
+                    let table_key = matches!(key.as_str(), "input" | "first" | "stages");
                     if !table_key && !shown(plain) {
                         missing.push(format!("{section}.{key}"));
                     }

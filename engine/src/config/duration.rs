@@ -191,6 +191,7 @@ pub mod keys {
 
     optional_keys! {
         step_timeout: "step_timeout", Seconds, zero: false;
+        stage_step_timeout: "stages[].step_timeout", Seconds, zero: false;
         task_timeout: "task_timeout", Seconds, zero: false;
         poll_initial: "replicate.poll_initial", Seconds, zero: true;
         poll_initial_ms: "replicate.poll_initial_ms", Millis, zero: true;

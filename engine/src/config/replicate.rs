@@ -25,7 +25,7 @@ pub struct ReplicateConfig {
     pub create_burst: u32,
     pub other_calls_per_minute: u32,
     pub other_burst: u32,
-    /// Most tasks running at once (each has at most one prediction in flight); 0: no cap.
+    /// Most predictions in flight at once, over every task (`runtime::admission`); 0: no cap.
     pub max_in_flight: usize,
     /// This engine's public URL. When set, creates ask Replicate for `start` and `completed`
     /// webhooks at `{webhook_base_url}/v1/webhooks/replicate`, and polling slows down to

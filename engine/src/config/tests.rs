@@ -148,3 +148,103 @@ fn a_workflow_without_model_or_version_names_its_key() {
     let err = EngineConfig::from_toml("[workflows.w]\nmax_items = 3\n", "test").unwrap_err();
     assert!(err.to_string().contains("workflows.w"), "{err}");
 }
+
+const PIPELINE: &str = r#"
+[workflows.lookbook]
+max_items = 10
+step_retries = 1
+
+[[workflows.lookbook.stages]]
+name = "cutout"
+model = "acme/rembg"
+[workflows.lookbook.stages.input]
+image = "{{params.person_image}}"
+
+[[workflows.lookbook.stages]]
+name = "tryon"
+model = "acme/tryon"
+each = "item"
+step_retries = 2
+step_timeout = "5m"
+fallback_model = "acme/tryon-old"
+[workflows.lookbook.stages.input]
+human_img = "{{previous.output}}"
+garm_img = "{{item.garment_image}}"
+
+[[workflows.lookbook.stages]]
+name = "variants"
+model = "acme/variant"
+each = "item"
+parallel = true
+max_parallel = 4
+[workflows.lookbook.stages.input]
+image = "{{stages.tryon.output}}"
+seed = "{{item.seed}}"
+"#;
+
+#[test]
+fn a_pipeline_reads_every_stage_key_and_prints_back_to_the_same_stages() {
+    let config = EngineConfig::from_toml(PIPELINE, "test").unwrap();
+    let stages = &config.workflows["lookbook"].stages;
+    assert_eq!(stages.len(), 3);
+    let tryon = &stages[1];
+    assert_eq!(tryon.name, "tryon");
+    assert_eq!(tryon.each.as_deref(), Some("item"));
+    assert_eq!(tryon.step_retries, Some(2));
+    assert_eq!(tryon.step_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(tryon.fallback_model.as_deref(), Some("acme/tryon-old"));
+    assert!(stages[2].parallel && stages[2].max_parallel == Some(4));
+    assert_eq!(stages[0].step_timeout, None);
+
+    let text = toml::to_string(&config.masked()).unwrap();
+    assert!(text.contains("step_timeout = \"5m\""), "{text}");
+    assert!(!text.contains("parallel = false"), "{text}");
+    let again = EngineConfig::from_toml(&text, "printed").unwrap();
+    let names = |c: &EngineConfig| -> Vec<String> {
+        c.workflows["lookbook"]
+            .stages
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    assert_eq!(names(&again), names(&config));
+    assert_eq!(
+        again.workflows["lookbook"].stages[2].input,
+        config.workflows["lookbook"].stages[2].input
+    );
+}
+
+#[test]
+fn a_stage_refuses_unknown_keys_and_bad_durations_naming_them() {
+    let typo = PIPELINE.replace("max_parallel = 4", "max_paralel = 4");
+    let err = EngineConfig::from_toml(&typo, "test").unwrap_err();
+    assert!(err.to_string().contains("max_paralel"), "{err}");
+    let bad = PIPELINE.replace("step_timeout = \"5m\"", "step_timeout = \"5 min\"");
+    let err = EngineConfig::from_toml(&bad, "test")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`stages[].step_timeout` = \"5 min\""), "{err}");
+    let zero = PIPELINE.replace("step_timeout = \"5m\"", "step_timeout = 0");
+    let err = EngineConfig::from_toml(&zero, "test")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must be more than zero"), "{err}");
+}
+
+#[test]
+fn check_config_lists_every_pipeline_problem_with_the_other_sections() {
+    let text = format!(
+        "[replicate]\npoll_initial = \"0ms\"\n{}",
+        PIPELINE
+            .replace("name = \"variants\"", "name = \"tryon\"")
+            .replace("{{stages.tryon.output}}", "{{stages.sheet.output}}")
+    );
+    let Err(ConfigError::Invalid(problems)) = EngineConfig::from_toml(&text, "test") else {
+        panic!("the config should be invalid");
+    };
+    assert_eq!(problems.len(), 3, "{problems:#?}");
+    assert!(problems[0].starts_with("replicate.poll_initial"));
+    assert!(problems[1].starts_with("workflows.lookbook.stages[2].name: \"tryon\" is already"));
+    assert!(problems[2].starts_with("workflows.lookbook.stages[2].input.image: "));
+    assert!(problems[2].contains("unknown stage \"sheet\""));
+}

@@ -43,13 +43,18 @@ const TRYON: &str = r#"
 
 impl Rig {
     fn new(max_in_flight: Option<usize>, keep: bool) -> Rig {
+        Rig::with_workflow("tryon", TRYON, max_in_flight, keep)
+    }
+
+    /// A runtime with one workflow, `name`, configured by `toml`.
+    fn with_workflow(name: &str, toml: &str, max_in_flight: Option<usize>, keep: bool) -> Rig {
         let tokio = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .expect("a current-thread runtime builds");
         let _context = tokio.enter();
-        let config: WorkflowConfig = toml::from_str(TRYON).expect("valid workflow");
-        let workflow = Workflow::compile("tryon", &config, LimitsConfig::default())
+        let config: WorkflowConfig = toml::from_str(toml).expect("valid workflow");
+        let workflow = Workflow::compile(name, &config, LimitsConfig::default())
             .expect("the workflow compiles");
         let effects = Recorder::default();
         let replicate = ReplicateConfig {
@@ -64,7 +69,7 @@ impl Rig {
         let runtime = Runtime::new(Parts {
             store: Arc::new(KvStore::in_memory()),
             client: ReplicateClient::new(&replicate).expect("the client builds"),
-            workflows: Arc::new(HashMap::from([("tryon".to_owned(), workflow)])),
+            workflows: Arc::new(HashMap::from([(name.to_owned(), workflow)])),
             policy: Policy {
                 poll_initial: Duration::from_secs(1),
                 poll_max: Duration::from_secs(10),
@@ -400,3 +405,6 @@ fn with_file_keeping_a_success_downloads_before_the_step_succeeds() {
     assert_eq!(task.status, crate::model::TaskStatus::Succeeded);
     assert!(task.steps[0].kept_output.is_some());
 }
+
+#[path = "pipeline_tests.rs"]
+mod pipeline;

@@ -26,7 +26,7 @@ pub(crate) struct Parts {
     pub client: ReplicateClient,
     pub workflows: Arc<HashMap<String, Workflow>>,
     pub policy: Policy,
-    /// Tasks with a call or prediction out at once, over every workflow (None: no limit).
+    /// Predictions in flight at once, over every workflow (None: no limit; `admission`).
     pub max_in_flight: Option<usize>,
     pub retention: Duration,
     pub keeper: Option<crate::outputs::Keeper>,

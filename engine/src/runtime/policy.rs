@@ -156,11 +156,16 @@ impl Runtime {
 
     /// The next status check of `step`: its backoff delay, or sooner if its time runs out.
     pub(super) fn next_check_delay(&self, id: TaskId, step: u32) -> Duration {
+        // A step without call state yet (resumed after a restart) is checked after its
+        // task's first poll: at once after a restart.
         let poll_delay = self
             .active
             .get(&id)
-            .and_then(|active| active.lane_of(step))
-            .map_or(self.policy.poll_initial, |lane| lane.poll_delay);
+            .map_or(self.policy.poll_initial, |active| {
+                active
+                    .lane_of(step)
+                    .map_or(active.first_poll, |lane| lane.poll_delay)
+            });
         check_delay(poll_delay, self.step_time_left(id, step))
     }
 }

@@ -4,9 +4,30 @@
 use super::*;
 use serde_json::json;
 
+fn no_outputs(_: usize, _: bool) -> Vec<Value> {
+    unreachable!("these templates read no stage")
+}
+
+/// What a template of the one-model form reads: anything but stages; `previous` outside
+/// step 1's overrides.
+fn one_model(previous: bool) -> Reach<'static> {
+    static NAMES: std::sync::OnceLock<[String; 1]> = std::sync::OnceLock::new();
+    Reach {
+        stage_names: NAMES.get_or_init(|| ["main".to_owned()]),
+        stage: 0,
+        no_previous: (!previous).then_some("step 1 has no previous output"),
+        no_item: None,
+    }
+}
+
 fn parse(value: Value) -> Result<Template, Vec<String>> {
     let mut problems = vec![];
-    let template = Template::parse(&value, "workflows.w.input.x", true, &mut problems);
+    let template = Template::parse(
+        &value,
+        "workflows.w.input.x",
+        &one_model(true),
+        &mut problems,
+    );
     if problems.is_empty() {
         Ok(template)
     } else {
@@ -22,7 +43,7 @@ fn fill(template: &str, item: Value) -> Result<Value, String> {
         item: &item,
         previous_output: Some(&output),
         previous_kept_output: None,
-        stage_outputs: &|_, _| Vec::new(),
+        stage_outputs: &no_outputs,
     };
     parse(json!(template)).unwrap().fill(&scope, false)
 }
@@ -149,7 +170,7 @@ fn step_one_cannot_read_previous_even_inside_text() {
     let template = Template::parse(
         &json!("after {{previous.output}}"),
         "workflows.w.first.x",
-        false,
+        &one_model(false),
         &mut problems,
     );
     assert_eq!(
@@ -160,7 +181,7 @@ fn step_one_cannot_read_previous_even_inside_text() {
     let template_rest = Template::parse(
         &json!(["after {{previous.kept_output}}"]),
         "workflows.w.input.x",
-        true,
+        &one_model(true),
         &mut problems,
     );
     assert!(problems.is_empty(), "{problems:?}");
@@ -190,7 +211,7 @@ fn the_start_check_leaves_previous_placeholders_as_written() {
         item: &item,
         previous_output: None,
         previous_kept_output: None,
-        stage_outputs: &|_, _| Vec::new(),
+        stage_outputs: &no_outputs,
     };
     assert_eq!(
         template.fill(&scope, true).unwrap(),
