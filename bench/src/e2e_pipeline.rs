@@ -154,6 +154,10 @@ impl Totals {
         self.growth / self.steps as f64
     }
 
+    fn cpu_per_step(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.steps as f64
+    }
+
     fn per_step(&self, n: u64) -> f64 {
         n as f64 / self.steps as f64
     }
@@ -168,7 +172,7 @@ impl Totals {
             "wall_seconds": self.wall.as_secs_f64(),
             "steps_per_second": self.steps_per_second(),
             "allocated_bytes_per_step": self.bytes_per_step(),
-            "cpu_us_per_step": self.cpu.as_secs_f64() * 1e6 / self.steps as f64,
+            "cpu_us_per_step": self.cpu_per_step(),
             "journal_groups_per_step": self.per_step(self.groups),
             "journal_task_writes_per_step": self.per_step(self.task_writes),
             "stored_bytes_per_step": self.live_per_step(),
@@ -221,7 +225,8 @@ pub async fn run(options: Options, items: usize) -> anyhow::Result<Report> {
     let mut summary = String::new();
     let mut targets = serde_json::Map::new();
     for (mode, webhooks) in e2e::modes(&options)? {
-        let (mut totals_chain, mut totals_pipe) = (Totals::default(), Totals::default());
+        let (mut chain_totals, mut pipe_totals) = (Totals::default(), Totals::default());
+        let mut rounds = vec![];
         let mut runs_json = vec![];
         for round in 0..options.rounds {
             let order = if round % 2 == 0 {
@@ -229,80 +234,38 @@ pub async fn run(options: Options, items: usize) -> anyhow::Result<Report> {
             } else {
                 [pipeline, chain]
             };
+            let mut speeds = [0.0; 2];
             for workload in order {
                 let run = e2e::measure(&options, workload, mode.clone(), webhooks).await?;
                 check(&run, &options, workload)?;
-                let growth =
-                    run.finished.allocated_bytes as f64 - run.baseline.allocated_bytes as f64;
-                table += &format!(
-                    "{:<16} {:<9} {:>5} {:>7} {:>7.2} {:>8.0} {:>9.0} {:>8.0} {:>9.0} {:>9.3} {:>9.2} {:>6}\n",
-                    mode,
-                    workload.name(),
-                    round + 1,
-                    run.steps(&options),
-                    run.wall.as_secs_f64(),
-                    run.steps(&options) as f64 / run.wall.as_secs_f64(),
-                    growth / run.steps(&options) as f64,
-                    growth / options.tasks as f64,
-                    run.cpu.as_secs_f64() * 1e6 / run.steps(&options) as f64,
-                    run.groups.0 as f64 / run.steps(&options) as f64,
-                    run.groups.1 as f64 / run.steps(&options) as f64,
-                    run.errors(),
-                );
-                match workload {
-                    Workload::Chain { .. } => totals_chain.add(&run, &options),
-                    Workload::Pipeline { .. } => totals_pipe.add(&run, &options),
-                }
+                table += &row(&run, &options, workload, round);
+                let (totals, speed) = match workload {
+                    Workload::Chain { .. } => (&mut chain_totals, &mut speeds[0]),
+                    Workload::Pipeline { .. } => (&mut pipe_totals, &mut speeds[1]),
+                };
+                totals.add(&run, &options);
+                *speed = run.steps(&options) as f64 / run.wall.as_secs_f64();
                 let mut json = run.json(&options);
                 json["workload"] = json!(workload.name());
                 json["round"] = json!(round + 1);
                 runs_json.push(json);
             }
+            rounds.push(speeds[1] / speeds[0]);
         }
-        let speed = totals_pipe.steps_per_second() / totals_chain.steps_per_second();
-        let disk = totals_pipe.bytes_per_step() / totals_chain.bytes_per_step();
-        let met = |ok: bool| if ok { "met" } else { "MISSED" };
-        summary += &format!(
-            "{mode}: steps/s chain {:.0}, pipeline {:.0}, ratio {speed:.2} (target >= 0.80: {}); \
-             allocated B/step chain {:.0}, pipeline {:.0}, ratio {disk:.2} (target <= 1.20: {})\n",
-            totals_chain.steps_per_second(),
-            totals_pipe.steps_per_second(),
-            met(speed >= 0.8),
-            totals_chain.bytes_per_step(),
-            totals_pipe.bytes_per_step(),
-            met(disk <= 1.2),
-        );
-        summary += &format!(
-            "  per step, chain / pipeline: cpu {:.0} / {:.0} us, journal groups {:.3} / {:.3}, task writes {:.2} / {:.2}, stored {:.0} / {:.0} B ({})\n",
-            totals_chain.cpu.as_secs_f64() * 1e6 / totals_chain.steps as f64,
-            totals_pipe.cpu.as_secs_f64() * 1e6 / totals_pipe.steps as f64,
-            totals_chain.per_step(totals_chain.groups),
-            totals_pipe.per_step(totals_pipe.groups),
-            totals_chain.per_step(totals_chain.task_writes),
-            totals_pipe.per_step(totals_pipe.task_writes),
-            totals_chain.live_per_step(),
-            totals_pipe.live_per_step(),
-            by_kind(&totals_chain, &totals_pipe),
-        );
         let key = e2e::key(&mode);
+        let (text, mut json, [speed_met, disk_met]) =
+            compare(&mode, &chain_totals, &pipe_totals, &rounds);
+        summary += &text;
+        json["runs"] = json!(runs_json);
         targets.insert(
             format!("{key}_pipeline_steps_per_second_within_20_percent"),
-            json!(speed >= 0.8),
+            json!(speed_met),
         );
         targets.insert(
             format!("{key}_pipeline_disk_per_step_within_20_percent"),
-            json!(disk <= 1.2),
+            json!(disk_met),
         );
-        modes_json.insert(
-            key,
-            json!({
-                "chain": totals_chain.json(),
-                "pipeline": totals_pipe.json(),
-                "ratio_steps_per_second": speed,
-                "ratio_allocated_bytes_per_step": disk,
-                "runs": runs_json,
-            }),
-        );
+        modes_json.insert(key, json);
     }
     table += "B/step, B/task: allocated growth of the data dir over the baseline taken after the warm-up, when every task has finished\n";
     table += "groups/st, writes/st: journal groups committed (each one fdatasync), and task writes in them, per step\n";
@@ -321,6 +284,75 @@ pub async fn run(options: Options, items: usize) -> anyhow::Result<Report> {
         "targets": targets,
     });
     Ok(Report { table, json })
+}
+
+/// One run's line of the table.
+fn row(run: &Run, options: &Options, workload: Workload, round: usize) -> String {
+    let steps = run.steps(options) as f64;
+    let growth = run.finished.allocated_bytes as f64 - run.baseline.allocated_bytes as f64;
+    format!(
+        "{:<16} {:<9} {:>5} {:>7} {:>7.2} {:>8.0} {:>9.0} {:>8.0} {:>9.0} {:>9.3} {:>9.2} {:>6}\n",
+        run.mode,
+        workload.name(),
+        round + 1,
+        steps,
+        run.wall.as_secs_f64(),
+        steps / run.wall.as_secs_f64(),
+        growth / steps,
+        growth / options.tasks as f64,
+        run.cpu.as_secs_f64() * 1e6 / steps,
+        run.groups.0 as f64 / steps,
+        run.groups.1 as f64 / steps,
+        run.errors(),
+    )
+}
+
+/// One mode's comparison over its rounds: the summary lines, their JSON, and whether the
+/// steps/s and the disk targets are met. `rounds` holds each round's steps/s ratio,
+/// pipeline / chain.
+fn compare(
+    mode: &str,
+    chain: &Totals,
+    pipe: &Totals,
+    rounds: &[f64],
+) -> (String, Value, [bool; 2]) {
+    let speed = pipe.steps_per_second() / chain.steps_per_second();
+    let disk = pipe.bytes_per_step() / chain.bytes_per_step();
+    let cpu = pipe.cpu_per_step() / chain.cpu_per_step();
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    let per_round: Vec<String> = rounds.iter().map(|r| format!("{r:.2}")).collect();
+    let mut text = format!(
+        "{mode}: steps/s chain {:.0}, pipeline {:.0}, ratio {speed:.2} (target >= 0.80: {}; by round {}); \
+         allocated B/step chain {:.0}, pipeline {:.0}, ratio {disk:.2} (target <= 1.20: {})\n",
+        chain.steps_per_second(),
+        pipe.steps_per_second(),
+        met(speed >= 0.8),
+        per_round.join(" "),
+        chain.bytes_per_step(),
+        pipe.bytes_per_step(),
+        met(disk <= 1.2),
+    );
+    text += &format!(
+        "  per step, chain / pipeline: cpu {:.0} / {:.0} us (ratio {cpu:.2}), journal groups {:.4} / {:.4}, task writes {:.2} / {:.2}, stored {:.0} / {:.0} B ({})\n",
+        chain.cpu_per_step(),
+        pipe.cpu_per_step(),
+        chain.per_step(chain.groups),
+        pipe.per_step(pipe.groups),
+        chain.per_step(chain.task_writes),
+        pipe.per_step(pipe.task_writes),
+        chain.live_per_step(),
+        pipe.live_per_step(),
+        by_kind(chain, pipe),
+    );
+    let json = json!({
+        "chain": chain.json(),
+        "pipeline": pipe.json(),
+        "ratio_steps_per_second": speed,
+        "ratio_steps_per_second_by_round": rounds,
+        "ratio_allocated_bytes_per_step": disk,
+        "ratio_cpu_per_step": cpu,
+    });
+    (text, json, [speed >= 0.8, disk <= 1.2])
 }
 
 /// A run whose tasks did not all succeed with one prediction per step measures something
