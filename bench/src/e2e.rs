@@ -13,9 +13,12 @@
 //! - disk: the size of the data dir (file lengths, and allocated blocks × 512 as `du` counts)
 //!   after a warm-up, when every task has finished, and after a clean shutdown; the growth
 //!   divided by N is the cost of one finished K-step task.
+//!
+//! `--pipeline` (`e2e_pipeline.rs`) runs this measurement on a pipeline and on the chain.
 
 use super::disk::{self, DiskUse};
-use super::e2e_tasks::{bodies, post_tasks, read_back, until_idle};
+use super::e2e_pipeline::Workload;
+use super::e2e_tasks::{post_tasks, read_back, until_idle};
 use super::harness::{Harness, Setup};
 use super::load::{self, Outcome};
 use super::stats::Summary;
@@ -23,68 +26,76 @@ use super::Report;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Options {
     /// Tasks to run. sled grows its file by 512 KiB segments and keeps ~1.5 MB of them in
     /// flight, so fewer tasks measure disk per task coarsely (docs/BENCHMARKS.md, "Disk").
     #[arg(long, default_value_t = 4000)]
-    tasks: usize,
+    pub tasks: usize,
     /// Steps (items) per task.
     #[arg(long, default_value_t = 3)]
-    steps: usize,
+    pub steps: usize,
     /// Size of a string field (`pad`) in every item, which the workflow also copies into the
     /// step's prediction input. Random base64 characters, different in every item.
     #[arg(long, default_value_t = 100)]
-    payload_bytes: usize,
+    pub payload_bytes: usize,
     /// Concurrent clients posting the tasks.
     #[arg(long, default_value_t = 64)]
-    clients: usize,
+    pub clients: usize,
     /// Status-check interval of the polling mode (first check and every later one).
     #[arg(long, default_value_t = 10)]
-    poll_ms: u64,
+    pub poll_ms: u64,
     /// Only this mode: `webhooks` or `polling`.
     #[arg(long)]
-    only: Option<String>,
+    pub only: Option<String>,
     /// Tasks run (and waited for) before the baseline is taken.
     #[arg(long, default_value_t = 50)]
-    warmup: usize,
+    pub warmup: usize,
     /// Each prediction's time in the simulator (`processing`, plus a fifth of it `starting`).
     /// 0, the default, measures the engine alone; with it, every task is in flight at once
     /// for a while, as many tasks are in production, which changes how sled's pages age.
     #[arg(long, default_value_t = 0)]
-    prediction_ms: u64,
+    pub prediction_ms: u64,
     /// Send every start with an `Idempotency-Key` (26 random characters, as a frontend would
     /// make), which the engine keeps as long as the task.
     #[arg(long)]
-    idempotency_keys: bool,
+    pub idempotency_keys: bool,
+    /// A four-stage pipeline over ITEMS items (2 + 2·ITEMS steps per task) against the chain
+    /// of as many steps, per step (docs/BENCHMARKS.md, "Pipelines").
+    #[arg(long, value_name = "ITEMS", num_args = 0..=1, default_missing_value = "3", conflicts_with = "steps")]
+    pub pipeline: Option<usize>,
+    /// With `--pipeline`: rounds of both, which goes first alternating, so a slow spell
+    /// falls on both.
+    #[arg(long, default_value_t = 1, requires = "pipeline")]
+    pub rounds: usize,
 }
 
 /// What one mode measured.
-struct Run {
-    mode: String,
-    starts: Outcome,
-    wall: Duration,
-    cpu: Duration,
-    succeeded: usize,
-    failed: usize,
-    predictions: usize,
-    sim_mean_ms: f64,
-    overhead: Summary,
-    groups: (u64, u64),
-    baseline: DiskUse,
-    finished: DiskUse,
-    closed: DiskUse,
+pub(super) struct Run {
+    pub(super) mode: String,
+    pub(super) starts: Outcome,
+    pub(super) wall: Duration,
+    pub(super) cpu: Duration,
+    pub(super) succeeded: usize,
+    pub(super) failed: usize,
+    pub(super) predictions: usize,
+    pub(super) sim_mean_ms: f64,
+    pub(super) overhead: Summary,
+    pub(super) groups: (u64, u64),
+    pub(super) baseline: DiskUse,
+    pub(super) finished: DiskUse,
+    pub(super) closed: DiskUse,
     /// The part of `baseline` and `finished` in the archive (settled tasks), the rest being
     /// the journal (tasks in flight, and sled's garbage from them).
-    archive: (DiskUse, DiskUse),
+    pub(super) archive: (DiskUse, DiskUse),
     /// Keys and key+value bytes in the journal after the run, by key kind (warm-up included).
-    live: Vec<(char, u64, u64)>,
+    pub(super) live: Vec<(char, u64, u64)>,
     /// Tasks in the journal (the warm-up's and the run's).
-    journal_tasks: usize,
+    pub(super) journal_tasks: usize,
 }
 
 impl Run {
-    fn steps(&self, options: &Options) -> usize {
+    pub(super) fn steps(&self, options: &Options) -> usize {
         options.tasks * options.steps
     }
 
@@ -96,11 +107,11 @@ impl Run {
         self.wall.as_secs_f64() * 1000.0 / self.steps(options) as f64 - self.sim_mean_ms
     }
 
-    fn live_bytes(&self) -> u64 {
+    pub(super) fn live_bytes(&self) -> u64 {
         self.live.iter().map(|(_, _, bytes)| bytes).sum()
     }
 
-    fn errors(&self) -> usize {
+    pub(super) fn errors(&self) -> usize {
         self.starts.errors + self.failed
     }
 
@@ -122,7 +133,7 @@ impl Run {
         self.archive.1.allocated_bytes as f64 - self.archive.0.allocated_bytes as f64
     }
 
-    fn json(&self, options: &Options) -> Value {
+    pub(super) fn json(&self, options: &Options) -> Value {
         json!({
             "tasks": options.tasks,
             "steps": self.steps(options),
@@ -157,6 +168,9 @@ impl Run {
 }
 
 pub async fn run(options: Options) -> anyhow::Result<Report> {
+    if let Some(items) = options.pipeline {
+        return super::e2e_pipeline::run(options, items).await;
+    }
     anyhow::ensure!(
         options.tasks > 0 && options.steps > 0,
         "--tasks and --steps must be at least 1"
@@ -165,22 +179,12 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
         options.steps <= 100,
         "--steps must be at most 100 (the workflow's max_items)"
     );
-    let modes: Vec<(String, bool)> = [
-        ("webhooks".to_owned(), true),
-        (format!("polling {} ms", options.poll_ms), false),
-    ]
-    .into_iter()
-    .filter(|(name, _)| {
-        options
-            .only
-            .as_deref()
-            .is_none_or(|only| name.starts_with(only))
-    })
-    .collect();
-    anyhow::ensure!(!modes.is_empty(), "--only takes `webhooks` or `polling`");
     let mut runs = vec![];
-    for (name, webhooks) in modes {
-        runs.push(measure(&options, name, webhooks).await?);
+    let chain = Workload::Chain {
+        steps: options.steps,
+    };
+    for (name, webhooks) in modes(&options)? {
+        runs.push(measure(&options, chain, name, webhooks).await?);
     }
 
     let kib = |bytes: f64| bytes / 1024.0;
@@ -343,11 +347,35 @@ pub async fn run(options: Options) -> anyhow::Result<Report> {
     Ok(Report { table, json })
 }
 
-fn key(mode: &str) -> String {
+/// The modes `--only` leaves: (name, webhooks).
+pub(super) fn modes(options: &Options) -> anyhow::Result<Vec<(String, bool)>> {
+    let modes: Vec<(String, bool)> = [
+        ("webhooks".to_owned(), true),
+        (format!("polling {} ms", options.poll_ms), false),
+    ]
+    .into_iter()
+    .filter(|(name, _)| {
+        options
+            .only
+            .as_deref()
+            .is_none_or(|only| name.starts_with(only))
+    })
+    .collect();
+    anyhow::ensure!(!modes.is_empty(), "--only takes `webhooks` or `polling`");
+    Ok(modes)
+}
+
+pub(super) fn key(mode: &str) -> String {
     mode.split_whitespace().next().unwrap_or(mode).to_owned()
 }
 
-async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Result<Run> {
+/// One mode's run of `workload`; `options.steps` is its steps per task.
+pub(super) async fn measure(
+    options: &Options,
+    workload: Workload,
+    mode: String,
+    webhooks: bool,
+) -> anyhow::Result<Run> {
     let setup = Setup {
         prediction_ms: options.prediction_ms,
         webhooks,
@@ -355,14 +383,14 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
         poll_max_ms: options.poll_ms,
         creates_per_minute: None,
     };
-    let harness = Harness::start(&setup).await?;
+    let harness = Harness::start_with(&setup, workload.workflows()).await?;
     let budget = Duration::from_secs(600);
 
     if options.warmup > 0 {
         let (warm, _) = post_tasks(
             &harness,
             options.clients,
-            bodies("w", options.warmup, options.steps, options.payload_bytes),
+            workload.bodies("w", options.warmup, options.payload_bytes),
             "warm-up",
             options.idempotency_keys,
         )
@@ -379,7 +407,7 @@ async fn measure(options: &Options, mode: String, webhooks: bool) -> anyhow::Res
     let groups_before = harness.groups();
     let predictions_before = harness.sim.predictions().len();
 
-    let bodies = bodies("t", options.tasks, options.steps, options.payload_bytes);
+    let bodies = workload.bodies("t", options.tasks, options.payload_bytes);
     let cpu_before = load::cpu_time();
     let started = Instant::now();
     let (starts, ids) = post_tasks(

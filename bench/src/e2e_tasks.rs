@@ -29,7 +29,7 @@ pub fn bodies(
 
 /// `len` characters of the base64 alphabet, different for every `seed`: payload that
 /// compresses about as badly as a base64 file (6 bits of entropy per character).
-fn noise(seed: &str, len: usize) -> String {
+pub fn noise(seed: &str, len: usize) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut x = seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)

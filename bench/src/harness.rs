@@ -41,6 +41,12 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(setup: &Setup) -> anyhow::Result<Harness> {
+        Self::start_with(setup, "").await
+    }
+
+    /// `start`, with `workflows` (TOML: more `[workflows.NAME]` tables) appended to the
+    /// engine's config after the shared `chain` and `padded` workflows.
+    pub async fn start_with(setup: &Setup, workflows: &str) -> anyhow::Result<Harness> {
         let api = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", api.local_addr()?);
         let behavior = ModelBehavior {
@@ -73,7 +79,7 @@ impl Harness {
              image = \"{{{{previous.output}}}}\"\nn = \"{{{{item.n}}}}\"\n[workflows.chain.first]\nimage = \"{{{{params.start}}}}\"\n\
              [workflows.padded]\nmodel = \"{MODEL}\"\nmax_items = 100\n[workflows.padded.input]\n\
              image = \"{{{{previous.output}}}}\"\nn = \"{{{{item.n}}}}\"\npad = \"{{{{item.pad}}}}\"\n\
-             [workflows.padded.first]\nimage = \"{{{{params.start}}}}\"\n",
+             [workflows.padded.first]\nimage = \"{{{{params.start}}}}\"\n{workflows}",
             data = data.display().to_string(),
             sim = sim.base_url(),
             initial = setup.poll_initial_ms,

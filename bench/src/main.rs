@@ -8,6 +8,7 @@ mod child;
 mod conn;
 mod disk;
 mod e2e;
+mod e2e_pipeline;
 mod e2e_tasks;
 mod floor;
 mod harness;

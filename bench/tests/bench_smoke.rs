@@ -241,6 +241,42 @@ fn e2e_scenario_finishes_every_task_and_measures_disk() {
 }
 
 #[test]
+fn e2e_pipeline_runs_both_workloads_with_one_prediction_per_step_and_compares_them() {
+    let report = bench(&[
+        "e2e",
+        "--pipeline",
+        "2",
+        "--tasks",
+        "8",
+        "--warmup",
+        "2",
+        "--clients",
+        "4",
+        "--only",
+        "webhooks",
+    ]);
+    assert_eq!(report["scenario"], "e2e_pipeline");
+    assert_eq!(
+        report["steps_per_task"], 6,
+        "1 + 2 chained + 2 parallel + 1"
+    );
+    let webhooks = &report["modes"]["webhooks"];
+    for workload in ["chain", "pipeline"] {
+        // The bench refuses a run without exactly one prediction per step, so a report
+        // means every step of every task ran once.
+        assert_eq!(webhooks[workload]["steps"], 48, "{workload}: {webhooks}");
+        positive(&webhooks[workload]["steps_per_second"], "steps per second");
+        positive(
+            &webhooks[workload]["stored_bytes_per_step"],
+            "stored bytes per step",
+        );
+    }
+    positive(&webhooks["ratio_steps_per_second"], "speed ratio");
+    assert!(webhooks["ratio_allocated_bytes_per_step"].is_number());
+    assert_eq!(webhooks["runs"].as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn transitions_scenario_times_every_transition_in_both_modes() {
     let report = bench(&[
         "transitions",
