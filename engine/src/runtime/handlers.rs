@@ -5,7 +5,7 @@
 use super::effect::{Effect, PredictionCall};
 use super::effect::{Ensured, CLOCK_SKEW_MS};
 use super::group::Waiter;
-use super::inputs::{plan, stage_of, target_of};
+use super::inputs::{self, plan, stage_of, target_of};
 use super::policy;
 use super::{new_active, PreparedStart, Runtime, StartError, StartReply};
 use crate::event::Event;
@@ -128,19 +128,8 @@ impl Runtime {
             Ok(Ensured::Withdrawn) => {}
             Err(ClientError::Final { status, detail }) => {
                 tracing::warn!(task_id = %id, step, status, %detail, "Replicate refused to create the prediction.");
-                let at = crate::time::now_millis();
                 let error = format!("Replicate refused the prediction (HTTP {status}): {detail}");
-                // Refused outright (invalid input, unknown model): no retry would do better.
-                self.record(
-                    id,
-                    Event::StepFailed {
-                        step,
-                        prediction_id: None,
-                        error,
-                        canceled: false,
-                        at,
-                    },
-                );
+                self.refused(id, step, error);
             }
             Err(ClientError::Retryable {
                 message,
@@ -159,6 +148,43 @@ impl Runtime {
                 self.schedule(id, step, delay);
             }
         }
+    }
+
+    /// Replicate refused the step's create outright (invalid input, unknown or forbidden
+    /// model): no retry on that model would do better. The same input goes to the stage's
+    /// fallback at once, in the same group, when it has one and is not on it yet; else the
+    /// step fails.
+    fn refused(&mut self, id: TaskId, step: u32, error: String) {
+        let at = crate::time::now_millis();
+        let on_fallback = self
+            .active
+            .get(&id)
+            .and_then(|a| a.task.step(step))
+            .is_none_or(|s| s.model.is_some());
+        let has_fallback = self.stage(id, step).is_some_and(|s| s.fallback.is_some());
+        if has_fallback && !on_fallback {
+            let failed = Event::AttemptFailed {
+                step,
+                prediction_id: None,
+                error: error.clone(),
+                at,
+            };
+            if self.record(id, failed) {
+                if let Some(active) = self.active.get(&id) {
+                    let event = inputs::request_step_on(&self.workflows, &active.task, step, true);
+                    self.record(id, event);
+                }
+                return;
+            }
+        }
+        let failed = Event::StepFailed {
+            step,
+            prediction_id: None,
+            error,
+            canceled: false,
+            at,
+        };
+        self.record(id, failed);
     }
 
     /// A create call is about to leave: journal it as sent, unless the step no longer wants

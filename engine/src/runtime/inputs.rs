@@ -12,6 +12,17 @@ use std::collections::HashMap;
 /// once its retries are spent), or its failure when the input cannot be built (e.g. the
 /// previous output lacks a templated path).
 pub(super) fn request_step(workflows: &HashMap<String, Workflow>, task: &Task, step: u32) -> Event {
+    request_step_on(workflows, task, step, false)
+}
+
+/// `request_step`, on the stage's fallback now when `fallback_now` (Replicate refused the
+/// stage's own model outright, so its retries would be refused too).
+pub(super) fn request_step_on(
+    workflows: &HashMap<String, Workflow>,
+    task: &Task,
+    step: u32,
+    fallback_now: bool,
+) -> Event {
     let at = crate::time::now_millis();
     let fail = |error: String| Event::StepFailed {
         step,
@@ -76,7 +87,7 @@ pub(super) fn request_step(workflows: &HashMap<String, Workflow>, task: &Task, s
     let fallback = stage
         .fallback
         .as_ref()
-        .filter(|_| tries > stage.step_retries + 1);
+        .filter(|_| fallback_now || tries > stage.step_retries + 1);
     step_requested(task, step, input, fallback.map(|t| t.label().to_owned()))
 }
 

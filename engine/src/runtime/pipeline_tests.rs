@@ -276,3 +276,41 @@ fn a_cancel_while_a_branch_is_being_checked_stops_it_when_the_check_is_back() {
         "canceled as soon as its check is back, not at its next poll"
     );
 }
+
+#[test]
+fn a_create_refused_outright_goes_to_the_fallback_at_once_and_the_fallback_is_the_last_try() {
+    let mut rig = Rig::with_workflow("lookbook", LOOKBOOK, None, false);
+    let id = start(&mut rig, &[1]);
+    past_cutout(&mut rig, id);
+    let refused = Msg::Created {
+        id,
+        step: 2,
+        attempt: 1,
+        result: Err(ClientError::Final {
+            status: 422,
+            detail: "Invalid version or not permitted".into(),
+        }),
+        searched: false,
+    };
+    rig.send(refused);
+    let effects = rig.take();
+    let [Effect::Create {
+        step: 2,
+        attempt: 2,
+        call,
+        ..
+    }] = effects.as_slice()
+    else {
+        panic!("one create on the fallback, not a retry on the refused model: {effects:?}");
+    };
+    assert_eq!(
+        call.target,
+        crate::workflow::Target::Model("acme/variant-old".into())
+    );
+    // The fallback's prediction fails: no retry (one was left on the stage's own model).
+    rig.send(made(id, 2, 2));
+    rig.take();
+    rig.send(ended(id, 2, 2, "failed", json!(null)));
+    assert_eq!(rig.task(id).status, crate::model::TaskStatus::Failed);
+    assert!(creates(&rig.take()).is_empty());
+}

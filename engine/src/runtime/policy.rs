@@ -115,14 +115,14 @@ pub fn human(duration: Duration) -> String {
 
 impl Runtime {
     /// The configured stage of `step`, when the task's plan still matches the config.
-    fn stage(&self, id: TaskId, step: u32) -> Option<&crate::workflow::Stage> {
+    pub(super) fn stage(&self, id: TaskId, step: u32) -> Option<&crate::workflow::Stage> {
         let task = &self.active.get(&id)?.task;
         let workflow = self.workflows.get(&task.workflow)?;
         super::inputs::stage_of(workflow, task, task.step(step)?).map(|(stage, _)| stage)
     }
 
-    /// How many more attempts the step's stage allows after attempt `tries` of this run: its
-    /// `step_retries`, then one on its fallback.
+    /// Whether the step's stage allows another attempt after the current one failed: its
+    /// `step_retries`, then one on its fallback (after which nothing).
     pub(super) fn allows_another(&self, id: TaskId, step: u32) -> bool {
         let Some(stage) = self.stage(id, step) else {
             return false;
@@ -130,6 +130,10 @@ impl Runtime {
         let Some(s) = self.active.get(&id).and_then(|a| a.task.step(step)) else {
             return false;
         };
+        if s.model.is_some() {
+            // The fallback is the last attempt.
+            return false;
+        }
         let tries = (s.attempt + 1).saturating_sub(s.run_from);
         let budget = stage.step_retries + u32::from(stage.fallback.is_some());
         retries_attempt(tries, budget)
