@@ -314,3 +314,65 @@ fn a_create_refused_outright_goes_to_the_fallback_at_once_and_the_fallback_is_th
     assert_eq!(rig.task(id).status, crate::model::TaskStatus::Failed);
     assert!(creates(&rig.take()).is_empty());
 }
+
+#[test]
+fn each_branch_times_out_on_its_stages_own_step_timeout() {
+    const TIMED: &str = r#"
+        [[stages]]
+        name = "variants"
+        model = "acme/variant"
+        each = "item"
+        parallel = true
+        step_timeout = "20ms"
+        [stages.input]
+        seed = "{{item.seed}}"
+    "#;
+    let mut rig = Rig::with_workflow("lookbook", TIMED, None, false);
+    let id = start(&mut rig, &[1, 2]);
+    assert_eq!(creates(&rig.take()).len(), 2, "both branches at once");
+    rig.send(made(id, 1, 1));
+    rig.send(made(id, 2, 1));
+    rig.take();
+    // The branches were requested before this: 30 ms from now, both are past 20 ms.
+    std::thread::sleep(Duration::from_millis(30));
+    {
+        let _context = rig.tokio.enter();
+        for step in [1, 2] {
+            rig.runtime.on_due(id, step);
+        }
+        rig.runtime.run_effects();
+    }
+    let canceled: Vec<(u32, Option<String>)> = rig
+        .take()
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Cancel {
+                step,
+                prediction_id,
+                ..
+            } => Some((step, prediction_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        canceled,
+        [(1, Some("p1-1".to_owned())), (2, Some("p2-1".to_owned()))],
+        "each branch's prediction is canceled at its own timeout"
+    );
+    rig.send(Msg::CancelDone {
+        id,
+        step: 1,
+        attempt: 1,
+        result: Ok(CancelOutcome::Answered(prediction(
+            "p1-1",
+            "canceled",
+            json!(null),
+        ))),
+    });
+    let task = rig.task(id);
+    assert_eq!(task.status, crate::model::TaskStatus::Failed);
+    assert_eq!(
+        task.error.as_deref(),
+        Some("step 1 (variants, item 0): step timed out after 20ms")
+    );
+}
