@@ -40,7 +40,7 @@ pub(super) const KEPT: &[u8] = b"k";
 
 /// The most `c` index entries one list call reads while filtering, so a filter that matches
 /// little cannot make a request scan the whole history; the page then ends early with a cursor.
-const MAX_SCANNED_PER_PAGE: usize = 5_000;
+pub(super) const MAX_SCANNED_PER_PAGE: usize = 5_000;
 
 pub struct KvStore<B> {
     /// Running tasks: their events (one entry per commit: an event or a run), and their

@@ -13,6 +13,7 @@ mod first_run;
 mod keys;
 mod kv;
 mod memory;
+pub mod pg;
 mod schema_v1;
 mod schema_v2;
 mod schema_v3;
@@ -27,6 +28,7 @@ pub use kv::KvStore;
 /// one archive batch stays a few MB.
 pub const MOVE_BATCH: usize = 512;
 pub use memory::MemoryBackend;
+pub use pg::PgStore;
 
 impl StoreError {
     /// A failed storage operation: what the store was doing, and why it failed.

@@ -1,10 +1,13 @@
-//! The same behaviour checked on both backends: atomic groups, indexes, listing, reopening.
+//! The same behaviour checked on every store (`stores`): in memory, sled, and PostgreSQL
+//! when `STEPWISE_TEST_POSTGRES_URL` names one (`pg::test_db`). Tests of `KvStore`'s own
+//! layout (checkpoints, runs, older versions' keys, torn scans) and of its fault-injecting
+//! memory backend stay on `KvStore`; PostgreSQL's counterparts are in `pg::tests`.
 
 use super::*;
 use crate::machine;
 use crate::model::Json;
 
-fn new_task(seed: u8, at: i64, key: Option<&str>) -> TaskWrite {
+pub(super) fn new_task(seed: u8, at: i64, key: Option<&str>) -> TaskWrite {
     let created = Event::TaskCreated {
         workflow: if seed.is_multiple_of(2) {
             "even".into()
@@ -23,7 +26,7 @@ fn new_task(seed: u8, at: i64, key: Option<&str>) -> TaskWrite {
     }
 }
 
-fn finish(write: &mut TaskWrite) {
+pub(super) fn finish(write: &mut TaskWrite) {
     finish_at(write, 10);
 }
 
@@ -56,13 +59,20 @@ fn finish_at(write: &mut TaskWrite, at: i64) {
     }
 }
 
-fn stores() -> Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> {
+/// What a store needs kept until the test ends: its directory, its database schema.
+type Held = Option<Box<dyn std::any::Any>>;
+
+fn stores() -> Vec<(Box<dyn Store>, Held)> {
     let dir = tempfile::tempdir().unwrap();
     let sled = KvStore::open(dir.path(), 1 << 20).unwrap();
-    vec![
+    let mut stores: Vec<(Box<dyn Store>, Held)> = vec![
         (Box::new(KvStore::in_memory()), None),
-        (Box::new(sled), Some(dir)),
-    ]
+        (Box::new(sled), Some(Box::new(dir))),
+    ];
+    if let Some(db) = pg::test_db::TestSchema::create() {
+        stores.push((Box::new(db.open()), Some(Box::new(db))));
+    }
+    stores
 }
 
 #[test]
@@ -314,7 +324,7 @@ fn churn(write: &mut TaskWrite, n: usize) {
 fn a_long_task_reads_back_from_its_checkpoint_and_the_events_after_it() {
     use super::kv::CHECKPOINT_EVERY;
     let memory = KvStore::in_memory();
-    let mut all: Vec<(Box<dyn Store>, Option<tempfile::TempDir>)> = stores();
+    let mut all = stores();
     all.push((Box::new(memory), None));
     for (store, _dir) in all {
         let mut write = new_task(6, 6, None);
@@ -691,4 +701,54 @@ fn a_commits_events_are_one_entry_and_read_back_from_any_sequence() {
         store.events(&id),
         Err(StoreError::Inconsistent { .. })
     ));
+}
+
+/// Replaces the write's events with `events`, applied in order.
+fn then(write: &mut TaskWrite, events: Vec<Event>) {
+    write.events.clear();
+    for event in events {
+        machine::apply(Arc::make_mut(&mut write.task), &event).unwrap();
+        write.events.push((write.task.seq, event));
+    }
+}
+
+/// A task canceled while its prediction runs has a cancel still to send: recovery must
+/// resume it until that cancel settles, and a sweep must leave it.
+#[test]
+fn a_canceled_task_stays_active_until_its_cancel_settles() {
+    for (store, _dir) in stores() {
+        let mut write = new_task(12, 100, None);
+        store.commit(std::slice::from_ref(&write)).unwrap();
+        then(
+            &mut write,
+            vec![
+                Event::StepRequested {
+                    step: 1,
+                    attempt: 1,
+                    input: Json("{}".into()),
+                    at: 10,
+                },
+                Event::PredictionCreated {
+                    step: 1,
+                    attempt: 1,
+                    prediction_id: "pred-c".into(),
+                    at: 11,
+                },
+                Event::TaskCanceled {
+                    reason: "asked".into(),
+                    at: 12,
+                },
+            ],
+        );
+        store.commit(std::slice::from_ref(&write)).unwrap();
+        assert_eq!(write.task.status, TaskStatus::Canceled);
+        assert!(!write.task.is_settled());
+        assert_eq!(store.active().unwrap(), vec![Task::clone(&write.task)]);
+        assert!(store.sweep(1_000, 10).unwrap().is_empty());
+
+        then(&mut write, vec![Event::CancelSettled { step: 1, at: 13 }]);
+        store.commit(std::slice::from_ref(&write)).unwrap();
+        assert!(store.active().unwrap().is_empty());
+        assert_eq!(store.sweep(1_000, 10).unwrap(), vec![write.task.id]);
+    }
 }
