@@ -139,6 +139,7 @@ impl<B: Backend> KvStore<B> {
             Some(bytes) => Some(Self::decode_task_at(&key, &bytes)?),
             None => None,
         };
+        let checkpointed = task.is_some();
         let from = task.as_ref().map_or(1, |t| t.seq + 1);
         for (seq, event) in archive::journal(&self.backend, &self.archive, id, from)? {
             let key = keys::event(id, seq);
@@ -158,6 +159,16 @@ impl<B: Backend> KvStore<B> {
                     return Err(inconsistent(&key, format!("does not apply: {ignored:?}")))
                 }
             }
+        }
+        // A move or a sweep that deleted the journal's keys between the checkpoint's read and
+        // the events' would leave the checkpoint alone, an older state than the task's (a
+        // sweep deletes the events in the archive too): read again (`untorn`), and find the
+        // task whole in the archive, or gone.
+        if checkpointed && self.backend.get(&key)?.is_none() {
+            return Err(inconsistent(
+                &key,
+                "the checkpoint was deleted during the read".into(),
+            ));
         }
         Ok(task)
     }

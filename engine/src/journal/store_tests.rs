@@ -752,3 +752,66 @@ fn a_canceled_task_stays_active_until_its_cancel_settles() {
         assert_eq!(store.sweep(1_000, 10).unwrap(), vec![write.task.id]);
     }
 }
+
+/// A backend that deletes every key it holds at its first scan of events once armed: a
+/// sweep (or a move) landing between a read's checkpoint and the events after it.
+struct SweptMidRead {
+    inner: MemoryBackend,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl Backend for SweptMidRead {
+    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.inner.apply(ops)
+    }
+    fn apply_guarded(&self, groups: Vec<super::Guarded>) -> Result<usize, StoreError> {
+        self.inner.apply_guarded(groups)
+    }
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn scan(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        if from.first() == Some(&super::keys::EVENT) && self.armed.swap(false, SeqCst) {
+            let every = self.inner.scan(&[], &[0xff; 40], false, usize::MAX)?;
+            let deletes = every.into_iter().map(|(key, _)| (key, None)).collect();
+            self.inner.apply(deletes)?;
+        }
+        self.inner.scan(from, to, reverse, limit)
+    }
+}
+
+#[test]
+fn a_task_swept_between_its_checkpoint_and_its_events_reads_as_gone_not_older() {
+    use super::kv::CHECKPOINT_EVERY;
+    let store = KvStore::new(
+        SweptMidRead {
+            inner: MemoryBackend::default(),
+            armed: false.into(),
+        },
+        SweptMidRead {
+            inner: MemoryBackend::default(),
+            armed: false.into(),
+        },
+    );
+    let mut write = new_task(7, 7, None);
+    store.commit(std::slice::from_ref(&write)).unwrap();
+    churn(&mut write, CHECKPOINT_EVERY as usize + 3);
+    store.commit(std::slice::from_ref(&write)).unwrap();
+    assert_eq!(
+        store.task(&write.task.id).unwrap(),
+        Some(Task::clone(&write.task)),
+        "the checkpoint and the events after it"
+    );
+    store.backend().armed.store(true, SeqCst);
+    assert_eq!(
+        store.task(&write.task.id).unwrap(),
+        None,
+        "the checkpoint alone is an older state than the task ever read before"
+    );
+}
