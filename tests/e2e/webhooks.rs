@@ -11,15 +11,28 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WITHIN: Duration = Duration::from_secs(30);
 
 /// Webhooks on, pointed at a loopback port nobody listens on: the simulator's own deliveries
-/// fail, so only the deliveries a test sends by hand reach the engine.
+/// fail, so only the deliveries a test sends by hand reach the engine. A safety poll of a
+/// minute or more means "deliveries only": the checks of a prediction still `starting` (at
+/// the usual cadence under webhooks) go as far out, or one of them could end the step before
+/// the test's delivery does.
 fn webhook_config(env: &Env, safety_poll_ms: u64) -> String {
-    env.config("").replace(
-        "poll_max_ms = 200",
-        &format!(
-            "poll_max_ms = 200\nwebhook_base_url = \"http://127.0.0.1:9\"\n\
-             webhook_secret = \"{SECRET}\"\nsafety_poll_ms = {safety_poll_ms}"
-        ),
-    )
+    let (initial, max) = if safety_poll_ms >= 60_000 {
+        (safety_poll_ms, safety_poll_ms)
+    } else {
+        (40, 200)
+    };
+    env.config("")
+        .replace(
+            "poll_initial_ms = 40",
+            &format!("poll_initial_ms = {initial}"),
+        )
+        .replace(
+            "poll_max_ms = 200",
+            &format!(
+                "poll_max_ms = {max}\nwebhook_base_url = \"http://127.0.0.1:9\"\n\
+                 webhook_secret = \"{SECRET}\"\nsafety_poll_ms = {safety_poll_ms}"
+            ),
+        )
 }
 
 struct Delivery {
