@@ -19,6 +19,18 @@ fn ids(list: &Value) -> Vec<&str> {
 async fn the_list_holds_summaries_expands_steps_and_searches() {
     let app = spawn_app().await;
     let red = app.start_ok(&tryon_body("Red-Coat", 2)).await;
+    // Ids order by their creation millisecond, then at random: "newest first" below needs
+    // blue to start in a later millisecond than red (the first 12 hex digits of an id).
+    let red_ms = u64::from_str_radix(&red[4..16], 16).unwrap();
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    while now_ms() <= red_ms {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let blue = app.start_ok(&tryon_body("blue-hat", 1)).await;
     for id in [&red, &blue] {
         app.wait_until_finished(id, FINISH).await;
