@@ -309,16 +309,34 @@ impl Engine {
         self.queue.position(id)
     }
 
-    pub fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
-        self.store.task(id)
+    pub async fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
+        let id = *id;
+        self.read(move |store| store.task(&id)).await
     }
 
-    pub fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
-        self.store.list(query)
+    pub async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
+        let query = query.clone();
+        self.read(move |store| store.list(&query)).await
     }
 
-    pub fn events(&self, id: &TaskId) -> Result<Vec<(u64, crate::event::Event)>, StoreError> {
-        self.store.events(id)
+    pub async fn events(&self, id: &TaskId) -> Result<Vec<(u64, crate::event::Event)>, StoreError> {
+        let id = *id;
+        self.read(move |store| store.events(&id)).await
+    }
+
+    /// Runs a read of the store, on a blocking thread when the store's reads wait on the
+    /// network (`Store::reads_block`).
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        if !self.store.reads_block() {
+            return read(&*self.store);
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || read(&*store))
+            .await
+            .map_err(|e| StoreError::io("reading the store", std::io::Error::other(e)))?
     }
 
     pub fn workflow_names(&self) -> impl Iterator<Item = &str> {

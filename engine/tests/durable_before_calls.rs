@@ -84,6 +84,7 @@ async fn no_create_reaches_replicate_before_its_intent_is_durable() {
     for id in &ids {
         while engine
             .task(id)
+            .await
             .unwrap()
             .is_none_or(|t| t.status != TaskStatus::Succeeded)
         {

@@ -49,6 +49,7 @@ async fn finished_tasks_are_swept_while_commits_never_stop() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while engine
         .task(&first)
+        .await
         .unwrap()
         .is_none_or(|task| task.status != TaskStatus::Succeeded)
     {
@@ -73,7 +74,7 @@ async fn finished_tasks_are_swept_while_commits_never_stop() {
         }));
     }
     let deadline = Instant::now() + Duration::from_secs(15);
-    while engine.task(&first).unwrap().is_some() {
+    while engine.task(&first).await.unwrap().is_some() {
         if Instant::now() > deadline {
             load.store(false, Ordering::Relaxed);
             panic!("a task finished 1 s after its start was never swept while the load ran");

@@ -49,7 +49,7 @@ pub async fn task_response(
     wait: Option<u64>,
 ) -> Result<Response, ApiError> {
     let mut watch = wait.map(|_| state.engine.watch(id));
-    let mut task = state.engine.task(&id)?.ok_or_else(|| not_found(id))?;
+    let mut task = state.engine.task(&id).await?.ok_or_else(|| not_found(id))?;
     if not_modified(headers, &task) {
         let (Some(secs), Some(watch)) = (wait, watch.as_mut()) else {
             return Ok(unchanged(&task));
@@ -57,7 +57,7 @@ pub async fn task_response(
         if !changed(watch, task.seq, Duration::from_secs(secs), &state.shutdown).await {
             return Ok(unchanged(&task));
         }
-        task = state.engine.task(&id)?.ok_or_else(|| not_found(id))?;
+        task = state.engine.task(&id).await?.ok_or_else(|| not_found(id))?;
     }
     let body = render::task(&task, state.engine.queue_position(&id));
     let cache = HeaderValue::from_static("no-cache");
@@ -109,7 +109,7 @@ pub async fn task_events(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let watch = state.engine.watch(id);
-    let task = state.engine.task(&id)?.ok_or_else(|| not_found(id))?;
+    let task = state.engine.task(&id).await?.ok_or_else(|| not_found(id))?;
     let last_seen: Option<u64> = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -178,7 +178,7 @@ impl Stream {
                 // This stream fell behind and missed changes: the client still has `last`, so
                 // what differs from the task now is the delta (a whole snapshot here would
                 // slow the stream further, and a big task's stream would lag for good).
-                Err(RecvError::Lagged(_)) => match self.state.engine.task(&self.id) {
+                Err(RecvError::Lagged(_)) => match self.state.engine.task(&self.id).await {
                     Ok(Some(task)) if task.seq > self.sent => {
                         let event = delta(&self.state, &["resync"], &self.last.task, &task);
                         self.last = Arc::new(TaskChange {

@@ -43,7 +43,7 @@ pub async fn step_prediction(
     let shown: String = id.chars().take(64).collect();
     let no_task = || ApiError::NotFound(format!("no task with id '{shown}'"));
     let task_id: TaskId = id.parse().map_err(|_| no_task())?;
-    let task = state.engine.task(&task_id)?.ok_or_else(no_task)?;
+    let task = state.engine.task(&task_id).await?.ok_or_else(no_task)?;
     let step = index
         .parse::<u32>()
         .ok()

@@ -114,7 +114,7 @@ pub async fn task_journal(
 ) -> Result<Json<Value>, ApiError> {
     let id = path_id(id)?;
     let task_id = parse_id(&id)?;
-    let events = state.engine.events(&task_id)?;
+    let events = state.engine.events(&task_id).await?;
     if events.is_empty() {
         return Err(not_found_task(&id));
     }
@@ -263,7 +263,7 @@ pub async fn list_tasks(
         cursor: params.cursor,
         q: params.q,
     };
-    let page = state.engine.list(&query)?;
+    let page = state.engine.list(&query).await?;
     let tasks = page
         .tasks
         .iter()

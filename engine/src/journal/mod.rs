@@ -157,6 +157,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` settled tasks that ended before `cutoff`, with their events and
     /// index entries, durably; returns the ids of those that went.
     fn sweep(&self, cutoff: crate::model::Millis, limit: usize) -> Result<Vec<TaskId>, StoreError>;
+    /// Whether a read waits on the network (PostgreSQL), so async callers should run it on
+    /// a blocking thread; `KvStore` reads come from memory or a local file and are not
+    /// worth a thread hop.
+    fn reads_block(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

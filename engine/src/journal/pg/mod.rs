@@ -17,8 +17,11 @@
 //! the lease's epoch in the commit's transaction, `write::commit`); LISTEN/NOTIFY after a
 //! commit and a listener connection of its own beside `pool`; shared rate limits (their
 //! own table); `[storage] postgres_url`, `serve` and `migrate-store` (outside `journal`).
-//! The Store is synchronous, over the synchronous `postgres` client: call it from a
-//! blocking thread, never from inside an async task (the client runs its own runtime).
+//! The Store is synchronous, over the synchronous `postgres` client, which runs its own
+//! small runtime and panics when called from inside a tokio task. Callers should use a
+//! blocking thread (`spawn_blocking`, the committer's thread); a call made from an async
+//! task anyway (the runtime's loop reads a finished task now and then) runs on a thread of
+//! its own for its duration (`off_runtime`) instead of panicking.
 
 mod pool;
 mod read;
@@ -61,30 +64,56 @@ impl PgStore {
             config.application_name("stepwise");
         }
         let pool = Pool::new(config, pool_size);
-        schema::migrate(&mut *pool.get()?)?;
+        off_runtime(|| schema::migrate(&mut *pool.get()?))?;
         Ok(PgStore { pool })
     }
 }
 
+impl PgStore {
+    /// Runs `f` on a pooled connection, on a thread outside any tokio runtime.
+    fn with<T: Send>(
+        &self,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        off_runtime(|| f(&mut *self.pool.get()?))
+    }
+}
+
+/// Runs `f` here, or, when called from inside a tokio runtime (where the synchronous
+/// client would panic), on a scoped thread of its own, waiting for it. The caller's worker
+/// thread blocks for the call either way; async callers should prefer `spawn_blocking`.
+fn off_runtime<T: Send>(f: impl FnOnce() -> Result<T, StoreError> + Send) -> Result<T, StoreError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::io(
+            "a PostgreSQL call",
+            std::io::Error::other("the call panicked"),
+        )),
+    })
+}
+
 impl Store for PgStore {
     fn commit(&self, group: &[TaskWrite]) -> Result<(), StoreError> {
-        write::commit(&mut *self.pool.get()?, group)
+        self.with(|client| write::commit(client, group))
     }
 
     fn task(&self, id: &TaskId) -> Result<Option<Task>, StoreError> {
-        read::task(&mut *self.pool.get()?, id)
+        self.with(|client| read::task(client, id))
     }
 
     fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
-        read::list(&mut *self.pool.get()?, query)
+        self.with(|client| read::list(client, query))
     }
 
     fn active(&self) -> Result<Vec<Task>, StoreError> {
-        read::active(&mut *self.pool.get()?)
+        self.with(read::active)
     }
 
     fn task_for_idempotency_key(&self, key: &str) -> Result<Option<TaskId>, StoreError> {
-        read::task_for_idempotency_key(&mut *self.pool.get()?, key)
+        self.with(|client| read::task_for_idempotency_key(client, key))
     }
 
     fn owned_predictions(
@@ -93,24 +122,25 @@ impl Store for PgStore {
         journaled_from: Millis,
         journaled_until: Millis,
     ) -> Result<Vec<String>, StoreError> {
-        read::owned_predictions(
-            &mut *self.pool.get()?,
-            prediction_ids,
-            journaled_from,
-            journaled_until,
-        )
+        self.with(|client| {
+            read::owned_predictions(client, prediction_ids, journaled_from, journaled_until)
+        })
     }
 
     fn create_marks_since(&self, now: Millis) -> Result<Millis, StoreError> {
-        read::create_marks_since(&mut *self.pool.get()?, now)
+        self.with(|client| read::create_marks_since(client, now))
     }
 
     fn events(&self, id: &TaskId) -> Result<Vec<(u64, Event)>, StoreError> {
-        read::events(&mut *self.pool.get()?, id)
+        self.with(|client| read::events(client, id))
     }
 
     fn sweep(&self, cutoff: Millis, limit: usize) -> Result<Vec<TaskId>, StoreError> {
-        write::sweep(&mut *self.pool.get()?, cutoff, limit)
+        self.with(|client| write::sweep(client, cutoff, limit))
+    }
+
+    fn reads_block(&self) -> bool {
+        true
     }
 }
 
